@@ -1,0 +1,29 @@
+# ssm-flags: every task a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CARGO ?= cargo
+export CARGO_BUILD_JOBS ?= 2
+
+.PHONY: help demo test lint unit vectors bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+demo: ## The local demo on the seed article's flags (embedded)
+	$(CARGO) run --quiet -p ssm-flags --example demo
+
+test: lint vectors unit ## Everything CI runs: lint, bucketing vectors, all tests
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+vectors: ## Check the committed bucketing vectors against Python's hashlib
+	python3 $(ROOT)/handler-lib/tests/vectors/gen_buckets.py | diff -q - $(ROOT)/handler-lib/tests/vectors/buckets.json
+
+unit: ## All unit and integration tests
+	$(CARGO) test --workspace
+
+bench: ## Run the benchmarks and regenerate BENCHMARKS.md
+	$(CARGO) bench -p ssm-flags --bench lookup
+	python3 $(ROOT)/bench/report.py

@@ -1,0 +1,102 @@
+//! A flag read in the handler vs its physical floor, measured in the same run.
+//!
+//! - `bool/*`: `flags::get` of a boolean flag vs a `HashMap<String, bool>` lookup of the same key.
+//! - `rollout/*`: a JSON rollout flag evaluated for a user vs that lookup plus one md5 of the id.
+//!
+//! `make bench` runs this and turns the medians into the ratios in `BENCHMARKS.md`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flags::{Context, FlagEntry, ParameterKind, Snapshot};
+use md5::{Digest, Md5};
+
+/// The seed's flags plus filler, so both sides search a map of realistic size.
+fn parameters() -> Vec<(String, String)> {
+    let mut params = vec![
+        ("dark-mode".to_owned(), "true".to_owned()),
+        (
+            "new-analytics".to_owned(),
+            r#"{"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1", "us-west-2"], "excluded_user_ids": ["user-123", "user-456"]}"#.to_owned(),
+        ),
+        (
+            "new-payment-processor".to_owned(),
+            r#"{"enabled": true, "rollout_percentage": 50, "fallback_on_error": true}"#.to_owned(),
+        ),
+        (
+            "new-checkout-flow".to_owned(),
+            r#"{"enabled": true, "allowed_user_ids": ["user-1", "user-2"]}"#.to_owned(),
+        ),
+    ];
+    params.extend((0..26).map(|i| (format!("team/feature-{i}"), "false".to_owned())));
+    params
+}
+
+fn install() {
+    let entries = parameters()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, raw))| {
+            let full = format!("/myapp/prod/features/{name}");
+            FlagEntry::from_parameter(name, &full, ParameterKind::String, &raw, i as u64 + 1)
+        });
+    flags::install(Snapshot::new(1, None, false, entries));
+}
+
+fn bucket_floor(user_id: &str) -> u8 {
+    let digest: [u8; 16] = Md5::digest(user_id.as_bytes()).into();
+    (u128::from_be_bytes(digest) % 100) as u8 + 1
+}
+
+fn bench_bool(c: &mut Criterion) {
+    install();
+    let floor: HashMap<String, bool> = parameters()
+        .into_iter()
+        .map(|(name, raw)| (name, raw == "true"))
+        .collect();
+    let mut group = c.benchmark_group("bool");
+    group.bench_function("hashmap_floor", |b| {
+        b.iter(|| floor.get(black_box("dark-mode")).copied().unwrap_or(false))
+    });
+    group.bench_function("flags_get", |b| {
+        b.iter(|| flags::get(black_box("dark-mode")).enabled())
+    });
+    let pinned = flags::pin();
+    group.bench_function("pinned_get", |b| {
+        b.iter(|| pinned.get(black_box("dark-mode")).enabled())
+    });
+    group.finish();
+}
+
+fn bench_rollout(c: &mut Criterion) {
+    install();
+    let floor: HashMap<String, u8> = parameters()
+        .into_iter()
+        .map(|(name, _)| (name, 50))
+        .collect();
+    let mut group = c.benchmark_group("rollout");
+    group.bench_function("hashmap_md5_floor", |b| {
+        b.iter(|| {
+            let percentage = floor.get(black_box("new-payment-processor")).copied();
+            percentage.is_some_and(|p| bucket_floor(black_box("user-123")) <= p)
+        })
+    });
+    group.bench_function("flags_eval", |b| {
+        b.iter(|| {
+            flags::get(black_box("new-payment-processor"))
+                .enabled_for(&Context::user(black_box("user-123")))
+        })
+    });
+    group.bench_function("flags_eval_all_rules", |b| {
+        b.iter(|| {
+            flags::get(black_box("new-analytics")).enabled_for(
+                &Context::user(black_box("user-789")).with_region(black_box("us-east-1")),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_bool, bench_rollout);
+criterion_main!(benches);

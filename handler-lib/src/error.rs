@@ -1,0 +1,64 @@
+//! Errors: what is wrong with one flag's value, and why a snapshot could not be loaded.
+
+use std::path::PathBuf;
+
+/// What is wrong with a flag's value. Its text says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The value starts with `{` but is not valid JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The JSON document is not an object.
+    #[error("a JSON flag must be an object, got {0}")]
+    NotAnObject(String),
+    /// A known field has the wrong type.
+    #[error("field `{field}` must be {expected}, got {found}")]
+    WrongType {
+        /// The field, as written in the document.
+        field: &'static str,
+        /// What the field must hold.
+        expected: &'static str,
+        /// What it held.
+        found: String,
+    },
+    /// `rollout_percentage` is a number outside 0–100.
+    #[error("field `rollout_percentage` must be a number from 0 to 100, got {0}")]
+    PercentageOutOfRange(String),
+}
+
+/// A flag in an error state: it behaves as its default, and says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// The value of this SSM parameter is invalid.
+    #[error("parameter {parameter}: {problem}")]
+    Invalid {
+        /// The parameter's full SSM name (or the flag name, for snapshot files).
+        parameter: String,
+        /// What is wrong.
+        problem: Problem,
+    },
+    /// The extension reported this flag as invalid, with this message.
+    #[error("{0}")]
+    Reported(String),
+}
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The snapshot file could not be read.
+    #[error("cannot read flag snapshot file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The document is not a snapshot (see the README's snapshot format).
+    #[error("{origin} is not a valid flag snapshot: {source}")]
+    Format {
+        /// Where the document came from (a path, or "the extension's response").
+        origin: String,
+        /// The decoding error, with line and column.
+        source: serde_json::Error,
+    },
+}

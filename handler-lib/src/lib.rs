@@ -1,0 +1,82 @@
+//! Runtime feature flags from SSM Parameter Store for Rust Lambda handlers.
+//!
+//! ```
+//! use flags::Context;
+//!
+//! if flags::get("dark-mode").enabled() { /* … */ }
+//! let user = Context::user("user-123").with_region("us-east-1");
+//! if flags::get("new-checkout-flow").enabled_for(&user) { /* … */ }
+//! let timeout_ms: u64 = flags::get("new-payment-processor").field_or("timeout_ms", 800);
+//! let beta = flags::get_or("beta-banner", true); // on unless a flag says otherwise
+//! # let _ = (timeout_ms, beta);
+//! ```
+//!
+//! A lookup never does I/O and never fails: it reads an immutable snapshot held in memory,
+//! swapped in atomically when the flags change. A missing or invalid flag reads as its default.
+//!
+//! Modules:
+//! - [`model`]: what an operator stores in SSM, parsed into [`FlagValue`]s and [`Rules`];
+//! - [`eval`]: targeting and the deterministic percentage rollout ([`bucket`]);
+//! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`];
+//! - [`flag`]: the [`Flag`] handle handlers read;
+//! - [`wire`]: the JSON snapshot format shared with the extension and snapshot files;
+//! - [`error`]: what is wrong with a flag, or with a snapshot document.
+
+pub mod error;
+pub mod eval;
+pub mod flag;
+pub mod model;
+pub mod snapshot;
+pub mod wire;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{FlagError, LoadError, Problem};
+pub use eval::{Context, Evaluation, Reason, bucket};
+pub use flag::{ConfigError, Flag};
+pub use model::{FlagValue, JsonFlag, ParameterKind, Rules};
+pub use snapshot::{FlagEntry, Snapshot, Store};
+
+use snapshot::GLOBAL;
+
+/// A handle on a flag in the current snapshot; it reads as `false` when missing or invalid.
+pub fn get(name: &str) -> Flag {
+    GLOBAL.get(name)
+}
+
+/// A handle on a flag that reads as `default` when missing, invalid or not a toggle.
+pub fn get_or(name: &str, default: bool) -> Flag {
+    GLOBAL.get(name).default_to(default)
+}
+
+/// Pins the current snapshot, so that every read of one invocation agrees.
+pub fn pin() -> Arc<Snapshot> {
+    GLOBAL.pin()
+}
+
+/// The version of the current snapshot (0 before any is installed).
+pub fn version() -> u64 {
+    GLOBAL.version()
+}
+
+/// Installs a snapshot as the current one, atomically; returns the one it replaced.
+///
+/// This is the seam through which flags get in: the extension client calls it, and tests or
+/// local runs may call it directly.
+pub fn install(snapshot: Snapshot) -> Arc<Snapshot> {
+    GLOBAL.install(snapshot)
+}
+
+/// Loads a snapshot file (the [`wire`] format) and installs it; returns its number of flags.
+pub fn load_file(path: impl AsRef<Path>) -> Result<usize, LoadError> {
+    let snapshot = wire::read_file(path.as_ref())?;
+    let count = snapshot.len();
+    for entry in snapshot.entries() {
+        if let Err(error) = entry.value() {
+            tracing::warn!(flag = entry.name(), %error, "invalid flag in snapshot file");
+        }
+    }
+    install(snapshot);
+    Ok(count)
+}
