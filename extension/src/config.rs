@@ -1,0 +1,290 @@
+//! Configuration: read once from the environment, validated, every field with its default.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tracing::Level;
+
+/// Default `SSM_FLAGS_MAX_AGE`: seconds before an INVOKE triggers a refresh.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);
+/// Default `SSM_FLAGS_PORT` (2772 and 2773 belong to AWS's own extensions).
+pub const DEFAULT_PORT: u16 = 2774;
+/// Default `SSM_FLAGS_REFRESH_TIMEOUT_MS`: bounds every fetch, at init and on INVOKE.
+pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{var} is required: {hint}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What to set it to.
+        hint: &'static str,
+    },
+    /// A variable is set to a value that is not allowed.
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (CloudWatch Logs Insights can query the fields).
+    Json,
+    /// Human-readable lines, for local runs.
+    Text,
+}
+
+/// The extension's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `SSM_FLAGS_PATH` (required): comma-separated SSM paths, each starting with `/`, e.g.
+    /// `/myapp/prod/features`. A flag's name is its parameter name relative to its path.
+    pub paths: Vec<String>,
+    /// `SSM_FLAGS_MAX_AGE` (seconds, default 60): an INVOKE refreshes a snapshot older than this.
+    pub max_age: Duration,
+    /// `SSM_FLAGS_PORT` (default 2774): the local API's TCP port on 127.0.0.1.
+    pub port: u16,
+    /// `SSM_FLAGS_REFRESH_TIMEOUT_MS` (default 2000, 100–10000): bounds every fetch from SSM.
+    pub refresh_timeout: Duration,
+    /// `SSM_FLAGS_LOG_LEVEL` (default `info`): `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: Level,
+    /// `SSM_FLAGS_LOG_FORMAT` (default `json`): `json` or `text`.
+    pub log_format: LogFormat,
+    /// `AWS_SESSION_TOKEN` (set by Lambda): when present, local API requests must carry it in
+    /// `X-SSM-Flags-Token`.
+    pub token: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the configuration from a set of variables (the environment, or a test's map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |var: &str| vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let paths = parse_paths(get("SSM_FLAGS_PATH"))?;
+        let max_age = match get("SSM_FLAGS_MAX_AGE") {
+            None => DEFAULT_MAX_AGE,
+            Some(v) => Duration::from_secs(parse_number("SSM_FLAGS_MAX_AGE", v, 0, 86_400)?),
+        };
+        let port = match get("SSM_FLAGS_PORT") {
+            None => DEFAULT_PORT,
+            Some(v) => {
+                let port = parse_number("SSM_FLAGS_PORT", v, 1, u64::from(u16::MAX))?;
+                u16::try_from(port).unwrap_or(DEFAULT_PORT)
+            }
+        };
+        let refresh_timeout = match get("SSM_FLAGS_REFRESH_TIMEOUT_MS") {
+            None => DEFAULT_REFRESH_TIMEOUT,
+            Some(v) => Duration::from_millis(parse_number(
+                "SSM_FLAGS_REFRESH_TIMEOUT_MS",
+                v,
+                100,
+                10_000,
+            )?),
+        };
+        let log_level = match get("SSM_FLAGS_LOG_LEVEL") {
+            None => Level::INFO,
+            Some(v) => v.parse().map_err(|_| {
+                invalid(
+                    "SSM_FLAGS_LOG_LEVEL",
+                    v,
+                    "use error, warn, info, debug or trace",
+                )
+            })?,
+        };
+        let log_format = match get("SSM_FLAGS_LOG_FORMAT") {
+            None => LogFormat::Json,
+            Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(v) => return Err(invalid("SSM_FLAGS_LOG_FORMAT", v, "use json or text")),
+        };
+        Ok(Self {
+            paths,
+            max_age,
+            port,
+            refresh_timeout,
+            log_level,
+            log_format,
+            token: vars
+                .get("AWS_SESSION_TOKEN")
+                .filter(|t| !t.is_empty())
+                .cloned(),
+        })
+    }
+}
+
+fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_number(var: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            var,
+            value,
+            format!("must be a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+fn parse_paths(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    const VAR: &str = "SSM_FLAGS_PATH";
+    let raw = raw.ok_or(ConfigError::Missing {
+        var: VAR,
+        hint: "set it to the SSM path of your flags, e.g. /myapp/prod/features",
+    })?;
+    let mut paths: Vec<String> = Vec::new();
+    for path in raw.split(',').map(str::trim) {
+        if path.is_empty() {
+            return Err(invalid(VAR, raw, "contains an empty path"));
+        }
+        if !path.starts_with('/') {
+            return Err(invalid(
+                VAR,
+                raw,
+                format!("path {path:?} must start with '/'"),
+            ));
+        }
+        if path.contains("//") || path.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                VAR,
+                raw,
+                format!("path {path:?} must not contain '//' or spaces"),
+            ));
+        }
+        // `/a/b/` and `/a/b` are the same path; the root stays `/`.
+        let normalized = match path.trim_end_matches('/') {
+            "" => "/".to_owned(),
+            trimmed => trimmed.to_owned(),
+        };
+        if !paths.contains(&normalized) {
+            paths.push(normalized);
+        }
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(
+            &pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("SSM_FLAGS_PATH", "/myapp/prod/features")]).expect("valid");
+        assert_eq!(c.paths, ["/myapp/prod/features"]);
+        assert_eq!(c.max_age, Duration::from_secs(60));
+        assert_eq!(c.port, 2774);
+        assert_eq!(c.refresh_timeout, Duration::from_secs(2));
+        assert_eq!(c.log_level, Level::INFO);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.token, None);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = config(&[
+            ("SSM_FLAGS_PATH", " /a/features/ , /b/flags,/a/features"),
+            ("SSM_FLAGS_MAX_AGE", "5"),
+            ("SSM_FLAGS_PORT", "9999"),
+            ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "750"),
+            ("SSM_FLAGS_LOG_LEVEL", "debug"),
+            ("SSM_FLAGS_LOG_FORMAT", "TEXT"),
+            ("AWS_SESSION_TOKEN", "tok"),
+        ])
+        .expect("valid");
+        assert_eq!(c.paths, ["/a/features", "/b/flags"]);
+        assert_eq!(c.max_age, Duration::from_secs(5));
+        assert_eq!(c.port, 9999);
+        assert_eq!(c.refresh_timeout, Duration::from_millis(750));
+        assert_eq!(c.log_level, Level::DEBUG);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn root_path_is_allowed() {
+        assert_eq!(
+            config(&[("SSM_FLAGS_PATH", "/")]).expect("valid").paths,
+            ["/"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (
+                &[],
+                "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "   ")],
+                "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "myapp/features")],
+                "SSM_FLAGS_PATH=\"myapp/features\" is invalid: path \"myapp/features\" must start with '/'",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a,,/b")],
+                "SSM_FLAGS_PATH=\"/a,,/b\" is invalid: contains an empty path",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a//b")],
+                "SSM_FLAGS_PATH=\"/a//b\" is invalid: path \"/a//b\" must not contain '//' or spaces",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_MAX_AGE", "1m")],
+                "SSM_FLAGS_MAX_AGE=\"1m\" is invalid: must be a whole number from 0 to 86400",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_PORT", "70000")],
+                "SSM_FLAGS_PORT=\"70000\" is invalid: must be a whole number from 1 to 65535",
+            ),
+            (
+                &[
+                    ("SSM_FLAGS_PATH", "/a"),
+                    ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "50"),
+                ],
+                "SSM_FLAGS_REFRESH_TIMEOUT_MS=\"50\" is invalid: must be a whole number from 100 to 10000",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_LOG_LEVEL", "loud")],
+                "SSM_FLAGS_LOG_LEVEL=\"loud\" is invalid: use error, warn, info, debug or trace",
+            ),
+        ];
+        for (vars, expected) in cases {
+            assert_eq!(
+                config(vars).expect_err("invalid").to_string(),
+                expected,
+                "{vars:?}"
+            );
+        }
+    }
+}

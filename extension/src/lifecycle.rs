@@ -1,0 +1,149 @@
+//! The extension's life: register, load, serve, refresh on INVOKE, exit on SHUTDOWN.
+//!
+//! See <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html>.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_extension::{Extension, LambdaEvent, NextEvent, service_fn};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+
+use crate::config::Config;
+use crate::refresh::{Refreshed, Refresher};
+use crate::server::{Api, serve};
+use crate::source::{Source, SsmSource};
+
+/// Why the extension could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The local API's port is taken or not allowed.
+    #[error("cannot listen on 127.0.0.1:{port} (SSM_FLAGS_PORT): {source}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Extensions API refused or failed the registration.
+    #[error("cannot register with the Lambda Extensions API: {0}")]
+    Register(String),
+    /// The Extensions API failed while waiting for events.
+    #[error("the Lambda Extensions API failed: {0}")]
+    Events(String),
+}
+
+/// Runs the extension with flags from SSM until SHUTDOWN (or SIGTERM / Ctrl-C when run by hand).
+pub async fn run(config: Config) -> Result<(), LifecycleError> {
+    let source = SsmSource::from_env(config.paths.clone(), config.refresh_timeout).await;
+    run_with(config, source).await
+}
+
+/// Runs the extension with flags from `source`.
+pub async fn run_with<S: Source + 'static>(
+    config: Config,
+    source: S,
+) -> Result<(), LifecycleError> {
+    let started = Instant::now();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+        .await
+        .map_err(|source| LifecycleError::Bind {
+            port: config.port,
+            source,
+        })?;
+
+    let refresher = Refresher::new(source, config.max_age, config.refresh_timeout);
+    let api = Api::new(refresher.shared(), config.token.clone());
+    let refresher = Arc::new(Mutex::new(refresher));
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+
+    let processor = {
+        let refresher = Arc::clone(&refresher);
+        let shutdown_tx = shutdown_tx.clone();
+        service_fn(move |event: LambdaEvent| {
+            let refresher = Arc::clone(&refresher);
+            let shutdown_tx = shutdown_tx.clone();
+            async move {
+                match event.next {
+                    // The refresh runs beside the handler and ends (or times out) before we ask
+                    // for the next event: Lambda freezes us once every process has asked.
+                    NextEvent::Invoke(_) => {
+                        refresher.lock().await.refresh_if_due().await;
+                    }
+                    NextEvent::Shutdown(event) => {
+                        tracing::info!(reason = %event.shutdown_reason, "SHUTDOWN: stopping");
+                        let _ = shutdown_tx.send(true);
+                    }
+                }
+                Ok::<(), lambda_extension::Error>(())
+            }
+        })
+    };
+
+    // Register at once: the runtime starts only after every extension has registered.
+    let registered = Extension::new()
+        .with_events(&["INVOKE", "SHUTDOWN"])
+        .with_events_processor(processor)
+        .register()
+        .await
+        .map_err(|e| LifecycleError::Register(e.to_string()))?;
+
+    let server = {
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(serve(listener, api, async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }))
+    };
+
+    // Load before asking for the first event, so the first invocation finds the flags. The load
+    // is bounded by the refresh timeout; on failure we serve an empty snapshot marked degraded.
+    let outcome = refresher.lock().await.refresh().await;
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Refreshed::Fetched { calls, .. } => {
+            tracing::info!(ready_ms, ssm_calls = calls, port = config.port, "ready")
+        }
+        Refreshed::Failed(_) => tracing::warn!(
+            ready_ms,
+            port = config.port,
+            "ready, degraded: no flags yet, handlers read their defaults; retrying on INVOKE"
+        ),
+    }
+
+    let result = tokio::select! {
+        result = registered.run() => result.map_err(|e| LifecycleError::Events(e.to_string())),
+        _ = shutdown_rx.wait_for(|stop| *stop) => Ok(()),
+        () = terminate() => {
+            tracing::info!("terminated by signal: stopping");
+            Ok(())
+        }
+    };
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    let stats = refresher.lock().await.stats();
+    tracing::info!(
+        fetches = stats.fetches,
+        failures = stats.failures,
+        ssm_calls = stats.ssm_calls,
+        "stopped"
+    );
+    result
+}
+
+/// Completes on SIGTERM or SIGINT (local runs); never on platforms without them.
+async fn terminate() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,455 @@
+//! When to refresh ([`RefreshPolicy`], plain data) and the [`Refresher`] that fetches, diffs,
+//! logs and publishes.
+//!
+//! A refresh runs only inside a lifecycle step (init, or an INVOKE before the extension asks for
+//! the next event) and is bounded by the refresh timeout: Lambda freezes the environment once
+//! everyone has asked for the next event, so nothing may be left in flight.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::snapshot::{Change, Served, Shared, Status, diff, log_changes};
+use crate::source::{Parameter, Source, SourceError};
+
+/// The first retry delay after a failure.
+const BASE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// When the next refresh is due: after `max_age` since the last success, and never before the
+/// backoff after a failure has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    max_age: Duration,
+    failures: u32,
+    last_success: Option<Instant>,
+    next_attempt: Option<Instant>,
+}
+
+impl RefreshPolicy {
+    /// A policy that refreshes flags older than `max_age`.
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            failures: 0,
+            last_success: None,
+            next_attempt: None,
+        }
+    }
+
+    /// Whether a refresh should run now.
+    pub fn is_due(&self, now: Instant) -> bool {
+        if self.next_attempt.is_some_and(|next| now < next) {
+            return false;
+        }
+        self.last_success
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.max_age)
+    }
+
+    /// Failures in a row since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The ceiling of the next retry delay: doubling from 1 s per failure in a row, capped at the
+    /// max age (at least 1 s), so flags recover within one max age of SSM coming back.
+    pub fn backoff(&self) -> Duration {
+        let cap = self.max_age.max(BASE_BACKOFF);
+        let doublings = self.failures.saturating_sub(1).min(16);
+        BASE_BACKOFF.saturating_mul(1 << doublings).min(cap)
+    }
+
+    /// Records a successful refresh.
+    pub fn successful_refresh(&mut self, now: Instant) {
+        self.failures = 0;
+        self.last_success = Some(now);
+        self.next_attempt = None;
+    }
+
+    /// Records a failed refresh; returns the delay before the next attempt: "equal jitter",
+    /// half the backoff plus a random share of the other half, so a fleet does not retry in step.
+    pub fn failed_refresh(&mut self, now: Instant) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ceiling = self.backoff();
+        let half = ceiling / 2;
+        let jitter = half.mul_f64(fastrand::f64());
+        let delay = half + jitter;
+        self.next_attempt = Some(now + delay);
+        delay
+    }
+}
+
+/// The outcome of one refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Fetched; `changes` flags were added, changed or removed.
+    Fetched {
+        /// Flags added, changed or removed.
+        changes: usize,
+        /// SSM calls made.
+        calls: u32,
+    },
+    /// The fetch failed; the previous flags are served, marked stale (or degraded).
+    Failed(SourceError),
+}
+
+/// Counters since start, reported by `/v1/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Successful fetches.
+    pub fetches: u64,
+    /// Failed fetches.
+    pub failures: u64,
+    /// `GetParametersByPath` calls in successful fetches.
+    pub ssm_calls: u64,
+}
+
+struct Good {
+    parameters: Vec<Parameter>,
+    fetched_at: SystemTime,
+}
+
+/// Owns the source and the published snapshot; fetches on request, never on its own.
+pub struct Refresher<S> {
+    source: S,
+    shared: Shared,
+    policy: RefreshPolicy,
+    timeout: Duration,
+    instance: u64,
+    version: u64,
+    last_good: Option<Good>,
+    stats: Stats,
+}
+
+impl<S: Source> Refresher<S> {
+    /// A refresher that starts by serving an empty, degraded snapshot.
+    pub fn new(source: S, max_age: Duration, timeout: Duration) -> Self {
+        // Unique per process: ETags from a restarted extension never match an old one.
+        let instance = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(40);
+        let empty = Served::render(instance, 0, None, Status::Degraded, None, &[]);
+        Self {
+            source,
+            shared: Shared::new(empty),
+            policy: RefreshPolicy::new(max_age),
+            timeout,
+            instance,
+            version: 0,
+            last_good: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The published snapshot, for the server.
+    pub fn shared(&self) -> Shared {
+        self.shared.clone()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Refreshes if the policy says so (an INVOKE calls this).
+    pub async fn refresh_if_due(&mut self) -> Option<Refreshed> {
+        if self.policy.is_due(Instant::now()) {
+            Some(self.refresh().await)
+        } else {
+            None
+        }
+    }
+
+    /// Fetches now, bounded by the refresh timeout, and publishes the result.
+    pub async fn refresh(&mut self) -> Refreshed {
+        let started = Instant::now();
+        let fetched = tokio::time::timeout(self.timeout, self.source.fetch())
+            .await
+            .unwrap_or(Err(SourceError::Timeout(self.timeout)));
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match fetched {
+            Ok(fetched) => {
+                self.policy.successful_refresh(Instant::now());
+                self.stats.fetches += 1;
+                self.stats.ssm_calls += u64::from(fetched.calls);
+                let previous = self.last_good.as_ref().map_or(&[][..], |g| &g.parameters);
+                let changes = diff(previous, &fetched.parameters);
+                let count = changes.len();
+                if self.last_good.is_none() || count > 0 {
+                    self.version += 1;
+                }
+                let now = SystemTime::now();
+                let served = Served::render(
+                    self.instance,
+                    self.version,
+                    Some(now),
+                    Status::Ok,
+                    None,
+                    &fetched.parameters,
+                );
+                log_changes(&changes);
+                log_invalid(&changes, &served);
+                tracing::info!(
+                    flags = served.snapshot.len(),
+                    invalid = served.invalid,
+                    changes = count,
+                    version = self.version,
+                    ssm_calls = fetched.calls,
+                    elapsed_ms,
+                    "flags refreshed"
+                );
+                self.shared.publish(served);
+                self.last_good = Some(Good {
+                    parameters: fetched.parameters,
+                    fetched_at: now,
+                });
+                Refreshed::Fetched {
+                    changes: count,
+                    calls: fetched.calls,
+                }
+            }
+            Err(error) => {
+                let retry_in = self.policy.failed_refresh(Instant::now());
+                self.stats.failures += 1;
+                let (status, parameters, fetched_at) = match &self.last_good {
+                    Some(good) => (Status::Stale, &good.parameters[..], Some(good.fetched_at)),
+                    None => (Status::Degraded, &[][..], None),
+                };
+                let served = Served::render(
+                    self.instance,
+                    self.version,
+                    fetched_at,
+                    status,
+                    Some(error.to_string()),
+                    parameters,
+                );
+                let age_s = served.snapshot.age().map(|a| a.as_secs());
+                tracing::warn!(
+                    %error,
+                    transient = error.is_transient(),
+                    status = ?status,
+                    serving_version = self.version,
+                    age_s,
+                    failures_in_a_row = self.policy.failures(),
+                    retry_in_ms = retry_in.as_millis() as u64,
+                    elapsed_ms,
+                    "flag refresh failed: serving the last good flags"
+                );
+                self.shared.publish(served);
+                Refreshed::Failed(error)
+            }
+        }
+    }
+}
+
+fn log_invalid(changes: &[Change<'_>], served: &Served) {
+    for change in changes {
+        let p = match change {
+            Change::Added(p) | Change::Changed { new: p, .. } => p,
+            Change::Removed(_) => continue,
+        };
+        if let Some(Err(error)) = served.snapshot.entry(&p.flag).map(flags::FlagEntry::value) {
+            tracing::warn!(flag = %p.flag, ssm_version = p.version, %error, "invalid flag value: it reads as its default");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use flags::ParameterKind;
+
+    #[test]
+    fn due_after_max_age_and_not_during_backoff() {
+        let t0 = Instant::now();
+        let mut p = RefreshPolicy::new(Duration::from_secs(60));
+        assert!(p.is_due(t0), "never loaded: due");
+        p.successful_refresh(t0);
+        assert!(!p.is_due(t0 + Duration::from_secs(59)));
+        assert!(p.is_due(t0 + Duration::from_secs(60)));
+        let t1 = t0 + Duration::from_secs(61);
+        let delay = p.failed_refresh(t1);
+        assert!(
+            delay >= Duration::from_millis(500) && delay <= Duration::from_secs(1),
+            "{delay:?}"
+        );
+        assert!(!p.is_due(t1 + delay - Duration::from_millis(1)));
+        assert!(p.is_due(t1 + delay));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps_at_max_age() {
+        let mut p = RefreshPolicy::new(Duration::from_secs(20));
+        let now = Instant::now();
+        let mut ceilings = Vec::new();
+        for _ in 0..8 {
+            let delay = p.failed_refresh(now);
+            let ceiling = p.backoff();
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "{delay:?} vs {ceiling:?}"
+            );
+            ceilings.push(ceiling.as_secs());
+        }
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 20, 20, 20]);
+        p.successful_refresh(now);
+        assert_eq!(p.failures(), 0);
+        assert_eq!(p.backoff(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_spreads_retries() {
+        let now = Instant::now();
+        let delays: std::collections::HashSet<Duration> = (0..50)
+            .map(|_| {
+                let mut p = RefreshPolicy::new(Duration::from_secs(60));
+                for _ in 0..4 {
+                    p.failed_refresh(now);
+                }
+                p.failed_refresh(now)
+            })
+            .collect();
+        assert!(
+            delays.len() > 40,
+            "only {} distinct delays of 50",
+            delays.len()
+        );
+    }
+
+    #[test]
+    fn zero_max_age_refreshes_on_every_invoke_but_still_backs_off() {
+        let now = Instant::now();
+        let mut p = RefreshPolicy::new(Duration::ZERO);
+        p.successful_refresh(now);
+        assert!(p.is_due(now));
+        let delay = p.failed_refresh(now);
+        assert!(delay >= Duration::from_millis(500), "{delay:?}");
+    }
+
+    /// A scripted source: unit tests of the refresher's bookkeeping (SSM itself is exercised
+    /// against moto in `tests/`).
+    struct Script(Mutex<Vec<Result<Vec<Parameter>, SourceError>>>);
+
+    impl Source for Script {
+        async fn fetch(&self) -> Result<crate::source::Fetched, SourceError> {
+            let next = self.0.lock().map(|mut s| s.remove(0));
+            next.unwrap_or(Err(SourceError::Timeout(Duration::ZERO)))
+                .map(|parameters| crate::source::Fetched {
+                    parameters,
+                    calls: 1,
+                })
+        }
+    }
+
+    fn param(flag: &str, value: &str, version: u64) -> Parameter {
+        Parameter {
+            flag: flag.into(),
+            name: format!("/f/{flag}"),
+            kind: ParameterKind::String,
+            value: value.into(),
+            version,
+        }
+    }
+
+    fn down() -> SourceError {
+        SourceError::Unreachable {
+            path: "/f".into(),
+            message: "connection refused".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_move_only_on_change_and_failures_keep_the_last_good() {
+        let script = Script(Mutex::new(vec![
+            Err(down()),
+            Ok(vec![param("a", "true", 1)]),
+            Ok(vec![param("a", "true", 1)]),
+            Err(down()),
+            Ok(vec![param("a", "false", 2)]),
+        ]));
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
+        let shared = r.shared();
+
+        assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
+        let s = shared.load();
+        assert_eq!(
+            (s.status, s.snapshot.version(), s.snapshot.len()),
+            (Status::Degraded, 0, 0)
+        );
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("connection refused"))
+        );
+
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Fetched {
+                changes: 1,
+                calls: 1
+            }
+        );
+        assert_eq!(shared.load().snapshot.version(), 1);
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Fetched {
+                changes: 0,
+                calls: 1
+            }
+        );
+        assert_eq!(
+            shared.load().snapshot.version(),
+            1,
+            "unchanged content keeps its version"
+        );
+
+        assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
+        let s = shared.load();
+        assert_eq!(s.status, Status::Stale);
+        assert!(s.snapshot.is_stale());
+        assert!(
+            s.snapshot.get("a").enabled(),
+            "the last good value is still served"
+        );
+
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Fetched {
+                changes: 1,
+                calls: 1
+            }
+        );
+        let s = shared.load();
+        assert_eq!((s.status, s.snapshot.version()), (Status::Ok, 2));
+        assert!(!s.snapshot.get("a").enabled());
+        assert_eq!(
+            r.stats(),
+            Stats {
+                fetches: 3,
+                failures: 2,
+                ssm_calls: 3
+            }
+        );
+    }
+
+    struct Slow;
+
+    impl Source for Slow {
+        async fn fetch(&self) -> Result<crate::source::Fetched, SourceError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Err(down())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_source_is_cut_at_the_timeout() {
+        let mut r = Refresher::new(Slow, Duration::from_secs(60), Duration::from_millis(1500));
+        let started = tokio::time::Instant::now();
+        let outcome = r.refresh().await;
+        assert_eq!(
+            outcome,
+            Refreshed::Failed(SourceError::Timeout(Duration::from_millis(1500)))
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    }
+}

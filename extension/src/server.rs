@@ -1,0 +1,418 @@
+//! The local API: HTTP/1.1 on 127.0.0.1, usable from any runtime.
+//!
+//! - `GET /v1/flags`: the whole snapshot, with an `ETag`; `If-None-Match` answers 304.
+//! - `GET /v1/flags/{name}?user_id=…&region=…`: one flag evaluated with the library's rules.
+//! - `GET /v1/health`: `ok`, `degraded` or `stale`, version and age.
+//!
+//! When a token is configured (`AWS_SESSION_TOKEN`, always set in Lambda), every request must
+//! carry it in `X-SSM-Flags-Token`, as AWS's own extensions require, against SSRF.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flags::Context;
+use flags::wire::EvaluationDoc;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+
+use crate::snapshot::{Served, Shared, Status};
+
+/// The header that must carry the token.
+pub const TOKEN_HEADER: &str = "x-ssm-flags-token";
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Request-header buffer limit; larger requests are refused with 431.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The API's state: the published snapshot and the expected token.
+#[derive(Debug, Clone)]
+pub struct Api {
+    shared: Shared,
+    token: Option<Arc<str>>,
+}
+
+impl Api {
+    /// An API over `shared`, requiring `token` when set.
+    pub fn new(shared: Shared, token: Option<String>) -> Self {
+        Self {
+            shared,
+            token: token.map(Arc::from),
+        }
+    }
+
+    /// Answers one request. No I/O: reads the current snapshot only.
+    pub fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
+        }
+        if !self.authorized(request) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong X-SSM-Flags-Token header (it must be the function's AWS_SESSION_TOKEN)",
+            );
+        }
+        let served = self.shared.load();
+        let path = request.uri().path();
+        match path {
+            "/v1/flags" | "/v1/flags/" => all_flags(&served, request),
+            "/v1/health" => health(&served),
+            _ => match path.strip_prefix("/v1/flags/") {
+                Some(encoded) => one_flag(&served, encoded, request.uri().query()),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "no such endpoint: use /v1/flags, /v1/flags/{name} or /v1/health",
+                ),
+            },
+        }
+    }
+
+    fn authorized<B>(&self, request: &Request<B>) -> bool {
+        let Some(expected) = &self.token else {
+            return true;
+        };
+        request
+            .headers()
+            .get(TOKEN_HEADER)
+            .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+    }
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn json_value(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+    json_response(status, Bytes::from(value.to_string()))
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    json_value(status, &json!({ "error": message }))
+}
+
+fn all_flags<B>(served: &Served, request: &Request<B>) -> Response<Full<Bytes>> {
+    let etag = HeaderValue::from_str(&served.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let matches = request
+        .headers()
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == served.etag || tag == "*");
+    let mut response = if matches {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        json_response(StatusCode::OK, served.body.clone())
+    };
+    response.headers_mut().insert(ETAG, etag);
+    response
+}
+
+fn one_flag(served: &Served, encoded: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let Ok(name) = percent_encoding::percent_decode_str(encoded).decode_utf8() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the flag name is not valid UTF-8 once percent-decoded",
+        );
+    };
+    let mut user_id: Option<String> = None;
+    let mut region: Option<String> = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "user_id" => user_id = Some(value.into_owned()),
+            "region" => region = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let Some(entry) = served.snapshot.entry(&name) else {
+        return json_value(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("flag {name:?} not found"), "name": name }),
+        );
+    };
+    let mut context = Context::new();
+    if let Some(user) = user_id.as_deref() {
+        context = context.with_user(user);
+    }
+    if let Some(region) = region.as_deref() {
+        context = context.with_region(region);
+    }
+    let evaluation = served.snapshot.get(&name).evaluate(&context);
+    let value = entry.value().map_or(Value::Null, flags::FlagValue::to_json);
+    let doc = EvaluationDoc::new(&name, evaluation, value);
+    json_value(
+        StatusCode::OK,
+        &serde_json::to_value(doc).unwrap_or(Value::Null),
+    )
+}
+
+fn health(served: &Served) -> Response<Full<Bytes>> {
+    let status = match served.status {
+        Status::Ok => "ok",
+        Status::Degraded => "degraded",
+        Status::Stale => "stale",
+    };
+    json_value(
+        StatusCode::OK,
+        &json!({
+            "status": status,
+            "version": served.snapshot.version(),
+            "age_seconds": served.snapshot.age().map(|a| a.as_secs_f64()),
+            "flags": served.snapshot.len(),
+            "invalid": served.invalid,
+            "last_error": served.last_error,
+        }),
+    )
+}
+
+/// Serves `api` on `listener` until `shutdown` completes. Connections from outside loopback
+/// are closed unanswered.
+pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %err, "local API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if !peer.ip().is_loopback() {
+            tracing::warn!(%peer, "refused a connection from outside loopback");
+            continue;
+        }
+        let api = api.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let response = api.handle(&request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "local API connection ended with an error");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Parameter;
+    use flags::ParameterKind;
+    use http_body_util::BodyExt;
+
+    fn api(token: Option<&str>) -> Api {
+        let params: Vec<Parameter> = [
+            ("dark-mode", "true"),
+            (
+                "checkout/v2",
+                r#"{"enabled": true, "allowed_user_ids": ["alice"]}"#,
+            ),
+            (
+                "new-analytics",
+                r#"{"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1"]}"#,
+            ),
+            ("broken", "{nope"),
+        ]
+        .into_iter()
+        .map(|(flag, value)| Parameter {
+            flag: flag.into(),
+            name: format!("/app/features/{flag}"),
+            kind: ParameterKind::String,
+            value: value.into(),
+            version: 3,
+        })
+        .collect();
+        let served = Served::render(
+            1,
+            7,
+            Some(std::time::SystemTime::now()),
+            Status::Ok,
+            None,
+            &params,
+        );
+        Api::new(Shared::new(served), token.map(str::to_owned))
+    }
+
+    fn get(api: &Api, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, Value, http::HeaderMap) {
+        let mut builder = Request::get(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let response = api.handle(&builder.body(()).expect("request"));
+        let (parts, body) = response.into_parts();
+        let bytes = futures_bytes(body);
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        (parts.status, value, parts.headers)
+    }
+
+    fn futures_bytes(body: Full<Bytes>) -> Bytes {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(body.collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn all_flags_with_etag_and_304() {
+        let api = api(None);
+        let (status, body, headers) = get(&api, "/v1/flags", &[]);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["version"], 7);
+        assert_eq!(body["flags"]["dark-mode"]["value"], true);
+        assert_eq!(
+            body["flags"]["checkout/v2"]["value"]["allowed_user_ids"][0],
+            "alice"
+        );
+        assert!(body["flags"]["broken"]["error"].is_string());
+        let etag = headers
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .expect("etag")
+            .to_owned();
+        let (status, body, headers) = get(&api, "/v1/flags", &[("if-none-match", &etag)]);
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert_eq!(body, Value::Null);
+        assert_eq!(
+            headers.get(ETAG).and_then(|v| v.to_str().ok()),
+            Some(etag.as_str())
+        );
+        let (status, _, _) = get(&api, "/v1/flags", &[("if-none-match", "\"other\"")]);
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[test]
+    fn one_flag_is_evaluated_for_the_query() {
+        let api = api(None);
+        let (status, body, _) = get(&api, "/v1/flags/checkout%2Fv2?user_id=alice", &[]);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["name"], "checkout/v2");
+        assert_eq!(body["enabled"], true);
+        assert_eq!(body["reason"], "allow_list");
+        let (_, body, _) = get(&api, "/v1/flags/checkout/v2?user_id=bob", &[]);
+        assert_eq!(
+            (body["enabled"].clone(), body["reason"].clone()),
+            (json!(false), json!("allow_list"))
+        );
+        // alice is bucket 1: in the 25% rollout, in region.
+        let (_, body, _) = get(
+            &api,
+            "/v1/flags/new-analytics?user_id=alice&region=us-east-1",
+            &[],
+        );
+        assert_eq!(body["enabled"], true);
+        assert_eq!(body["reason"], "rollout");
+        let (_, body, _) = get(
+            &api,
+            "/v1/flags/new-analytics?user_id=alice&region=eu-west-1",
+            &[],
+        );
+        assert_eq!(body["reason"], "region");
+        let (_, body, _) = get(&api, "/v1/flags/broken", &[]);
+        assert_eq!(
+            (body["enabled"].clone(), body["reason"].clone()),
+            (json!(false), json!("error"))
+        );
+    }
+
+    #[test]
+    fn unknown_flags_and_traversal_are_404() {
+        let api = api(None);
+        for uri in [
+            "/v1/flags/nope",
+            "/v1/flags/..%2F..%2Fetc%2Fpasswd",
+            "/v1/flags/../v1/health",
+        ] {
+            let (status, body, _) = get(&api, uri, &[]);
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not found")),
+                "{uri}: {body}"
+            );
+        }
+        let (status, _, _) = get(&api, "/etc/passwd", &[]);
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, _) = get(&api, "/v1/flags/%FF", &[]);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn health_reports_status_version_and_age() {
+        let (status, body, _) = get(&api(None), "/v1/health", &[]);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["version"], 7);
+        assert_eq!(body["flags"], 4);
+        assert_eq!(body["invalid"], 1);
+        assert!(body["age_seconds"].as_f64().is_some_and(|a| a < 5.0));
+    }
+
+    #[test]
+    fn token_is_required_on_every_route_when_configured() {
+        let api = api(Some("secret-token"));
+        for uri in ["/v1/flags", "/v1/flags/dark-mode", "/v1/health"] {
+            let (status, body, _) = get(&api, uri, &[]);
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("X-SSM-Flags-Token"))
+            );
+            assert!(
+                !body.to_string().contains("secret-token"),
+                "the token is never echoed"
+            );
+            let (status, _, _) = get(&api, uri, &[("x-ssm-flags-token", "wrong")]);
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+            let (status, _, _) = get(&api, uri, &[("X-SSM-Flags-Token", "secret-token")]);
+            assert_eq!(status, StatusCode::OK, "{uri}");
+        }
+    }
+
+    #[test]
+    fn only_get_is_allowed() {
+        let api = api(None);
+        let request = Request::post("/v1/flags").body(()).expect("request");
+        assert_eq!(
+            api.handle(&request).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+}

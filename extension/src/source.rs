@@ -1,0 +1,299 @@
+//! Where flags come from: every parameter under the configured paths, read with
+//! `GetParametersByPath` (recursive, every page, decrypted).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::types::ParameterType;
+use flags::ParameterKind;
+
+/// `GetParametersByPath` returns at most 10 parameters per page.
+const PAGE_SIZE: i32 = 10;
+
+/// One SSM parameter, as fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    /// The flag's name: the parameter name relative to its configured path.
+    pub flag: String,
+    /// The full SSM parameter name.
+    pub name: String,
+    /// The SSM parameter type.
+    pub kind: ParameterKind,
+    /// The value (decrypted for `SecureString`: never log it).
+    pub value: String,
+    /// The SSM parameter version.
+    pub version: u64,
+}
+
+/// A successful fetch: every parameter, and how many SSM calls it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The parameters, in the order SSM returned them (paths in configured order).
+    pub parameters: Vec<Parameter>,
+    /// `GetParametersByPath` calls made.
+    pub calls: u32,
+}
+
+/// Why a fetch failed. [`SourceError::is_transient`] says whether retrying can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// SSM throttled the request (its default quota is 40 requests/s per account and region).
+    #[error("SSM throttled GetParametersByPath on {path}: {message}")]
+    Throttled {
+        /// The path being read.
+        path: String,
+        /// SSM's message.
+        message: String,
+    },
+    /// The function's role may not read the path.
+    #[error(
+        "access denied reading {path}: {message} (the role needs ssm:GetParametersByPath on it, and kms:Decrypt for SecureString flags)"
+    )]
+    AccessDenied {
+        /// The path being read.
+        path: String,
+        /// SSM's message.
+        message: String,
+    },
+    /// SSM answered with another error.
+    #[error("SSM error {code} on {path}: {message}")]
+    Service {
+        /// The path being read.
+        path: String,
+        /// The AWS error code, or the HTTP status.
+        code: String,
+        /// SSM's message.
+        message: String,
+        /// Whether retrying can help (5xx, internal errors).
+        transient: bool,
+    },
+    /// SSM could not be reached, or the connection broke.
+    #[error("cannot reach SSM for {path}: {message}")]
+    Unreachable {
+        /// The path being read.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The whole fetch did not finish within the refresh timeout.
+    #[error("SSM did not answer within {0:?} (SSM_FLAGS_REFRESH_TIMEOUT_MS)")]
+    Timeout(Duration),
+}
+
+impl SourceError {
+    /// Whether a later retry can succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Throttled { .. } | Self::Unreachable { .. } | Self::Timeout(_) => true,
+            Self::Service { transient, .. } => *transient,
+            Self::AccessDenied { .. } => false,
+        }
+    }
+}
+
+/// Anything that can fetch every flag parameter.
+pub trait Source: Send + Sync {
+    /// Fetches every parameter under the configured paths.
+    fn fetch(&self) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
+}
+
+/// Parameter Store, through `aws-sdk-ssm`.
+#[derive(Debug, Clone)]
+pub struct SsmSource {
+    client: aws_sdk_ssm::Client,
+    paths: Vec<String>,
+}
+
+impl SsmSource {
+    /// A source reading `paths` (each starting with `/`, without a trailing `/`).
+    pub fn new(client: aws_sdk_ssm::Client, paths: Vec<String>) -> Self {
+        Self { client, paths }
+    }
+
+    /// Builds the SDK client from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL[_SSM]`,
+    /// credentials), with every attempt bounded by `timeout`.
+    pub async fn from_env(paths: Vec<String>, timeout: Duration) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(1)))
+            .operation_attempt_timeout(timeout)
+            .operation_timeout(timeout)
+            .build();
+        // One retry inside a fetch at most: our own backoff across INVOKEs does the rest.
+        let retries = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(2)
+            .with_initial_backoff(Duration::from_millis(50));
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .retry_config(retries)
+            .load()
+            .await;
+        Self::new(aws_sdk_ssm::Client::new(&shared), paths)
+    }
+
+    async fn fetch_path(&self, path: &str, into: &mut Fetched) -> Result<(), SourceError> {
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .get_parameters_by_path()
+                .path(path)
+                .recursive(true)
+                .with_decryption(true)
+                .max_results(PAGE_SIZE)
+                .set_next_token(next_token.take())
+                .send()
+                .await;
+            into.calls += 1;
+            let page = page.map_err(|e| classify(path, e))?;
+            for p in page.parameters() {
+                let Some(name) = p.name() else { continue };
+                into.parameters.push(Parameter {
+                    flag: flag_name(path, name),
+                    name: name.to_owned(),
+                    kind: match p.r#type() {
+                        Some(ParameterType::StringList) => ParameterKind::StringList,
+                        Some(ParameterType::SecureString) => ParameterKind::SecureString,
+                        _ => ParameterKind::String,
+                    },
+                    value: p.value().unwrap_or_default().to_owned(),
+                    version: u64::try_from(p.version()).unwrap_or(0),
+                });
+            }
+            // A page may come back short (or empty) with more to come: follow the token.
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+impl Source for SsmSource {
+    async fn fetch(&self) -> Result<Fetched, SourceError> {
+        let mut fetched = Fetched {
+            parameters: Vec::new(),
+            calls: 0,
+        };
+        for path in &self.paths {
+            self.fetch_path(path, &mut fetched).await?;
+        }
+        Ok(fetched)
+    }
+}
+
+/// The flag name of parameter `name` under `path`: `/a/features` + `/a/features/checkout/v2`
+/// is `checkout/v2` (not only the last segment, which would collide).
+pub fn flag_name(path: &str, name: &str) -> String {
+    let prefix = path.trim_end_matches('/');
+    match name
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('/'))
+    {
+        Some(relative) if !relative.is_empty() => relative.to_owned(),
+        _ => name.trim_start_matches('/').to_owned(),
+    }
+}
+
+fn classify<E, R>(path: &str, error: SdkError<E, R>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let path = path.to_owned();
+    match &error {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let code = err.code().unwrap_or("Unknown").to_owned();
+            let message = err.message().unwrap_or_default().to_owned();
+            match code.as_str() {
+                "ThrottlingException"
+                | "TooManyRequestsException"
+                | "ThrottledException"
+                | "RequestLimitExceeded" => SourceError::Throttled { path, message },
+                "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "ExpiredTokenException" => SourceError::AccessDenied { path, message },
+                _ => SourceError::Service {
+                    transient: code == "InternalServerError"
+                        || code == "ServiceUnavailable"
+                        || code == "Unknown",
+                    path,
+                    code,
+                    message,
+                },
+            }
+        }
+        SdkError::TimeoutError(_) => SourceError::Unreachable {
+            path,
+            message: "request timed out".to_owned(),
+        },
+        _ => SourceError::Unreachable {
+            path,
+            message: error_chain(&error),
+        },
+    }
+}
+
+/// The error and its sources, joined: the SDK's top-level message alone says little.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_names_are_relative_to_their_path() {
+        assert_eq!(
+            flag_name("/myapp/prod/features", "/myapp/prod/features/dark-mode"),
+            "dark-mode"
+        );
+        assert_eq!(
+            flag_name("/myapp/prod/features", "/myapp/prod/features/checkout/v2"),
+            "checkout/v2"
+        );
+        assert_eq!(flag_name("/", "/dark-mode"), "dark-mode");
+        assert_eq!(flag_name("/a/", "/a/b"), "b");
+        // A name outside the path (not expected from SSM) keeps its full name, never collides.
+        assert_eq!(flag_name("/a", "/ab/c"), "ab/c");
+    }
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        let path = "/p".to_owned();
+        assert!(SourceError::Timeout(Duration::from_secs(2)).is_transient());
+        assert!(
+            SourceError::Throttled {
+                path: path.clone(),
+                message: String::new()
+            }
+            .is_transient()
+        );
+        assert!(
+            !SourceError::AccessDenied {
+                path: path.clone(),
+                message: String::new()
+            }
+            .is_transient()
+        );
+        assert!(
+            !SourceError::Service {
+                path,
+                code: "ValidationException".into(),
+                message: String::new(),
+                transient: false
+            }
+            .is_transient()
+        );
+    }
+}
