@@ -20,8 +20,12 @@
 //! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`];
 //! - [`flag`]: the [`Flag`] handle handlers read;
 //! - [`wire`]: the JSON snapshot format shared with the extension and snapshot files;
-//! - [`error`]: what is wrong with a flag, or with a snapshot document.
+//! - [`error`]: what is wrong with a flag, or with a snapshot document;
+//! - `client` (feature `client`, on by default): [`sync`] and [`FlagsLayer`] keep the snapshot
+//!   current from the `ssm-flags` extension.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod error;
 pub mod eval;
 pub mod flag;
@@ -32,6 +36,8 @@ pub mod wire;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "client")]
+pub use client::{FlagsLayer, FlagsService, Synced, sync};
 pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};
 pub use flag::{ConfigError, Flag};

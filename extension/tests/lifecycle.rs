@@ -1,0 +1,470 @@
+//! The real `ssm-flags` extension and `flag-check` function under the Lambda emulator, with a
+//! moto server as SSM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::types::ParameterType;
+use common::{Function, Moto, PATH, TOKEN, http_get, put, seed, seeded_expectations};
+use lambda_simulator::{FreezeMode, ShutdownReason};
+use serde_json::{Value, json};
+
+fn names() -> Vec<String> {
+    seeded_expectations().into_iter().map(|(n, _)| n).collect()
+}
+
+fn audit_lines(log: &[Value], flag: &str) -> Vec<Value> {
+    log.iter()
+        .filter(|l| l["target"] == "ssm_flags::audit" && l["flag"] == flag)
+        .cloned()
+        .collect()
+}
+
+/// Invokes until `done` holds for the response, at most `tries` times `pause` apart.
+async fn invoke_until(
+    f: &Function,
+    names: &[String],
+    tries: usize,
+    pause: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..tries {
+        last = f.check("alice", "us-east-1", names).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    panic!(
+        "never reached the expected state; last response: {last}\nextension log:\n{}",
+        f.extension.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
+    let moto = Moto::start().await;
+    seed(&moto.ssm()).await;
+    let f = Function::start(moto.port, 60, FreezeMode::None).await;
+    println!(
+        "extension ready for the first invocation in {:?}",
+        f.ready_in
+    );
+
+    // The very first invocation finds every flag loaded.
+    let response = f.check("alice", "us-east-1", &names()).await;
+    assert_eq!(response["snapshot_version"], 1, "{response}");
+    assert_eq!(response["stale"], false);
+    for (name, expected) in seeded_expectations() {
+        assert_eq!(
+            response["flags"][&name],
+            json!(expected),
+            "{name}: {response}"
+        );
+    }
+    assert_eq!(response["flags"]["broken"], false);
+    assert!(
+        response["reasons"]["broken"]
+            .as_str()
+            .is_some_and(|r| r.contains("invalid value")),
+        "{response}"
+    );
+    // Who-sees-what for other users: bob is bucket 33, out of the 25% and 5% rollouts.
+    let bob = f.check("bob", "us-east-1", &names()).await;
+    assert_eq!(bob["flags"]["new-analytics"], false);
+    assert_eq!(bob["flags"]["new-checkout-flow"], false);
+    let excluded = f.check("user-123", "us-east-1", &names()).await;
+    assert_eq!(excluded["flags"]["new-analytics"], false);
+    assert_eq!(
+        excluded["reasons"]["new-analytics"],
+        "user is in `excluded_user_ids`"
+    );
+
+    // The local API: every flag, nested names, the SecureString decrypted, the malformed one
+    // reported with the parameter named.
+    let (status, all) = f.api("/v1/flags").await;
+    assert_eq!(status, 200);
+    let flags = all["flags"].as_object().expect("flags object");
+    assert_eq!(flags.len(), 32, "{all}");
+    assert_eq!(
+        all["flags"]["partner-api"]["value"]["api_key"],
+        "sk-live-DO-NOT-LOG-91c2"
+    );
+    assert_eq!(all["flags"]["team-1/feature-01"]["value"], false);
+    assert_eq!(
+        all["flags"]["broken"]["error"],
+        format!(
+            "parameter {PATH}/broken: field `rollout_percentage` must be a number from 0 to 100, got 150"
+        )
+    );
+    assert!(all["fetched_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let (status, one) = f.api("/v1/flags/team-2/feature-05?user_id=alice").await;
+    assert_eq!((status, one["enabled"].clone()), (200, json!(false)));
+    let (status, missing) = f.api("/v1/flags/nope").await;
+    assert_eq!(status, 404, "{missing}");
+    let (_, health) = f.api("/v1/health").await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["invalid"], 1);
+
+    // Without the token, or with a wrong one: 401, on every route.
+    for path in ["/v1/flags", "/v1/flags/dark-mode", "/v1/health"] {
+        let (status, _) = http_get(f.flags_port, path, &[]).await.expect("reachable");
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = http_get(f.flags_port, path, &[("X-SSM-Flags-Token", "guess")])
+            .await
+            .expect("reachable");
+        assert_eq!(status, 401, "{path}");
+    }
+
+    // The log: one audit line per flag with its SSM version, 4 pages for 32 parameters, the
+    // invalid flag named, and never the SecureString's value or the token.
+    let log = f.extension.json_lines();
+    let loaded = log
+        .iter()
+        .find(|l| l["message"] == "flags refreshed")
+        .expect("load logged");
+    assert_eq!(loaded["flags"], 32);
+    assert_eq!(loaded["ssm_calls"], 4, "10 parameters per page");
+    assert_eq!(loaded["invalid"], 1);
+    let added = audit_lines(&log, "new-payment-processor");
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["change"], "added");
+    assert_eq!(added[0]["ssm_version"], 1);
+    assert_eq!(
+        audit_lines(&log, "partner-api")[0]["value"],
+        "(SecureString: not logged)"
+    );
+    assert!(log.iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("invalid flag value"))
+            && l["flag"] == "broken"
+    }));
+    let raw_log = f.extension.log();
+    assert!(
+        !raw_log.contains("sk-live-DO-NOT-LOG-91c2"),
+        "SecureString value leaked into the log"
+    );
+    assert!(!raw_log.contains(TOKEN), "token leaked into the log");
+    let runtime_log = f
+        .runtime
+        .as_ref()
+        .map(common::Proc::log)
+        .unwrap_or_default();
+    assert!(
+        !runtime_log.contains(TOKEN),
+        "token leaked into the function's log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_in_ssm_is_seen_after_the_max_age() {
+    let moto = Moto::start().await;
+    let ssm = moto.ssm();
+    seed(&ssm).await;
+    let f = Function::start(moto.port, 1, FreezeMode::None).await;
+    let names = names();
+    let before = f.check("bob", "us-east-1", &names).await;
+    assert_eq!(
+        before["flags"]["new-payment-processor"], false,
+        "bob is bucket 33, out at 5%"
+    );
+
+    put(
+        &ssm,
+        "new-payment-processor",
+        r#"{"enabled": true, "rollout_percentage": 50, "fallback_on_error": true}"#,
+        ParameterType::String,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // This INVOKE finds the snapshot older than the max age: the extension refreshes beside the
+    // handler, and the next invocation's sync picks the change up.
+    let changed_at = Instant::now();
+    let mut seen = Value::Null;
+    for _ in 0..3 {
+        seen = f.check("bob", "us-east-1", &names).await;
+        if seen["flags"]["new-payment-processor"] == true {
+            break;
+        }
+    }
+    assert_eq!(seen["flags"]["new-payment-processor"], true, "{seen}");
+    assert_eq!(seen["snapshot_version"], 2);
+    println!(
+        "change seen {:?} after the max age passed",
+        changed_at.elapsed()
+    );
+
+    let log = f.extension.json_lines();
+    let changed = audit_lines(&log, "new-payment-processor");
+    let line = changed
+        .iter()
+        .find(|l| l["change"] == "changed")
+        .expect("audit line for the change");
+    assert_eq!(line["ssm_version"], 2);
+    assert_eq!(line["previous_ssm_version"], 1);
+    assert!(
+        line["value"]
+            .as_str()
+            .is_some_and(|v| v.contains("\"rollout_percentage\": 50"))
+    );
+    // Unchanged flags are not re-announced.
+    assert_eq!(audit_lines(&log, "dark-mode").len(), 1);
+
+    // A removed flag is logged and reads as its default.
+    ssm.delete_parameter()
+        .name(format!("{PATH}/dark-mode"))
+        .send()
+        .await
+        .expect("delete");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let gone = invoke_until(&f, &names, 3, Duration::ZERO, |r| {
+        r["flags"]["dark-mode"] == false
+    })
+    .await;
+    assert_eq!(
+        gone["reasons"]["dark-mode"],
+        "flag not found: default used, read as false"
+    );
+    let log = f.extension.json_lines();
+    assert!(
+        audit_lines(&log, "dark-mode")
+            .iter()
+            .any(|l| l["change"] == "removed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
+    let mut moto = Moto::start().await;
+    seed(&moto.ssm()).await;
+    let f = Function::start(moto.port, 1, FreezeMode::None).await;
+    let names = names();
+    let good = f.check("alice", "us-east-1", &names).await;
+    assert_eq!(good["stale"], false);
+
+    moto.stop();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stale = invoke_until(&f, &names, 4, Duration::ZERO, |r| r["stale"] == true).await;
+    // Every known flag keeps its value: an outage never turns one into a wrong value.
+    for (name, expected) in seeded_expectations() {
+        assert_eq!(
+            stale["flags"][&name],
+            json!(expected),
+            "{name} while SSM is down"
+        );
+    }
+    assert_eq!(stale["snapshot_version"], 1);
+    let (_, health) = f.api("/v1/health").await;
+    assert_eq!(health["status"], "stale", "{health}");
+    assert!(
+        health["age_seconds"].as_f64().is_some_and(|a| a >= 1.0),
+        "{health}"
+    );
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach SSM")),
+        "{health}"
+    );
+    let log = f.extension.json_lines();
+    let failed = log
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("flag refresh failed"))
+        })
+        .expect("failure logged");
+    assert_eq!(failed["status"], "Stale");
+    assert_eq!(failed["transient"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssm_down_at_init_serves_defaults_then_recovers() {
+    let ssm_port = common::free_port();
+    let started = Instant::now();
+    let f = Function::start(ssm_port, 1, FreezeMode::None).await;
+    println!("ready (degraded) in {:?}", f.ready_in);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "init must stay bounded when SSM is down"
+    );
+    let names = names();
+    let degraded = f.check("alice", "us-east-1", &names).await;
+    assert_eq!(degraded["snapshot_version"], 0);
+    for name in &names {
+        assert_eq!(
+            degraded["flags"][name], false,
+            "{name} reads as its default"
+        );
+    }
+    let (_, health) = f.api("/v1/health").await;
+    assert_eq!(health["status"], "degraded");
+
+    // SSM comes back: the flags arrive on a later INVOKE, within the backoff.
+    let moto = Moto::start_on(ssm_port).await;
+    seed(&moto.ssm()).await;
+    let back_at = Instant::now();
+    let recovered = invoke_until(&f, &names, 40, Duration::from_millis(250), |r| {
+        r["snapshot_version"] == 1
+    })
+    .await;
+    println!("recovered {:?} after SSM came back", back_at.elapsed());
+    for (name, expected) in seeded_expectations() {
+        assert_eq!(
+            recovered["flags"][&name],
+            json!(expected),
+            "{name} after recovery"
+        );
+    }
+    let (_, health) = f.api("/v1/health").await;
+    assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeze_and_thaw_between_invocations() {
+    let moto = Moto::start().await;
+    let ssm = moto.ssm();
+    seed(&ssm).await;
+    let f = Function::start(moto.port, 1, FreezeMode::Process).await;
+    let names = names();
+    let first = f.check("bob", "us-east-1", &names).await;
+    assert_eq!(first["flags"]["dark-mode"], true);
+    f.sim
+        .wait_for_frozen(Duration::from_secs(5))
+        .await
+        .expect("the environment freezes once everyone asked for the next event");
+
+    // Flip a flag while the environment is frozen, past the max age.
+    put(&ssm, "dark-mode", "false", ParameterType::String).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(f.sim.is_frozen());
+
+    let thawed = invoke_until(&f, &names, 3, Duration::ZERO, |r| {
+        r["flags"]["dark-mode"] == false
+    })
+    .await;
+    assert_eq!(thawed["snapshot_version"], 2);
+    assert_eq!(
+        thawed["stale"], false,
+        "no refresh was left broken by the freeze"
+    );
+    // (The local API cannot be called from outside while the environment is frozen, as in
+    // Lambda: the invocation's answer is the observation.)
+    let mut extension = f.extension;
+    assert!(
+        matches!(extension.child.try_wait(), Ok(None)),
+        "the extension survived the freeze"
+    );
+    let failures = extension
+        .json_lines()
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("flag refresh failed"))
+        })
+        .count();
+    assert_eq!(failures, 0, "{}", extension.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_serving_and_exits_zero() {
+    let moto = Moto::start().await;
+    seed(&moto.ssm()).await;
+    let Function {
+        sim,
+        mut extension,
+        runtime,
+        flags_port,
+        ..
+    } = Function::start(moto.port, 60, FreezeMode::None).await;
+    let id = sim
+        .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode"]}))
+        .await;
+    sim.wait_for_invocation_complete(&id, Duration::from_secs(10))
+        .await
+        .expect("invocation");
+    let shutdown_at = Instant::now();
+    sim.graceful_shutdown(ShutdownReason::Spindown).await;
+    let status = extension
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "extension did not exit after SHUTDOWN:\n{}",
+                extension.log()
+            )
+        });
+    println!("exited {:?} after SHUTDOWN", shutdown_at.elapsed());
+    assert!(
+        status.success(),
+        "exit status {status:?}:\n{}",
+        extension.log()
+    );
+    assert!(
+        http_get(flags_port, "/v1/health", &[]).await.is_err(),
+        "the local API must be closed"
+    );
+    assert!(extension.log().contains("SHUTDOWN: stopping"));
+    drop(runtime);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_without_the_extension_reads_defaults_quickly() {
+    let sim = lambda_simulator::Simulator::builder()
+        .build()
+        .await
+        .expect("simulator");
+    let env = common::function_env(common::free_port(), common::free_port(), 60);
+    let _runtime = common::spawn(&sim, &common::flag_check_binary(), &env, "noext");
+    let started = Instant::now();
+    let id = sim
+        .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode", "new-analytics"]}))
+        .await;
+    let state = sim
+        .wait_for_invocation_complete(&id, Duration::from_secs(20))
+        .await
+        .expect("invocation completes without the extension");
+    println!(
+        "invocation without the extension took {:?}",
+        started.elapsed()
+    );
+    let response = state.response.expect("a response, not an error").payload;
+    assert_eq!(response["snapshot_version"], 0);
+    assert_eq!(
+        response["flags"],
+        json!({"dark-mode": false, "new-analytics": false})
+    );
+    assert_eq!(
+        response["reasons"]["dark-mode"],
+        "flag not found: default used, read as false"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_stops_startup_naming_the_variable() {
+    for (vars, expected) in [
+        (vec![], "SSM_FLAGS_PATH is required"),
+        (
+            vec![("SSM_FLAGS_PATH", "myapp/features")],
+            "must start with '/'",
+        ),
+        (
+            vec![("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_MAX_AGE", "soon")],
+            "SSM_FLAGS_MAX_AGE=\"soon\" is invalid",
+        ),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
+            .env_clear()
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run ssm-flags");
+        assert!(!output.status.success(), "{vars:?} must fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{vars:?}: {stderr}");
+    }
+}

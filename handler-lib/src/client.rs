@@ -1,0 +1,304 @@
+//! Keeps the in-process snapshot current from the `ssm-flags` extension (feature `client`).
+//!
+//! At the start of each invocation, [`sync`] makes one conditional request to the extension
+//! (`GET /v1/flags` with `If-None-Match`; 304 when nothing changed) over a kept-alive loopback
+//! connection, and installs the new snapshot when there is one. [`FlagsLayer`] does it for every
+//! invocation of a `lambda_runtime` service, so the handler only writes `flags::get(...)`.
+//!
+//! When the extension is absent or broken, a sync gives up within the client timeout (connection
+//! refused is immediate), keeps the flags it has (defaults, if it never had any), logs once per
+//! outage, and tries again at the next invocation. It never panics.
+//!
+//! Environment (read once): `SSM_FLAGS_PORT` (default 2774), `SSM_FLAGS_CLIENT_TIMEOUT_MS`
+//! (default 50), and `AWS_SESSION_TOKEN`, sent as `X-SSM-Flags-Token`.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ETAG, HOST, IF_NONE_MATCH};
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use crate::snapshot::{GLOBAL, Store};
+use crate::wire::SnapshotDoc;
+
+/// Default port of the extension's local API.
+pub const DEFAULT_PORT: u16 = 2774;
+/// Default bound on one sync.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The outcome of one sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// The extension has nothing newer (304).
+    Unchanged,
+    /// A new snapshot was installed.
+    Updated {
+        /// Its version.
+        version: u64,
+    },
+    /// The extension could not be used; the flags already held stay.
+    Unavailable,
+}
+
+/// Why a sync failed (logged, never returned to the handler).
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("cannot connect to the ssm-flags extension at {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP error talking to the ssm-flags extension: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("the ssm-flags extension answered {0}")]
+    Status(StatusCode),
+    #[error(transparent)]
+    Snapshot(#[from] crate::error::LoadError),
+    #[error("the ssm-flags extension did not answer within {0:?} (SSM_FLAGS_CLIENT_TIMEOUT_MS)")]
+    Timeout(Duration),
+}
+
+#[derive(Default)]
+struct Connection {
+    sender: Option<SendRequest<Empty<Bytes>>>,
+    etag: Option<HeaderValue>,
+}
+
+/// A client of the extension's local API.
+pub struct Client {
+    addr: SocketAddr,
+    token: Option<HeaderValue>,
+    timeout: Duration,
+    connection: Mutex<Connection>,
+    outage_logged: AtomicBool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client of the extension on 127.0.0.1:`port`, sending `token` when set.
+    pub fn new(port: u16, token: Option<&str>, timeout: Duration) -> Self {
+        Self {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            token: token.and_then(|t| HeaderValue::from_str(t).ok()),
+            timeout,
+            connection: Mutex::new(Connection::default()),
+            outage_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// A client configured from the environment (see the module docs). An invalid value is
+    /// logged and replaced by its default: the handler must start whatever happens.
+    pub fn from_env() -> Self {
+        let port = env_number("SSM_FLAGS_PORT", u64::from(DEFAULT_PORT), 1, 65_535);
+        let timeout_ms = env_number(
+            "SSM_FLAGS_CLIENT_TIMEOUT_MS",
+            DEFAULT_TIMEOUT.as_millis() as u64,
+            1,
+            60_000,
+        );
+        let token = std::env::var("AWS_SESSION_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        Self::new(
+            u16::try_from(port).unwrap_or(DEFAULT_PORT),
+            token.as_deref(),
+            Duration::from_millis(timeout_ms),
+        )
+    }
+
+    /// Fetches the snapshot if it changed and installs it into `store`.
+    pub async fn sync_into(&self, store: &Store) -> Synced {
+        let mut connection = self.connection.lock().await;
+        let result = tokio::time::timeout(self.timeout, self.fetch(&mut connection))
+            .await
+            .unwrap_or(Err(SyncError::Timeout(self.timeout)));
+        match result {
+            Ok(None) => {
+                self.recovered();
+                Synced::Unchanged
+            }
+            Ok(Some((doc, etag))) => {
+                self.recovered();
+                let snapshot = doc.into_snapshot();
+                let version = snapshot.version();
+                store.install(snapshot);
+                connection.etag = etag;
+                Synced::Updated { version }
+            }
+            Err(error) => {
+                // A broken connection is not reused; the next sync reconnects.
+                connection.sender = None;
+                if !self.outage_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        %error,
+                        "ssm-flags extension unavailable: serving the flags already held (defaults if none); will retry each invocation"
+                    );
+                }
+                Synced::Unavailable
+            }
+        }
+    }
+
+    fn recovered(&self) {
+        if self.outage_logged.swap(false, Ordering::Relaxed) {
+            tracing::info!("ssm-flags extension reachable again");
+        }
+    }
+
+    async fn fetch(
+        &self,
+        connection: &mut Connection,
+    ) -> Result<Option<(SnapshotDoc, Option<HeaderValue>)>, SyncError> {
+        let sender = match connection.sender.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connect().await?,
+        };
+        let mut sender = sender;
+        sender.ready().await?;
+        let mut request = Request::get("/v1/flags")
+            .header(HOST, "127.0.0.1")
+            .body(Empty::new())
+            .map_err(|_| SyncError::Status(StatusCode::BAD_REQUEST))?;
+        let headers = request.headers_mut();
+        if let Some(etag) = &connection.etag {
+            headers.insert(IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(token) = &self.token {
+            headers.insert("x-ssm-flags-token", token.clone());
+        }
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let etag = response.headers().get(ETAG).cloned();
+        let body = response.into_body().collect().await?.to_bytes();
+        connection.sender = Some(sender);
+        match status {
+            StatusCode::NOT_MODIFIED => Ok(None),
+            StatusCode::OK => {
+                let doc = SnapshotDoc::from_slice(&body, "the extension's response")?;
+                Ok(Some((doc, etag)))
+            }
+            other => Err(SyncError::Status(other)),
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, SyncError> {
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(|source| SyncError::Connect {
+                addr: self.addr,
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        // The connection is driven by its own task and ends when the sender is dropped or the
+        // extension closes it.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+}
+
+fn env_number(var: &str, default: u64, min: u64, max: u64) -> u64 {
+    match std::env::var(var) {
+        Err(_) => default,
+        Ok(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                tracing::warn!(
+                    variable = var,
+                    value = %raw,
+                    default,
+                    "invalid value: must be a whole number from {min} to {max}; using the default"
+                );
+                default
+            }
+        },
+    }
+}
+
+static CLIENT: LazyLock<Client> = LazyLock::new(Client::from_env);
+
+/// Syncs the process-wide snapshot from the extension (configured from the environment).
+/// Call it at the start of each invocation, or use [`FlagsLayer`].
+pub async fn sync() -> Synced {
+    CLIENT.sync_into(&GLOBAL).await
+}
+
+/// A tower layer that runs [`sync`] before every invocation of the wrapped service.
+///
+/// ```no_run
+/// # async fn handler(_: lambda_runtime::LambdaEvent<serde_json::Value>) -> Result<(), lambda_runtime::Error> { Ok(()) }
+/// use lambda_runtime::tower::Layer;
+/// # async fn main_() -> Result<(), lambda_runtime::Error> {
+/// lambda_runtime::run(flags::FlagsLayer.layer(lambda_runtime::service_fn(handler))).await
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlagsLayer;
+
+impl<S> tower_layer::Layer<S> for FlagsLayer {
+    type Service = FlagsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FlagsService { inner }
+    }
+}
+
+/// The service made by [`FlagsLayer`].
+#[derive(Debug, Clone)]
+pub struct FlagsService<S> {
+    inner: S,
+}
+
+impl<S> FlagsService<S> {
+    /// Wraps `inner` so that every call syncs the flags first (same as `FlagsLayer.layer(inner)`).
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, R> tower_service::Service<R> for FlagsService<S>
+where
+    S: tower_service::Service<R> + Clone + Send + 'static,
+    S::Future: Send,
+    R: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        // The clone is ready-less; keep the service that was polled ready, as tower requires.
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            sync().await;
+            ready.call(request).await
+        })
+    }
+}
