@@ -30,8 +30,11 @@ vectors: ## Check the committed bucketing vectors against Python's hashlib
 	python3 $(ROOT)/handler-lib/tests/vectors/gen_buckets.py | diff -q - $(ROOT)/handler-lib/tests/vectors/buckets.json
 
 unit: venv ## All unit and integration tests (the integration tests start moto and the Lambda emulator)
+	# The integration tests run the example functions' binaries: build them first.
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 bench: ## Run the benchmarks and regenerate BENCHMARKS.md
 	$(CARGO) bench -p ssm-flags --bench lookup
+	$(CARGO) bench -p ssm-flags-extension --bench sync
 	python3 $(ROOT)/bench/report.py

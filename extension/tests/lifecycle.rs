@@ -46,7 +46,7 @@ async fn invoke_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
     let moto = Moto::start().await;
-    seed(&moto.ssm()).await;
+    seed(&common::ssm_client(moto.port)).await;
     let f = Function::start(moto.port, 60, FreezeMode::None).await;
     println!(
         "extension ready for the first invocation in {:?}",
@@ -162,7 +162,7 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_in_ssm_is_seen_after_the_max_age() {
     let moto = Moto::start().await;
-    let ssm = moto.ssm();
+    let ssm = common::ssm_client(moto.port);
     seed(&ssm).await;
     let f = Function::start(moto.port, 1, FreezeMode::None).await;
     let names = names();
@@ -239,7 +239,7 @@ async fn a_change_in_ssm_is_seen_after_the_max_age() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
     let mut moto = Moto::start().await;
-    seed(&moto.ssm()).await;
+    seed(&common::ssm_client(moto.port)).await;
     let f = Function::start(moto.port, 1, FreezeMode::None).await;
     let names = names();
     let good = f.check("alice", "us-east-1", &names).await;
@@ -306,7 +306,7 @@ async fn ssm_down_at_init_serves_defaults_then_recovers() {
 
     // SSM comes back: the flags arrive on a later INVOKE, within the backoff.
     let moto = Moto::start_on(ssm_port).await;
-    seed(&moto.ssm()).await;
+    seed(&common::ssm_client(moto.port)).await;
     let back_at = Instant::now();
     let recovered = invoke_until(&f, &names, 40, Duration::from_millis(250), |r| {
         r["snapshot_version"] == 1
@@ -327,7 +327,7 @@ async fn ssm_down_at_init_serves_defaults_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeze_and_thaw_between_invocations() {
     let moto = Moto::start().await;
-    let ssm = moto.ssm();
+    let ssm = common::ssm_client(moto.port);
     seed(&ssm).await;
     let f = Function::start(moto.port, 1, FreezeMode::Process).await;
     let names = names();
@@ -374,7 +374,7 @@ async fn freeze_and_thaw_between_invocations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_serving_and_exits_zero() {
     let moto = Moto::start().await;
-    seed(&moto.ssm()).await;
+    seed(&common::ssm_client(moto.port)).await;
     let Function {
         sim,
         mut extension,

@@ -126,6 +126,11 @@ impl Client {
         )
     }
 
+    /// Forgets the snapshot tag, so the next sync fetches the whole snapshot even if unchanged.
+    pub async fn forget(&self) {
+        self.connection.lock().await.etag = None;
+    }
+
     /// Fetches the snapshot if it changed and installs it into `store`.
     pub async fn sync_into(&self, store: &Store) -> Synced {
         let mut connection = self.connection.lock().await;

@@ -1,0 +1,151 @@
+//! Keeping the handler current, per invocation, vs the floor: a bare keep-alive loopback
+//! HTTP/1.1 round trip with hyper, measured in the same run.
+//!
+//! - `sync/http_roundtrip_floor`: GET with `If-None-Match` answered `304` by a bare hyper server.
+//! - `sync/unchanged_304`: `flags` client sync against the real local API, nothing changed.
+//! - `sync/changed_200`: the same, but the whole snapshot (the seed's flags plus 26) is fetched,
+//!   parsed and installed, as after a change.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use flags::ParameterKind;
+use flags::client::{Client, Synced};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ssm_flags_extension::server::{Api, serve};
+use ssm_flags_extension::snapshot::{Served, Shared, Status};
+use ssm_flags_extension::source::Parameter;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+
+fn parameters() -> Vec<Parameter> {
+    let mut raw = vec![
+        ("dark-mode".to_owned(), "true".to_owned()),
+        ("new-analytics".to_owned(), r#"{"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1", "us-west-2"], "excluded_user_ids": ["user-123", "user-456"]}"#.to_owned()),
+        ("new-payment-processor".to_owned(), r#"{"enabled": true, "rollout_percentage": 5, "fallback_on_error": true}"#.to_owned()),
+        ("new-checkout-flow".to_owned(), r#"{"enabled": true, "allowed_user_ids": ["alice"]}"#.to_owned()),
+    ];
+    raw.extend((0..26).map(|i| (format!("team/feature-{i}"), "false".to_owned())));
+    raw.into_iter()
+        .map(|(flag, value)| Parameter {
+            name: format!("/myapp/prod/features/{flag}"),
+            flag,
+            kind: ParameterKind::String,
+            value,
+            version: 1,
+        })
+        .collect()
+}
+
+async fn floor_server(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let service = service_fn(|_request: Request<hyper::body::Incoming>| async {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                response
+                    .headers_mut()
+                    .insert("etag", http::HeaderValue::from_static("\"1\""));
+                Ok::<_, Infallible>(response)
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn bench_sync(c: &mut Criterion) {
+    let rt: Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // The floor: a bare keep-alive round trip.
+    let mut floor = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(floor_server(listener));
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        sender
+    });
+
+    // Ours: the real local API and the handler's client.
+    let (client, store) = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let served = Served::render(
+            1,
+            3,
+            Some(SystemTime::now()),
+            Status::Ok,
+            None,
+            &parameters(),
+        );
+        tokio::spawn(serve(
+            listener,
+            Api::new(Shared::new(served), Some("token".into())),
+            std::future::pending(),
+        ));
+        let client = Client::new(port, Some("token"), std::time::Duration::from_secs(1));
+        let store = flags::Store::default();
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated { version: 3 }
+        );
+        (client, store)
+    });
+
+    let mut group = c.benchmark_group("sync");
+    group.bench_function("http_roundtrip_floor", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                floor.ready().await.expect("ready");
+                let request = Request::get("/v1/flags")
+                    .header("host", "127.0.0.1")
+                    .header("if-none-match", "\"1\"")
+                    .body(Empty::new())
+                    .expect("request");
+                let response = floor.send_request(request).await.expect("response");
+                let status = response.status();
+                let _ = response.into_body().collect().await.expect("body");
+                black_box(status)
+            })
+        })
+    });
+    group.bench_function("unchanged_304", |b| {
+        b.iter(|| {
+            let outcome = rt.block_on(client.sync_into(&store));
+            assert_eq!(outcome, Synced::Unchanged);
+        })
+    });
+    group.bench_function("changed_200", |b| {
+        b.iter(|| {
+            let outcome = rt.block_on(async {
+                client.forget().await;
+                client.sync_into(&store).await
+            });
+            assert_eq!(outcome, Synced::Updated { version: 3 });
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_sync);
+criterion_main!(benches);
