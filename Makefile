@@ -3,14 +3,23 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 CARGO ?= cargo
 export CARGO_BUILD_JOBS ?= 2
+# No telemetry calls from sam: the machines here, and CI, are offline.
+export SAM_CLI_TELEMETRY := 0
 VENV := $(ROOT)/.venv
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+# Architecture of the layer SAM builds (template parameter Architecture): arm64 or x86_64.
+LAMBDA_ARCH ?= arm64
+ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo venv test lint unit vectors bench
+.PHONY: help demo tour venv test lint template-lint unit vectors bench layer sam-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-demo: ## The local demo on the seed article's flags (embedded)
+demo: venv ## The local demo: moto as SSM, the extension and the payment function under cargo-lambda
+	$(VENV)/bin/python $(ROOT)/demo/demo.py
+
+tour: ## A tour of the flags library alone, on the seed's flags (no AWS, no extension)
 	$(CARGO) run --quiet -p ssm-flags --example demo
 
 venv: $(VENV)/.installed ## Python tools (moto server) in .venv
@@ -20,11 +29,15 @@ $(VENV)/.installed: $(ROOT)/requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ROOT)/requirements-dev.txt
 	touch $@
 
-test: venv lint vectors unit ## Everything CI runs: lint, bucketing vectors, all tests (moto as SSM)
+test: venv lint template-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+template-lint: venv ## sam validate --lint and cfn-lint on template.yaml (offline)
+	cd $(ROOT) && $(VENV)/bin/sam validate --lint --template template.yaml
+	$(VENV)/bin/cfn-lint $(ROOT)/template.yaml
 
 vectors: ## Check the committed bucketing vectors against Python's hashlib
 	python3 $(ROOT)/handler-lib/tests/vectors/gen_buckets.py | diff -q - $(ROOT)/handler-lib/tests/vectors/buckets.json
@@ -38,3 +51,25 @@ bench: ## Run the benchmarks and regenerate BENCHMARKS.md
 	$(CARGO) bench -p ssm-flags --bench lookup
 	$(CARGO) bench -p ssm-flags-extension --bench sync
 	python3 $(ROOT)/bench/report.py
+
+LAYER_ARCHS ?= arm64 x86_64
+
+layer: venv ## The extension layer zips (provided.al2023) for LAYER_ARCHS (arm64 x86_64), with sizes
+	@set -e; for arch in $(LAYER_ARCHS); do \
+	  flag=$$( [ $$arch = x86_64 ] && echo --x86-64 || echo --arm64 ); \
+	  out=$(ROOT)/target/lambda/$$arch; \
+	  $(CARGO_LAMBDA) lambda build --release --extension --bin ssm-flags $$flag --output-format zip --lambda-dir $$out; \
+	  rm -rf $$out/unzipped && $(VENV)/bin/python -m zipfile -e $$out/extensions/ssm-flags.zip $$out/unzipped; \
+	  echo "$$arch: extensions/ssm-flags $$(stat -c %s $$out/unzipped/extensions/ssm-flags) bytes, layer zip $$(stat -c %s $$out/extensions/ssm-flags.zip) bytes ($$out/extensions/ssm-flags.zip)"; \
+	done
+
+sam-build: venv ## sam build: layer (makefile method) + functions (rust-cargolambda); LAMBDA_ARCH=arm64|x86_64
+	cd $(ROOT) && PATH=$(VENV)/bin:$$PATH LAMBDA_ARCH=$(LAMBDA_ARCH) $(VENV)/bin/sam build --template template.yaml --parameter-overrides Architecture=$(LAMBDA_ARCH)
+
+# SAM's makefile build method for the layer (template.yaml: SsmFlagsLayer). SAM runs it from a
+# scratch copy of the project with ARTIFACTS_DIR set, so every path here is absolute.
+build-SsmFlagsLayer:
+	$(CARGO_LAMBDA) lambda build --release --extension --bin ssm-flags $(ARCH_FLAG) --manifest-path $(ROOT)/Cargo.toml --lambda-dir $(ROOT)/target/lambda/sam
+	mkdir -p $(ARTIFACTS_DIR)/extensions
+	cp $(ROOT)/target/lambda/sam/extensions/ssm-flags $(ARTIFACTS_DIR)/extensions/ssm-flags
+	chmod 755 $(ARTIFACTS_DIR)/extensions/ssm-flags

@@ -26,6 +26,11 @@ pub enum LifecycleError {
         /// Why.
         source: std::io::Error,
     },
+    /// `AWS_LAMBDA_RUNTIME_API` is missing or not an address.
+    #[error(
+        "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path)"
+    )]
+    RuntimeApi(String),
     /// The Extensions API refused or failed the registration.
     #[error("cannot register with the Lambda Extensions API: {0}")]
     Register(String),
@@ -46,6 +51,7 @@ pub async fn run_with<S: Source + 'static>(
     source: S,
 ) -> Result<(), LifecycleError> {
     let started = Instant::now();
+    check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
         .await
         .map_err(|source| LifecycleError::Bind {
@@ -131,6 +137,20 @@ pub async fn run_with<S: Source + 'static>(
     result
 }
 
+/// The Extensions API client panics on a missing or malformed address: check it first, so the
+/// failure names the variable.
+fn check_runtime_api(value: Option<&str>) -> Result<(), LifecycleError> {
+    let value = value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| LifecycleError::RuntimeApi("is not set".to_owned()))?;
+    match value.parse::<http::Uri>() {
+        Ok(uri) if uri.authority().is_some() => Ok(()),
+        _ => Err(LifecycleError::RuntimeApi(format!(
+            "is {value:?}, which is not an address"
+        ))),
+    }
+}
+
 /// Completes on SIGTERM or SIGINT (local runs); never on platforms without them.
 async fn terminate() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -145,5 +165,28 @@ async fn terminate() {
             }
         }
         _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_api_address_is_checked_before_use() {
+        assert!(check_runtime_api(Some("127.0.0.1:9001")).is_ok());
+        assert!(check_runtime_api(Some("http://127.0.0.1:9000/.rt")).is_ok());
+        for bad in [
+            None,
+            Some(""),
+            Some("127.0.0.1:9000/.rt"),
+            Some("not an address"),
+        ] {
+            let err = check_runtime_api(bad).expect_err("invalid");
+            assert!(
+                err.to_string().starts_with("AWS_LAMBDA_RUNTIME_API "),
+                "{err}"
+            );
+        }
     }
 }

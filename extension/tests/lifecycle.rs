@@ -457,6 +457,18 @@ async fn a_bad_configuration_stops_startup_naming_the_variable() {
             vec![("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_MAX_AGE", "soon")],
             "SSM_FLAGS_MAX_AGE=\"soon\" is invalid",
         ),
+        // Outside Lambda, or with a malformed address: an error naming it, not a panic.
+        (
+            vec![("SSM_FLAGS_PATH", "/a")],
+            "AWS_LAMBDA_RUNTIME_API is not set",
+        ),
+        (
+            vec![
+                ("SSM_FLAGS_PATH", "/a"),
+                ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:1/.rt"),
+            ],
+            "AWS_LAMBDA_RUNTIME_API is \\\"127.0.0.1:1/.rt\\\", which is not an address",
+        ),
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
             .env_clear()
@@ -464,7 +476,13 @@ async fn a_bad_configuration_stops_startup_naming_the_variable() {
             .output()
             .expect("run ssm-flags");
         assert!(!output.status.success(), "{vars:?} must fail");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(expected), "{vars:?}: {stderr}");
+        // Configuration errors go to stderr; later ones are JSON log lines on stdout.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert!(said.contains(expected), "{vars:?}: {said}");
+        assert!(!said.contains("panicked"), "{vars:?}: {said}");
     }
 }
