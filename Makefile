@@ -6,6 +6,8 @@ export CARGO_BUILD_JOBS ?= 2
 # No telemetry calls from sam: the machines here, and CI, are offline.
 export SAM_CLI_TELEMETRY := 0
 VENV := $(ROOT)/.venv
+# cargo-lambda finds zig (pip package ziglang) through the python3 on PATH: the venv's first.
+export PATH := $(VENV)/bin:$(PATH)
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 # Architecture of the layer SAM builds (template parameter Architecture): arm64 or x86_64.
 LAMBDA_ARCH ?= arm64
@@ -47,9 +49,14 @@ unit: venv ## All unit and integration tests (the integration tests start moto a
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: ## Run the benchmarks and regenerate BENCHMARKS.md
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+
+bench: venv ## Every benchmark (reads, sync, cold start, footprint of this machine's arch); regenerates BENCHMARKS.md
 	$(CARGO) bench -p ssm-flags --bench lookup
 	$(CARGO) bench -p ssm-flags-extension --bench sync
+	$(CARGO) bench -p ssm-flags-extension --bench cold_start
+	$(VENV)/bin/python $(ROOT)/bench/seed_strategy.py
+	$(MAKE) layer LAYER_ARCHS=$(HOST_ARCH)
 	python3 $(ROOT)/bench/report.py
 
 LAYER_ARCHS ?= arm64 x86_64

@@ -5,6 +5,9 @@
 //! - `sync/unchanged_304`: `flags` client sync against the real local API, nothing changed.
 //! - `sync/changed_200`: the same, but the whole snapshot (the seed's flags plus 26) is fetched,
 //!   parsed and installed, as after a change.
+//! - `per_read/in_process` vs `per_read/http_request`: a boolean flag read from the in-process
+//!   snapshot vs one HTTP request to the local extension per read (`GET /v1/flags/dark-mode`, the
+//!   pattern of AWS's Parameters and Secrets extension), on a kept-alive connection.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -87,7 +90,7 @@ fn bench_sync(c: &mut Criterion) {
     });
 
     // Ours: the real local API and the handler's client.
-    let (client, store) = rt.block_on(async {
+    let (client, store, port) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let served = Served::render(
@@ -109,7 +112,20 @@ fn bench_sync(c: &mut Criterion) {
             client.sync_into(&store).await,
             Synced::Updated { version: 3 }
         );
-        (client, store)
+        (client, store, port)
+    });
+    // A kept-alive connection to the local API, for one request per read.
+    let mut per_read = rt.block_on(async {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        sender
     });
 
     let mut group = c.benchmark_group("sync");
@@ -142,6 +158,33 @@ fn bench_sync(c: &mut Criterion) {
                 client.sync_into(&store).await
             });
             assert_eq!(outcome, Synced::Updated { version: 3 });
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("per_read");
+    group.bench_function("in_process", |b| {
+        b.iter(|| store.get(black_box("dark-mode")).enabled())
+    });
+    group.bench_function("http_request", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                per_read.ready().await.expect("ready");
+                let request = Request::get("/v1/flags/dark-mode")
+                    .header("host", "127.0.0.1")
+                    .header("x-ssm-flags-token", "token")
+                    .body(Empty::new())
+                    .expect("request");
+                let response = per_read.send_request(request).await.expect("response");
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                doc["enabled"].as_bool().unwrap_or(false)
+            })
         })
     });
     group.finish();

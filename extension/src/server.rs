@@ -20,7 +20,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -29,9 +29,6 @@ use crate::snapshot::{Served, Shared, Status};
 
 /// The header that must carry the token.
 pub const TOKEN_HEADER: &str = "x-ssm-flags-token";
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Request-header buffer limit; larger requests are refused with 431.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -211,9 +208,9 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
                 let response = api.handle(&request);
                 async move { Ok::<_, Infallible>(response) }
             });
+            // No header-read timeout: hyper also applies it to idle keep-alive connections, and
+            // the handler's connection idles (frozen) between invocations. Loopback only.
             let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(MAX_HEADER_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(err) = connection.await {

@@ -174,11 +174,26 @@ impl Client {
         &self,
         connection: &mut Connection,
     ) -> Result<Option<(SnapshotDoc, Option<HeaderValue>)>, SyncError> {
-        let sender = match connection.sender.take() {
+        let reused = connection.sender.as_ref().is_some_and(|s| !s.is_closed());
+        match self.fetch_once(connection).await {
+            // The extension may have closed a kept-alive connection while it sat idle (or frozen):
+            // like any keep-alive client, retry the idempotent GET once on a fresh connection.
+            Err(SyncError::Http(_)) if reused => {
+                connection.sender = None;
+                self.fetch_once(connection).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_once(
+        &self,
+        connection: &mut Connection,
+    ) -> Result<Option<(SnapshotDoc, Option<HeaderValue>)>, SyncError> {
+        let mut sender = match connection.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connect().await?,
         };
-        let mut sender = sender;
         sender.ready().await?;
         let mut request = Request::get("/v1/flags")
             .header(HOST, "127.0.0.1")
@@ -305,5 +320,105 @@ where
             sync().await;
             ready.call(request).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const BODY: &str = r#"{"version": 4, "flags": {"dark-mode": {"value": true, "version": 1}}}"#;
+
+    /// A server that answers each connection's first request, then drops the connection without
+    /// closing it cleanly: a kept-alive connection the client believes is still open.
+    async fn one_request_per_connection(listener: TcpListener) {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let Ok(n) = stream.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\netag: \"t\"\r\ncontent-length: {}\r\n\r\n{BODY}",
+                    BODY.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                // Wait for the next request, then drop the socket unanswered.
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_by_the_extension_is_retried_once_on_a_fresh_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(one_request_per_connection(listener));
+        let client = Client::new(port, None, Duration::from_secs(2));
+        let store = Store::default();
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated { version: 4 }
+        );
+        client.forget().await;
+        // The kept-alive connection dies on the second request: the client reconnects.
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated { version: 4 }
+        );
+        assert!(
+            !client.outage_logged.load(Ordering::Relaxed),
+            "no outage was reported"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_absent_extension_answers_unavailable_at_once() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a port nobody listens on once dropped");
+        let client = Client::new(port, Some("t"), Duration::from_secs(5));
+        let store = Store::default();
+        let started = std::time::Instant::now();
+        assert_eq!(client.sync_into(&store).await, Synced::Unavailable);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused, not timed out"
+        );
+        assert_eq!(store.version(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hung_extension_is_cut_at_the_client_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        // Accepts and never answers.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let client = Client::new(port, None, Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        assert_eq!(
+            client.sync_into(&Store::default()).await,
+            Synced::Unavailable
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(50) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }

@@ -1,0 +1,240 @@
+//! Cold start: from spawning the extension to "ready for the first invocation" (its first
+//! `/next`, Lambda's init gate) with 10, 100 and 1,000 flags, against the floor measured in the
+//! same run on the same moto server: a process that builds an `aws-sdk-ssm` client from the
+//! environment, runs the bare `GetParametersByPath` pagination loop over the same path, and exits.
+//! Also counts SSM calls on both sides and the extension's peak RSS.
+//!
+//! Run: `cargo bench -p ssm-flags-extension --bench cold_start` (or `make bench`); results go to
+//! `target/ssm-flags-bench/cold_start.json`, which `bench/report.py` turns into a table.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ssm::types::ParameterType;
+use lambda_simulator::{FreezeMode, Simulator};
+use testkit::{Moto, free_port};
+
+const SIZES: [usize; 3] = [10, 100, 1000];
+const REPS: usize = 7;
+const BARE_FETCH: &str = "--bare-fetch";
+
+/// The floor: build a client from the environment, read every page, print the call count.
+async fn bare_fetch(path: &str) {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = aws_sdk_ssm::Client::new(&shared);
+    let (mut calls, mut count, mut token) = (0u32, 0usize, None::<String>);
+    loop {
+        let page = client
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(true)
+            .with_decryption(true)
+            .max_results(10)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .expect("GetParametersByPath");
+        calls += 1;
+        count += page.parameters().len();
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    println!("{calls} {count}");
+}
+
+fn aws_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn mad(v: &[f64]) -> f64 {
+    let m = median(v.to_vec());
+    median(v.iter().map(|x| (x - m).abs()).collect())
+}
+
+/// One floor run: milliseconds from spawn to exit, and SSM calls.
+fn floor_run(port: u16, path: &str) -> (f64, u32) {
+    let started = Instant::now();
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .args([BARE_FETCH, path])
+        .env_clear()
+        .envs(aws_env(port))
+        .output()
+        .expect("run the floor");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert!(
+        out.status.success(),
+        "floor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let calls = text
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (ms, calls)
+}
+
+/// One extension run: milliseconds from spawn to first `/next`, SSM calls, peak RSS in KiB.
+async fn extension_run(port: u16, path: &str) -> (f64, u64, u64) {
+    let sim = Simulator::builder()
+        .freeze_mode(FreezeMode::None)
+        .build()
+        .await
+        .expect("simulator");
+    let log = std::env::temp_dir().join(format!("ssm-flags-cold-{}.log", free_port()));
+    let file = std::fs::File::create(&log).expect("log");
+    let spawned_at = SystemTime::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
+        .env_clear()
+        .envs(sim.lambda_env_vars())
+        .envs(aws_env(port))
+        .envs([
+            ("SSM_FLAGS_PATH", path.to_owned()),
+            ("SSM_FLAGS_PORT", free_port().to_string()),
+            ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "10000".to_owned()),
+        ])
+        .stdout(file)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ssm-flags");
+    sim.wait_for(
+        || async { sim.extension_count().await >= 1 },
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("registered");
+    let id = sim.get_registered_extensions().await[0].id.clone();
+    sim.wait_for(
+        || async { sim.first_next_poll_at(&id).await.is_some() },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("ready");
+    let first_next = sim.first_next_poll_at(&id).await.expect("first /next");
+    let ms = (first_next.timestamp_micros() - epoch_micros(spawned_at)) as f64 / 1000.0;
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let calls = text
+        .lines()
+        .filter(|l| l.contains("\"message\":\"ready\""))
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["ssm_calls"].as_u64()
+        })
+        .unwrap_or_else(|| panic!("extension did not load:\n{text}"));
+    sim.shutdown().await;
+    (ms, calls, rss)
+}
+
+/// Microseconds since the epoch, to compare with the simulator's timestamps.
+fn epoch_micros(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+async fn seed(port: u16, path: &str, n: usize) {
+    let ssm = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
+            .build(),
+    );
+    for i in 0..n {
+        let value = if i % 3 == 0 {
+            format!(r#"{{"enabled": true, "rollout_percentage": {}}}"#, i % 101)
+        } else {
+            (i % 2 == 0).to_string()
+        };
+        ssm.put_parameter()
+            .name(format!("{path}/team-{}/flag-{i:04}", i % 7))
+            .value(value)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("seed");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if args.get(1).map(String::as_str) == Some(BARE_FETCH) {
+        let path = args.get(2).cloned().unwrap_or_default();
+        runtime.block_on(bare_fetch(&path));
+        return;
+    }
+    // `cargo bench` passes `--bench`; anything else is a filter we do not support.
+    let results = runtime.block_on(async {
+        let moto = Moto::start().await;
+        let mut rows = Vec::new();
+        for n in SIZES {
+            let path = format!("/bench/n{n}/features");
+            seed(moto.port, &path, n).await;
+            let (mut ours, mut floor, mut rss) = (Vec::new(), Vec::new(), 0u64);
+            let (mut our_calls, mut floor_calls) = (0u64, 0u32);
+            // Alternate the two sides so drift on the machine hits both alike.
+            for _ in 0..REPS {
+                let (ms, calls) = floor_run(moto.port, &path);
+                floor.push(ms);
+                floor_calls = calls;
+                let (ms, calls, peak) = extension_run(moto.port, &path).await;
+                ours.push(ms);
+                our_calls = calls;
+                rss = rss.max(peak);
+            }
+            let row = serde_json::json!({
+                "flags": n,
+                "ours_ms": median(ours.clone()), "ours_mad_ms": mad(&ours),
+                "floor_ms": median(floor.clone()), "floor_mad_ms": mad(&floor),
+                "ours_calls": our_calls, "floor_calls": floor_calls,
+                "calls_lower_bound": n.div_ceil(10),
+                "peak_rss_kib": rss, "reps": REPS,
+            });
+            println!("{row}");
+            rows.push(row);
+        }
+        rows
+    });
+    let dir: PathBuf = testkit::workspace().join("target/ssm-flags-bench");
+    std::fs::create_dir_all(&dir).expect("results dir");
+    let out = dir.join("cold_start.json");
+    std::fs::write(&out, serde_json::to_vec_pretty(&results).expect("json"))
+        .expect("write results");
+    println!("wrote {}", out.display());
+}
