@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour venv test lint template-lint unit vectors bench layer sam-build
+.PHONY: help demo tour venv test lint template-lint unit vectors bench layer sam-build fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -70,13 +70,24 @@ layer: venv ## The extension layer zips (provided.al2023) for LAYER_ARCHS (arm64
 	  echo "$$arch: extensions/ssm-flags $$(stat -c %s $$out/unzipped/extensions/ssm-flags) bytes, layer zip $$(stat -c %s $$out/extensions/ssm-flags.zip) bytes ($$out/extensions/ssm-flags.zip)"; \
 	done
 
+# --build-in-source: SAM would otherwise copy the whole project, target/ included, per build;
+# --beta-features: SAM still ships the rust-cargolambda build method as a beta.
 sam-build: venv ## sam build: layer (makefile method) + functions (rust-cargolambda); LAMBDA_ARCH=arm64|x86_64
-	cd $(ROOT) && PATH=$(VENV)/bin:$$PATH LAMBDA_ARCH=$(LAMBDA_ARCH) $(VENV)/bin/sam build --template template.yaml --parameter-overrides Architecture=$(LAMBDA_ARCH)
+	cd $(ROOT) && LAMBDA_ARCH=$(LAMBDA_ARCH) $(VENV)/bin/sam build --template template.yaml \
+	  --build-in-source --beta-features --parameter-overrides Architecture=$(LAMBDA_ARCH)
 
-# SAM's makefile build method for the layer (template.yaml: SsmFlagsLayer). SAM runs it from a
-# scratch copy of the project with ARTIFACTS_DIR set, so every path here is absolute.
+# SAM's makefile build method for the layer (template.yaml: SsmFlagsLayer). SAM runs it with
+# ARTIFACTS_DIR set, possibly from a scratch copy of the project: every path here is absolute.
 build-SsmFlagsLayer:
 	$(CARGO_LAMBDA) lambda build --release --extension --bin ssm-flags $(ARCH_FLAG) --manifest-path $(ROOT)/Cargo.toml --lambda-dir $(ROOT)/target/lambda/sam
 	mkdir -p $(ARTIFACTS_DIR)/extensions
 	cp $(ROOT)/target/lambda/sam/extensions/ssm-flags $(ARTIFACTS_DIR)/extensions/ssm-flags
 	chmod 755 $(ARTIFACTS_DIR)/extensions/ssm-flags
+
+FUZZ_SECONDS ?= 120
+
+fuzz: ## Fuzz the flag parser, wire format and evaluator for FUZZ_SECONDS (cargo-fuzz, nightly)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p $(ROOT)/fuzz/corpus-run/flag_value
+	# New inputs go to corpus-run/ (ignored); corpus/ holds the committed seeds.
+	cd $(ROOT)/fuzz && $(CARGO) +nightly fuzz run flag_value corpus-run/flag_value corpus/flag_value -- -max_total_time=$(FUZZ_SECONDS) -max_len=9000
