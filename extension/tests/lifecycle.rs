@@ -118,6 +118,19 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
         assert_eq!(status, 401, "{path}");
     }
 
+    // Oversized and malformed requests get a 4xx and leave the server serving.
+    let big = "a".repeat(20_000);
+    let (status, _) = http_get(f.flags_port, "/v1/health", &[("X-Big", &big)])
+        .await
+        .expect("reachable");
+    assert_eq!(status, 431, "oversized headers");
+    let status = testkit::raw_request(f.flags_port, b"NOT HTTP AT ALL\r\n\r\n")
+        .await
+        .expect("reachable");
+    assert_eq!(status, 400, "malformed request");
+    let (status, _) = f.api("/v1/health").await;
+    assert_eq!(status, 200, "still serving");
+
     // The log: one audit line per flag with its SSM version, 4 pages for 32 parameters, the
     // invalid flag named, and never the SecureString's value or the token.
     let log = f.extension.json_lines();

@@ -97,6 +97,19 @@ impl Drop for Moto {
     }
 }
 
+/// Sends `bytes` as they are and returns the status code of the answer (0 if none).
+pub async fn raw_request(port: u16, bytes: &[u8]) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(bytes).await?;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+    Ok(String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
+
 /// A minimal HTTP/1.1 GET (one request per connection): status and body.
 pub async fn http_get(
     port: u16,
