@@ -55,6 +55,7 @@ bench: venv ## Every benchmark (reads, sync, cold start, footprint of this machi
 	$(CARGO) bench -p ssm-flags --bench lookup
 	$(CARGO) bench -p ssm-flags-extension --bench sync
 	$(CARGO) bench -p ssm-flags-extension --bench cold_start
+	$(CARGO) bench -p ssm-flags-extension --bench propagation
 	$(VENV)/bin/python $(ROOT)/bench/seed_strategy.py
 	$(MAKE) layer LAYER_ARCHS=$(HOST_ARCH)
 	python3 $(ROOT)/bench/report.py

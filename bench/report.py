@@ -137,6 +137,26 @@ def seed_strategy(missed):
     return out, cost
 
 
+def propagation(missed):
+    path = TARGET / "ssm-flags-bench" / "propagation.json"
+    if not path.exists():
+        missed.append("propagation: not measured")
+        return ["Not measured in this run (`cargo bench -p ssm-flags-extension --bench propagation`)."]
+    p = json.loads(path.read_text())
+    bound = p["max_age_ms"] + 2 * p["interval_ms"]
+    _, verdict = judge(p["max_ms"] / bound, ("<=", 1.0), f"propagation worst {p['max_ms']:.0f} ms (bound {bound} ms)", missed)
+    return [
+        "| max age | invocations every | trials | median | fastest | slowest | slowest ÷ max age | within max age + 2 invocations |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {p['max_age_ms'] / 1000:g} s | {p['interval_ms']} ms | {p['trials']} | {p['median_ms']:.0f} ms | {p['min_ms']:.0f} ms "
+        f"| {p['max_ms']:.0f} ms | {p['max_ms'] / p['max_age_ms']:.2f}× | {verdict} |",
+        "",
+        "A change reaches handlers at most one max age plus one invocation after `PutParameter`: the",
+        "invocation that finds the flags older than the max age refreshes them beside itself, and the",
+        "next one reads the change. How soon within that window depends on when the last refresh was.",
+    ]
+
+
 def footprint(missed):
     out = ["| artifact | size | goal | met |", "|---|---|---|---|"]
     for arch in ["arm64", "x86_64"]:
@@ -220,6 +240,15 @@ def main():
         "",
     ]
     out += cold_start(missed)
+    out += [
+        "",
+        "## Propagation",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags-extension --bench propagation` (moto as SSM, the real",
+        "extension under `lambda-simulator`, a runtime syncing with the real `flags` client).",
+        "",
+    ]
+    out += propagation(missed)
     out += [
         "",
         "## Footprint",

@@ -1,0 +1,189 @@
+//! Propagation: from `PutParameter` to the handler returning the new value, against the max age.
+//!
+//! The real extension runs under `lambda-simulator` with moto as SSM and `SSM_FLAGS_MAX_AGE=2`;
+//! this harness plays the function's runtime over the Runtime API, syncing with the real `flags`
+//! client at the start of each invocation, as `FlagsLayer` does. After each flip it invokes every
+//! 100 ms until the handler answers the new value.
+//!
+//! Run: `cargo bench -p ssm-flags-extension --bench propagation` (or `make bench`); results go to
+//! `target/ssm-flags-bench/propagation.json`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ssm::types::ParameterType;
+use flags::client::Client;
+use lambda_simulator::{FreezeMode, Simulator};
+use testkit::{Moto, free_port, http_request};
+
+const MAX_AGE_S: u64 = 2;
+const INTERVAL: Duration = Duration::from_millis(100);
+const TRIALS: usize = 8;
+const PATH: &str = "/bench/propagation/features";
+
+/// The function: take the next invocation, sync the flags, answer `dark-mode`.
+async fn runtime(api_port: u16, client: Client, store: flags::Store) {
+    loop {
+        let Ok((200, head, _)) = http_request(
+            api_port,
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            &[],
+            "",
+        )
+        .await
+        else {
+            return;
+        };
+        let Some(id) = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("lambda-runtime-aws-request-id")
+                .then(|| v.trim().to_owned())
+        }) else {
+            return;
+        };
+        client.sync_into(&store).await;
+        let body = serde_json::json!({
+            "dark_mode": store.get("dark-mode").enabled(),
+            "version": store.version(),
+        })
+        .to_string();
+        let path = format!("/2018-06-01/runtime/invocation/{id}/response");
+        let _ = http_request(
+            api_port,
+            "POST",
+            &path,
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+        .await;
+    }
+}
+
+async fn invoke(sim: &Simulator) -> bool {
+    let id = sim.enqueue_payload(serde_json::json!({})).await;
+    let state = sim
+        .wait_for_invocation_complete(&id, Duration::from_secs(20))
+        .await
+        .expect("invocation completes");
+    let _ = sim
+        .wait_for_extensions_ready(&id, Duration::from_secs(10))
+        .await;
+    state
+        .response
+        .and_then(|r| r.payload["dark_mode"].as_bool())
+        .expect("a dark_mode answer")
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = rt.block_on(async {
+        let moto = Moto::start().await;
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(moto.endpoint())
+                .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
+                .build(),
+        );
+        let put = |value: bool| {
+            ssm.put_parameter()
+                .name(format!("{PATH}/dark-mode"))
+                .value(value.to_string())
+                .r#type(ParameterType::String)
+                .overwrite(true)
+                .send()
+        };
+        put(false).await.expect("seed");
+
+        let sim = Simulator::builder()
+            .freeze_mode(FreezeMode::None)
+            .build()
+            .await
+            .expect("simulator");
+        let flags_port = free_port();
+        let mut extension = Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
+            .env_clear()
+            .envs(sim.lambda_env_vars())
+            .envs([
+                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ("AWS_REGION", "us-east-1".to_owned()),
+                ("AWS_ENDPOINT_URL", moto.endpoint()),
+                ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+                ("SSM_FLAGS_PATH", PATH.to_owned()),
+                ("SSM_FLAGS_PORT", flags_port.to_string()),
+                ("SSM_FLAGS_MAX_AGE", MAX_AGE_S.to_string()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ssm-flags");
+        sim.wait_for(
+            || async { sim.extension_count().await >= 1 },
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("registered");
+        let id = sim.get_registered_extensions().await[0].id.clone();
+        sim.wait_for(
+            || async { sim.first_next_poll_at(&id).await.is_some() },
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("ready");
+        tokio::spawn(runtime(
+            sim.addr().port(),
+            Client::new(flags_port, None, Duration::from_secs(1)),
+            flags::Store::default(),
+        ));
+        assert!(!invoke(&sim).await, "starts false");
+
+        let mut samples = Vec::new();
+        let mut value = false;
+        for trial in 0..TRIALS {
+            // Spread the flips over the refresh cycle.
+            tokio::time::sleep(Duration::from_millis(250 * (trial as u64 % 4))).await;
+            value = !value;
+            put(value).await.expect("flip");
+            let flipped = Instant::now();
+            let mut invocations = 0u32;
+            loop {
+                invocations += 1;
+                if invoke(&sim).await == value {
+                    break;
+                }
+                assert!(
+                    flipped.elapsed() < Duration::from_secs(30),
+                    "never propagated"
+                );
+                tokio::time::sleep(INTERVAL).await;
+            }
+            let ms = flipped.elapsed().as_secs_f64() * 1000.0;
+            println!("trial {trial}: {ms:.0} ms, {invocations} invocations");
+            samples.push(ms);
+        }
+        let _ = extension.kill();
+        let _ = extension.wait();
+        sim.shutdown().await;
+        samples.sort_by(f64::total_cmp);
+        serde_json::json!({
+            "max_age_ms": MAX_AGE_S * 1000,
+            "interval_ms": INTERVAL.as_millis() as u64,
+            "trials": TRIALS,
+            "median_ms": samples[samples.len() / 2],
+            "max_ms": samples[samples.len() - 1],
+            "min_ms": samples[0],
+        })
+    });
+    println!("{result}");
+    let dir = testkit::workspace().join("target/ssm-flags-bench");
+    std::fs::create_dir_all(&dir).expect("results dir");
+    std::fs::write(dir.join("propagation.json"), result.to_string()).expect("write results");
+}
