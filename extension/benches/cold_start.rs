@@ -92,8 +92,41 @@ fn floor_run(port: u16, path: &str) -> (f64, u32) {
     (ms, calls)
 }
 
-/// One extension run: milliseconds from spawn to first `/next`, SSM calls, peak RSS in KiB.
-async fn extension_run(port: u16, path: &str) -> (f64, u64, u64) {
+fn rss_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What holding the snapshot costs a handler: this process's RSS before and after the real
+/// `flags` client syncs it from the extension.
+async fn handler_added_kib(flags_port: u16) -> u64 {
+    let before = rss_kib("self", "VmRSS:");
+    let client = flags::client::Client::new(flags_port, None, Duration::from_secs(10));
+    let store = flags::Store::default();
+    let synced = client.sync_into(&store).await;
+    assert!(
+        matches!(synced, flags::Synced::Updated { .. }),
+        "{synced:?}"
+    );
+    let after = rss_kib("self", "VmRSS:");
+    std::hint::black_box(&store);
+    after.saturating_sub(before)
+}
+
+/// One extension run: milliseconds from spawn to first `/next`, SSM calls, peak RSS in KiB, and
+/// (when asked) the memory a handler adds by holding the snapshot.
+async fn extension_run(
+    port: u16,
+    path: &str,
+    measure_handler: bool,
+) -> (f64, u64, u64, Option<u64>) {
     let sim = Simulator::builder()
         .freeze_mode(FreezeMode::None)
         .build()
@@ -102,13 +135,14 @@ async fn extension_run(port: u16, path: &str) -> (f64, u64, u64) {
     let log = std::env::temp_dir().join(format!("ssm-flags-cold-{}.log", free_port()));
     let file = std::fs::File::create(&log).expect("log");
     let spawned_at = SystemTime::now();
+    let flags_port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
         .env_clear()
         .envs(sim.lambda_env_vars())
         .envs(aws_env(port))
         .envs([
             ("SSM_FLAGS_PATH", path.to_owned()),
-            ("SSM_FLAGS_PORT", free_port().to_string()),
+            ("SSM_FLAGS_PORT", flags_port.to_string()),
             ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "10000".to_owned()),
         ])
         .stdout(file)
@@ -130,15 +164,12 @@ async fn extension_run(port: u16, path: &str) -> (f64, u64, u64) {
     .expect("ready");
     let first_next = sim.first_next_poll_at(&id).await.expect("first /next");
     let ms = (first_next.timestamp_micros() - epoch_micros(spawned_at)) as f64 / 1000.0;
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or(0);
+    let handler = if measure_handler {
+        Some(handler_added_kib(flags_port).await)
+    } else {
+        None
+    };
+    let rss = rss_kib(&child.id().to_string(), "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -152,7 +183,7 @@ async fn extension_run(port: u16, path: &str) -> (f64, u64, u64) {
         })
         .unwrap_or_else(|| panic!("extension did not load:\n{text}"));
     sim.shutdown().await;
-    (ms, calls, rss)
+    (ms, calls, rss, handler)
 }
 
 /// Microseconds since the epoch, to compare with the simulator's timestamps.
@@ -208,15 +239,18 @@ fn main() {
             seed(moto.port, &path, n).await;
             let (mut ours, mut floor, mut rss) = (Vec::new(), Vec::new(), 0u64);
             let (mut our_calls, mut floor_calls) = (0u64, 0u32);
+            let mut handler_kib = None;
             // Alternate the two sides so drift on the machine hits both alike.
             for _ in 0..REPS {
                 let (ms, calls) = floor_run(moto.port, &path);
                 floor.push(ms);
                 floor_calls = calls;
-                let (ms, calls, peak) = extension_run(moto.port, &path).await;
+                let (ms, calls, peak, handler) =
+                    extension_run(moto.port, &path, handler_kib.is_none()).await;
                 ours.push(ms);
                 our_calls = calls;
                 rss = rss.max(peak);
+                handler_kib = handler_kib.or(handler);
             }
             let row = serde_json::json!({
                 "flags": n,
@@ -225,6 +259,7 @@ fn main() {
                 "ours_calls": our_calls, "floor_calls": floor_calls,
                 "calls_lower_bound": n.div_ceil(10),
                 "peak_rss_kib": rss, "reps": REPS,
+                "handler_added_kib": handler_kib,
             });
             println!("{row}");
             rows.push(row);
