@@ -21,6 +21,7 @@ pub struct RefreshPolicy {
     failures: u32,
     last_success: Option<Instant>,
     next_attempt: Option<Instant>,
+    backoff: bool,
 }
 
 impl RefreshPolicy {
@@ -31,7 +32,15 @@ impl RefreshPolicy {
             failures: 0,
             last_success: None,
             next_attempt: None,
+            backoff: true,
         }
+    }
+
+    /// The same policy without backoff or jitter: after a failure, the next INVOKE retries.
+    /// Only for measuring what backoff buys (the storm test); the extension always backs off.
+    pub fn without_backoff(mut self) -> Self {
+        self.backoff = false;
+        self
     }
 
     /// Whether a refresh should run now.
@@ -67,6 +76,10 @@ impl RefreshPolicy {
     /// half the backoff plus a random share of the other half, so a fleet does not retry in step.
     pub fn failed_refresh(&mut self, now: Instant) -> Duration {
         self.failures = self.failures.saturating_add(1);
+        if !self.backoff {
+            self.next_attempt = None;
+            return Duration::ZERO;
+        }
         let ceiling = self.backoff();
         let half = ceiling / 2;
         let jitter = half.mul_f64(fastrand::f64());
@@ -115,6 +128,8 @@ pub struct Refresher<S> {
     instance: u64,
     version: u64,
     last_good: Option<Good>,
+    /// An empty fetch is waiting for a second one to confirm it.
+    empty_pending: bool,
     stats: Stats,
 }
 
@@ -135,8 +150,15 @@ impl<S: Source> Refresher<S> {
             instance,
             version: 0,
             last_good: None,
+            empty_pending: false,
             stats: Stats::default(),
         }
+    }
+
+    /// Replaces the refresh policy (see [`RefreshPolicy::without_backoff`]).
+    pub fn with_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The published snapshot, for the server.
@@ -163,7 +185,8 @@ impl<S: Source> Refresher<S> {
         let started = Instant::now();
         let fetched = tokio::time::timeout(self.timeout, self.source.fetch())
             .await
-            .unwrap_or(Err(SourceError::Timeout(self.timeout)));
+            .unwrap_or(Err(SourceError::Timeout(self.timeout)))
+            .and_then(|fetched| self.confirm_if_suddenly_empty(fetched));
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match fetched {
             Ok(fetched) => {
@@ -237,6 +260,23 @@ impl<S: Source> Refresher<S> {
                 Refreshed::Failed(error)
             }
         }
+    }
+}
+
+impl<S> Refresher<S> {
+    /// Every flag vanishing at once is far likelier a truncated answer than an operator deleting
+    /// them all: apply it only when the next fetch agrees.
+    fn confirm_if_suddenly_empty(
+        &mut self,
+        fetched: crate::source::Fetched,
+    ) -> Result<crate::source::Fetched, SourceError> {
+        let had = self.last_good.as_ref().map_or(0, |g| g.parameters.len());
+        if !fetched.parameters.is_empty() || had == 0 || self.empty_pending {
+            self.empty_pending = false;
+            return Ok(fetched);
+        }
+        self.empty_pending = true;
+        Err(SourceError::SuddenlyEmpty(had))
     }
 }
 
@@ -430,6 +470,44 @@ mod tests {
                 ssm_calls: 3
             }
         );
+    }
+
+    #[tokio::test]
+    async fn every_flag_vanishing_at_once_needs_a_second_fetch_to_confirm() {
+        let script = Script(Mutex::new(vec![
+            Ok(vec![param("a", "true", 1), param("b", "true", 1)]),
+            Ok(vec![]),
+            Ok(vec![param("a", "true", 1), param("b", "true", 1)]),
+            Ok(vec![]),
+            Ok(vec![]),
+        ]));
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
+        let shared = r.shared();
+        r.refresh().await;
+        // A sudden empty answer: the last good flags stay, marked stale.
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Failed(SourceError::SuddenlyEmpty(2))
+        );
+        let s = shared.load();
+        assert_eq!((s.status, s.snapshot.len()), (Status::Stale, 2));
+        assert!(s.snapshot.get("a").enabled());
+        // Not confirmed: the flags were there after all.
+        assert!(matches!(
+            r.refresh().await,
+            Refreshed::Fetched { changes: 0, .. }
+        ));
+        // Confirmed by a second empty fetch: applied.
+        assert!(matches!(
+            r.refresh().await,
+            Refreshed::Failed(SourceError::SuddenlyEmpty(2))
+        ));
+        assert!(matches!(
+            r.refresh().await,
+            Refreshed::Fetched { changes: 2, .. }
+        ));
+        let s = shared.load();
+        assert_eq!((s.status, s.snapshot.len()), (Status::Ok, 0));
     }
 
     struct Slow;

@@ -76,6 +76,12 @@ pub enum SourceError {
         /// What failed.
         message: String,
     },
+    /// SSM answered with no parameters at all while the last good fetch had some: applied only
+    /// once a second fetch confirms it, so a truncated answer never wipes every flag.
+    #[error(
+        "SSM returned no parameters under the configured paths, where the last fetch had {0}: keeping them until the next fetch confirms"
+    )]
+    SuddenlyEmpty(usize),
     /// The whole fetch did not finish within the refresh timeout.
     #[error("SSM did not answer within {0:?} (SSM_FLAGS_REFRESH_TIMEOUT_MS)")]
     Timeout(Duration),
@@ -85,7 +91,10 @@ impl SourceError {
     /// Whether a later retry can succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Throttled { .. } | Self::Unreachable { .. } | Self::Timeout(_) => true,
+            Self::Throttled { .. }
+            | Self::Unreachable { .. }
+            | Self::Timeout(_)
+            | Self::SuddenlyEmpty(_) => true,
             Self::Service { transient, .. } => *transient,
             Self::AccessDenied { .. } => false,
         }

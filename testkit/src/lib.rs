@@ -1,6 +1,8 @@
 //! Real local parts for the integration tests: a moto server standing in for AWS, free ports,
 //! and a raw HTTP/1.1 GET. Dev-only; never shipped.
 
+pub mod fault;
+
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

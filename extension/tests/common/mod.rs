@@ -16,6 +16,7 @@ pub const TOKEN: &str = "test-session-token-7f3a";
 /// The flags path every test uses.
 pub const PATH: &str = "/myapp/test/features";
 
+#[allow(unused_imports)] // each test binary uses a different part
 pub use testkit::{Moto, endpoint, free_port, http_get};
 
 /// An SSM client for the moto server on `port`.
@@ -237,6 +238,16 @@ impl Function {
     /// Starts the extension, waits until it asks for its first event (Lambda's init gate), then
     /// starts the runtime.
     pub async fn start(ssm_port: u16, max_age_s: u64, freeze: FreezeMode) -> Self {
+        Self::start_with(ssm_port, max_age_s, freeze, &[]).await
+    }
+
+    /// [`Function::start`] with extra environment for both processes (later values win).
+    pub async fn start_with(
+        ssm_port: u16,
+        max_age_s: u64,
+        freeze: FreezeMode,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let sim = Simulator::builder()
             .function_name("flag-check")
             .freeze_mode(freeze)
@@ -246,7 +257,12 @@ impl Function {
             .await
             .expect("simulator");
         let flags_port = free_port();
-        let env = function_env(ssm_port, flags_port, max_age_s);
+        let mut env = function_env(ssm_port, flags_port, max_age_s);
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let started = Instant::now();
         let extension = spawn(
             &sim,

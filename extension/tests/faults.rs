@@ -1,0 +1,190 @@
+//! Faults between the extension and SSM, injected by a proxy in front of moto that answers in
+//! AWS's wire format: throttling, 5xx, slowness past the timeout, connection resets. The promise:
+//! init never fails, no known flag changes value, retries back off instead of looping, and flags
+//! recover within about one max age of SSM coming back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Function, Moto, seed, seeded_expectations};
+use lambda_simulator::FreezeMode;
+use serde_json::{Value, json};
+use testkit::fault::{Fault, FaultProxy};
+
+fn names() -> Vec<String> {
+    seeded_expectations().into_iter().map(|(n, _)| n).collect()
+}
+
+fn assert_all_known(response: &Value, when: &str) {
+    for (name, expected) in seeded_expectations() {
+        assert_eq!(
+            response["flags"][&name],
+            json!(expected),
+            "{name} {when}: {response}"
+        );
+    }
+}
+
+/// Invokes until `done` holds, returning the response and how long it took.
+async fn until(f: &Function, limit: Duration, done: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let response = f.check("alice", "us-east-1", &names()).await;
+        if done(&response) {
+            return (response, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not reached within {limit:?}: {response}\n{}",
+            f.extension.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn setup() -> (Moto, FaultProxy) {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let proxy = FaultProxy::start(moto.port).await;
+    (moto, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_at_init_degrades_backs_off_and_recovers() {
+    let (_moto, proxy) = setup().await;
+    proxy.set(Fault::Throttle(1.0));
+    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    assert!(
+        f.ready_in < Duration::from_secs(3),
+        "init stays bounded: {:?}",
+        f.ready_in
+    );
+    let at_init = proxy.requests();
+    assert!(
+        (1..=2).contains(&at_init),
+        "one fetch (with one SDK retry) at init, got {at_init}"
+    );
+
+    // A burst of invocations while throttled: the backoff keeps the extension from retrying on
+    // every one of them.
+    let burst = Instant::now();
+    for _ in 0..10 {
+        let r = f.check("alice", "us-east-1", &names()).await;
+        assert_eq!(r["snapshot_version"], 0, "degraded: defaults");
+    }
+    let during = proxy.requests() - at_init;
+    println!(
+        "10 invocations in {:?} while throttled: {during} SSM requests",
+        burst.elapsed()
+    );
+    assert!(
+        during <= 6,
+        "{during} requests for 10 invocations: a tight retry loop"
+    );
+    let log = f.extension.json_lines();
+    let failure = log
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("flag refresh failed"))
+        })
+        .expect("failure logged");
+    assert!(
+        failure["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("throttled")),
+        "{failure}"
+    );
+    assert_eq!(failure["transient"], true);
+
+    proxy.set(Fault::Pass);
+    let (recovered, took) = until(&f, Duration::from_secs(5), |r| r["snapshot_version"] == 1).await;
+    println!("recovered {took:?} after throttling stopped (max age 1 s)");
+    assert_all_known(&recovered, "after recovery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_resets_and_empty_answers_mid_run_keep_every_known_flag() {
+    let (_moto, proxy) = setup().await;
+    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let good = f.check("alice", "us-east-1", &names()).await;
+    assert_all_known(&good, "before faults");
+
+    for fault in [
+        Fault::ServerError,
+        Fault::Reset,
+        Fault::Throttle(1.0),
+        Fault::EmptyAnswer,
+    ] {
+        proxy.set(fault);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (stale, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == true).await;
+        assert_all_known(&stale, &format!("during {fault:?}"));
+        assert_eq!(stale["snapshot_version"], 1, "{fault:?}");
+        proxy.set(Fault::Pass);
+        let (back, took) = until(&f, Duration::from_secs(5), |r| r["stale"] == false).await;
+        println!("{fault:?}: fresh again {took:?} after the fault ended");
+        assert_all_known(&back, &format!("after {fault:?}"));
+    }
+    let counts = proxy.counts();
+    let (errors, resets) = (
+        counts
+            .server_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        counts.resets.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(
+        errors >= 1 && resets >= 1,
+        "faults were injected: {errors} 5xx, {resets} resets"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_ssm_never_stretches_an_invocation_past_the_refresh_timeout() {
+    let (_moto, proxy) = setup().await;
+    let f = Function::start_with(
+        proxy.port,
+        1,
+        FreezeMode::None,
+        &[("SSM_FLAGS_REFRESH_TIMEOUT_MS", "500")],
+    )
+    .await;
+    let _ = f.check("alice", "us-east-1", &names()).await;
+    proxy.set(Fault::Slow(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // This invocation finds the flags old: the refresh hangs on SSM and is cut at 500 ms.
+    let id = f
+        .sim
+        .enqueue_payload(json!({"user_id": "alice", "flags": names()}))
+        .await;
+    let started = Instant::now();
+    let state = f
+        .sim
+        .wait_for_invocation_complete(&id, Duration::from_secs(10))
+        .await
+        .expect("invocation");
+    let handler_done = started.elapsed();
+    f.sim
+        .wait_for_extensions_ready(&id, Duration::from_secs(10))
+        .await
+        .expect("the extension asks for the next event");
+    let extension_done = started.elapsed();
+    println!(
+        "slow SSM: handler answered in {handler_done:?}, extension ready after {extension_done:?}"
+    );
+    assert!(
+        handler_done < Duration::from_millis(500),
+        "the handler never waits for SSM"
+    );
+    assert!(
+        extension_done < Duration::from_millis(500 + 400),
+        "the invocation was stretched to {extension_done:?}, past the 500 ms refresh timeout"
+    );
+    let response = state.response.expect("response").payload;
+    assert_all_known(&response, "while SSM is slow");
+    let (stale, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == true).await;
+    assert_all_known(&stale, "stale while SSM is slow");
+}

@@ -1,0 +1,245 @@
+//! A fault-injecting HTTP proxy in front of moto: moto has no throttling or faults of its own.
+//!
+//! Errors use AWS's JSON 1.1 wire format (`__type` in the body, `x-amzn-ErrorType` header), so the
+//! SDK classifies them exactly as it would real SSM errors.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to each request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Forward unchanged.
+    Pass,
+    /// Answer `ThrottlingException` to this share (0–1) of requests, forward the rest.
+    Throttle(f64),
+    /// Answer `500 InternalServerError`.
+    ServerError,
+    /// Wait this long, then forward.
+    Slow(Duration),
+    /// Reset the connection without answering.
+    Reset,
+    /// Answer `200 {}`: a truncated answer that parses as "no parameters".
+    EmptyAnswer,
+    /// Forward at most this many requests per second; answer the excess `ThrottlingException`
+    /// (SSM's default quota is 40 per second).
+    RateLimit(u32),
+}
+
+/// Counts of what the proxy did.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Requests received.
+    pub requests: AtomicU64,
+    /// Requests forwarded to moto.
+    pub forwarded: AtomicU64,
+    /// Requests answered with a throttling error.
+    pub throttled: AtomicU64,
+    /// Requests answered with a 5xx.
+    pub server_errors: AtomicU64,
+    /// Connections reset.
+    pub resets: AtomicU64,
+}
+
+struct Window {
+    started: Instant,
+    used: u32,
+}
+
+struct State {
+    upstream: u16,
+    fault: Mutex<Fault>,
+    window: Mutex<Window>,
+    counts: Counts,
+}
+
+/// The proxy: point `AWS_ENDPOINT_URL` at [`FaultProxy::endpoint`].
+#[derive(Clone)]
+pub struct FaultProxy {
+    state: Arc<State>,
+    /// Its port.
+    pub port: u16,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to moto on `upstream`, passing everything through.
+    pub async fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let state = Arc::new(State {
+            upstream,
+            fault: Mutex::new(Fault::Pass),
+            window: Mutex::new(Window {
+                started: Instant::now(),
+                used: 0,
+            }),
+            counts: Counts::default(),
+        });
+        let serving = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = Arc::clone(&serving);
+                tokio::spawn(serve_connection(stream, state));
+            }
+        });
+        Self { state, port }
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn endpoint(&self) -> String {
+        crate::endpoint(self.port)
+    }
+
+    /// Changes what happens to the next requests.
+    pub fn set(&self, fault: Fault) {
+        if let Ok(mut f) = self.state.fault.lock() {
+            *f = fault;
+        }
+    }
+
+    /// What the proxy has done so far.
+    pub fn counts(&self) -> &Counts {
+        &self.state.counts
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.state.counts.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// The service's error: the connection is closed without an answer.
+#[derive(Debug)]
+struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by the fault proxy")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
+async fn serve_connection(stream: TcpStream, state: Arc<State>) {
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move {
+            // A service error makes hyper close the connection without answering.
+            handle(&state, request).await.ok_or(ResetConnection)
+        }
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(r#"{{"__type":"{kind}","message":"{message}"}}"#);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    headers.insert("x-amzn-requestid", HeaderValue::from_static("fault-proxy"));
+    if let Ok(value) = HeaderValue::from_str(kind) {
+        headers.insert("x-amzn-errortype", value);
+    }
+    response
+}
+
+fn throttled(state: &State) -> Response<Full<Bytes>> {
+    state.counts.throttled.fetch_add(1, Ordering::Relaxed);
+    aws_error(
+        StatusCode::BAD_REQUEST,
+        "ThrottlingException",
+        "Rate exceeded",
+    )
+}
+
+/// Answers `None` to reset the connection.
+async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    state.counts.requests.fetch_add(1, Ordering::Relaxed);
+    let fault = state.fault.lock().map(|f| *f).unwrap_or(Fault::Pass);
+    match fault {
+        Fault::Pass => {}
+        Fault::Throttle(share) => {
+            if fastrand::f64() < share {
+                return Some(throttled(state));
+            }
+        }
+        Fault::ServerError => {
+            state.counts.server_errors.fetch_add(1, Ordering::Relaxed);
+            return Some(aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "injected by the fault proxy",
+            ));
+        }
+        Fault::Slow(delay) => tokio::time::sleep(delay).await,
+        Fault::Reset => {
+            state.counts.resets.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Fault::EmptyAnswer => {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+            response.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("application/x-amz-json-1.1"),
+            );
+            return Some(response);
+        }
+        Fault::RateLimit(per_second) => {
+            let allowed = state.window.lock().map(|mut w| {
+                if w.started.elapsed() >= Duration::from_secs(1) {
+                    w.started = Instant::now();
+                    w.used = 0;
+                }
+                w.used += 1;
+                w.used <= per_second
+            });
+            if !allowed.unwrap_or(false) {
+                return Some(throttled(state));
+            }
+        }
+    }
+    Some(match forward(state.upstream, request).await {
+        Some(response) => {
+            state.counts.forwarded.fetch_add(1, Ordering::Relaxed);
+            response
+        }
+        None => aws_error(
+            StatusCode::BAD_GATEWAY,
+            "InternalServerError",
+            "moto unreachable",
+        ),
+    })
+}
+
+async fn forward(upstream: u16, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    let stream = TcpStream::connect(("127.0.0.1", upstream)).await.ok()?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await
+        .ok()?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    Some(Response::from_parts(parts, Full::new(body)))
+}
