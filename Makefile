@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour venv test lint template-lint unit vectors bench layer sam-build fuzz
+.PHONY: help demo tour venv test lint template-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -92,3 +92,6 @@ fuzz: ## Fuzz the flag parser, wire format and evaluator for FUZZ_SECONDS (cargo
 	mkdir -p $(ROOT)/fuzz/corpus-run/flag_value
 	# New inputs go to corpus-run/ (ignored); corpus/ holds the committed seeds.
 	cd $(ROOT)/fuzz && $(CARGO) +nightly fuzz run flag_value corpus-run/flag_value corpus/flag_value -- -max_total_time=$(FUZZ_SECONDS) -max_len=9000
+
+storm: venv ## Long variant of the cold-start storm: 200 extensions x 100 flags against 40 requests/s
+	STORM_FLAGS=100 $(CARGO) test -p ssm-flags-extension --test storm -- --nocapture
