@@ -510,6 +510,63 @@ mod tests {
         assert_eq!((s.status, s.snapshot.len()), (Status::Ok, 0));
     }
 
+    #[tokio::test]
+    async fn ten_thousand_odd_flags_with_huge_and_broken_values_are_all_served() {
+        let names = [
+            "café/über",
+            "a/b/c/d/e/f/g/h",
+            "dots.and-dashes_",
+            "数字",
+            "emoji-🚀",
+        ];
+        let big = format!(r#"{{"enabled": true, "blob": "{}"}}"#, "x".repeat(8_000));
+        let mut params: Vec<Parameter> = (0..10_000)
+            .map(|i| {
+                let value = match i % 4 {
+                    0 => "true".to_owned(),
+                    1 => big.clone(),
+                    2 => format!(r#"{{"enabled": true, "rollout_percentage": {}}}"#, i % 150),
+                    _ => "{broken".to_owned(),
+                };
+                param(&format!("{}/{i}", names[i % names.len()]), &value, 1)
+            })
+            .collect();
+        params.push(param("ok", "false", 1));
+        // Invalid: every "{broken", and every percentage above 100.
+        let expected_invalid = (0..10_000)
+            .filter(|i| i % 4 == 3 || (i % 4 == 2 && i % 150 > 100))
+            .count();
+        let script = Script(Mutex::new(vec![Ok(params)]));
+        let mut r = Refresher::new(script, Duration::from_secs(60), Duration::from_secs(10));
+        let shared = r.shared();
+        assert!(matches!(
+            r.refresh().await,
+            Refreshed::Fetched {
+                changes: 10_001,
+                ..
+            }
+        ));
+        let s = shared.load();
+        assert_eq!(s.snapshot.len(), 10_001);
+        assert_eq!(s.invalid, expected_invalid);
+        assert!(s.snapshot.get("ok").is_known());
+        assert!(s.snapshot.get("数字/3").error().is_some_and(|e| {
+            e.to_string()
+                .starts_with("parameter /f/数字/3: invalid JSON")
+        }));
+        assert!(s.snapshot.get("café/über/0").enabled());
+        assert_eq!(
+            s.snapshot
+                .get("a/b/c/d/e/f/g/h/1")
+                .field::<String>("blob")
+                .map(|b| b.len()),
+            Some(8_000)
+        );
+        // The whole snapshot is served as one JSON body that parses back.
+        let doc: serde_json::Value = serde_json::from_slice(&s.body).expect("body is JSON");
+        assert_eq!(doc["flags"].as_object().map(|f| f.len()), Some(10_001));
+    }
+
     struct Slow;
 
     impl Source for Slow {

@@ -188,3 +188,96 @@ async fn slow_ssm_never_stretches_an_invocation_past_the_refresh_timeout() {
     let (stale, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == true).await;
     assert_all_known(&stale, "stale while SSM is slow");
 }
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// Seconds the extension stays frozen (`FREEZE_SECONDS`, default 3; the long variant uses minutes).
+fn freeze_for() -> Duration {
+    Duration::from_secs(
+        std::env::var("FREEZE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_in_the_middle_of_a_refresh_and_thawed_later() {
+    let (_moto, proxy) = setup().await;
+    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let _ = f.check("alice", "us-east-1", &names()).await;
+    proxy.set(Fault::Slow(Duration::from_secs(60)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // This invocation starts a refresh that hangs on SSM; freeze the extension in the middle.
+    let id = f
+        .sim
+        .enqueue_payload(json!({"user_id": "alice", "flags": names()}))
+        .await;
+    f.sim
+        .wait_for_invocation_complete(&id, Duration::from_secs(10))
+        .await
+        .expect("handler answers");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = f.extension.child.id();
+    signal(pid, "-STOP");
+    tokio::time::sleep(freeze_for()).await;
+    proxy.set(Fault::Pass);
+    let thawed = Instant::now();
+    signal(pid, "-CONT");
+
+    // After the thaw, the interrupted refresh ends at its timeout (already past) and the
+    // extension asks for the next event; later invocations get fresh flags.
+    f.sim
+        .wait_for_extensions_ready(&id, Duration::from_secs(5))
+        .await
+        .expect("the extension resumes after the thaw");
+    println!(
+        "frozen {:?} mid-refresh; ready {:?} after the thaw",
+        freeze_for(),
+        thawed.elapsed()
+    );
+    let (fresh, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == false).await;
+    assert_all_known(&fresh, "after the thaw");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_refresh_exits_zero_within_the_refresh_timeout() {
+    let (_moto, proxy) = setup().await;
+    let Function {
+        sim,
+        mut extension,
+        runtime,
+        ..
+    } = Function::start(proxy.port, 1, FreezeMode::None).await;
+    proxy.set(Fault::Slow(Duration::from_secs(60)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let id = sim
+        .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode"]}))
+        .await;
+    sim.wait_for_invocation_complete(&id, Duration::from_secs(10))
+        .await
+        .expect("handler answers");
+    // The extension is now refreshing against a hung SSM.
+    let started = Instant::now();
+    sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
+        .await;
+    let status = extension
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no exit after SHUTDOWN:\n{}", extension.log()));
+    let took = started.elapsed();
+    println!("SHUTDOWN during a refresh: exited {status:?} after {took:?}");
+    assert!(status.success(), "{}", extension.log());
+    assert!(
+        took < Duration::from_millis(2000 + 1500),
+        "{took:?}: the refresh timeout is 2 s"
+    );
+    drop(runtime);
+}
