@@ -281,3 +281,106 @@ async fn shutdown_during_a_refresh_exits_zero_within_the_refresh_timeout() {
     );
     drop(runtime);
 }
+
+/// Invokes without waiting for the extension (it may be dead): the handler's answer only.
+async fn answer(f: &Function) -> Value {
+    let id = f
+        .sim
+        .enqueue_payload(json!({"user_id": "alice", "region": "us-east-1", "flags": names()}))
+        .await;
+    f.sim
+        .wait_for_invocation_complete(&id, Duration::from_secs(10))
+        .await
+        .expect("the handler answers")
+        .response
+        .expect("a response, not an error")
+        .payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
+    let (moto, proxy) = setup().await;
+    let mut f = Function::start(proxy.port, 60, FreezeMode::None).await;
+    let before = f.check("alice", "us-east-1", &names()).await;
+    assert_all_known(&before, "before the kill");
+
+    let _ = f.extension.child.kill();
+    let _ = f.extension.child.wait();
+    // Handlers keep running: the sync fails at once and the flags already held are served.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = answer(&f).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no hang without the extension"
+        );
+        assert_all_known(&r, "with the extension dead");
+    }
+    let runtime_log = f
+        .runtime
+        .as_ref()
+        .map(common::Proc::log)
+        .unwrap_or_default();
+    assert_eq!(
+        runtime_log
+            .matches("ssm-flags extension unavailable")
+            .count(),
+        1,
+        "logged once per outage, not per call:\n{runtime_log}"
+    );
+
+    // A new extension comes up on the same port (registered with its own emulator: this one
+    // accepts registrations only during init) with a changed flag; the handler resumes from it.
+    common::put(
+        &common::ssm_client(moto.port),
+        "dark-mode",
+        "false",
+        aws_sdk_ssm::types::ParameterType::String,
+    )
+    .await;
+    let sim2 = lambda_simulator::Simulator::builder()
+        .build()
+        .await
+        .expect("second emulator");
+    let mut env = common::function_env(proxy.port, f.flags_port, 60);
+    env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
+    let replacement = common::spawn(
+        &sim2,
+        std::path::Path::new(env!("CARGO_BIN_EXE_ssm-flags")),
+        &env,
+        "ext2",
+    );
+    let started = Instant::now();
+    loop {
+        let health = common::http_get(
+            f.flags_port,
+            "/v1/health",
+            &[("X-SSM-Flags-Token", common::TOKEN)],
+        )
+        .await;
+        if matches!(health, Ok((200, ref body)) if body.contains("\"ok\"")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "replacement not up:\n{}",
+            replacement.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resumed = answer(&f).await;
+    assert_eq!(
+        resumed["flags"]["dark-mode"], false,
+        "the new extension's flags: {resumed}"
+    );
+    assert_eq!(resumed["stale"], false);
+    let runtime_log = f
+        .runtime
+        .as_ref()
+        .map(common::Proc::log)
+        .unwrap_or_default();
+    assert!(
+        runtime_log.contains("ssm-flags extension reachable again"),
+        "{runtime_log}"
+    );
+}

@@ -153,6 +153,7 @@ impl Client {
             Err(error) => {
                 // A broken connection is not reused; the next sync reconnects.
                 connection.sender = None;
+                tracing::debug!(%error, "flags sync failed");
                 if !self.outage_logged.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         %error,
