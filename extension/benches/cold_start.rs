@@ -149,19 +149,9 @@ async fn extension_run(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn ssm-flags");
-    sim.wait_for(
-        || async { sim.extension_count().await >= 1 },
-        Duration::from_secs(20),
-    )
-    .await
-    .expect("registered");
-    let id = sim.get_registered_extensions().await[0].id.clone();
-    sim.wait_for(
-        || async { sim.first_next_poll_at(&id).await.is_some() },
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("ready");
+    let id = testkit::first_next(&sim, Duration::from_secs(30))
+        .await
+        .expect("extension ready");
     let first_next = sim.first_next_poll_at(&id).await.expect("first /next");
     let ms = (first_next.timestamp_micros() - epoch_micros(spawned_at)) as f64 / 1000.0;
     let handler = if measure_handler {

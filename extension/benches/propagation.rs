@@ -125,19 +125,9 @@ fn main() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn ssm-flags");
-        sim.wait_for(
-            || async { sim.extension_count().await >= 1 },
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("registered");
-        let id = sim.get_registered_extensions().await[0].id.clone();
-        sim.wait_for(
-            || async { sim.first_next_poll_at(&id).await.is_some() },
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("ready");
+        testkit::first_next(&sim, Duration::from_secs(30))
+            .await
+            .expect("extension ready");
         tokio::spawn(runtime(
             sim.addr().port(),
             Client::new(flags_port, None, Duration::from_secs(1)),

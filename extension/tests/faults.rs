@@ -82,14 +82,9 @@ async fn throttled_at_init_degrades_backs_off_and_recovers() {
         during <= 6,
         "{during} requests for 10 invocations: a tight retry loop"
     );
-    let log = f.extension.json_lines();
-    let failure = log
-        .iter()
-        .find(|l| {
-            l["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("flag refresh failed"))
-        })
+    let failure = f
+        .extension
+        .first_line("flag refresh failed")
         .expect("failure logged");
     assert!(
         failure["error"]

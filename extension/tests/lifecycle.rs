@@ -282,14 +282,9 @@ async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
             .is_some_and(|e| e.contains("cannot reach SSM")),
         "{health}"
     );
-    let log = f.extension.json_lines();
-    let failed = log
-        .iter()
-        .find(|l| {
-            l["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("flag refresh failed"))
-        })
+    let failed = f
+        .extension
+        .first_line("flag refresh failed")
         .expect("failure logged");
     assert_eq!(failed["status"], "Stale");
     assert_eq!(failed["transient"], true);

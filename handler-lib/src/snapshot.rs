@@ -110,6 +110,27 @@ impl Snapshot {
         }
     }
 
+    /// A snapshot (version 1) of flags given as the raw values an operator would store, each
+    /// classified like an SSM `String` parameter: for handlers' unit tests and local runs.
+    ///
+    /// ```
+    /// let s = std::sync::Arc::new(flags::Snapshot::from_values([
+    ///     ("dark-mode", "true"),
+    ///     ("new-checkout-flow", r#"{"enabled": true, "allowed_user_ids": ["alice"]}"#),
+    /// ]));
+    /// assert!(s.get("dark-mode").enabled());
+    /// ```
+    pub fn from_values<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self::new(
+            1,
+            None,
+            false,
+            values.into_iter().map(|(name, raw)| {
+                FlagEntry::from_parameter(name, name, ParameterKind::String, raw, 1)
+            }),
+        )
+    }
+
     /// The empty snapshot (version 0): every flag reads as its default.
     pub fn empty() -> Self {
         Self::default()

@@ -99,6 +99,25 @@ impl Drop for Moto {
     }
 }
 
+/// Waits until an extension has registered with `sim` and asked for its first event (Lambda's
+/// init gate: the first invocation may start); returns its identifier, or what did not happen.
+pub async fn first_next(
+    sim: &lambda_simulator::Simulator,
+    timeout: Duration,
+) -> Result<String, String> {
+    sim.wait_for(|| async { sim.extension_count().await >= 1 }, timeout)
+        .await
+        .map_err(|_| format!("no extension registered within {timeout:?}"))?;
+    let id = sim.get_registered_extensions().await[0].id.clone();
+    sim.wait_for(
+        || async { sim.first_next_poll_at(&id).await.is_some() },
+        timeout,
+    )
+    .await
+    .map_err(|_| format!("the extension did not ask for its first event within {timeout:?}"))?;
+    Ok(id)
+}
+
 /// Sends `bytes` as they are and returns the status code of the answer (0 if none).
 pub async fn raw_request(port: u16, bytes: &[u8]) -> std::io::Result<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;

@@ -92,22 +92,11 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flags::{FlagEntry, ParameterKind, Snapshot};
+    use flags::Snapshot;
     use std::sync::Arc;
 
     fn snapshot(raw: &str) -> Arc<Snapshot> {
-        Arc::new(Snapshot::new(
-            1,
-            None,
-            false,
-            [FlagEntry::from_parameter(
-                "new-checkout-flow",
-                "/myapp/dev/features/new-checkout-flow",
-                ParameterKind::String,
-                raw,
-                1,
-            )],
-        ))
+        Arc::new(Snapshot::from_values([("new-checkout-flow", raw)]))
     }
 
     fn request(user: &str) -> Checkout {

@@ -103,23 +103,12 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flags::{FlagEntry, ParameterKind, Snapshot};
+    use flags::Snapshot;
     use std::sync::Arc;
 
     fn flag(raw: &str) -> flags::Flag {
-        Arc::new(Snapshot::new(
-            1,
-            None,
-            false,
-            [FlagEntry::from_parameter(
-                "new-payment-processor",
-                "/myapp/dev/features/new-payment-processor",
-                ParameterKind::String,
-                raw,
-                1,
-            )],
-        ))
-        .get("new-payment-processor")
+        Arc::new(Snapshot::from_values([("new-payment-processor", raw)]))
+            .get("new-payment-processor")
     }
 
     fn charge(user: &str, down: bool) -> Charge {

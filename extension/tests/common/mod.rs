@@ -128,6 +128,13 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its first JSON log line whose message starts with `prefix`.
+    pub fn first_line(&self, prefix: &str) -> Option<Value> {
+        self.json_lines()
+            .into_iter()
+            .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+    }
+
     /// Its JSON log lines.
     pub fn json_lines(&self) -> Vec<Value> {
         self.log()
@@ -270,19 +277,9 @@ impl Function {
             &env,
             "ext",
         );
-        sim.wait_for(
-            || async { sim.extension_count().await >= 1 },
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("extension did not register:\n{}", extension.log()));
-        let id = sim.get_registered_extensions().await[0].id.clone();
-        sim.wait_for(
-            || async { sim.first_next_poll_at(&id).await.is_some() },
-            Duration::from_secs(15),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("extension never asked for an event:\n{}", extension.log()));
+        testkit::first_next(&sim, Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|e| panic!("{e}:\n{}", extension.log()));
         let ready_in = started.elapsed();
         let runtime = Some(spawn(&sim, &flag_check_binary(), &env, "fn"));
         Self {
