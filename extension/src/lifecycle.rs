@@ -117,13 +117,21 @@ pub async fn run_with<S: Source + 'static>(
         ),
     }
 
+    // After SHUTDOWN the event loop asks for another event and fails once Lambda has gone:
+    // check the shutdown signal first, and once it is set the outcome is a clean exit.
     let result = tokio::select! {
-        result = registered.run() => result.map_err(|e| LifecycleError::Events(e.to_string())),
+        biased;
         _ = shutdown_rx.wait_for(|stop| *stop) => Ok(()),
         () = terminate() => {
             tracing::info!("terminated by signal: stopping");
             Ok(())
         }
+        result = registered.run() => result.map_err(|e| LifecycleError::Events(e.to_string())),
+    };
+    let result = if *shutdown_rx.borrow() {
+        Ok(())
+    } else {
+        result
     };
     let _ = shutdown_tx.send(true);
     let _ = server.await;
