@@ -47,6 +47,38 @@ fn parameters() -> Vec<Parameter> {
         .collect()
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// A kept-alive HTTP/1.1 connection to `addr`.
+async fn keep_alive(addr: std::net::SocketAddr) -> Sender {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// One GET on a kept-alive connection: status and body.
+async fn get(sender: &mut Sender, path: &str, header: (&str, &str)) -> (StatusCode, Bytes) {
+    sender.ready().await.expect("ready");
+    let request = Request::get(path)
+        .header("host", "127.0.0.1")
+        .header(header.0, header.1)
+        .body(Empty::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, body)
+}
+
 async fn floor_server(listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -79,14 +111,7 @@ fn bench_sync(c: &mut Criterion) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(floor_server(listener));
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(connection);
-        sender
+        keep_alive(addr).await
     });
 
     // Ours: the real local API and the handler's client.
@@ -115,34 +140,13 @@ fn bench_sync(c: &mut Criterion) {
         (client, store, port)
     });
     // A kept-alive connection to the local API, for one request per read.
-    let mut per_read = rt.block_on(async {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(connection);
-        sender
-    });
+    let mut per_read = rt.block_on(keep_alive(([127, 0, 0, 1], port).into()));
 
     let mut group = c.benchmark_group("sync");
     group.bench_function("http_roundtrip_floor", |b| {
         b.iter(|| {
-            rt.block_on(async {
-                floor.ready().await.expect("ready");
-                let request = Request::get("/v1/flags")
-                    .header("host", "127.0.0.1")
-                    .header("if-none-match", "\"1\"")
-                    .body(Empty::new())
-                    .expect("request");
-                let response = floor.send_request(request).await.expect("response");
-                let status = response.status();
-                let _ = response.into_body().collect().await.expect("body");
-                black_box(status)
-            })
+            let (status, _) = rt.block_on(get(&mut floor, "/v1/flags", ("if-none-match", "\"1\"")));
+            black_box(status)
         })
     });
     group.bench_function("unchanged_304", |b| {
@@ -168,23 +172,13 @@ fn bench_sync(c: &mut Criterion) {
     });
     group.bench_function("http_request", |b| {
         b.iter(|| {
-            rt.block_on(async {
-                per_read.ready().await.expect("ready");
-                let request = Request::get("/v1/flags/dark-mode")
-                    .header("host", "127.0.0.1")
-                    .header("x-ssm-flags-token", "token")
-                    .body(Empty::new())
-                    .expect("request");
-                let response = per_read.send_request(request).await.expect("response");
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes();
-                let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-                doc["enabled"].as_bool().unwrap_or(false)
-            })
+            let (_, body) = rt.block_on(get(
+                &mut per_read,
+                "/v1/flags/dark-mode",
+                ("x-ssm-flags-token", "token"),
+            ));
+            let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            doc["enabled"].as_bool().unwrap_or(false)
         })
     });
     group.finish();
