@@ -245,36 +245,17 @@ async fn frozen_in_the_middle_of_a_refresh_and_thawed_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_refresh_exits_zero_within_the_refresh_timeout() {
     let (_moto, proxy) = setup().await;
-    let Function {
-        sim,
-        mut extension,
-        runtime,
-        ..
-    } = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
     proxy.set(Fault::Slow(Duration::from_secs(60)));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let id = sim
-        .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode"]}))
-        .await;
-    sim.wait_for_invocation_complete(&id, Duration::from_secs(10))
-        .await
-        .expect("handler answers");
-    // The extension is now refreshing against a hung SSM.
-    let started = Instant::now();
-    sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
-        .await;
-    let status = extension
-        .wait_exit(Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|| panic!("no exit after SHUTDOWN:\n{}", extension.log()));
-    let took = started.elapsed();
+    // The invocation starts a refresh against a hung SSM; SHUTDOWN arrives during it.
+    let (status, took, log) = f.invoke_then_shutdown().await;
     println!("SHUTDOWN during a refresh: exited {status:?} after {took:?}");
-    assert!(status.success(), "{}", extension.log());
+    assert!(status.success(), "{log}");
     assert!(
         took < Duration::from_millis(2000 + 1500),
         "{took:?}: the refresh timeout is 2 s"
     );
-    drop(runtime);
 }
 
 /// Invokes without waiting for the extension (it may be dead): the handler's answer only.

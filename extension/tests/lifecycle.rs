@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::ParameterType;
 use common::{Function, Moto, PATH, TOKEN, http_get, put, seed, seeded_expectations};
-use lambda_simulator::{FreezeMode, ShutdownReason};
+use lambda_simulator::FreezeMode;
 use serde_json::{Value, json};
 
 fn names() -> Vec<String> {
@@ -383,42 +383,16 @@ async fn freeze_and_thaw_between_invocations() {
 async fn shutdown_stops_serving_and_exits_zero() {
     let moto = Moto::start().await;
     seed(&common::ssm_client(moto.port)).await;
-    let Function {
-        sim,
-        mut extension,
-        runtime,
-        flags_port,
-        ..
-    } = Function::start(moto.port, 60, FreezeMode::None).await;
-    let id = sim
-        .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode"]}))
-        .await;
-    sim.wait_for_invocation_complete(&id, Duration::from_secs(10))
-        .await
-        .expect("invocation");
-    let shutdown_at = Instant::now();
-    sim.graceful_shutdown(ShutdownReason::Spindown).await;
-    let status = extension
-        .wait_exit(Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "extension did not exit after SHUTDOWN:\n{}",
-                extension.log()
-            )
-        });
-    println!("exited {:?} after SHUTDOWN", shutdown_at.elapsed());
-    assert!(
-        status.success(),
-        "exit status {status:?}:\n{}",
-        extension.log()
-    );
+    let f = Function::start(moto.port, 60, FreezeMode::None).await;
+    let flags_port = f.flags_port;
+    let (status, took, log) = f.invoke_then_shutdown().await;
+    println!("exited {took:?} after SHUTDOWN");
+    assert!(status.success(), "exit status {status:?}:\n{log}");
     assert!(
         http_get(flags_port, "/v1/health", &[]).await.is_err(),
         "the local API must be closed"
     );
-    assert!(extension.log().contains("SHUTDOWN: stopping"));
-    drop(runtime);
+    assert!(log.contains("SHUTDOWN: stopping"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

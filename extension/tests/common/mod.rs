@@ -319,6 +319,33 @@ impl Function {
             .unwrap_or_else(|| panic!("invocation failed: {:?}", state.error))
     }
 
+    /// One invocation, then a graceful SHUTDOWN; waits (up to 5 s) for the extension to exit.
+    /// Returns its exit status, the time from SHUTDOWN to exit, and its log.
+    pub async fn invoke_then_shutdown(self) -> (std::process::ExitStatus, Duration, String) {
+        let Self {
+            sim,
+            mut extension,
+            runtime,
+            ..
+        } = self;
+        let id = sim
+            .enqueue_payload(serde_json::json!({"user_id": "alice", "flags": ["dark-mode"]}))
+            .await;
+        sim.wait_for_invocation_complete(&id, Duration::from_secs(10))
+            .await
+            .expect("the handler answers");
+        let started = Instant::now();
+        sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
+            .await;
+        let status = extension
+            .wait_exit(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no exit after SHUTDOWN:\n{}", extension.log()));
+        let took = started.elapsed();
+        drop(runtime);
+        (status, took, extension.log())
+    }
+
     /// GET on the extension's local API with the token.
     pub async fn api(&self, path: &str) -> (u16, Value) {
         let (status, body) = http_get(self.flags_port, path, &[("X-SSM-Flags-Token", TOKEN)])
