@@ -17,14 +17,15 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flags::ParameterKind;
 use flags::client::{Client, Synced};
+use flags::wire::{FLAG_PATH_PREFIX, FLAGS_PATH, Status};
+use flags::{FlagEntry, Parameter, Snapshot};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ssm_flags_extension::server::{Api, serve};
-use ssm_flags_extension::snapshot::{Served, Shared, Status};
-use ssm_flags_extension::source::Parameter;
+use ssm_flags_extension::snapshot::{Served, Shared};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
@@ -118,14 +119,13 @@ fn bench_sync(c: &mut Criterion) {
     let (client, store, port) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let served = Served::render(
-            1,
+        let snapshot = Snapshot::new(
             3,
-            Some(SystemTime::now()),
             Status::Ok,
-            None,
-            &parameters(),
-        );
+            parameters().iter().map(FlagEntry::from_parameter),
+        )
+        .with_fetched_at(Some(SystemTime::now()));
+        let served = Served::new(1, snapshot, None);
         tokio::spawn(serve(
             listener,
             Api::new(Shared::new(served), Some("token".into())),
@@ -135,7 +135,10 @@ fn bench_sync(c: &mut Criterion) {
         let store = flags::Store::default();
         assert_eq!(
             client.sync_into(&store).await,
-            Synced::Updated { version: 3 }
+            Synced::Updated {
+                version: 3,
+                status: Status::Ok
+            }
         );
         (client, store, port)
     });
@@ -145,7 +148,7 @@ fn bench_sync(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync");
     group.bench_function("http_roundtrip_floor", |b| {
         b.iter(|| {
-            let (status, _) = rt.block_on(get(&mut floor, "/v1/flags", ("if-none-match", "\"1\"")));
+            let (status, _) = rt.block_on(get(&mut floor, FLAGS_PATH, ("if-none-match", "\"1\"")));
             black_box(status)
         })
     });
@@ -161,7 +164,13 @@ fn bench_sync(c: &mut Criterion) {
                 client.forget().await;
                 client.sync_into(&store).await
             });
-            assert_eq!(outcome, Synced::Updated { version: 3 });
+            assert_eq!(
+                outcome,
+                Synced::Updated {
+                    version: 3,
+                    status: Status::Ok
+                }
+            );
         })
     });
     group.finish();
@@ -174,7 +183,7 @@ fn bench_sync(c: &mut Criterion) {
         b.iter(|| {
             let (_, body) = rt.block_on(get(
                 &mut per_read,
-                "/v1/flags/dark-mode",
+                &format!("{FLAG_PATH_PREFIX}dark-mode"),
                 ("x-ssm-flags-token", "token"),
             ));
             let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

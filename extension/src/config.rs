@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use flags::FlagPath;
+use flags::env::{NumberError, parse_number, parse_port};
+pub use flags::wire::DEFAULT_PORT;
 use tracing::Level;
 
 /// Default `SSM_FLAGS_MAX_AGE`: seconds before an INVOKE triggers a refresh.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);
-/// Default `SSM_FLAGS_PORT` (2772 and 2773 belong to AWS's own extensions).
-pub const DEFAULT_PORT: u16 = 2774;
 /// Default `SSM_FLAGS_REFRESH_TIMEOUT_MS`: bounds every fetch, at init and on INVOKE.
 pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_millis(2000);
 
@@ -48,11 +49,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `SSM_FLAGS_PATH` (required): comma-separated SSM paths, each starting with `/`, e.g.
-    /// `/myapp/prod/features`. A flag's name is its parameter name relative to its path.
-    pub paths: Vec<String>,
+    /// `/myapp/prod/features`. A flag's name is its parameter name relative to its path
+    /// (see [`flags::path`]).
+    pub paths: Vec<FlagPath>,
     /// `SSM_FLAGS_MAX_AGE` (seconds, default 60): an INVOKE refreshes a snapshot older than this.
     pub max_age: Duration,
-    /// `SSM_FLAGS_PORT` (default 2774): the local API's TCP port on 127.0.0.1.
+    /// `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`], 2774): the local API's TCP port on 127.0.0.1.
     pub port: u16,
     /// `SSM_FLAGS_REFRESH_TIMEOUT_MS` (default 2000, 100–10000): bounds every fetch from SSM.
     pub refresh_timeout: Duration,
@@ -63,6 +65,9 @@ pub struct Config {
     /// `AWS_SESSION_TOKEN` (set by Lambda): when present, local API requests must carry it in
     /// `X-SSM-Flags-Token`.
     pub token: Option<String>,
+    /// `AWS_REGION` (set by Lambda): the region the local API's evaluations use for a request
+    /// that names none, as the handler library does.
+    pub region: Option<String>,
 }
 
 impl Config {
@@ -81,10 +86,7 @@ impl Config {
         };
         let port = match get("SSM_FLAGS_PORT") {
             None => DEFAULT_PORT,
-            Some(v) => {
-                let port = parse_number("SSM_FLAGS_PORT", v, 1, u64::from(u16::MAX))?;
-                u16::try_from(port).unwrap_or(DEFAULT_PORT)
-            }
+            Some(v) => parse_port("SSM_FLAGS_PORT", v)?,
         };
         let refresh_timeout = match get("SSM_FLAGS_REFRESH_TIMEOUT_MS") {
             None => DEFAULT_REFRESH_TIMEOUT,
@@ -122,6 +124,7 @@ impl Config {
                 .get("AWS_SESSION_TOKEN")
                 .filter(|t| !t.is_empty())
                 .cloned(),
+            region: get("AWS_REGION").map(str::to_owned),
         })
     }
 }
@@ -134,52 +137,23 @@ fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigE
     }
 }
 
-fn parse_number(var: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(
-            var,
-            value,
-            format!("must be a whole number from {min} to {max}"),
-        )),
+impl From<NumberError> for ConfigError {
+    fn from(error: NumberError) -> Self {
+        Self::Invalid {
+            reason: format!("must be a whole number from {} to {}", error.min, error.max),
+            var: error.var,
+            value: error.value,
+        }
     }
 }
 
-fn parse_paths(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
+fn parse_paths(raw: Option<&str>) -> Result<Vec<FlagPath>, ConfigError> {
     const VAR: &str = "SSM_FLAGS_PATH";
     let raw = raw.ok_or(ConfigError::Missing {
         var: VAR,
         hint: "set it to the SSM path of your flags, e.g. /myapp/prod/features",
     })?;
-    let mut paths: Vec<String> = Vec::new();
-    for path in raw.split(',').map(str::trim) {
-        if path.is_empty() {
-            return Err(invalid(VAR, raw, "contains an empty path"));
-        }
-        if !path.starts_with('/') {
-            return Err(invalid(
-                VAR,
-                raw,
-                format!("path {path:?} must start with '/'"),
-            ));
-        }
-        if path.contains("//") || path.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                VAR,
-                raw,
-                format!("path {path:?} must not contain '//' or spaces"),
-            ));
-        }
-        // `/a/b/` and `/a/b` are the same path; the root stays `/`.
-        let normalized = match path.trim_end_matches('/') {
-            "" => "/".to_owned(),
-            trimmed => trimmed.to_owned(),
-        };
-        if !paths.contains(&normalized) {
-            paths.push(normalized);
-        }
-    }
-    Ok(paths)
+    FlagPath::parse_list(raw).map_err(|error| invalid(VAR, raw, error.to_string()))
 }
 
 #[cfg(test)]
@@ -198,13 +172,17 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config(&[("SSM_FLAGS_PATH", "/myapp/prod/features")]).expect("valid");
-        assert_eq!(c.paths, ["/myapp/prod/features"]);
+        assert_eq!(
+            c.paths,
+            [FlagPath::parse("/myapp/prod/features").expect("path")]
+        );
         assert_eq!(c.max_age, Duration::from_secs(60));
         assert_eq!(c.port, 2774);
         assert_eq!(c.refresh_timeout, Duration::from_secs(2));
         assert_eq!(c.log_level, Level::INFO);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.token, None);
+        assert_eq!(c.region, None);
     }
 
     #[test]
@@ -217,9 +195,12 @@ mod tests {
             ("SSM_FLAGS_LOG_LEVEL", "debug"),
             ("SSM_FLAGS_LOG_FORMAT", "TEXT"),
             ("AWS_SESSION_TOKEN", "tok"),
+            ("AWS_REGION", "eu-west-1"),
         ])
         .expect("valid");
-        assert_eq!(c.paths, ["/a/features", "/b/flags"]);
+        let paths: Vec<&str> = c.paths.iter().map(FlagPath::as_str).collect();
+        assert_eq!(paths, ["/a/features", "/b/flags"]);
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
         assert_eq!(c.max_age, Duration::from_secs(5));
         assert_eq!(c.port, 9999);
         assert_eq!(c.refresh_timeout, Duration::from_millis(750));
@@ -232,7 +213,7 @@ mod tests {
     fn root_path_is_allowed() {
         assert_eq!(
             config(&[("SSM_FLAGS_PATH", "/")]).expect("valid").paths,
-            ["/"]
+            [FlagPath::root()]
         );
     }
 

@@ -2,15 +2,20 @@
 //! at init, refreshes them on INVOKE once they are older than a max age, keeps the last good
 //! flags when AWS fails, and serves them on 127.0.0.1 to the function's handler.
 //!
+//! The wire contract (port, header, paths, documents, statuses) and flag naming live in the
+//! `flags` crate, shared with every client.
+//!
 //! Modules:
 //! - [`config`]: the environment, parsed and validated once;
 //! - [`source`]: `GetParametersByPath` over every page, with errors classified;
-//! - [`snapshot`]: what is served (rendered once per change), and the audit-log diff;
+//! - [`snapshot`]: what is served (rendered once per change, re-marked on failure);
+//! - [`audit`]: what changed between fetches, one log line per flag, secrets never shown;
 //! - [`refresh`]: when to refresh (max age, backoff with jitter) and the refresher;
 //! - [`server`]: the local HTTP API, token-checked;
 //! - [`lifecycle`]: registration, init load, the INVOKE / SHUTDOWN loop;
 //! - [`logging`]: JSON or text logs.
 
+pub mod audit;
 pub mod config;
 pub mod lifecycle;
 pub mod logging;

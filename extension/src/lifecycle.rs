@@ -59,7 +59,8 @@ pub async fn run_with<S: Source + 'static>(
             source,
         })?;
 
-    let refresher = Refresher::new(source, config.max_age, config.refresh_timeout);
+    let refresher = Refresher::new(source, config.max_age, config.refresh_timeout)
+        .with_default_region(config.region.clone());
     let api = Api::new(refresher.shared(), config.token.clone());
     let refresher = Arc::new(Mutex::new(refresher));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);

@@ -15,7 +15,8 @@ async fn main() -> ExitCode {
         }
     };
     logging::init(&config);
-    tracing::info!(paths = ?config.paths, max_age_s = config.max_age.as_secs(), port = config.port, "starting");
+    let paths: Vec<&str> = config.paths.iter().map(|p| p.as_str()).collect();
+    tracing::info!(paths = %paths.join(","), max_age_s = config.max_age.as_secs(), port = config.port, "starting");
     match lifecycle::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

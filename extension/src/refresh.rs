@@ -7,8 +7,12 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::snapshot::{Change, Served, Shared, Status, diff, log_changes};
-use crate::source::{Parameter, Source, SourceError};
+use flags::wire::Status;
+use flags::{FlagEntry, Parameter, Snapshot};
+
+use crate::audit::{diff, log_changes, log_invalid};
+use crate::snapshot::{Served, Shared};
+use crate::source::{Fetched, Source, SourceError};
 
 /// The first retry delay after a failure.
 const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -114,11 +118,6 @@ pub struct Stats {
     pub ssm_calls: u64,
 }
 
-struct Good {
-    parameters: Vec<Parameter>,
-    fetched_at: SystemTime,
-}
-
 /// Owns the source and the published snapshot; fetches on request, never on its own.
 pub struct Refresher<S> {
     source: S,
@@ -127,7 +126,10 @@ pub struct Refresher<S> {
     timeout: Duration,
     instance: u64,
     version: u64,
-    last_good: Option<Good>,
+    default_region: Option<String>,
+    /// The parameters of the last successful fetch (the audit diff's "before"); the parsed
+    /// snapshot of them is the one published.
+    last_good: Option<Vec<Parameter>>,
     /// An empty fetch is waiting for a second one to confirm it.
     empty_pending: bool,
     stats: Stats,
@@ -141,7 +143,7 @@ impl<S: Source> Refresher<S> {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(40);
-        let empty = Served::render(instance, 0, None, Status::Degraded, None, &[]);
+        let empty = Served::new(instance, Snapshot::empty(), None);
         Self {
             source,
             shared: Shared::new(empty),
@@ -149,10 +151,17 @@ impl<S: Source> Refresher<S> {
             timeout,
             instance,
             version: 0,
+            default_region: None,
             last_good: None,
             empty_pending: false,
             stats: Stats::default(),
         }
+    }
+
+    /// Evaluates contexts without a region in `region` (the function's `AWS_REGION`).
+    pub fn with_default_region(mut self, region: Option<String>) -> Self {
+        self.default_region = region;
+        self
     }
 
     /// Replaces the refresh policy (see [`RefreshPolicy::without_backoff`]).
@@ -189,106 +198,101 @@ impl<S: Source> Refresher<S> {
             .and_then(|fetched| self.confirm_if_suddenly_empty(fetched));
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match fetched {
-            Ok(fetched) => {
-                self.policy.successful_refresh(Instant::now());
-                self.stats.fetches += 1;
-                self.stats.ssm_calls += u64::from(fetched.calls);
-                let previous = self.last_good.as_ref().map_or(&[][..], |g| &g.parameters);
-                let changes = diff(previous, &fetched.parameters);
-                let count = changes.len();
-                if self.last_good.is_none() || count > 0 {
-                    self.version += 1;
-                }
-                let now = SystemTime::now();
-                let served = Served::render(
-                    self.instance,
-                    self.version,
-                    Some(now),
-                    Status::Ok,
-                    None,
-                    &fetched.parameters,
-                );
-                log_changes(&changes);
-                log_invalid(&changes, &served);
-                tracing::info!(
-                    flags = served.snapshot.len(),
-                    invalid = served.invalid,
-                    changes = count,
-                    version = self.version,
-                    ssm_calls = fetched.calls,
-                    elapsed_ms,
-                    "flags refreshed"
-                );
+            Ok(fetched) => self.fetched(fetched, elapsed_ms),
+            Err(error) => self.failed(error, elapsed_ms),
+        }
+    }
+
+    /// Publishes a successful fetch: a new snapshot when the flags changed, else the one served
+    /// with its fetch time moved on (and its status back to `ok`).
+    fn fetched(&mut self, fetched: Fetched, elapsed_ms: f64) -> Refreshed {
+        let now = SystemTime::now();
+        self.policy.successful_refresh(Instant::now());
+        self.stats.fetches += 1;
+        self.stats.ssm_calls += u64::from(fetched.calls);
+        let previous = self.last_good.as_deref().unwrap_or_default();
+        let changes = diff(previous, &fetched.parameters);
+        let count = changes.len();
+        let current = self.shared.load();
+        if self.last_good.is_none() || count > 0 {
+            self.version += 1;
+            let snapshot = Snapshot::new(
+                self.version,
+                Status::Ok,
+                fetched.parameters.iter().map(FlagEntry::from_parameter),
+            )
+            .with_fetched_at(Some(now))
+            .with_default_region(self.default_region.as_deref());
+            log_changes(&changes);
+            log_invalid(&changes, &snapshot);
+            self.shared
+                .publish(Served::new(self.instance, snapshot, None));
+        } else {
+            // Same content: nothing to parse or render unless the status changes.
+            current.snapshot.mark_fetched(now);
+            if current.status() != Status::Ok {
+                let served = current.remark(self.instance, Status::Ok, None);
+                served.snapshot.mark_fetched(now);
                 self.shared.publish(served);
-                self.last_good = Some(Good {
-                    parameters: fetched.parameters,
-                    fetched_at: now,
-                });
-                Refreshed::Fetched {
-                    changes: count,
-                    calls: fetched.calls,
-                }
-            }
-            Err(error) => {
-                let retry_in = self.policy.failed_refresh(Instant::now());
-                self.stats.failures += 1;
-                let (status, parameters, fetched_at) = match &self.last_good {
-                    Some(good) => (Status::Stale, &good.parameters[..], Some(good.fetched_at)),
-                    None => (Status::Degraded, &[][..], None),
-                };
-                let served = Served::render(
-                    self.instance,
-                    self.version,
-                    fetched_at,
-                    status,
-                    Some(error.to_string()),
-                    parameters,
-                );
-                let age_s = served.snapshot.age().map(|a| a.as_secs());
-                tracing::warn!(
-                    %error,
-                    transient = error.is_transient(),
-                    status = ?status,
-                    serving_version = self.version,
-                    age_s,
-                    failures_in_a_row = self.policy.failures(),
-                    retry_in_ms = retry_in.as_millis() as u64,
-                    elapsed_ms,
-                    "flag refresh failed: serving the last good flags"
-                );
-                self.shared.publish(served);
-                Refreshed::Failed(error)
             }
         }
+        let served = self.shared.load();
+        tracing::info!(
+            flags = served.snapshot.len(),
+            invalid = served.invalid,
+            changes = count,
+            version = self.version,
+            ssm_calls = fetched.calls,
+            elapsed_ms,
+            "flags refreshed"
+        );
+        self.last_good = Some(fetched.parameters);
+        Refreshed::Fetched {
+            changes: count,
+            calls: fetched.calls,
+        }
+    }
+
+    /// Publishes a failed fetch: the flags served stay, marked stale (degraded if there are none).
+    fn failed(&mut self, error: SourceError, elapsed_ms: f64) -> Refreshed {
+        let retry_in = self.policy.failed_refresh(Instant::now());
+        self.stats.failures += 1;
+        let status = match self.last_good {
+            Some(_) => Status::Stale,
+            None => Status::Degraded,
+        };
+        let served = self
+            .shared
+            .load()
+            .remark(self.instance, status, Some(error.to_string()));
+        let age_s = served.snapshot.age().map(|a| a.as_secs());
+        tracing::warn!(
+            %error,
+            transient = error.is_transient(),
+            %status,
+            serving_version = self.version,
+            age_s,
+            failures_in_a_row = self.policy.failures(),
+            retry_in_ms = retry_in.as_millis() as u64,
+            elapsed_ms,
+            "flag refresh failed: serving the last good flags"
+        );
+        self.shared.publish(served);
+        Refreshed::Failed(error)
     }
 }
 
 impl<S> Refresher<S> {
     /// Every flag vanishing at once is far likelier a truncated answer than an operator deleting
     /// them all: apply it only when the next fetch agrees.
-    fn confirm_if_suddenly_empty(
-        &mut self,
-        fetched: crate::source::Fetched,
-    ) -> Result<crate::source::Fetched, SourceError> {
-        let had = self.last_good.as_ref().map_or(0, |g| g.parameters.len());
+    fn confirm_if_suddenly_empty(&mut self, fetched: Fetched) -> Result<Fetched, SourceError> {
+        let had = self.last_good.as_ref().map_or(0, Vec::len);
         if !fetched.parameters.is_empty() || had == 0 || self.empty_pending {
             self.empty_pending = false;
             return Ok(fetched);
         }
         self.empty_pending = true;
         Err(SourceError::SuddenlyEmpty(had))
-    }
-}
-
-fn log_invalid(changes: &[Change<'_>], served: &Served) {
-    for change in changes {
-        let p = match change {
-            Change::Added(p) | Change::Changed { new: p, .. } => p,
-            Change::Removed(_) => continue,
-        };
-        if let Some(Err(error)) = served.snapshot.entry(&p.flag).map(flags::FlagEntry::value) {
-            tracing::warn!(flag = %p.flag, ssm_version = p.version, %error, "invalid flag value: it reads as its default");
-        }
     }
 }
 
@@ -371,10 +375,10 @@ mod tests {
     struct Script(Mutex<Vec<Result<Vec<Parameter>, SourceError>>>);
 
     impl Source for Script {
-        async fn fetch(&self) -> Result<crate::source::Fetched, SourceError> {
+        async fn fetch(&self) -> Result<Fetched, SourceError> {
             let next = self.0.lock().map(|mut s| s.remove(0));
             next.unwrap_or(Err(SourceError::Timeout(Duration::ZERO)))
-                .map(|parameters| crate::source::Fetched {
+                .map(|parameters| Fetched {
                     parameters,
                     calls: 1,
                 })
@@ -413,7 +417,7 @@ mod tests {
         assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
         let s = shared.load();
         assert_eq!(
-            (s.status, s.snapshot.version(), s.snapshot.len()),
+            (s.status(), s.snapshot.version(), s.snapshot.len()),
             (Status::Degraded, 0, 0)
         );
         assert!(
@@ -445,8 +449,7 @@ mod tests {
 
         assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
         let s = shared.load();
-        assert_eq!(s.status, Status::Stale);
-        assert!(s.snapshot.is_stale());
+        assert_eq!(s.status(), Status::Stale);
         assert!(
             s.snapshot.get("a").enabled(),
             "the last good value is still served"
@@ -460,7 +463,7 @@ mod tests {
             }
         );
         let s = shared.load();
-        assert_eq!((s.status, s.snapshot.version()), (Status::Ok, 2));
+        assert_eq!((s.status(), s.snapshot.version()), (Status::Ok, 2));
         assert!(!s.snapshot.get("a").enabled());
         assert_eq!(
             r.stats(),
@@ -490,7 +493,7 @@ mod tests {
             Refreshed::Failed(SourceError::SuddenlyEmpty(2))
         );
         let s = shared.load();
-        assert_eq!((s.status, s.snapshot.len()), (Status::Stale, 2));
+        assert_eq!((s.status(), s.snapshot.len()), (Status::Stale, 2));
         assert!(s.snapshot.get("a").enabled());
         // Not confirmed: the flags were there after all.
         assert!(matches!(
@@ -507,7 +510,7 @@ mod tests {
             Refreshed::Fetched { changes: 2, .. }
         ));
         let s = shared.load();
-        assert_eq!((s.status, s.snapshot.len()), (Status::Ok, 0));
+        assert_eq!((s.status(), s.snapshot.len()), (Status::Ok, 0));
     }
 
     #[tokio::test]
@@ -570,7 +573,7 @@ mod tests {
     struct Slow;
 
     impl Source for Slow {
-        async fn fetch(&self) -> Result<crate::source::Fetched, SourceError> {
+        async fn fetch(&self) -> Result<Fetched, SourceError> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Err(down())
         }

@@ -1,8 +1,10 @@
-//! The local API: HTTP/1.1 on 127.0.0.1, usable from any runtime.
+//! The local API: HTTP/1.1 on 127.0.0.1, usable from any runtime. Paths, headers and bodies
+//! are the contract in [`flags::wire`]:
 //!
-//! - `GET /v1/flags`: the whole snapshot, with an `ETag`; `If-None-Match` answers 304.
+//! - `GET /v1/flags`: the whole snapshot, with an `ETag` of its content and the fetch time in
+//!   `X-SSM-Flags-Fetched-At`; `If-None-Match` answers 304 (with the fetch time too).
 //! - `GET /v1/flags/{name}?user_id=…&region=…`: one flag evaluated with the library's rules.
-//! - `GET /v1/health`: `ok`, `degraded` or `stale`, version and age.
+//! - `GET /v1/health`: `ok`, `stale`, `degraded` or `fallback`, version and age.
 //!
 //! When a token is configured (`AWS_SESSION_TOKEN`, always set in Lambda), every request must
 //! carry it in `X-SSM-Flags-Token`, as AWS's own extensions require, against SSRF.
@@ -14,21 +16,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flags::Context;
-use flags::wire::EvaluationDoc;
+use flags::wire::{
+    ErrorDoc, EvaluationDoc, FETCHED_AT_HEADER, FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH,
+    HealthDoc, TOKEN_HEADER, rfc3339,
+};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
-use crate::snapshot::{Served, Shared, Status};
-
-/// The header that must carry the token.
-pub const TOKEN_HEADER: &str = "x-ssm-flags-token";
+use crate::snapshot::{Served, Shared};
 
 /// Request-header buffer limit; larger requests are refused with 431.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -62,16 +65,20 @@ impl Api {
         }
         let served = self.shared.load();
         let path = request.uri().path();
-        match path {
-            "/v1/flags" | "/v1/flags/" => all_flags(&served, request),
-            "/v1/health" => health(&served),
-            _ => match path.strip_prefix("/v1/flags/") {
-                Some(encoded) => one_flag(&served, encoded, request.uri().query()),
-                None => error(
-                    StatusCode::NOT_FOUND,
-                    "no such endpoint: use /v1/flags, /v1/flags/{name} or /v1/health",
+        if path == FLAGS_PATH || path == FLAG_PATH_PREFIX {
+            return all_flags(&served, request);
+        }
+        if path == HEALTH_PATH {
+            return health(&served);
+        }
+        match path.strip_prefix(FLAG_PATH_PREFIX) {
+            Some(encoded) => one_flag(&served, encoded, request.uri().query()),
+            None => error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "no such endpoint: use {FLAGS_PATH}, {FLAG_PATH_PREFIX}{{name}} or {HEALTH_PATH}"
                 ),
-            },
+            ),
         }
     }
 
@@ -95,12 +102,17 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     response
 }
 
-fn json_value(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
-    json_response(status, Bytes::from(value.to_string()))
+/// A typed wire document as a JSON answer.
+fn json_doc(status: StatusCode, doc: &impl Serialize) -> Response<Full<Bytes>> {
+    // The wire documents hold strings, numbers and JSON values: they always serialize.
+    json_response(
+        status,
+        Bytes::from(serde_json::to_vec(doc).unwrap_or_default()),
+    )
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    json_value(status, &json!({ "error": message }))
+    json_doc(status, &ErrorDoc::new(message))
 }
 
 fn all_flags<B>(served: &Served, request: &Request<B>) -> Response<Full<Bytes>> {
@@ -120,7 +132,14 @@ fn all_flags<B>(served: &Served, request: &Request<B>) -> Response<Full<Bytes>> 
     } else {
         json_response(StatusCode::OK, served.body.clone())
     };
-    response.headers_mut().insert(ETAG, etag);
+    let headers = response.headers_mut();
+    headers.insert(ETAG, etag);
+    // Freshness is not content: it travels on every answer, 304 included.
+    if let Some(at) = served.snapshot.fetched_at()
+        && let Ok(value) = HeaderValue::from_str(&rfc3339(at))
+    {
+        headers.insert(FETCHED_AT_HEADER, value);
+    }
     response
 }
 
@@ -141,9 +160,9 @@ fn one_flag(served: &Served, encoded: &str, query: Option<&str>) -> Response<Ful
         }
     }
     let Some(entry) = served.snapshot.entry(&name) else {
-        return json_value(
+        return json_doc(
             StatusCode::NOT_FOUND,
-            &json!({ "error": format!("flag {name:?} not found"), "name": name }),
+            &ErrorDoc::for_flag(format!("flag {name:?} not found"), &name),
         );
     };
     let mut context = Context::new();
@@ -155,29 +174,23 @@ fn one_flag(served: &Served, encoded: &str, query: Option<&str>) -> Response<Ful
     }
     let evaluation = served.snapshot.get(&name).evaluate(&context);
     let value = entry.value().map_or(Value::Null, flags::FlagValue::to_json);
-    let doc = EvaluationDoc::new(&name, evaluation, value);
-    json_value(
+    json_doc(
         StatusCode::OK,
-        &serde_json::to_value(doc).unwrap_or(Value::Null),
+        &EvaluationDoc::new(&name, evaluation, value),
     )
 }
 
 fn health(served: &Served) -> Response<Full<Bytes>> {
-    let status = match served.status {
-        Status::Ok => "ok",
-        Status::Degraded => "degraded",
-        Status::Stale => "stale",
-    };
-    json_value(
+    json_doc(
         StatusCode::OK,
-        &json!({
-            "status": status,
-            "version": served.snapshot.version(),
-            "age_seconds": served.snapshot.age().map(|a| a.as_secs_f64()),
-            "flags": served.snapshot.len(),
-            "invalid": served.invalid,
-            "last_error": served.last_error,
-        }),
+        &HealthDoc {
+            status: served.status(),
+            version: served.snapshot.version(),
+            age_seconds: served.snapshot.age().map(|a| a.as_secs_f64()),
+            flags: served.snapshot.len(),
+            invalid: served.invalid,
+            last_error: served.last_error.clone(),
+        },
     )
 }
 
@@ -223,9 +236,10 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Parameter;
-    use flags::ParameterKind;
+    use flags::wire::Status;
+    use flags::{FlagEntry, Parameter, ParameterKind, Snapshot};
     use http_body_util::BodyExt;
+    use serde_json::json;
 
     fn api(token: Option<&str>) -> Api {
         let params: Vec<Parameter> = [
@@ -249,14 +263,9 @@ mod tests {
             version: 3,
         })
         .collect();
-        let served = Served::render(
-            1,
-            7,
-            Some(std::time::SystemTime::now()),
-            Status::Ok,
-            None,
-            &params,
-        );
+        let snapshot = Snapshot::new(7, Status::Ok, params.iter().map(FlagEntry::from_parameter))
+            .with_fetched_at(Some(std::time::SystemTime::now()));
+        let served = Served::new(1, snapshot, None);
         Api::new(Shared::new(served), token.map(str::to_owned))
     }
 

@@ -6,25 +6,10 @@ use std::time::Duration;
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::ParameterType;
-use flags::ParameterKind;
+use flags::{FlagPath, Parameter, ParameterKind};
 
 /// `GetParametersByPath` returns at most 10 parameters per page.
 const PAGE_SIZE: i32 = 10;
-
-/// One SSM parameter, as fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parameter {
-    /// The flag's name: the parameter name relative to its configured path.
-    pub flag: String,
-    /// The full SSM parameter name.
-    pub name: String,
-    /// The SSM parameter type.
-    pub kind: ParameterKind,
-    /// The value (decrypted for `SecureString`: never log it).
-    pub value: String,
-    /// The SSM parameter version.
-    pub version: u64,
-}
 
 /// A successful fetch: every parameter, and how many SSM calls it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,18 +96,18 @@ pub trait Source: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SsmSource {
     client: aws_sdk_ssm::Client,
-    paths: Vec<String>,
+    paths: Vec<FlagPath>,
 }
 
 impl SsmSource {
-    /// A source reading `paths` (each starting with `/`, without a trailing `/`).
-    pub fn new(client: aws_sdk_ssm::Client, paths: Vec<String>) -> Self {
+    /// A source reading `paths`.
+    pub fn new(client: aws_sdk_ssm::Client, paths: Vec<FlagPath>) -> Self {
         Self { client, paths }
     }
 
     /// Builds the SDK client from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL[_SSM]`,
     /// credentials), with every attempt bounded by `timeout`.
-    pub async fn from_env(paths: Vec<String>, timeout: Duration) -> Self {
+    pub async fn from_env(paths: Vec<FlagPath>, timeout: Duration) -> Self {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(timeout.min(Duration::from_secs(1)))
             .operation_attempt_timeout(timeout)
@@ -140,13 +125,13 @@ impl SsmSource {
         Self::new(aws_sdk_ssm::Client::new(&shared), paths)
     }
 
-    async fn fetch_path(&self, path: &str, into: &mut Fetched) -> Result<(), SourceError> {
+    async fn fetch_path(&self, path: &FlagPath, into: &mut Fetched) -> Result<(), SourceError> {
         let mut next_token: Option<String> = None;
         loop {
             let page = self
                 .client
                 .get_parameters_by_path()
-                .path(path)
+                .path(path.as_str())
                 .recursive(true)
                 .with_decryption(true)
                 .max_results(PAGE_SIZE)
@@ -154,11 +139,16 @@ impl SsmSource {
                 .send()
                 .await;
             into.calls += 1;
-            let page = page.map_err(|e| classify(path, e))?;
+            let page = page.map_err(|e| classify(path.as_str(), e))?;
             for p in page.parameters() {
                 let Some(name) = p.name() else { continue };
+                let Some(flag) = path.flag_name(name) else {
+                    // Not an answer SSM gives; a flag cannot be named outside its path.
+                    tracing::warn!(parameter = name, %path, "ignored a parameter outside the path asked for");
+                    continue;
+                };
                 into.parameters.push(Parameter {
-                    flag: flag_name(path, name),
+                    flag: flag.to_owned(),
                     name: name.to_owned(),
                     kind: match p.r#type() {
                         Some(ParameterType::StringList) => ParameterKind::StringList,
@@ -188,19 +178,6 @@ impl Source for SsmSource {
             self.fetch_path(path, &mut fetched).await?;
         }
         Ok(fetched)
-    }
-}
-
-/// The flag name of parameter `name` under `path`: `/a/features` + `/a/features/checkout/v2`
-/// is `checkout/v2` (not only the last segment, which would collide).
-pub fn flag_name(path: &str, name: &str) -> String {
-    let prefix = path.trim_end_matches('/');
-    match name
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('/'))
-    {
-        Some(relative) if !relative.is_empty() => relative.to_owned(),
-        _ => name.trim_start_matches('/').to_owned(),
     }
 }
 
@@ -260,22 +237,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flag_names_are_relative_to_their_path() {
-        assert_eq!(
-            flag_name("/myapp/prod/features", "/myapp/prod/features/dark-mode"),
-            "dark-mode"
-        );
-        assert_eq!(
-            flag_name("/myapp/prod/features", "/myapp/prod/features/checkout/v2"),
-            "checkout/v2"
-        );
-        assert_eq!(flag_name("/", "/dark-mode"), "dark-mode");
-        assert_eq!(flag_name("/a/", "/a/b"), "b");
-        // A name outside the path (not expected from SSM) keeps its full name, never collides.
-        assert_eq!(flag_name("/a", "/ab/c"), "ab/c");
-    }
 
     #[test]
     fn transient_errors_are_told_apart() {

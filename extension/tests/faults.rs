@@ -115,11 +115,11 @@ async fn server_errors_resets_and_empty_answers_mid_run_keep_every_known_flag() 
     ] {
         proxy.set(fault);
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let (stale, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == true).await;
+        let (stale, _) = until(&f, Duration::from_secs(5), |r| r["status"] == "stale").await;
         assert_all_known(&stale, &format!("during {fault:?}"));
         assert_eq!(stale["snapshot_version"], 1, "{fault:?}");
         proxy.set(Fault::Pass);
-        let (back, took) = until(&f, Duration::from_secs(5), |r| r["stale"] == false).await;
+        let (back, took) = until(&f, Duration::from_secs(5), |r| r["status"] == "ok").await;
         println!("{fault:?}: fresh again {took:?} after the fault ended");
         assert_all_known(&back, &format!("after {fault:?}"));
     }
@@ -180,7 +180,7 @@ async fn slow_ssm_never_stretches_an_invocation_past_the_refresh_timeout() {
     );
     let response = state.response.expect("response").payload;
     assert_all_known(&response, "while SSM is slow");
-    let (stale, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == true).await;
+    let (stale, _) = until(&f, Duration::from_secs(5), |r| r["status"] == "stale").await;
     assert_all_known(&stale, "stale while SSM is slow");
 }
 
@@ -238,7 +238,7 @@ async fn frozen_in_the_middle_of_a_refresh_and_thawed_later() {
         freeze_for(),
         thawed.elapsed()
     );
-    let (fresh, _) = until(&f, Duration::from_secs(5), |r| r["stale"] == false).await;
+    let (fresh, _) = until(&f, Duration::from_secs(5), |r| r["status"] == "ok").await;
     assert_all_known(&fresh, "after the thaw");
 }
 
@@ -349,7 +349,7 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
         resumed["flags"]["dark-mode"], false,
         "the new extension's flags: {resumed}"
     );
-    assert_eq!(resumed["stale"], false);
+    assert_eq!(resumed["status"], "ok");
     let runtime_log = f
         .runtime
         .as_ref()

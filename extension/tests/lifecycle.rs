@@ -56,7 +56,7 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
     // The very first invocation finds every flag loaded.
     let response = f.check("alice", "us-east-1", &names()).await;
     assert_eq!(response["snapshot_version"], 1, "{response}");
-    assert_eq!(response["stale"], false);
+    assert_eq!(response["status"], "ok");
     for (name, expected) in seeded_expectations() {
         assert_eq!(
             response["flags"][&name],
@@ -256,11 +256,11 @@ async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
     let f = Function::start(moto.port, 1, FreezeMode::None).await;
     let names = names();
     let good = f.check("alice", "us-east-1", &names).await;
-    assert_eq!(good["stale"], false);
+    assert_eq!(good["status"], "ok");
 
     moto.stop();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let stale = invoke_until(&f, &names, 4, Duration::ZERO, |r| r["stale"] == true).await;
+    let stale = invoke_until(&f, &names, 4, Duration::ZERO, |r| r["status"] == "stale").await;
     // Every known flag keeps its value: an outage never turns one into a wrong value.
     for (name, expected) in seeded_expectations() {
         assert_eq!(
@@ -286,7 +286,7 @@ async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
         .extension
         .first_line("flag refresh failed")
         .expect("failure logged");
-    assert_eq!(failed["status"], "Stale");
+    assert_eq!(failed["status"], "stale");
     assert_eq!(failed["transient"], true);
 }
 
@@ -303,6 +303,10 @@ async fn ssm_down_at_init_serves_defaults_then_recovers() {
     let names = names();
     let degraded = f.check("alice", "us-east-1", &names).await;
     assert_eq!(degraded["snapshot_version"], 0);
+    assert_eq!(
+        degraded["status"], "degraded",
+        "the handler can tell no flags yet from old flags"
+    );
     for name in &names {
         assert_eq!(
             degraded["flags"][name], false,
@@ -357,7 +361,7 @@ async fn freeze_and_thaw_between_invocations() {
     .await;
     assert_eq!(thawed["snapshot_version"], 2);
     assert_eq!(
-        thawed["stale"], false,
+        thawed["status"], "ok",
         "no refresh was left broken by the freeze"
     );
     // (The local API cannot be called from outside while the environment is frozen, as in

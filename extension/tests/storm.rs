@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
+use flags::wire::Status;
 use ssm_flags_extension::refresh::{RefreshPolicy, Refresher};
-use ssm_flags_extension::snapshot::Status;
 use ssm_flags_extension::source::SsmSource;
 use testkit::Moto;
 use testkit::fault::{Fault, FaultProxy};
@@ -70,7 +70,10 @@ async fn storm(proxy: &FaultProxy, flags: usize, backoff: bool, limit: Duration)
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..INSTANCES {
-        let source = SsmSource::new(client(proxy.port), vec![PATH.to_owned()]);
+        let source = SsmSource::new(
+            client(proxy.port),
+            vec![flags::FlagPath::parse(PATH).expect("path")],
+        );
         let mut policy = RefreshPolicy::new(MAX_AGE);
         if !backoff {
             policy = policy.without_backoff();
@@ -81,11 +84,11 @@ async fn storm(proxy: &FaultProxy, flags: usize, backoff: bool, limit: Duration)
             refresher.refresh().await;
             let init = init_started.elapsed();
             let shared = refresher.shared();
-            let status = shared.load().status;
+            let status = shared.load().status();
             let ready_or_degraded = matches!(status, Status::Ok | Status::Degraded);
             while started.elapsed() < limit {
                 let served = shared.load();
-                if served.status == Status::Ok && served.snapshot.len() == flags {
+                if served.status() == Status::Ok && served.snapshot.len() == flags {
                     return (ready_or_degraded, init, Some(started.elapsed()));
                 }
                 tokio::time::sleep(INVOKE_EVERY).await;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flags::{Context, FlagEntry, ParameterKind, Snapshot};
+use flags::{Context, FlagEntry, Parameter, ParameterKind, Snapshot, Status};
 use md5::{Digest, Md5};
 
 /// The seed's flags plus filler, so both sides search a map of realistic size.
@@ -38,10 +38,15 @@ fn install() {
         .into_iter()
         .enumerate()
         .map(|(i, (name, raw))| {
-            let full = format!("/myapp/prod/features/{name}");
-            FlagEntry::from_parameter(name, &full, ParameterKind::String, &raw, i as u64 + 1)
+            FlagEntry::from_parameter(&Parameter {
+                name: format!("/myapp/prod/features/{name}"),
+                flag: name,
+                kind: ParameterKind::String,
+                value: raw,
+                version: i as u64 + 1,
+            })
         });
-    flags::install(Snapshot::new(1, None, false, entries));
+    flags::install(Snapshot::new(1, Status::Ok, entries));
 }
 
 fn bucket_floor(user_id: &str) -> u8 {

@@ -3,7 +3,7 @@
 //! Run: `cargo run -p ssm-flags --example demo`.
 
 use flags::wire::SnapshotDoc;
-use flags::{Context, FlagEntry, ParameterKind, Snapshot};
+use flags::{Context, FlagEntry, Parameter, ParameterKind, Snapshot, Status};
 
 const SEED: &[u8] = include_bytes!("seed-flags.json");
 const USERS: [(&str, &str); 5] = [
@@ -58,14 +58,14 @@ fn main() -> Result<(), flags::LoadError> {
         .iter()
         .filter(|e| e.name() != "new-payment-processor")
         .cloned()
-        .chain([FlagEntry::from_parameter(
-            "new-payment-processor",
-            "/myapp/dev/features/new-payment-processor",
-            ParameterKind::String,
-            raw,
-            3,
-        )]);
-    flags::install(Snapshot::new(current.version() + 1, None, false, entries));
+        .chain([FlagEntry::from_parameter(&Parameter {
+            flag: "new-payment-processor".to_owned(),
+            name: "/myapp/dev/features/new-payment-processor".to_owned(),
+            kind: ParameterKind::String,
+            value: raw.to_owned(),
+            version: 3,
+        })]);
+    flags::install(Snapshot::new(current.version() + 1, Status::Ok, entries));
     println!(
         "\nnew-payment-processor: 5% -> 50% (snapshot version {}):",
         flags::version()

@@ -9,8 +9,13 @@
 //! refused is immediate), keeps the flags it has (defaults, if it never had any), logs once per
 //! outage, and tries again at the next invocation. It never panics.
 //!
-//! Environment (read once): `SSM_FLAGS_PORT` (default 2774), `SSM_FLAGS_CLIENT_TIMEOUT_MS`
-//! (default 50), and `AWS_SESSION_TOKEN`, sent as `X-SSM-Flags-Token`.
+//! Each installed snapshot carries its [`Status`]; the client logs when it changes (stale: the
+//! extension serves its last good flags; degraded: no flags yet, defaults apply). After a 304 the
+//! snapshot's fetch time still moves on (the extension sends it in a header on every answer), so
+//! [`crate::Snapshot::age`] stays right.
+//!
+//! Environment (read once): `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
+//! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50), and `AWS_SESSION_TOKEN`, sent in [`TOKEN_HEADER`].
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,7 +23,7 @@ use std::pin::Pin;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ETAG, HOST, IF_NONE_MATCH};
@@ -29,11 +34,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use crate::snapshot::{GLOBAL, Store};
-use crate::wire::SnapshotDoc;
+use crate::env::{parse_number, parse_port};
+use crate::snapshot::{GLOBAL, Snapshot, Store};
+use crate::wire::{
+    DEFAULT_PORT, FETCHED_AT_HEADER, FLAGS_PATH, SnapshotDoc, Status, TOKEN_HEADER, parse_time,
+};
 
-/// Default port of the extension's local API.
-pub const DEFAULT_PORT: u16 = 2774;
 /// Default bound on one sync.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
@@ -46,6 +52,8 @@ pub enum Synced {
     Updated {
         /// Its version.
         version: u64,
+        /// How current it is.
+        status: Status,
     },
     /// The extension could not be used; the flags already held stay.
     Unavailable,
@@ -109,21 +117,16 @@ impl Client {
     /// A client configured from the environment (see the module docs). An invalid value is
     /// logged and replaced by its default: the handler must start whatever happens.
     pub fn from_env() -> Self {
-        let port = env_number("SSM_FLAGS_PORT", u64::from(DEFAULT_PORT), 1, 65_535);
-        let timeout_ms = env_number(
+        let port = env_or("SSM_FLAGS_PORT", DEFAULT_PORT, |var, v| parse_port(var, v));
+        let timeout_ms = env_or(
             "SSM_FLAGS_CLIENT_TIMEOUT_MS",
             DEFAULT_TIMEOUT.as_millis() as u64,
-            1,
-            60_000,
+            |var, v| parse_number(var, v, 1, 60_000),
         );
         let token = std::env::var("AWS_SESSION_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
-        Self::new(
-            u16::try_from(port).unwrap_or(DEFAULT_PORT),
-            token.as_deref(),
-            Duration::from_millis(timeout_ms),
-        )
+        Self::new(port, token.as_deref(), Duration::from_millis(timeout_ms))
     }
 
     /// Forgets the snapshot tag, so the next sync fetches the whole snapshot even if unchanged.
@@ -138,17 +141,30 @@ impl Client {
             .await
             .unwrap_or(Err(SyncError::Timeout(self.timeout)));
         match result {
-            Ok(None) => {
+            Ok(Answer::Unchanged { fetched_at }) => {
                 self.recovered();
+                if let Some(at) = fetched_at {
+                    store.pin().mark_fetched(at);
+                }
                 Synced::Unchanged
             }
-            Ok(Some((doc, etag))) => {
+            Ok(Answer::Updated {
+                doc,
+                etag,
+                fetched_at,
+            }) => {
                 self.recovered();
                 let snapshot = doc.into_snapshot();
-                let version = snapshot.version();
-                store.install(snapshot);
+                if let Some(at) = fetched_at {
+                    snapshot.mark_fetched(at);
+                }
+                let (version, status) = (snapshot.version(), snapshot.status());
+                let previous = store.install(snapshot);
+                if previous.status() != status {
+                    log_status(&store.pin());
+                }
                 connection.etag = etag;
-                Synced::Updated { version }
+                Synced::Updated { version, status }
             }
             Err(error) => {
                 // A broken connection is not reused; the next sync reconnects.
@@ -171,10 +187,7 @@ impl Client {
         }
     }
 
-    async fn fetch(
-        &self,
-        connection: &mut Connection,
-    ) -> Result<Option<(SnapshotDoc, Option<HeaderValue>)>, SyncError> {
+    async fn fetch(&self, connection: &mut Connection) -> Result<Answer, SyncError> {
         let reused = connection.sender.as_ref().is_some_and(|s| !s.is_closed());
         match self.fetch_once(connection).await {
             // The extension may have closed a kept-alive connection while it sat idle (or frozen):
@@ -187,16 +200,13 @@ impl Client {
         }
     }
 
-    async fn fetch_once(
-        &self,
-        connection: &mut Connection,
-    ) -> Result<Option<(SnapshotDoc, Option<HeaderValue>)>, SyncError> {
+    async fn fetch_once(&self, connection: &mut Connection) -> Result<Answer, SyncError> {
         let mut sender = match connection.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connect().await?,
         };
         sender.ready().await?;
-        let mut request = Request::get("/v1/flags")
+        let mut request = Request::get(FLAGS_PATH)
             .header(HOST, "127.0.0.1")
             .body(Empty::new())
             .map_err(|_| SyncError::Status(StatusCode::BAD_REQUEST))?;
@@ -205,18 +215,28 @@ impl Client {
             headers.insert(IF_NONE_MATCH, etag.clone());
         }
         if let Some(token) = &self.token {
-            headers.insert("x-ssm-flags-token", token.clone());
+            headers.insert(TOKEN_HEADER, token.clone());
         }
         let response = sender.send_request(request).await?;
         let status = response.status();
         let etag = response.headers().get(ETAG).cloned();
+        // Extensions before 0.2 send no fetch time in a header: the body's stays.
+        let fetched_at = response
+            .headers()
+            .get(FETCHED_AT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_time);
         let body = response.into_body().collect().await?.to_bytes();
         connection.sender = Some(sender);
         match status {
-            StatusCode::NOT_MODIFIED => Ok(None),
+            StatusCode::NOT_MODIFIED => Ok(Answer::Unchanged { fetched_at }),
             StatusCode::OK => {
                 let doc = SnapshotDoc::from_slice(&body, "the extension's response")?;
-                Ok(Some((doc, etag)))
+                Ok(Answer::Updated {
+                    doc,
+                    etag,
+                    fetched_at,
+                })
             }
             other => Err(SyncError::Status(other)),
         }
@@ -240,21 +260,58 @@ impl Client {
     }
 }
 
-fn env_number(var: &str, default: u64, min: u64, max: u64) -> u64 {
+/// What the extension answered to one request.
+enum Answer {
+    /// 304: the snapshot held is current; the extension last fetched it at `fetched_at`.
+    Unchanged { fetched_at: Option<SystemTime> },
+    /// 200: a new snapshot.
+    Updated {
+        doc: SnapshotDoc,
+        etag: Option<HeaderValue>,
+        fetched_at: Option<SystemTime>,
+    },
+}
+
+/// Says in the handler's log how current the flags just installed are.
+fn log_status(snapshot: &Snapshot) {
+    let (version, age_s) = (snapshot.version(), snapshot.age().map(|a| a.as_secs()));
+    let flags = snapshot.len();
+    match snapshot.status() {
+        Status::Ok => tracing::info!(status = "ok", version, flags, age_s, "flags are current"),
+        Status::Stale => tracing::warn!(
+            status = "stale",
+            version,
+            flags,
+            age_s,
+            "flags are stale: the extension cannot refresh them and serves the last good ones"
+        ),
+        Status::Degraded => tracing::warn!(
+            status = "degraded",
+            version,
+            "no flags yet: the extension has not fetched any; every flag reads as its default"
+        ),
+        Status::Fallback => tracing::warn!(
+            status = "fallback",
+            version,
+            flags,
+            "flags from a deployed file, not from the source"
+        ),
+    }
+}
+
+/// The value of `var` parsed by `parse`, or `default` (with a warning naming the variable) when
+/// it is invalid: a handler must start whatever its environment holds.
+fn env_or<T: Copy + std::fmt::Debug>(
+    var: &'static str,
+    default: T,
+    parse: impl Fn(&'static str, &str) -> Result<T, crate::env::NumberError>,
+) -> T {
     match std::env::var(var) {
         Err(_) => default,
-        Ok(raw) => match raw.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => {
-                tracing::warn!(
-                    variable = var,
-                    value = %raw,
-                    default,
-                    "invalid value: must be a whole number from {min} to {max}; using the default"
-                );
-                default
-            }
-        },
+        Ok(raw) => parse(var, &raw).unwrap_or_else(|error| {
+            tracing::warn!(%error, default = ?default, "using the default");
+            default
+        }),
     }
 }
 
@@ -367,13 +424,19 @@ mod tests {
         let store = Store::default();
         assert_eq!(
             client.sync_into(&store).await,
-            Synced::Updated { version: 4 }
+            Synced::Updated {
+                version: 4,
+                status: Status::Ok
+            }
         );
         client.forget().await;
         // The kept-alive connection dies on the second request: the client reconnects.
         assert_eq!(
             client.sync_into(&store).await,
-            Synced::Updated { version: 4 }
+            Synced::Updated {
+                version: 4,
+                status: Status::Ok
+            }
         );
         assert!(
             !client.outage_logged.load(Ordering::Relaxed),

@@ -26,6 +26,26 @@ pub enum Problem {
     PercentageOutOfRange(String),
 }
 
+impl Problem {
+    /// The same problem without any quote of the value, for a value that must never be shown
+    /// (a `SecureString`). JSON syntax errors only give a position, never the text, and stay.
+    pub fn redacted(self) -> Self {
+        const HIDDEN: &str = "a value not shown (SecureString)";
+        match self {
+            Self::InvalidJson(_) => self,
+            Self::NotAnObject(_) => Self::NotAnObject(HIDDEN.to_owned()),
+            Self::WrongType {
+                field, expected, ..
+            } => Self::WrongType {
+                field,
+                expected,
+                found: HIDDEN.to_owned(),
+            },
+            Self::PercentageOutOfRange(_) => Self::PercentageOutOfRange(HIDDEN.to_owned()),
+        }
+    }
+}
+
 /// A flag in an error state: it behaves as its default, and says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlagError {

@@ -10,16 +10,11 @@
 //! 6. the user's [`bucket`] is within `rollout_percentage`, when present.
 
 use std::fmt;
-use std::sync::LazyLock;
 
 use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::model::Rules;
-
-/// The function's own region (`AWS_REGION`), read once: the region of a context that names none.
-static FUNCTION_REGION: LazyLock<Option<String>> =
-    LazyLock::new(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()));
 
 /// Who a flag is evaluated for: a user, a region and free-form attributes.
 ///
@@ -32,7 +27,8 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// An empty context: no user, the function's own region, no attributes.
+    /// An empty context: no user, no region (the snapshot's default region applies), no
+    /// attributes.
     pub fn new() -> Self {
         Self::default()
     }
@@ -48,7 +44,8 @@ impl<'a> Context<'a> {
         self
     }
 
-    /// Sets the region; without one, the function's own `AWS_REGION` is used.
+    /// Sets the region; without one, the snapshot's default region (the function's own
+    /// `AWS_REGION` for [`crate::get`]) is used.
     pub fn with_region(mut self, region: &'a str) -> Self {
         self.region = Some(region);
         self
@@ -65,9 +62,9 @@ impl<'a> Context<'a> {
         self.user_id
     }
 
-    /// The region: the one set, else the function's own `AWS_REGION`, if any.
-    pub fn region(&self) -> Option<&str> {
-        self.region.or(FUNCTION_REGION.as_deref())
+    /// The region set, if any.
+    pub fn region(&self) -> Option<&'a str> {
+        self.region
     }
 
     /// The value of an attribute, if set (the last one listed wins).
@@ -222,8 +219,9 @@ pub fn bucket(user_id: &str, salt: Option<&str>) -> u8 {
     (u128::from_be_bytes(digest) % 100) as u8 + 1
 }
 
-/// Evaluates a JSON flag's rules for a context.
-pub fn evaluate(rules: &Rules, context: &Context<'_>) -> Evaluation {
+/// Evaluates a JSON flag's rules for a context; a context without a region is evaluated in
+/// `default_region`. A pure function: it reads nothing but its arguments.
+pub fn evaluate(rules: &Rules, context: &Context<'_>, default_region: Option<&str>) -> Evaluation {
     if !rules.enabled {
         return Evaluation::new(false, Reason::Disabled);
     }
@@ -236,6 +234,7 @@ pub fn evaluate(rules: &Rules, context: &Context<'_>) -> Evaluation {
     if let Some(regions) = &rules.allowed_regions {
         let allowed = context
             .region()
+            .or(default_region)
             .is_some_and(|region| regions.iter().any(|r| r == region));
         if !allowed {
             return Evaluation::new(false, Reason::Region);
@@ -282,7 +281,7 @@ mod tests {
     }
 
     fn eval(raw: &str, context: &Context<'_>) -> Evaluation {
-        evaluate(&rules(raw), context)
+        evaluate(&rules(raw), context, None)
     }
 
     #[test]
@@ -361,6 +360,25 @@ mod tests {
         // Region names compare exactly.
         assert_eq!(
             eval(flag, &Context::new().with_region("US-EAST-1")),
+            Evaluation::new(false, Reason::Region)
+        );
+    }
+
+    #[test]
+    fn a_context_without_a_region_uses_the_default_region_given() {
+        let flag = rules(r#"{"enabled": true, "allowed_regions": ["us-west-2"]}"#);
+        let nowhere = Context::new();
+        assert_eq!(
+            evaluate(&flag, &nowhere, None),
+            Evaluation::new(false, Reason::Region)
+        );
+        assert_eq!(
+            evaluate(&flag, &nowhere, Some("us-west-2")),
+            Evaluation::new(true, Reason::Enabled)
+        );
+        // A region in the context wins over the default.
+        assert_eq!(
+            evaluate(&flag, &nowhere.with_region("eu-west-1"), Some("us-west-2")),
             Evaluation::new(false, Reason::Region)
         );
     }
@@ -462,7 +480,7 @@ mod tests {
     fn rollout_share_is_close_to_the_percentage() {
         let flag = rules(r#"{"enabled": true, "rollout_percentage": 25}"#);
         let on = (0..10_000)
-            .filter(|i| evaluate(&flag, &Context::user(&format!("user-{i}"))).enabled)
+            .filter(|i| evaluate(&flag, &Context::user(&format!("user-{i}")), None).enabled)
             .count();
         assert!((2_300..=2_700).contains(&on), "{on} of 10000 at 25%");
     }

@@ -44,7 +44,7 @@ impl Flag {
         self.entry().and_then(|entry| entry.value().ok())
     }
 
-    /// Whether the flag is on with no user (the function's own region): a boolean flag's value,
+    /// Whether the flag is on with no user (in the snapshot's default region): a boolean flag's value,
     /// or a JSON flag evaluated for an empty [`Context`].
     pub fn enabled(&self) -> bool {
         self.evaluate(&Context::new()).enabled
@@ -65,7 +65,9 @@ impl Flag {
                 enabled: *on,
                 reason: Reason::Static,
             },
-            Ok(FlagValue::Json(flag)) => eval::evaluate(flag.rules(), context),
+            Ok(FlagValue::Json(flag)) => {
+                eval::evaluate(flag.rules(), context, self.snapshot.default_region())
+            }
             Ok(FlagValue::List(_) | FlagValue::Text(_)) => self.fallback(Reason::Config),
             Err(_) => self.fallback(Reason::Error),
         }
@@ -96,11 +98,6 @@ impl Flag {
     /// The version of the snapshot this handle reads.
     pub fn snapshot_version(&self) -> u64 {
         self.snapshot.version()
-    }
-
-    /// The parsed value, if the flag exists and is valid.
-    pub fn parsed(&self) -> Option<&FlagValue> {
-        self.value()
     }
 
     /// The JSON document of a JSON flag.
@@ -192,10 +189,15 @@ mod tests {
         ];
         Arc::new(Snapshot::new(
             9,
-            None,
-            false,
+            crate::wire::Status::Ok,
             raw.into_iter().map(|(name, kind, value)| {
-                FlagEntry::from_parameter(name, &format!("/p/{name}"), kind, value, 2)
+                FlagEntry::from_parameter(&crate::model::Parameter {
+                    flag: name.to_owned(),
+                    name: format!("/p/{name}"),
+                    kind,
+                    value: value.to_owned(),
+                    version: 2,
+                })
             }),
         ))
     }

@@ -19,17 +19,22 @@
 //! - [`eval`]: targeting and the deterministic percentage rollout ([`bucket`]);
 //! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`];
 //! - [`flag`]: the [`Flag`] handle handlers read;
-//! - [`wire`]: the JSON snapshot format shared with the extension and snapshot files;
+//! - [`wire`]: the contract with the extension: port, token header, endpoint paths, [`Status`],
+//!   and the documents of every body (snapshot, evaluation, health, error), also used by files;
+//! - [`path`]: flag paths, and a flag's name relative to its path;
+//! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
 //! - [`error`]: what is wrong with a flag, or with a snapshot document;
 //! - `client` (feature `client`, on by default): [`sync`] and [`FlagsLayer`] keep the snapshot
 //!   current from the `ssm-flags` extension.
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod env;
 pub mod error;
 pub mod eval;
 pub mod flag;
 pub mod model;
+pub mod path;
 pub mod snapshot;
 pub mod wire;
 
@@ -41,8 +46,10 @@ pub use client::{FlagsLayer, FlagsService, Synced, sync};
 pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};
 pub use flag::{ConfigError, Flag};
-pub use model::{FlagValue, JsonFlag, ParameterKind, Rules};
+pub use model::{FlagValue, JsonFlag, Parameter, ParameterKind, Rules};
+pub use path::FlagPath;
 pub use snapshot::{FlagEntry, Snapshot, Store};
+pub use wire::Status;
 
 use snapshot::GLOBAL;
 
@@ -74,13 +81,15 @@ pub fn install(snapshot: Snapshot) -> Arc<Snapshot> {
     GLOBAL.install(snapshot)
 }
 
-/// Loads a snapshot file (the [`wire`] format) and installs it; returns its number of flags.
+/// Loads a snapshot file (the [`wire`] format) and installs it as a [`Status::Fallback`]
+/// snapshot (flags deployed with the code, not fetched); returns its number of flags.
 pub fn load_file(path: impl AsRef<Path>) -> Result<usize, LoadError> {
-    let snapshot = wire::read_file(path.as_ref())?;
+    let snapshot = wire::read_file(path.as_ref())?.with_status(Status::Fallback);
     let count = snapshot.len();
     for entry in snapshot.entries() {
         if let Err(error) = entry.value() {
-            tracing::warn!(flag = entry.name(), %error, "invalid flag in snapshot file");
+            // The error of a secure flag never quotes its value (see `Problem::redacted`).
+            tracing::warn!(flag = entry.name(), secure = entry.is_secure(), %error, "invalid flag in snapshot file");
         }
     }
     install(snapshot);

@@ -26,6 +26,22 @@ pub enum ParameterKind {
     SecureString,
 }
 
+/// One parameter as a source fetched it, before parsing: the input of
+/// [`crate::FlagEntry::from_parameter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    /// The flag's name: the parameter name relative to its path (see [`crate::path`]).
+    pub flag: String,
+    /// The full parameter name, which error messages cite.
+    pub name: String,
+    /// The parameter type.
+    pub kind: ParameterKind,
+    /// The raw value (decrypted for a `SecureString`: never log it).
+    pub value: String,
+    /// The parameter's version at the source.
+    pub version: u64,
+}
+
 /// A parsed flag value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlagValue {
@@ -70,8 +86,17 @@ pub struct Rules {
 }
 
 impl FlagValue {
-    /// Classifies and parses a raw parameter value.
+    /// Classifies and parses a raw parameter value. The problem with a `SecureString` value never
+    /// quotes it.
     pub fn parse(kind: ParameterKind, raw: &str) -> Result<Self, Problem> {
+        let parsed = Self::classify(kind, raw);
+        match kind {
+            ParameterKind::SecureString => parsed.map_err(Problem::redacted),
+            _ => parsed,
+        }
+    }
+
+    fn classify(kind: ParameterKind, raw: &str) -> Result<Self, Problem> {
         if kind == ParameterKind::StringList {
             return Ok(Self::List(split_list(raw)));
         }
@@ -105,27 +130,44 @@ impl FlagValue {
     /// A string is classified again like a `String` parameter, which is idempotent for strings the
     /// extension sends and lets hand-written snapshot files use the operator's raw values.
     pub fn from_json(value: Value) -> Result<Self, Problem> {
+        Self::from_json_or_return(value).map_err(|(problem, _)| problem)
+    }
+
+    /// [`FlagValue::from_json`], handing the value back with the problem.
+    pub(crate) fn from_json_or_return(value: Value) -> Result<Self, (Problem, Value)> {
         match value {
             Value::Bool(b) => Ok(Self::Bool(b)),
-            Value::Object(_) => JsonFlag::from_document(value).map(Self::Json),
-            Value::String(s) => Self::parse(ParameterKind::String, &s),
-            Value::Array(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s),
-                    other => Err(Problem::WrongType {
+            Value::Object(_) => JsonFlag::from_document_or_return(value).map(Self::Json),
+            Value::String(s) => {
+                Self::parse(ParameterKind::String, &s).map_err(|p| (p, Value::String(s)))
+            }
+            Value::Array(items) => {
+                if let Some(other) = items.iter().find(|item| !item.is_string()) {
+                    let problem = Problem::WrongType {
                         field: "value",
                         expected: "an array of strings",
-                        found: describe(&other),
-                    }),
-                })
-                .collect::<Result<_, _>>()
-                .map(Self::List),
-            other => Err(Problem::WrongType {
-                field: "value",
-                expected: "a boolean, an object, an array of strings or a string",
-                found: describe(&other),
-            }),
+                        found: describe(other),
+                    };
+                    return Err((problem, Value::Array(items)));
+                }
+                Ok(Self::List(
+                    items
+                        .into_iter()
+                        .filter_map(|item| match item {
+                            Value::String(s) => Some(s),
+                            _ => None,
+                        })
+                        .collect(),
+                ))
+            }
+            other => Err((
+                Problem::WrongType {
+                    field: "value",
+                    expected: "a boolean, an object, an array of strings or a string",
+                    found: describe(&other),
+                },
+                other,
+            )),
         }
     }
 }
@@ -134,10 +176,21 @@ impl JsonFlag {
     /// Validates a JSON document as a flag: it must be an object whose known fields have the
     /// right types; other fields are kept as application config.
     pub fn from_document(document: Value) -> Result<Self, Problem> {
-        let Value::Object(map) = &document else {
-            return Err(Problem::NotAnObject(describe(&document)));
+        Self::from_document_or_return(document).map_err(|(problem, _)| problem)
+    }
+
+    fn from_document_or_return(document: Value) -> Result<Self, (Problem, Value)> {
+        match Self::rules_of(&document) {
+            Ok(rules) => Ok(Self { rules, document }),
+            Err(problem) => Err((problem, document)),
+        }
+    }
+
+    fn rules_of(document: &Value) -> Result<Rules, Problem> {
+        let Value::Object(map) = document else {
+            return Err(Problem::NotAnObject(describe(document)));
         };
-        let rules = Rules {
+        Ok(Rules {
             enabled: bool_field(map, "enabled")?.unwrap_or(false),
             rollout_percentage: percentage_field(map)?,
             allowed_regions: string_list_field(map, "allowed_regions")?,
@@ -148,8 +201,7 @@ impl JsonFlag {
             allowed_attributes: attributes_field(map)?,
             fallback_on_error: bool_field(map, "fallback_on_error")?.unwrap_or(false),
             salt: string_field(map, "salt")?,
-        };
-        Ok(Self { rules, document })
+        })
     }
 
     /// The targeting rules.
@@ -301,6 +353,26 @@ mod tests {
             FlagValue::parse(ParameterKind::SecureString, "true"),
             Ok(FlagValue::Bool(true))
         );
+    }
+
+    #[test]
+    fn problems_with_secure_strings_never_quote_the_value() {
+        for raw in [
+            r#"{"enabled": "sk_live_51Hxyz"}"#,
+            r#"{"enabled": true, "rollout_percentage": 4242}"#,
+            r#"{"enabled": true, "allowed_regions": "sk_live_51Hxyz"}"#,
+            r#"{"enabled": true, "sk_live_51Hxyz": 1,"#,
+        ] {
+            let secure = FlagValue::parse(ParameterKind::SecureString, raw)
+                .expect_err("invalid")
+                .to_string();
+            assert!(
+                !secure.contains("sk_live") && !secure.contains("4242"),
+                "{secure}"
+            );
+        }
+        // The same value in a String is quoted, to help the operator fix it.
+        assert!(problem(r#"{"enabled": "sk_live_51Hxyz"}"#).contains("sk_live_51Hxyz"));
     }
 
     #[test]

@@ -1,48 +1,97 @@
 //! Immutable, versioned snapshots of every flag, and the [`Store`] that swaps them atomically.
+//!
+//! A snapshot's content (flags, version, [`Status`]) never changes once built. Its freshness —
+//! when the source last confirmed it — moves on by itself ([`Snapshot::mark_fetched`]), so an
+//! unchanged snapshot never has to be rebuilt or re-sent to stay current.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use serde_json::Value;
 
 use crate::error::{FlagError, Problem};
 use crate::flag::Flag;
-use crate::model::{FlagValue, ParameterKind};
+use crate::model::{FlagValue, Parameter, ParameterKind};
+use crate::wire::Status;
 
-/// One flag in a snapshot: its name, SSM version and parsed value (or why it is invalid).
+/// One flag in a snapshot: its name, source version and parsed value (or why it is invalid).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlagEntry {
     name: Box<str>,
     ssm_version: u64,
+    secure: bool,
     value: Result<FlagValue, FlagError>,
+    /// The raw value of an invalid entry, served as it is so the operator sees what is wrong.
+    invalid_raw: Option<Box<str>>,
 }
 
 impl FlagEntry {
-    /// An entry from an already parsed value (or error).
-    pub fn new(
+    /// Parses a fetched parameter into its flag; an invalid value becomes an error entry naming
+    /// the parameter, without quoting a `SecureString`'s value.
+    pub fn from_parameter(parameter: &Parameter) -> Self {
+        let secure = parameter.kind == ParameterKind::SecureString;
+        match FlagValue::parse(parameter.kind, &parameter.value) {
+            Ok(value) => Self::valid(parameter.flag.as_str(), parameter.version, secure, value),
+            Err(problem) => Self::invalid(
+                parameter.flag.as_str(),
+                parameter.version,
+                secure,
+                parameter.value.as_str(),
+                invalid(&parameter.name, problem),
+            ),
+        }
+    }
+
+    /// A valid entry.
+    pub fn valid(
         name: impl Into<Box<str>>,
         ssm_version: u64,
-        value: Result<FlagValue, FlagError>,
+        secure: bool,
+        value: FlagValue,
     ) -> Self {
         Self {
             name: name.into(),
             ssm_version,
-            value,
+            secure,
+            value: Ok(value),
+            invalid_raw: None,
         }
     }
 
-    /// Parses an SSM parameter's raw value into the flag `name`; an invalid value becomes an
-    /// error entry naming `parameter` (the full SSM name).
-    pub fn from_parameter(
+    /// An entry whose raw value `raw` is invalid for the reason `error`.
+    pub fn invalid(
         name: impl Into<Box<str>>,
-        parameter: &str,
-        kind: ParameterKind,
-        raw: &str,
         ssm_version: u64,
+        secure: bool,
+        raw: impl Into<Box<str>>,
+        error: FlagError,
     ) -> Self {
-        let value = FlagValue::parse(kind, raw).map_err(|problem| invalid(parameter, problem));
-        Self::new(name, ssm_version, value)
+        Self {
+            name: name.into(),
+            ssm_version,
+            secure,
+            value: Err(error),
+            invalid_raw: Some(raw.into()),
+        }
+    }
+
+    /// An entry from a value in its wire form (see [`FlagValue::from_json`]).
+    pub(crate) fn from_json(name: String, ssm_version: u64, secure: bool, value: Value) -> Self {
+        match FlagValue::from_json_or_return(value) {
+            Ok(value) => Self::valid(name, ssm_version, secure, value),
+            Err((problem, raw)) => {
+                let problem = if secure { problem.redacted() } else { problem };
+                let raw = match raw {
+                    Value::String(raw) => raw,
+                    other => other.to_string(),
+                };
+                let error = invalid(&name, problem);
+                Self::invalid(name, ssm_version, secure, raw, error)
+            }
+        }
     }
 
     /// The flag's name (its parameter name relative to the configured path).
@@ -50,18 +99,28 @@ impl FlagEntry {
         &self.name
     }
 
-    /// The SSM parameter version the value came from (0 when unknown).
+    /// The source version the value came from (0 when unknown).
     pub fn ssm_version(&self) -> u64 {
         self.ssm_version
+    }
+
+    /// Whether the value came from a `SecureString`: never log or export it unmasked.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The parsed value, or why it is invalid.
     pub fn value(&self) -> Result<&FlagValue, &FlagError> {
         self.value.as_ref()
     }
+
+    /// The raw value of an invalid entry.
+    pub fn invalid_raw(&self) -> Option<&str> {
+        self.invalid_raw.as_deref()
+    }
 }
 
-pub(crate) fn invalid(parameter: &str, problem: Problem) -> FlagError {
+fn invalid(parameter: &str, problem: Problem) -> FlagError {
     FlagError::Invalid {
         parameter: parameter.to_owned(),
         problem,
@@ -73,23 +132,34 @@ pub(crate) fn invalid(parameter: &str, problem: Problem) -> FlagError {
 type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
 
 /// An immutable set of flags with a version that increases whenever the content changes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Snapshot {
     version: u64,
-    fetched_at: Option<SystemTime>,
-    stale: bool,
+    status: Status,
+    /// Milliseconds since the Unix epoch of the last successful fetch; 0 when never fetched.
+    fetched_at_ms: AtomicU64,
+    default_region: Option<Arc<str>>,
     entries: Vec<FlagEntry>,
     index: Index,
 }
 
+impl Clone for Snapshot {
+    fn clone(&self) -> Self {
+        Self {
+            version: self.version,
+            status: self.status,
+            fetched_at_ms: AtomicU64::new(self.fetched_at_ms.load(Ordering::Relaxed)),
+            default_region: self.default_region.clone(),
+            entries: self.entries.clone(),
+            index: self.index.clone(),
+        }
+    }
+}
+
 impl Snapshot {
-    /// Builds a snapshot. When two entries share a name the later one wins.
-    pub fn new(
-        version: u64,
-        fetched_at: Option<SystemTime>,
-        stale: bool,
-        entries: impl IntoIterator<Item = FlagEntry>,
-    ) -> Self {
+    /// Builds a snapshot, never fetched (see [`Snapshot::with_fetched_at`]). When two entries
+    /// share a name the later one wins.
+    pub fn new(version: u64, status: Status, entries: impl IntoIterator<Item = FlagEntry>) -> Self {
         let mut kept: Vec<FlagEntry> = Vec::new();
         let mut index = Index::default();
         for entry in entries {
@@ -103,15 +173,16 @@ impl Snapshot {
         }
         Self {
             version,
-            fetched_at,
-            stale,
+            status,
+            fetched_at_ms: AtomicU64::new(0),
+            default_region: None,
             entries: kept,
             index,
         }
     }
 
-    /// A snapshot (version 1) of flags given as the raw values an operator would store, each
-    /// classified like an SSM `String` parameter: for handlers' unit tests and local runs.
+    /// A snapshot (version 1, `ok`) of flags given as the raw values an operator would store,
+    /// each classified like an SSM `String` parameter: for handlers' unit tests and local runs.
     ///
     /// ```
     /// let s = std::sync::Arc::new(flags::Snapshot::from_values([
@@ -121,19 +192,48 @@ impl Snapshot {
     /// assert!(s.get("dark-mode").enabled());
     /// ```
     pub fn from_values<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self::new(
-            1,
-            None,
-            false,
-            values.into_iter().map(|(name, raw)| {
-                FlagEntry::from_parameter(name, name, ParameterKind::String, raw, 1)
-            }),
-        )
+        let entries = values.into_iter().map(|(name, raw)| {
+            FlagEntry::from_parameter(&Parameter {
+                flag: name.to_owned(),
+                name: name.to_owned(),
+                kind: ParameterKind::String,
+                value: raw.to_owned(),
+                version: 1,
+            })
+        });
+        Self::new(1, Status::Ok, entries)
     }
 
-    /// The empty snapshot (version 0): every flag reads as its default.
+    /// The empty snapshot (version 0, `degraded`): every flag reads as its default.
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    /// The same snapshot, last fetched at `at`.
+    pub fn with_fetched_at(self, at: Option<SystemTime>) -> Self {
+        self.fetched_at_ms
+            .store(at.map_or(0, epoch_ms), Ordering::Relaxed);
+        self
+    }
+
+    /// The same snapshot, evaluating contexts without a region in `region` (the function's own).
+    pub fn with_default_region(mut self, region: Option<&str>) -> Self {
+        self.default_region = region.filter(|r| !r.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// The same flags and version with another status (a copy: no value is parsed again).
+    pub fn with_status(&self, status: Status) -> Self {
+        let mut copy = self.clone();
+        copy.status = status;
+        copy
+    }
+
+    /// Records that the source confirmed this content at `at` (ignored if older than what is
+    /// recorded): the content, version and status are unchanged.
+    pub fn mark_fetched(&self, at: SystemTime) {
+        self.fetched_at_ms
+            .fetch_max(epoch_ms(at), Ordering::Relaxed);
     }
 
     /// The content version: 0 for the empty snapshot, then increasing with each change.
@@ -141,26 +241,28 @@ impl Snapshot {
         self.version
     }
 
-    /// When the extension last fetched these flags from SSM successfully, if it has.
+    /// How current these flags are.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// When the source last confirmed these flags, if it has.
     pub fn fetched_at(&self) -> Option<SystemTime> {
-        self.fetched_at
+        match self.fetched_at_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+        }
     }
 
     /// How old the flags are (time since [`Snapshot::fetched_at`]).
     pub fn age(&self) -> Option<Duration> {
-        self.fetched_at
+        self.fetched_at()
             .map(|at| SystemTime::now().duration_since(at).unwrap_or_default())
     }
 
-    /// Whether the last refresh failed and these are the last good flags.
-    pub fn is_stale(&self) -> bool {
-        self.stale
-    }
-
-    /// The same flags with a different staleness mark (the version is unchanged).
-    pub fn with_stale(mut self, stale: bool) -> Self {
-        self.stale = stale;
-        self
+    /// The region used for a context that sets none.
+    pub fn default_region(&self) -> Option<&str> {
+        self.default_region.as_deref()
     }
 
     /// Number of flags, valid or not.
@@ -183,25 +285,23 @@ impl Snapshot {
         self.index.get(name).map(|&slot| &self.entries[slot])
     }
 
-    /// Whether both snapshots hold the same flags, ignoring version, time and staleness.
-    pub fn same_flags(&self, other: &Snapshot) -> bool {
-        self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .all(|entry| other.entry(entry.name()) == Some(entry))
-    }
-
     /// A handle on one flag of this snapshot; all handles from one pinned snapshot agree.
     pub fn get(self: &Arc<Self>, name: &str) -> Flag {
         Flag::new(Arc::clone(self), self.index.get(name).copied())
     }
 }
 
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .max(1)
+}
+
 /// Holds the current snapshot; readers never block and never see a half-applied update.
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
+    default_region: Option<Arc<str>>,
 }
 
 impl Default for Store {
@@ -215,7 +315,15 @@ impl Store {
     pub fn new(initial: Snapshot) -> Self {
         Self {
             current: ArcSwap::from_pointee(initial),
+            default_region: None,
         }
+    }
+
+    /// The same store, giving every snapshot installed from now on `region` as its default
+    /// region (unless the snapshot has its own).
+    pub fn with_default_region(mut self, region: Option<&str>) -> Self {
+        self.default_region = region.filter(|r| !r.is_empty()).map(Arc::from);
+        self
     }
 
     /// Pins the current snapshot: reads through it agree, whatever is installed meanwhile.
@@ -236,26 +344,33 @@ impl Store {
     }
 
     /// Installs `snapshot` atomically and returns the one it replaced.
-    pub fn install(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+    pub fn install(&self, mut snapshot: Snapshot) -> Arc<Snapshot> {
+        if snapshot.default_region.is_none() {
+            snapshot.default_region = self.default_region.clone();
+        }
         self.current.swap(Arc::new(snapshot))
     }
 }
 
-/// The process-wide store read by [`crate::get`].
-pub(crate) static GLOBAL: LazyLock<Store> = LazyLock::new(Store::default);
+/// The process-wide store read by [`crate::get`]. A context without a region is evaluated in the
+/// function's own region, `AWS_REGION`, read here once.
+pub(crate) static GLOBAL: LazyLock<Store> = LazyLock::new(|| {
+    let region = std::env::var("AWS_REGION").ok();
+    Store::default().with_default_region(region.as_deref())
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(name: &str, raw: &str) -> FlagEntry {
-        FlagEntry::from_parameter(
-            name,
-            &format!("/app/features/{name}"),
-            ParameterKind::String,
-            raw,
-            1,
-        )
+        FlagEntry::from_parameter(&Parameter {
+            flag: name.to_owned(),
+            name: format!("/app/features/{name}"),
+            kind: ParameterKind::String,
+            value: raw.to_owned(),
+            version: 1,
+        })
     }
 
     #[test]
@@ -269,14 +384,33 @@ mod tests {
             err.to_string(),
             "parameter /app/features/new-analytics: field `rollout_percentage` must be a number from 0 to 100, got 101"
         );
+        assert_eq!(
+            bad.invalid_raw(),
+            Some(r#"{"enabled": true, "rollout_percentage": 101}"#)
+        );
+        assert_eq!(entry("ok", "true").invalid_raw(), None);
+    }
+
+    #[test]
+    fn secure_entries_are_marked_and_their_errors_quote_nothing() {
+        let secret = FlagEntry::from_parameter(&Parameter {
+            flag: "partner".into(),
+            name: "/app/features/partner".into(),
+            kind: ParameterKind::SecureString,
+            value: r#"{"enabled": "sk_live_123"}"#.into(),
+            version: 2,
+        });
+        assert!(secret.is_secure());
+        let message = secret.value().expect_err("invalid").to_string();
+        assert!(!message.contains("sk_live"), "{message}");
+        assert!(!entry("plain", "true").is_secure());
     }
 
     #[test]
     fn one_bad_flag_never_hides_the_others() {
         let snapshot = Arc::new(Snapshot::new(
             3,
-            None,
-            false,
+            Status::Ok,
             [
                 entry("dark-mode", "true"),
                 entry("broken", "{nope"),
@@ -292,7 +426,7 @@ mod tests {
 
     #[test]
     fn later_duplicates_win() {
-        let snapshot = Snapshot::new(1, None, false, [entry("a", "true"), entry("a", "false")]);
+        let snapshot = Snapshot::new(1, Status::Ok, [entry("a", "true"), entry("a", "false")]);
         assert_eq!(snapshot.len(), 1);
         assert_eq!(
             snapshot.entry("a").map(FlagEntry::value),
@@ -304,9 +438,10 @@ mod tests {
     fn store_swaps_atomically_and_pins_hold() {
         let store = Store::default();
         assert_eq!(store.version(), 0);
+        assert_eq!(store.pin().status(), Status::Degraded, "no flags yet");
         assert!(!store.get("dark-mode").enabled());
         let pinned = store.pin();
-        let previous = store.install(Snapshot::new(1, None, false, [entry("dark-mode", "true")]));
+        let previous = store.install(Snapshot::new(1, Status::Ok, [entry("dark-mode", "true")]));
         assert_eq!(previous.version(), 0);
         assert!(store.get("dark-mode").enabled());
         assert_eq!(store.version(), 1);
@@ -315,24 +450,36 @@ mod tests {
     }
 
     #[test]
-    fn same_flags_ignores_version_and_staleness() {
-        let a = Snapshot::new(1, None, false, [entry("x", "true"), entry("y", "1")]);
-        let b = Snapshot::new(
-            7,
-            Some(SystemTime::now()),
-            true,
-            [entry("y", "1"), entry("x", "true")],
-        );
-        let c = Snapshot::new(1, None, false, [entry("x", "false"), entry("y", "1")]);
-        assert!(a.same_flags(&b));
-        assert!(!a.same_flags(&c));
-        assert!(!a.same_flags(&Snapshot::empty()));
+    fn a_status_change_keeps_flags_and_version() {
+        let at = SystemTime::now() - Duration::from_secs(30);
+        let ok = Snapshot::new(4, Status::Ok, [entry("x", "true"), entry("bad", "{")])
+            .with_fetched_at(Some(at));
+        let stale = ok.with_status(Status::Stale);
+        assert_eq!((stale.status(), stale.version()), (Status::Stale, 4));
+        assert_eq!(stale.entries(), ok.entries());
+        assert_eq!(stale.fetched_at(), ok.fetched_at());
+        assert_eq!(ok.status(), Status::Ok, "the original is untouched");
+    }
+
+    #[test]
+    fn freshness_moves_forward_without_touching_the_content() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_000_000_500);
+        let snapshot = Snapshot::new(2, Status::Ok, [entry("x", "true")]).with_fetched_at(Some(at));
+        assert_eq!(snapshot.fetched_at(), Some(at));
+        let later = at + Duration::from_secs(60);
+        snapshot.mark_fetched(later);
+        assert_eq!(snapshot.fetched_at(), Some(later));
+        snapshot.mark_fetched(at);
+        assert_eq!(snapshot.fetched_at(), Some(later), "never moves back");
+        assert_eq!(snapshot.version(), 2);
+        assert_eq!(Snapshot::empty().fetched_at(), None);
     }
 
     #[test]
     fn age_counts_from_fetch_time() {
         let at = SystemTime::now() - Duration::from_secs(90);
-        let age = Snapshot::new(1, Some(at), false, [])
+        let age = Snapshot::new(1, Status::Ok, [])
+            .with_fetched_at(Some(at))
             .age()
             .expect("fetched");
         assert!(
@@ -340,5 +487,29 @@ mod tests {
             "{age:?}"
         );
         assert_eq!(Snapshot::empty().age(), None);
+    }
+
+    #[test]
+    fn the_store_gives_its_region_to_snapshots_without_one() {
+        let flag = r#"{"enabled": true, "allowed_regions": ["eu-west-1"]}"#;
+        let store = Store::default().with_default_region(Some("eu-west-1"));
+        store.install(Snapshot::new(1, Status::Ok, [entry("eu", flag)]));
+        assert!(store.get("eu").enabled(), "no region given: the store's");
+        assert!(
+            !store
+                .get("eu")
+                .enabled_for(&crate::Context::new().with_region("us-east-1"))
+        );
+        store.install(
+            Snapshot::new(2, Status::Ok, [entry("eu", flag)])
+                .with_default_region(Some("us-east-1")),
+        );
+        assert!(!store.get("eu").enabled(), "the snapshot's own region wins");
+        let plain = Store::default();
+        plain.install(Snapshot::new(1, Status::Ok, [entry("eu", flag)]));
+        assert!(
+            !plain.get("eu").enabled(),
+            "no region anywhere: not allowed"
+        );
     }
 }

@@ -1,16 +1,30 @@
-//! The snapshot wire format, shared by the extension's local API, the handler client and
-//! snapshot files:
+//! The wire contract between the extension and everyone who reads it (the handler client, other
+//! languages over HTTP, snapshot files, the operator tools): the port, the token header, the
+//! endpoint paths, the freshness [`Status`] and a typed document for every body the API sends.
+//!
+//! A snapshot document (`GET /v1/flags`, and the snapshot file format):
 //!
 //! ```json
-//! {"version": 4, "fetched_at": "2026-11-24T10:00:00Z", "stale": false,
+//! {"version": 4, "fetched_at": "2026-11-24T10:00:00.000Z", "status": "ok", "stale": false,
 //!  "flags": {"dark-mode": {"value": true, "version": 3},
+//!            "partner-api": {"value": {"enabled": true}, "version": 2, "secure": true},
 //!            "broken": {"value": "{oops", "version": 1, "error": "parameter …: invalid JSON: …"}}}
 //! ```
 //!
 //! `value` is a boolean for boolean flags, the object for JSON flags, an array for `StringList`,
-//! else the string. In files every field but `flags` and `value` may be left out.
+//! else the string. `secure` marks a value that came from a `SecureString`: whoever logs, writes
+//! or exports a document must mask it. In files every field but `flags` and `value` may be left out.
+//!
+//! # Compatibility
+//! The extension (a layer) and the `flags` crate are upgraded separately, so the contract only
+//! grows: fields are added, never renamed, removed or given a new meaning, and every reader
+//! ignores fields it does not know. An older client reading a newer extension's document sees
+//! the fields it knows (`stale` is still sent beside `status` for it). A newer client reading an
+//! older extension's document derives the status from `stale` ([`SnapshotDoc::status`]) and,
+//! without the [`FETCHED_AT_HEADER`], keeps the body's `fetched_at`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -19,19 +33,70 @@ use serde_json::Value;
 
 use crate::error::{FlagError, LoadError};
 use crate::eval::Evaluation;
-use crate::model::FlagValue;
-use crate::snapshot::{FlagEntry, Snapshot, invalid};
+use crate::snapshot::{FlagEntry, Snapshot};
 
-/// A whole snapshot on the wire (`GET /v1/flags`).
+/// The extension's default port on 127.0.0.1 (2772 and 2773 belong to AWS's own extensions).
+pub const DEFAULT_PORT: u16 = 2774;
+/// The request header that must carry the API token (HTTP header names are case-insensitive).
+pub const TOKEN_HEADER: &str = "x-ssm-flags-token";
+/// The response header carrying the time of the last successful fetch (RFC 3339), on every
+/// snapshot answer, 304 included: freshness travels apart from the content and its ETag.
+pub const FETCHED_AT_HEADER: &str = "x-ssm-flags-fetched-at";
+/// The whole snapshot: [`SnapshotDoc`], with an `ETag`; `If-None-Match` answers 304.
+pub const FLAGS_PATH: &str = "/v1/flags";
+/// One flag evaluated for a user: `{FLAG_PATH_PREFIX}{name}?user_id=…&region=…` →
+/// [`EvaluationDoc`]. The name is percent-encoded where needed (`checkout%2Fv2` or `checkout/v2`).
+pub const FLAG_PATH_PREFIX: &str = "/v1/flags/";
+/// How current the served flags are: [`HealthDoc`].
+pub const HEALTH_PATH: &str = "/v1/health";
+
+/// How current a snapshot is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The last fetch succeeded.
+    Ok,
+    /// The last fetch failed: these are the last good flags.
+    Stale,
+    /// No fetch has succeeded yet: there are no flags, every flag reads as its default.
+    #[default]
+    Degraded,
+    /// Flags from a deployed file, not (yet) from the source.
+    Fallback,
+}
+
+impl Status {
+    /// The lowercase name, as on the wire: `ok`, `stale`, `degraded` or `fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Stale => "stale",
+            Self::Degraded => "degraded",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A whole snapshot on the wire (`GET /v1/flags`) and in snapshot files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotDoc {
     /// Content version; increases whenever the flags change.
     #[serde(default)]
     pub version: u64,
-    /// RFC 3339 time of the last successful fetch from SSM.
+    /// RFC 3339 time of the last successful fetch from the source, as of rendering (the
+    /// [`FETCHED_AT_HEADER`] is newer when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched_at: Option<String>,
-    /// Whether the last refresh failed and these are the last good flags.
+    /// How current the flags are; absent from documents of extensions before 0.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// `status == stale`, kept for clients before 0.2.
     #[serde(default)]
     pub stale: bool,
     /// Every flag by name.
@@ -46,66 +111,142 @@ pub struct FlagDoc {
     /// The SSM parameter version.
     #[serde(default)]
     pub version: u64,
+    /// The value came from a `SecureString`: never log or export it unmasked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
     /// Why the value is invalid; present only then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// One flag evaluated for a user (`GET /v1/flags/{name}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EvaluationDoc<'a> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationDoc {
     /// The flag's name.
-    pub name: &'a str,
+    pub name: String,
     /// Whether it is on for the given context.
     pub enabled: bool,
     /// The reason code (see [`crate::Reason::code`]).
-    pub reason: &'static str,
+    pub reason: String,
     /// The outcome in words.
     pub detail: String,
-    /// The flag's value, or `null` when it does not exist.
+    /// The flag's value, or `null` when it is invalid.
     pub value: Value,
 }
 
-impl<'a> EvaluationDoc<'a> {
+/// How current the served flags are (`GET /v1/health`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthDoc {
+    /// The snapshot's status.
+    pub status: Status,
+    /// The content version.
+    pub version: u64,
+    /// Seconds since the last successful fetch; `null` before any.
+    pub age_seconds: Option<f64>,
+    /// Number of flags, valid or not.
+    pub flags: usize,
+    /// Number of flags whose value is invalid.
+    pub invalid: usize,
+    /// Why the last refresh failed, while degraded or stale.
+    pub last_error: Option<String>,
+}
+
+/// The body of every error answer (4xx).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDoc {
+    /// What went wrong, and what to do.
+    pub error: String,
+    /// The flag asked for, when the error is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl EvaluationDoc {
     /// Describes an evaluation of `name`, whose value is `value`.
-    pub fn new(name: &'a str, evaluation: Evaluation, value: Value) -> Self {
+    pub fn new(name: &str, evaluation: Evaluation, value: Value) -> Self {
         Self {
-            name,
+            name: name.to_owned(),
             enabled: evaluation.enabled,
-            reason: evaluation.reason.code(),
+            reason: evaluation.reason.code().to_owned(),
             detail: evaluation.to_string(),
             value,
         }
     }
 }
 
+impl ErrorDoc {
+    /// An error about the request as a whole.
+    pub fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            name: None,
+        }
+    }
+
+    /// An error about one flag.
+    pub fn for_flag(error: impl Into<String>, name: &str) -> Self {
+        Self {
+            error: error.into(),
+            name: Some(name.to_owned()),
+        }
+    }
+}
+
 impl FlagDoc {
     /// The wire form of an entry. An invalid entry carries its raw value and its error.
-    pub fn from_entry(entry: &FlagEntry, raw: &str) -> Self {
-        match entry.value() {
-            Ok(value) => Self {
-                value: value.to_json(),
-                version: entry.ssm_version(),
-                error: None,
-            },
-            Err(error) => Self {
-                value: Value::String(raw.to_owned()),
-                version: entry.ssm_version(),
-                error: Some(error.to_string()),
-            },
+    pub fn from_entry(entry: &FlagEntry) -> Self {
+        let (value, error) = match entry.value() {
+            Ok(value) => (value.to_json(), None),
+            Err(error) => (
+                Value::String(entry.invalid_raw().unwrap_or_default().to_owned()),
+                Some(error.to_string()),
+            ),
+        };
+        Self {
+            value,
+            version: entry.ssm_version(),
+            secure: entry.is_secure(),
+            error,
         }
     }
 
     fn into_entry(self, name: String) -> FlagEntry {
-        let value = match self.error {
-            Some(message) => Err(FlagError::Reported(message)),
-            None => FlagValue::from_json(self.value).map_err(|problem| invalid(&name, problem)),
-        };
-        FlagEntry::new(name, self.version, value)
+        match self.error {
+            Some(message) => {
+                let raw = match self.value {
+                    Value::String(raw) => raw,
+                    other => other.to_string(),
+                };
+                FlagEntry::invalid(
+                    name,
+                    self.version,
+                    self.secure,
+                    raw,
+                    FlagError::Reported(message),
+                )
+            }
+            None => FlagEntry::from_json(name, self.version, self.secure, self.value),
+        }
     }
 }
 
 impl SnapshotDoc {
+    /// The document of a snapshot (fetch time as of now, the status it carries).
+    pub fn from_snapshot(snapshot: &Snapshot) -> Self {
+        let status = snapshot.status();
+        Self {
+            version: snapshot.version(),
+            fetched_at: snapshot.fetched_at().map(rfc3339),
+            status: Some(status),
+            stale: status == Status::Stale,
+            flags: snapshot
+                .entries()
+                .iter()
+                .map(|entry| (entry.name().to_owned(), FlagDoc::from_entry(entry)))
+                .collect(),
+        }
+    }
+
     /// Decodes a snapshot document; `origin` names it in errors.
     pub fn from_slice(bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
         serde_json::from_slice(bytes).map_err(|source| LoadError::Format {
@@ -114,27 +255,48 @@ impl SnapshotDoc {
         })
     }
 
+    /// Encodes the document as JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Strings, integers and JSON values with string keys always serialize.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The status: the one sent, or for documents without one (extensions before 0.2), `stale`
+    /// when marked so, `degraded` when empty and never fetched, else `ok`.
+    pub fn status(&self) -> Status {
+        match self.status {
+            Some(status) => status,
+            None if self.stale => Status::Stale,
+            None if self.fetched_at.is_none() && self.flags.is_empty() => Status::Degraded,
+            None => Status::Ok,
+        }
+    }
+
     /// Builds the in-process snapshot. A flag whose value is invalid becomes an error entry;
     /// the others are unaffected.
     pub fn into_snapshot(self) -> Snapshot {
-        let fetched_at = self
-            .fetched_at
-            .as_deref()
-            .and_then(|at| humantime::parse_rfc3339(at).ok());
+        let status = self.status();
+        let fetched_at = self.fetched_at.as_deref().and_then(parse_time);
         Snapshot::new(
             self.version,
-            fetched_at,
-            self.stale,
+            status,
             self.flags
                 .into_iter()
                 .map(|(name, doc)| doc.into_entry(name)),
         )
+        .with_fetched_at(fetched_at)
     }
 }
 
-/// Formats a time as RFC 3339 (UTC, whole seconds), as `fetched_at` carries it.
+/// Formats a time as RFC 3339 (UTC, milliseconds), as `fetched_at` and the
+/// [`FETCHED_AT_HEADER`] carry it.
 pub fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Parses an RFC 3339 time as [`rfc3339`] writes it (any precision).
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(text.trim()).ok()
 }
 
 /// Reads a snapshot file in the wire format.
@@ -149,7 +311,7 @@ pub fn read_file(path: &Path) -> Result<Snapshot, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ParameterKind;
+    use crate::model::{FlagValue, Parameter, ParameterKind};
     use std::sync::Arc;
 
     #[test]
@@ -164,6 +326,7 @@ mod tests {
             "test.json",
         )
         .expect("valid document");
+        assert_eq!(doc.status(), Status::Ok, "flags without a status are ok");
         let snapshot = Arc::new(doc.into_snapshot());
         assert_eq!(snapshot.version(), 0);
         assert!(snapshot.get("dark-mode").enabled());
@@ -185,54 +348,83 @@ mod tests {
         );
     }
 
+    fn parameter(flag: &str, raw: &str, kind: ParameterKind) -> Parameter {
+        Parameter {
+            flag: flag.to_owned(),
+            name: format!("/x/{flag}"),
+            kind,
+            value: raw.to_owned(),
+            version: 4,
+        }
+    }
+
     #[test]
-    fn round_trip_keeps_values_versions_errors_and_time() {
-        let at = humantime::parse_rfc3339("2026-11-24T10:00:00Z").expect("time");
-        let entries = [
-            ("a", "true"),
-            ("b", r#"{"enabled": true, "rollout_percentage": 50}"#),
-            ("c", "{broken"),
-        ]
-        .map(|(name, raw)| {
-            (
-                FlagEntry::from_parameter(
-                    name,
-                    &format!("/x/{name}"),
-                    ParameterKind::String,
-                    raw,
-                    4,
-                ),
-                raw,
-            )
-        });
-        let doc = SnapshotDoc {
-            version: 12,
-            fetched_at: Some(rfc3339(at)),
-            stale: true,
-            flags: entries
-                .iter()
-                .map(|(entry, raw)| (entry.name().to_owned(), FlagDoc::from_entry(entry, raw)))
-                .collect(),
-        };
-        let json = serde_json::to_vec(&doc).expect("serialize");
-        let back = SnapshotDoc::from_slice(&json, "round trip").expect("decode");
+    fn round_trip_keeps_values_versions_errors_secrets_status_and_time() {
+        let at = humantime::parse_rfc3339("2026-11-24T10:00:00.250Z").expect("time");
+        let parameters = [
+            parameter("a", "true", ParameterKind::String),
+            parameter(
+                "b",
+                r#"{"enabled": true, "rollout_percentage": 50}"#,
+                ParameterKind::String,
+            ),
+            parameter("c", "{broken", ParameterKind::String),
+            parameter("s", r#"{"enabled": true}"#, ParameterKind::SecureString),
+        ];
+        let snapshot = Snapshot::new(
+            12,
+            Status::Stale,
+            parameters.iter().map(FlagEntry::from_parameter),
+        )
+        .with_fetched_at(Some(at));
+        let doc = SnapshotDoc::from_snapshot(&snapshot);
+        assert_eq!(doc.fetched_at.as_deref(), Some("2026-11-24T10:00:00.250Z"));
+        assert!(doc.stale, "older clients still see `stale`");
+        assert_eq!(doc.flags["c"].value, Value::String("{broken".into()));
+        assert!(doc.flags["s"].secure && !doc.flags["a"].secure);
+        let back = SnapshotDoc::from_slice(&doc.to_bytes(), "round trip").expect("decode");
         assert_eq!(back, doc);
-        assert_eq!(doc.fetched_at.as_deref(), Some("2026-11-24T10:00:00Z"));
         let snapshot = back.into_snapshot();
         assert_eq!(snapshot.version(), 12);
-        assert!(snapshot.is_stale());
+        assert_eq!(snapshot.status(), Status::Stale);
         assert_eq!(snapshot.fetched_at(), Some(at));
         let c = snapshot.entry("c").expect("c");
         assert_eq!(c.ssm_version(), 4);
+        assert_eq!(c.invalid_raw(), Some("{broken"));
         assert!(
             c.value()
                 .expect_err("invalid")
                 .to_string()
                 .starts_with("parameter /x/c: invalid JSON")
         );
+        assert!(snapshot.entry("s").is_some_and(FlagEntry::is_secure));
         assert_eq!(
             snapshot.entry("a").map(FlagEntry::value),
             Some(Ok(&FlagValue::Bool(true)))
+        );
+        // Rendering the decoded snapshot again gives the same document.
+        assert_eq!(SnapshotDoc::from_snapshot(&snapshot), doc);
+    }
+
+    #[test]
+    fn documents_without_a_status_derive_it() {
+        let old = |json: &str| SnapshotDoc::from_slice(json.as_bytes(), "old").expect("doc");
+        assert_eq!(
+            old(r#"{"version": 0, "stale": false, "flags": {}}"#).status(),
+            Status::Degraded
+        );
+        assert_eq!(
+            old(r#"{"version": 3, "stale": true, "fetched_at": "2026-11-24T10:00:00Z", "flags": {}}"#)
+                .status(),
+            Status::Stale
+        );
+        assert_eq!(
+            old(r#"{"version": 3, "fetched_at": "2026-11-24T10:00:00Z", "flags": {}}"#).status(),
+            Status::Ok
+        );
+        assert_eq!(
+            old(r#"{"status": "fallback", "flags": {}}"#).status(),
+            Status::Fallback
         );
     }
 
@@ -244,10 +436,13 @@ mod tests {
                 .starts_with("flags.json is not a valid flag snapshot: "),
             "{err}"
         );
+        let err = SnapshotDoc::from_slice(br#"{"status": "fine", "flags": {}}"#, "f.json")
+            .expect_err("unknown status");
+        assert!(err.to_string().contains("unknown variant `fine`"), "{err}");
     }
 
     #[test]
-    fn evaluation_doc_serializes_reason_code_and_detail() {
+    fn evaluation_health_and_error_docs_have_stable_shapes() {
         let doc = EvaluationDoc::new(
             "x",
             Evaluation {
@@ -261,5 +456,38 @@ mod tests {
             serde_json::json!({"name": "x", "enabled": false, "reason": "excluded",
                                "detail": "user is in `excluded_user_ids`", "value": null})
         );
+        let health = HealthDoc {
+            status: Status::Degraded,
+            version: 0,
+            age_seconds: None,
+            flags: 0,
+            invalid: 0,
+            last_error: Some("down".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&health).expect("serialize"),
+            serde_json::json!({"status": "degraded", "version": 0, "age_seconds": null,
+                               "flags": 0, "invalid": 0, "last_error": "down"})
+        );
+        assert_eq!(
+            serde_json::to_value(ErrorDoc::for_flag("flag \"y\" not found", "y"))
+                .expect("serialize"),
+            serde_json::json!({"error": "flag \"y\" not found", "name": "y"})
+        );
+        assert_eq!(
+            serde_json::to_value(ErrorDoc::new("no")).expect("serialize"),
+            serde_json::json!({"error": "no"})
+        );
+    }
+
+    #[test]
+    fn times_round_trip_at_millisecond_precision() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_000_000_123);
+        assert_eq!(parse_time(&rfc3339(at)), Some(at));
+        assert_eq!(
+            parse_time("2026-11-24T10:00:00Z"),
+            humantime::parse_rfc3339("2026-11-24T10:00:00Z").ok()
+        );
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use flags::{Context, LoadError, Reason};
+use flags::{Context, LoadError, Reason, Status};
 
 fn write_temp(name: &str, body: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("ssm-flags-{}-{name}", std::process::id()));
@@ -16,6 +16,7 @@ fn write_temp(name: &str, body: &str) -> std::path::PathBuf {
 fn handler_api_end_to_end() {
     // Before anything is installed every flag reads as its default.
     assert_eq!(flags::version(), 0);
+    assert_eq!(flags::pin().status(), Status::Degraded, "no flags yet");
     assert!(!flags::get("dark-mode").enabled());
     assert!(flags::get_or("dark-mode", true).enabled());
     assert_eq!(
@@ -34,6 +35,11 @@ fn handler_api_end_to_end() {
     );
     assert_eq!(flags::load_file(&path).expect("valid file"), 4);
     assert_eq!(flags::version(), 3);
+    assert_eq!(
+        flags::pin().status(),
+        Status::Fallback,
+        "flags from a deployed file"
+    );
     assert!(flags::get("dark-mode").enabled());
     assert!(flags::get("new-checkout-flow").enabled_for(&Context::user("user-1")));
     assert!(!flags::get("new-checkout-flow").enabled_for(&Context::user("user-2")));
@@ -53,8 +59,7 @@ fn handler_api_end_to_end() {
     let pinned = flags::pin();
     let next = flags::Snapshot::new(
         4,
-        None,
-        false,
+        Status::Ok,
         pinned
             .entries()
             .iter()

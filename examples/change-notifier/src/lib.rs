@@ -4,6 +4,7 @@
 //! Configuration (environment, read once): `SNS_TOPIC_ARN` (required), and `SSM_FLAGS_PATH`
 //! (optional: comma-separated flag paths, to name flags as handlers do, e.g. `checkout/v2`).
 
+use flags::FlagPath;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -46,8 +47,8 @@ pub struct Detail {
 pub struct Config {
     /// `SNS_TOPIC_ARN`: where to publish.
     pub topic_arn: String,
-    /// `SSM_FLAGS_PATH`: flag paths, to print flag names relative to them.
-    pub paths: Vec<String>,
+    /// `SSM_FLAGS_PATH`: flag paths, to print flag names relative to them (as handlers read them).
+    pub paths: Vec<FlagPath>,
 }
 
 /// A configuration value that cannot be used.
@@ -58,6 +59,14 @@ pub enum ConfigError {
         "SNS_TOPIC_ARN must be the ARN of an SNS topic (arn:aws:sns:<region>:<account>:<name>), got {0:?}"
     )]
     Topic(String),
+    /// `SSM_FLAGS_PATH` is not a comma-separated list of SSM paths.
+    #[error("SSM_FLAGS_PATH={value:?} is invalid: {reason}")]
+    Path {
+        /// The value.
+        value: String,
+        /// What is wrong.
+        reason: flags::path::PathError,
+    },
 }
 
 impl Config {
@@ -67,12 +76,11 @@ impl Config {
         if !topic_arn.starts_with("arn:") || !topic_arn.contains(":sns:") {
             return Err(ConfigError::Topic(topic_arn));
         }
-        let paths = get("SSM_FLAGS_PATH")
-            .unwrap_or_default()
-            .split(',')
-            .map(|p| p.trim().trim_end_matches('/').to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let paths = match get("SSM_FLAGS_PATH").filter(|v| !v.trim().is_empty()) {
+            None => Vec::new(),
+            Some(value) => FlagPath::parse_list(&value)
+                .map_err(|reason| ConfigError::Path { value, reason })?,
+        };
         Ok(Self { topic_arn, paths })
     }
 }
@@ -97,23 +105,11 @@ fn who(identity: Option<&Value>) -> String {
         .map_or_else(|| identity.to_string(), str::to_owned)
 }
 
-/// The flag name of `parameter`: relative to the first configured path that contains it.
-fn flag_name<'a>(parameter: &'a str, paths: &[String]) -> &'a str {
-    paths
-        .iter()
-        .find_map(|path| {
-            parameter
-                .strip_prefix(path.as_str())
-                .and_then(|rest| rest.strip_prefix('/'))
-                .filter(|rest| !rest.is_empty())
-        })
-        .unwrap_or(parameter)
-}
-
 /// Builds the message for a change.
 pub fn notification(event: &ChangeEvent, config: &Config) -> Notification {
     let d = &event.detail;
-    let flag = flag_name(&d.name, &config.paths);
+    // Named exactly as handlers read it; a parameter outside every path keeps its full name.
+    let flag = flags::path::flag_name(&config.paths, &d.name).unwrap_or(&d.name);
     let verb = match d.operation.as_str() {
         "Create" => "created",
         "Update" => "updated",
@@ -255,6 +251,40 @@ mod tests {
         assert!(
             n.message
                 .contains("By:        arn:aws:iam::123456789012:user/alice\n")
+        );
+    }
+
+    #[test]
+    fn flags_are_named_as_handlers_read_them_even_under_the_root_path() {
+        let root = Config::from_lookup(|k| match k {
+            "SNS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:flag-changes".into()),
+            "SSM_FLAGS_PATH" => Some("/".into()),
+            _ => None,
+        })
+        .expect("valid");
+        let n = notification(
+            &event(serde_json::json!({"operation": "Update", "name": "/dark-mode"})),
+            &root,
+        );
+        assert_eq!(n.subject, "Feature flag updated: dark-mode");
+        let nested = notification(
+            &event(serde_json::json!({"operation": "Update", "name": "/a/b/c"})),
+            &root,
+        );
+        assert!(nested.message.contains("Flag:      a/b/c\n"));
+    }
+
+    #[test]
+    fn a_bad_path_is_a_config_error_naming_the_variable() {
+        let err = Config::from_lookup(|k| match k {
+            "SNS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:t".into()),
+            "SSM_FLAGS_PATH" => Some("myapp/features".into()),
+            _ => None,
+        })
+        .expect_err("relative path");
+        assert_eq!(
+            err.to_string(),
+            "SSM_FLAGS_PATH=\"myapp/features\" is invalid: path \"myapp/features\" must start with '/'"
         );
     }
 

@@ -1,7 +1,7 @@
 //! `flag-check`: what does this user see?
 //!
 //! Event: `{"user_id": "alice", "region": "us-east-1", "flags": ["dark-mode", "new-analytics"]}`.
-//! Response: `{"snapshot_version": 3, "stale": false, "flags": {"dark-mode": true, …},
+//! Response: `{"snapshot_version": 3, "status": "ok", "flags": {"dark-mode": true, …},
 //! "reasons": {"dark-mode": "boolean flag set to true", …}}`: every requested flag appears,
 //! `false` when missing or broken, with the reason.
 
@@ -25,7 +25,8 @@ struct Check {
 #[derive(Debug, Serialize)]
 struct Seen {
     snapshot_version: u64,
-    stale: bool,
+    /// `ok`, `stale`, `degraded` (no flags yet) or `fallback`.
+    status: flags::Status,
     flags: BTreeMap<String, bool>,
     reasons: BTreeMap<String, String>,
 }
@@ -43,7 +44,7 @@ async fn handler(event: LambdaEvent<Check>) -> Result<Seen, Error> {
     }
     let mut seen = Seen {
         snapshot_version: snapshot.version(),
-        stale: snapshot.is_stale(),
+        status: snapshot.status(),
         flags: BTreeMap::new(),
         reasons: BTreeMap::new(),
     };
