@@ -51,13 +51,31 @@ def bucket(user_id):
     return (int(hashlib.md5(user_id.encode()).hexdigest(), 16) % 100) + 1
 
 
+class DemoError(Exception):
+    """A failure of the demo, reported as one line."""
+
+
+def target_dir():
+    """Where cargo puts binaries: asked of cargo, so CARGO_TARGET_DIR and config are honoured."""
+    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise DemoError(f"cargo metadata failed: {last_line(out.stderr)}")
+    return Path(json.loads(out.stdout)["target_directory"])
+
+
+def last_line(text):
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
 def wait_until(what, check, timeout=120.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
             return
         time.sleep(0.1)
-    raise SystemExit(f"demo: timed out waiting for {what}")
+    raise DemoError(f"timed out waiting for {what}")
 
 
 class Processes:
@@ -96,7 +114,7 @@ def invoke(invoke_port, payload):
             "--output-format", "json"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     if out.returncode != 0:
-        raise SystemExit(f"demo: invoke failed:\n{out.stdout}\n{out.stderr}")
+        raise DemoError(f"invoking the payment function failed: {last_line(out.stderr or out.stdout)}")
     return json.loads(out.stdout)
 
 
@@ -111,12 +129,23 @@ def table(invoke_port):
 
 def main():
     procs = Processes()
+    failure = None
     try:
         run(procs)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+    except DemoError as error:
+        failure = str(error)
+    except Exception as error:  # any other failure is still one line, not a traceback
+        failure = f"{type(error).__name__}: {last_line(str(error))}"
     finally:
         say("\n8. Stopping everything the demo started")
         procs.stop_all()
         say(f"  (logs kept in {procs.logs})")
+    if failure:
+        print(f"demo failed: {failure} (logs in {procs.logs})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run(procs):
@@ -152,8 +181,13 @@ def run(procs):
         say(f"  {name:<22} = {value}")
 
     say("\n3. Building the extension and starting cargo-lambda's emulator with the payment function")
-    subprocess.run(["cargo", "build", "--quiet", "-p", "ssm-flags-extension", "--bin", "ssm-flags"],
-                   cwd=ROOT, check=True)
+    built = subprocess.run(["cargo", "build", "--quiet", "-p", "ssm-flags-extension", "--bin",
+                            "ssm-flags"], cwd=ROOT, capture_output=True, text=True)
+    if built.returncode != 0:
+        raise DemoError(f"building the extension failed: {last_line(built.stderr)}")
+    extension_bin = target_dir() / "debug" / "ssm-flags"
+    if not extension_bin.exists():
+        raise DemoError(f"the extension was built but {extension_bin} is missing")
     function_env = [f"SSM_FLAGS_PORT={flags_port}", "RUST_LOG=warn"]
     procs.start("emulator", [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "-A", "127.0.0.1",
                              "-P", str(invoke_port),
@@ -171,7 +205,7 @@ def run(procs):
                          SSM_FLAGS_MAX_AGE=str(MAX_AGE), SSM_FLAGS_PORT=str(flags_port),
                          SSM_FLAGS_LOG_FORMAT="json",
                          AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{invoke_port}/.rt")
-    procs.start("extension", [str(ROOT / "target" / "debug" / "ssm-flags")], extension_env)
+    procs.start("extension", [str(extension_bin)], extension_env)
     wait_until("the extension", lambda: '"message":"ready"' in procs.log("extension"))
     ready = next(json.loads(l) for l in procs.log("extension").splitlines() if '"message":"ready"' in l)
     say(f"  extension ready in {ready['ready_ms']:.0f} ms after {ready['ssm_calls']} SSM call(s); "

@@ -8,12 +8,14 @@
 //! `target/ssm-flags-bench/cold_start.json`, which `bench/report.py` turns into a table.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
-use lambda_simulator::{FreezeMode, Simulator};
+use lambda_simulator::FreezeMode;
+use testkit::lambda::{
+    aws_env, extension_binary, extension_env, put, simulator, spawn, ssm_client,
+};
 use testkit::{Moto, free_port};
 
 const SIZES: [usize; 3] = [10, 100, 1000];
@@ -46,16 +48,6 @@ async fn bare_fetch(path: &str) {
         }
     }
     println!("{calls} {count}");
-}
-
-fn aws_env(port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ]
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -127,28 +119,15 @@ async fn extension_run(
     path: &str,
     measure_handler: bool,
 ) -> (f64, u64, u64, Option<u64>) {
-    let sim = Simulator::builder()
-        .freeze_mode(FreezeMode::None)
-        .build()
-        .await
-        .expect("simulator");
-    let log = std::env::temp_dir().join(format!("ssm-flags-cold-{}.log", free_port()));
-    let file = std::fs::File::create(&log).expect("log");
-    let spawned_at = SystemTime::now();
+    let sim = simulator(FreezeMode::None).await;
     let flags_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
-        .env_clear()
-        .envs(sim.lambda_env_vars())
-        .envs(aws_env(port))
-        .envs([
-            ("SSM_FLAGS_PATH", path.to_owned()),
-            ("SSM_FLAGS_PORT", flags_port.to_string()),
-            ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "10000".to_owned()),
-        ])
-        .stdout(file)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ssm-flags");
+    let mut env = extension_env(port, path, flags_port);
+    env.push((
+        "SSM_FLAGS_REFRESH_TIMEOUT_MS".to_owned(),
+        "10000".to_owned(),
+    ));
+    let spawned_at = SystemTime::now();
+    let mut extension = spawn(&sim, &extension_binary(), &env, "cold");
     let id = testkit::first_next(&sim, Duration::from_secs(30))
         .await
         .expect("extension ready");
@@ -159,19 +138,14 @@ async fn extension_run(
     } else {
         None
     };
-    let rss = rss_kib(&child.id().to_string(), "VmHWM:");
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
-    let calls = text
-        .lines()
-        .filter(|l| l.contains("\"message\":\"ready\""))
-        .find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            v["ssm_calls"].as_u64()
-        })
-        .unwrap_or_else(|| panic!("extension did not load:\n{text}"));
+    let rss = rss_kib(&extension.child.id().to_string(), "VmHWM:");
+    let _ = extension.child.kill();
+    let _ = extension.child.wait();
+    let calls = extension
+        .first_line("ready")
+        .and_then(|ready| ready["ssm_calls"].as_u64())
+        .unwrap_or_else(|| panic!("extension did not load:\n{}", extension.log()));
+    let _ = std::fs::remove_file(&extension.log);
     sim.shutdown().await;
     (ms, calls, rss, handler)
 }
@@ -183,28 +157,15 @@ fn epoch_micros(t: SystemTime) -> i64 {
 }
 
 async fn seed(port: u16, path: &str, n: usize) {
-    let ssm = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
-            .build(),
-    );
+    let ssm = ssm_client(port);
     for i in 0..n {
         let value = if i % 3 == 0 {
             format!(r#"{{"enabled": true, "rollout_percentage": {}}}"#, i % 101)
         } else {
             (i % 2 == 0).to_string()
         };
-        ssm.put_parameter()
-            .name(format!("{path}/team-{}/flag-{i:04}", i % 7))
-            .value(value)
-            .r#type(ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
-            .expect("seed");
+        let name = format!("{path}/team-{}/flag-{i:04}", i % 7);
+        put(&ssm, &name, &value, ParameterType::String).await;
     }
 }
 

@@ -8,13 +8,12 @@
 //! Run: `cargo bench -p ssm-flags-extension --bench propagation` (or `make bench`); results go to
 //! `target/ssm-flags-bench/propagation.json`.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
 use flags::client::Client;
 use lambda_simulator::{FreezeMode, Simulator};
+use testkit::lambda::{extension_binary, extension_env, put, simulator, spawn, ssm_client};
 use testkit::{Moto, free_port, http_request};
 
 const MAX_AGE_S: u64 = 2;
@@ -84,47 +83,23 @@ fn main() {
         .expect("runtime");
     let result = rt.block_on(async {
         let moto = Moto::start().await;
-        let ssm = aws_sdk_ssm::Client::from_conf(
-            aws_sdk_ssm::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .endpoint_url(moto.endpoint())
-                .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
-                .build(),
-        );
-        let put = |value: bool| {
-            ssm.put_parameter()
-                .name(format!("{PATH}/dark-mode"))
-                .value(value.to_string())
-                .r#type(ParameterType::String)
-                .overwrite(true)
-                .send()
+        let ssm = ssm_client(moto.port);
+        let name = format!("{PATH}/dark-mode");
+        let flip = |value: bool| {
+            put(
+                &ssm,
+                &name,
+                if value { "true" } else { "false" },
+                ParameterType::String,
+            )
         };
-        put(false).await.expect("seed");
+        flip(false).await;
 
-        let sim = Simulator::builder()
-            .freeze_mode(FreezeMode::None)
-            .build()
-            .await
-            .expect("simulator");
+        let sim = simulator(FreezeMode::None).await;
         let flags_port = free_port();
-        let mut extension = Command::new(env!("CARGO_BIN_EXE_ssm-flags"))
-            .env_clear()
-            .envs(sim.lambda_env_vars())
-            .envs([
-                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-                ("AWS_REGION", "us-east-1".to_owned()),
-                ("AWS_ENDPOINT_URL", moto.endpoint()),
-                ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-                ("SSM_FLAGS_PATH", PATH.to_owned()),
-                ("SSM_FLAGS_PORT", flags_port.to_string()),
-                ("SSM_FLAGS_MAX_AGE", MAX_AGE_S.to_string()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ssm-flags");
+        let mut env = extension_env(moto.port, PATH, flags_port);
+        env.push(("SSM_FLAGS_MAX_AGE".to_owned(), MAX_AGE_S.to_string()));
+        let extension = spawn(&sim, &extension_binary(), &env, "propagation");
         testkit::first_next(&sim, Duration::from_secs(30))
             .await
             .expect("extension ready");
@@ -141,7 +116,7 @@ fn main() {
             // Spread the flips over the refresh cycle.
             tokio::time::sleep(Duration::from_millis(250 * (trial as u64 % 4))).await;
             value = !value;
-            put(value).await.expect("flip");
+            flip(value).await;
             let flipped = Instant::now();
             let mut invocations = 0u32;
             loop {
@@ -159,8 +134,7 @@ fn main() {
             println!("trial {trial}: {ms:.0} ms, {invocations} invocations");
             samples.push(ms);
         }
-        let _ = extension.kill();
-        let _ = extension.wait();
+        drop(extension);
         sim.shutdown().await;
         samples.sort_by(f64::total_cmp);
         serde_json::json!({

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flags::ParameterKind;
 use flags::client::{Client, Synced};
-use flags::wire::{FLAG_PATH_PREFIX, FLAGS_PATH, Status};
+use flags::wire::{FLAG_PATH_PREFIX, FLAGS_PATH, Status, TOKEN_HEADER};
 use flags::{FlagEntry, Parameter, Snapshot};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
@@ -184,7 +184,7 @@ fn bench_sync(c: &mut Criterion) {
             let (_, body) = rt.block_on(get(
                 &mut per_read,
                 &format!("{FLAG_PATH_PREFIX}dark-mode"),
-                ("x-ssm-flags-token", "token"),
+                (TOKEN_HEADER, "token"),
             ));
             let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
             doc["enabled"].as_bool().unwrap_or(false)

@@ -299,7 +299,7 @@ impl<S> Refresher<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use flags::ParameterKind;
 
@@ -473,6 +473,48 @@ mod tests {
                 ssm_calls: 3
             }
         );
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_fetch_moves_the_fetch_time_and_nothing_else() {
+        let script = Script(Mutex::new(vec![
+            Ok(vec![param("a", "true", 1)]),
+            Ok(vec![param("a", "true", 1)]),
+            Err(down()),
+            Ok(vec![param("a", "true", 1)]),
+        ]));
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
+        let shared = r.shared();
+        r.refresh().await;
+        let first = shared.load();
+        let first_at = first.snapshot.fetched_at().expect("fetched");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        r.refresh().await;
+        let second = shared.load();
+        assert!(Arc::ptr_eq(&first, &second), "nothing re-rendered");
+        assert!(second.snapshot.fetched_at() > Some(first_at), "fresher");
+        // Stale, then back to ok with the same flags: the tag follows the status.
+        r.refresh().await;
+        let stale = shared.load();
+        assert_eq!(stale.status(), Status::Stale);
+        assert_ne!(stale.etag, first.etag);
+        assert_eq!(stale.snapshot.fetched_at(), second.snapshot.fetched_at());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        r.refresh().await;
+        let ok = shared.load();
+        assert_eq!((ok.status(), ok.snapshot.version()), (Status::Ok, 1));
+        assert_eq!(ok.etag, first.etag, "same content and status, same tag");
+        assert!(ok.snapshot.fetched_at() > second.snapshot.fetched_at());
+    }
+
+    #[tokio::test]
+    async fn evaluations_use_the_configured_default_region() {
+        let flag = r#"{"enabled": true, "allowed_regions": ["eu-west-1"]}"#;
+        let script = Script(Mutex::new(vec![Ok(vec![param("eu", flag, 1)])]));
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1))
+            .with_default_region(Some("eu-west-1".into()));
+        r.refresh().await;
+        assert!(r.shared().load().snapshot.get("eu").enabled());
     }
 
     #[tokio::test]

@@ -236,7 +236,7 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flags::wire::Status;
+    use flags::wire::{FLAG_PATH_PREFIX, Status};
     use flags::{FlagEntry, Parameter, ParameterKind, Snapshot};
     use http_body_util::BodyExt;
     use serde_json::json;
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn all_flags_with_etag_and_304() {
         let api = api(None);
-        let (status, body, headers) = get(&api, "/v1/flags", &[]);
+        let (status, body, headers) = get(&api, FLAGS_PATH, &[]);
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["version"], 7);
         assert_eq!(body["flags"]["dark-mode"]["value"], true);
@@ -311,26 +311,49 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .expect("etag")
             .to_owned();
-        let (status, body, headers) = get(&api, "/v1/flags", &[("if-none-match", &etag)]);
+        let fetched_at = headers
+            .get(FETCHED_AT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(flags::wire::parse_time)
+            .expect("the fetch time on a 200");
+        // A later fetch of the same flags: same tag, so a 304, carrying the new fetch time.
+        let later = fetched_at + std::time::Duration::from_secs(30);
+        api.shared.load().snapshot.mark_fetched(later);
+        let (status, body, headers) = get(&api, FLAGS_PATH, &[("if-none-match", &etag)]);
         assert_eq!(status, StatusCode::NOT_MODIFIED);
         assert_eq!(body, Value::Null);
+        assert_eq!(
+            headers
+                .get(FETCHED_AT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(flags::wire::parse_time),
+            Some(later)
+        );
         assert_eq!(
             headers.get(ETAG).and_then(|v| v.to_str().ok()),
             Some(etag.as_str())
         );
-        let (status, _, _) = get(&api, "/v1/flags", &[("if-none-match", "\"other\"")]);
+        let (status, _, _) = get(&api, FLAGS_PATH, &[("if-none-match", "\"other\"")]);
         assert_eq!(status, StatusCode::OK);
     }
 
     #[test]
     fn one_flag_is_evaluated_for_the_query() {
         let api = api(None);
-        let (status, body, _) = get(&api, "/v1/flags/checkout%2Fv2?user_id=alice", &[]);
+        let (status, body, _) = get(
+            &api,
+            &format!("{FLAG_PATH_PREFIX}checkout%2Fv2?user_id=alice"),
+            &[],
+        );
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["name"], "checkout/v2");
         assert_eq!(body["enabled"], true);
         assert_eq!(body["reason"], "allow_list");
-        let (_, body, _) = get(&api, "/v1/flags/checkout/v2?user_id=bob", &[]);
+        let (_, body, _) = get(
+            &api,
+            &format!("{FLAG_PATH_PREFIX}checkout/v2?user_id=bob"),
+            &[],
+        );
         assert_eq!(
             (body["enabled"].clone(), body["reason"].clone()),
             (json!(false), json!("allow_list"))
@@ -338,18 +361,18 @@ mod tests {
         // alice is bucket 1: in the 25% rollout, in region.
         let (_, body, _) = get(
             &api,
-            "/v1/flags/new-analytics?user_id=alice&region=us-east-1",
+            &format!("{FLAG_PATH_PREFIX}new-analytics?user_id=alice&region=us-east-1"),
             &[],
         );
         assert_eq!(body["enabled"], true);
         assert_eq!(body["reason"], "rollout");
         let (_, body, _) = get(
             &api,
-            "/v1/flags/new-analytics?user_id=alice&region=eu-west-1",
+            &format!("{FLAG_PATH_PREFIX}new-analytics?user_id=alice&region=eu-west-1"),
             &[],
         );
         assert_eq!(body["reason"], "region");
-        let (_, body, _) = get(&api, "/v1/flags/broken", &[]);
+        let (_, body, _) = get(&api, &format!("{FLAG_PATH_PREFIX}broken"), &[]);
         assert_eq!(
             (body["enabled"].clone(), body["reason"].clone()),
             (json!(false), json!("error"))
@@ -360,9 +383,9 @@ mod tests {
     fn unknown_flags_and_traversal_are_404() {
         let api = api(None);
         for uri in [
-            "/v1/flags/nope",
-            "/v1/flags/..%2F..%2Fetc%2Fpasswd",
-            "/v1/flags/../v1/health",
+            &format!("{FLAG_PATH_PREFIX}nope"),
+            &format!("{FLAG_PATH_PREFIX}..%2F..%2Fetc%2Fpasswd"),
+            &format!("{FLAG_PATH_PREFIX}../v1/health"),
         ] {
             let (status, body, _) = get(&api, uri, &[]);
             assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
@@ -375,13 +398,13 @@ mod tests {
         }
         let (status, _, _) = get(&api, "/etc/passwd", &[]);
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _, _) = get(&api, "/v1/flags/%FF", &[]);
+        let (status, _, _) = get(&api, &format!("{FLAG_PATH_PREFIX}%FF"), &[]);
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
     fn health_reports_status_version_and_age() {
-        let (status, body, _) = get(&api(None), "/v1/health", &[]);
+        let (status, body, _) = get(&api(None), HEALTH_PATH, &[]);
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");
         assert_eq!(body["version"], 7);
@@ -393,7 +416,11 @@ mod tests {
     #[test]
     fn token_is_required_on_every_route_when_configured() {
         let api = api(Some("secret-token"));
-        for uri in ["/v1/flags", "/v1/flags/dark-mode", "/v1/health"] {
+        for uri in [
+            FLAGS_PATH,
+            &format!("{FLAG_PATH_PREFIX}dark-mode"),
+            HEALTH_PATH,
+        ] {
             let (status, body, _) = get(&api, uri, &[]);
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
             assert!(
@@ -405,9 +432,9 @@ mod tests {
                 !body.to_string().contains("secret-token"),
                 "the token is never echoed"
             );
-            let (status, _, _) = get(&api, uri, &[("x-ssm-flags-token", "wrong")]);
+            let (status, _, _) = get(&api, uri, &[(TOKEN_HEADER, "wrong")]);
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
-            let (status, _, _) = get(&api, uri, &[("X-SSM-Flags-Token", "secret-token")]);
+            let (status, _, _) = get(&api, uri, &[(TOKEN_HEADER, "secret-token")]);
             assert_eq!(status, StatusCode::OK, "{uri}");
         }
     }
@@ -415,7 +442,7 @@ mod tests {
     #[test]
     fn only_get_is_allowed() {
         let api = api(None);
-        let request = Request::post("/v1/flags").body(()).expect("request");
+        let request = Request::post(FLAGS_PATH).body(()).expect("request");
         assert_eq!(
             api.handle(&request).status(),
             StatusCode::METHOD_NOT_ALLOWED

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Function, Moto, seed, seeded_expectations};
+use flags::wire::{HEALTH_PATH, TOKEN_HEADER};
 use lambda_simulator::FreezeMode;
 use serde_json::{Value, json};
 use testkit::fault::{Fault, FaultProxy};
@@ -54,7 +55,7 @@ async fn setup() -> (Moto, FaultProxy) {
 async fn throttled_at_init_degrades_backs_off_and_recovers() {
     let (_moto, proxy) = setup().await;
     proxy.set(Fault::Throttle(1.0));
-    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let f = common::start(proxy.port, 1, FreezeMode::None).await;
     assert!(
         f.ready_in < Duration::from_secs(3),
         "init stays bounded: {:?}",
@@ -103,7 +104,7 @@ async fn throttled_at_init_degrades_backs_off_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_resets_and_empty_answers_mid_run_keep_every_known_flag() {
     let (_moto, proxy) = setup().await;
-    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let f = common::start(proxy.port, 1, FreezeMode::None).await;
     let good = f.check("alice", "us-east-1", &names()).await;
     assert_all_known(&good, "before faults");
 
@@ -139,7 +140,7 @@ async fn server_errors_resets_and_empty_answers_mid_run_keep_every_known_flag() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_ssm_never_stretches_an_invocation_past_the_refresh_timeout() {
     let (_moto, proxy) = setup().await;
-    let f = Function::start_with(
+    let f = common::start_with(
         proxy.port,
         1,
         FreezeMode::None,
@@ -205,7 +206,7 @@ fn freeze_for() -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_in_the_middle_of_a_refresh_and_thawed_later() {
     let (_moto, proxy) = setup().await;
-    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let f = common::start(proxy.port, 1, FreezeMode::None).await;
     let _ = f.check("alice", "us-east-1", &names()).await;
     proxy.set(Fault::Slow(Duration::from_secs(60)));
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -245,7 +246,7 @@ async fn frozen_in_the_middle_of_a_refresh_and_thawed_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_refresh_exits_zero_within_the_refresh_timeout() {
     let (_moto, proxy) = setup().await;
-    let f = Function::start(proxy.port, 1, FreezeMode::None).await;
+    let f = common::start(proxy.port, 1, FreezeMode::None).await;
     proxy.set(Fault::Slow(Duration::from_secs(60)));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The invocation starts a refresh against a hung SSM; SHUTDOWN arrives during it.
@@ -276,7 +277,7 @@ async fn answer(f: &Function) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
     let (moto, proxy) = setup().await;
-    let mut f = Function::start(proxy.port, 60, FreezeMode::None).await;
+    let mut f = common::start(proxy.port, 60, FreezeMode::None).await;
     let before = f.check("alice", "us-east-1", &names()).await;
     assert_all_known(&before, "before the kill");
 
@@ -318,7 +319,7 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
         .build()
         .await
         .expect("second emulator");
-    let mut env = common::function_env(proxy.port, f.flags_port, 60);
+    let mut env = common::function_env(proxy.port, common::PATH, f.flags_port, 60);
     env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
     let replacement = common::spawn(
         &sim2,
@@ -328,12 +329,8 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
     );
     let started = Instant::now();
     loop {
-        let health = common::http_get(
-            f.flags_port,
-            "/v1/health",
-            &[("X-SSM-Flags-Token", common::TOKEN)],
-        )
-        .await;
+        let health =
+            common::http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, common::TOKEN)]).await;
         if matches!(health, Ok((200, ref body)) if body.contains("\"ok\"")) {
             break;
         }

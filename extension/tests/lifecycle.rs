@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::ParameterType;
 use common::{Function, Moto, PATH, TOKEN, http_get, put, seed, seeded_expectations};
+use flags::wire::{FETCHED_AT_HEADER, FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH, TOKEN_HEADER};
 use lambda_simulator::FreezeMode;
 use serde_json::{Value, json};
 
@@ -47,7 +48,7 @@ async fn invoke_until(
 async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
     let moto = Moto::start().await;
     seed(&common::ssm_client(moto.port)).await;
-    let f = Function::start(moto.port, 60, FreezeMode::None).await;
+    let f = common::start(moto.port, 60, FreezeMode::None).await;
     println!(
         "extension ready for the first invocation in {:?}",
         f.ready_in
@@ -84,7 +85,7 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
 
     // The local API: every flag, nested names, the SecureString decrypted, the malformed one
     // reported with the parameter named.
-    let (status, all) = f.api("/v1/flags").await;
+    let (status, all) = f.api(FLAGS_PATH).await;
     assert_eq!(status, 200);
     let flags = all["flags"].as_object().expect("flags object");
     assert_eq!(flags.len(), 32, "{all}");
@@ -100,19 +101,27 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
         )
     );
     assert!(all["fetched_at"].as_str().is_some_and(|t| t.ends_with('Z')));
-    let (status, one) = f.api("/v1/flags/team-2/feature-05?user_id=alice").await;
+    let (status, one) = f
+        .api(&format!(
+            "{FLAG_PATH_PREFIX}team-2/feature-05?user_id=alice"
+        ))
+        .await;
     assert_eq!((status, one["enabled"].clone()), (200, json!(false)));
-    let (status, missing) = f.api("/v1/flags/nope").await;
+    let (status, missing) = f.api(&format!("{FLAG_PATH_PREFIX}nope")).await;
     assert_eq!(status, 404, "{missing}");
-    let (_, health) = f.api("/v1/health").await;
+    let (_, health) = f.api(HEALTH_PATH).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["invalid"], 1);
 
     // Without the token, or with a wrong one: 401, on every route.
-    for path in ["/v1/flags", "/v1/flags/dark-mode", "/v1/health"] {
+    for path in [
+        FLAGS_PATH,
+        &format!("{FLAG_PATH_PREFIX}dark-mode"),
+        HEALTH_PATH,
+    ] {
         let (status, _) = http_get(f.flags_port, path, &[]).await.expect("reachable");
         assert_eq!(status, 401, "{path}");
-        let (status, _) = http_get(f.flags_port, path, &[("X-SSM-Flags-Token", "guess")])
+        let (status, _) = http_get(f.flags_port, path, &[(TOKEN_HEADER, "guess")])
             .await
             .expect("reachable");
         assert_eq!(status, 401, "{path}");
@@ -120,7 +129,7 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
 
     // Oversized and malformed requests get a 4xx and leave the server serving.
     let big = "a".repeat(20_000);
-    let (status, _) = http_get(f.flags_port, "/v1/health", &[("X-Big", &big)])
+    let (status, _) = http_get(f.flags_port, HEALTH_PATH, &[("X-Big", &big)])
         .await
         .expect("reachable");
     assert_eq!(status, 431, "oversized headers");
@@ -128,7 +137,7 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
         .await
         .expect("reachable");
     assert_eq!(status, 400, "malformed request");
-    let (status, _) = f.api("/v1/health").await;
+    let (status, _) = f.api(HEALTH_PATH).await;
     assert_eq!(status, 200, "still serving");
 
     // The log: one audit line per flag with its SSM version, 4 pages for 32 parameters, the
@@ -177,7 +186,7 @@ async fn a_change_in_ssm_is_seen_after_the_max_age() {
     let moto = Moto::start().await;
     let ssm = common::ssm_client(moto.port);
     seed(&ssm).await;
-    let f = Function::start(moto.port, 1, FreezeMode::None).await;
+    let f = common::start(moto.port, 1, FreezeMode::None).await;
     let names = names();
     let before = f.check("bob", "us-east-1", &names).await;
     assert_eq!(
@@ -250,10 +259,135 @@ async fn a_change_in_ssm_is_seen_after_the_max_age() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_snapshot_costs_no_body_and_its_age_stays_right() {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let f = common::start(moto.port, 1, FreezeMode::None).await;
+    let names = names();
+    let first = f.check("alice", "us-east-1", &names).await;
+    let (status, head, _) = testkit::http_request(
+        f.flags_port,
+        "GET",
+        FLAGS_PATH,
+        &[(TOKEN_HEADER, TOKEN)],
+        "",
+    )
+    .await
+    .expect("local API");
+    assert_eq!(status, 200);
+    let etag = header(&head, "etag").expect("an ETag");
+    let fetched_at = header(&head, FETCHED_AT_HEADER).expect("the fetch time");
+
+    // Past the max age, several refreshes find the same flags.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        f.check("alice", "us-east-1", &names).await;
+    }
+    let (status, head, body) = testkit::http_request(
+        f.flags_port,
+        "GET",
+        FLAGS_PATH,
+        &[(TOKEN_HEADER, TOKEN), ("If-None-Match", &etag)],
+        "",
+    )
+    .await
+    .expect("local API");
+    assert_eq!(status, 304, "same content, same tag: no body");
+    assert!(body.is_empty());
+    let refreshed_at = header(&head, FETCHED_AT_HEADER).expect("the fetch time on a 304");
+    assert!(
+        refreshed_at > fetched_at,
+        "{refreshed_at} after {fetched_at}"
+    );
+
+    // The handler kept its snapshot (304s) but its age follows the extension's fetches.
+    let last = f.check("alice", "us-east-1", &names).await;
+    assert_eq!(last["snapshot_version"], first["snapshot_version"]);
+    let age = last["age_seconds"].as_f64().expect("an age");
+    assert!(
+        age < 3.0,
+        "age {age} s: it must count from the last fetch (3.6 s after the first)"
+    );
+    let refreshes = f
+        .extension
+        .json_lines()
+        .iter()
+        .filter(|l| l["message"] == "flags refreshed")
+        .count();
+    assert!(refreshes >= 3, "{refreshes} refreshes");
+}
+
+/// A response header's value, from a raw response head.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_flags_are_marked_and_a_broken_one_leaks_its_value_nowhere() {
+    const SECRET: &str = "sk_live_BROKEN_SECRET_4f1d";
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    put(&ssm, "dark-mode", "true", ParameterType::String).await;
+    put(
+        &ssm,
+        "partner",
+        &format!(r#"{{"enabled": "{SECRET}"}}"#),
+        ParameterType::SecureString,
+    )
+    .await;
+    let f = common::start(moto.port, 60, FreezeMode::None).await;
+    let names = vec!["dark-mode".to_owned(), "partner".to_owned()];
+    let seen = f.check("alice", "us-east-1", &names).await;
+    assert_eq!(seen["flags"]["partner"], false, "broken: its default");
+    assert_eq!(
+        seen["flags"]["dark-mode"], true,
+        "the others are unaffected"
+    );
+
+    let (_, all) = f.api(FLAGS_PATH).await;
+    let partner = &all["flags"]["partner"];
+    assert_eq!(partner["secure"], true, "{all}");
+    assert!(all["flags"]["dark-mode"].get("secure").is_none(), "{all}");
+    let error = partner["error"].as_str().expect("an error");
+    assert!(
+        error.starts_with(&format!("parameter {PATH}/partner: field `enabled`")),
+        "{error}"
+    );
+    // The authorised value itself is the only place the secret appears.
+    let (_, one) = f
+        .api(&format!("{FLAG_PATH_PREFIX}partner?user_id=alice"))
+        .await;
+    let (_, health) = f.api(HEALTH_PATH).await;
+    for (what, text) in [
+        ("the error", error.to_owned()),
+        ("the evaluation", one.to_string()),
+        ("health", health.to_string()),
+        ("the extension's log", f.extension.log()),
+        (
+            "the function's log",
+            f.runtime
+                .as_ref()
+                .map(common::Proc::log)
+                .unwrap_or_default(),
+        ),
+    ] {
+        assert!(
+            !text.contains(SECRET),
+            "the secret leaked into {what}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
     let mut moto = Moto::start().await;
     seed(&common::ssm_client(moto.port)).await;
-    let f = Function::start(moto.port, 1, FreezeMode::None).await;
+    let f = common::start(moto.port, 1, FreezeMode::None).await;
     let names = names();
     let good = f.check("alice", "us-east-1", &names).await;
     assert_eq!(good["status"], "ok");
@@ -270,7 +404,7 @@ async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
         );
     }
     assert_eq!(stale["snapshot_version"], 1);
-    let (_, health) = f.api("/v1/health").await;
+    let (_, health) = f.api(HEALTH_PATH).await;
     assert_eq!(health["status"], "stale", "{health}");
     assert!(
         health["age_seconds"].as_f64().is_some_and(|a| a >= 1.0),
@@ -294,7 +428,7 @@ async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
 async fn ssm_down_at_init_serves_defaults_then_recovers() {
     let ssm_port = common::free_port();
     let started = Instant::now();
-    let f = Function::start(ssm_port, 1, FreezeMode::None).await;
+    let f = common::start(ssm_port, 1, FreezeMode::None).await;
     println!("ready (degraded) in {:?}", f.ready_in);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -313,7 +447,7 @@ async fn ssm_down_at_init_serves_defaults_then_recovers() {
             "{name} reads as its default"
         );
     }
-    let (_, health) = f.api("/v1/health").await;
+    let (_, health) = f.api(HEALTH_PATH).await;
     assert_eq!(health["status"], "degraded");
 
     // SSM comes back: the flags arrive on a later INVOKE, within the backoff.
@@ -332,7 +466,7 @@ async fn ssm_down_at_init_serves_defaults_then_recovers() {
             "{name} after recovery"
         );
     }
-    let (_, health) = f.api("/v1/health").await;
+    let (_, health) = f.api(HEALTH_PATH).await;
     assert_eq!(health["status"], "ok");
 }
 
@@ -341,7 +475,7 @@ async fn freeze_and_thaw_between_invocations() {
     let moto = Moto::start().await;
     let ssm = common::ssm_client(moto.port);
     seed(&ssm).await;
-    let f = Function::start(moto.port, 1, FreezeMode::Process).await;
+    let f = common::start(moto.port, 1, FreezeMode::Process).await;
     let names = names();
     let first = f.check("bob", "us-east-1", &names).await;
     assert_eq!(first["flags"]["dark-mode"], true);
@@ -387,13 +521,13 @@ async fn freeze_and_thaw_between_invocations() {
 async fn shutdown_stops_serving_and_exits_zero() {
     let moto = Moto::start().await;
     seed(&common::ssm_client(moto.port)).await;
-    let f = Function::start(moto.port, 60, FreezeMode::None).await;
+    let f = common::start(moto.port, 60, FreezeMode::None).await;
     let flags_port = f.flags_port;
     let (status, took, log) = f.invoke_then_shutdown().await;
     println!("exited {took:?} after SHUTDOWN");
     assert!(status.success(), "exit status {status:?}:\n{log}");
     assert!(
-        http_get(flags_port, "/v1/health", &[]).await.is_err(),
+        http_get(flags_port, HEALTH_PATH, &[]).await.is_err(),
         "the local API must be closed"
     );
     assert!(log.contains("SHUTDOWN: stopping"));
@@ -405,8 +539,8 @@ async fn a_handler_without_the_extension_reads_defaults_quickly() {
         .build()
         .await
         .expect("simulator");
-    let env = common::function_env(common::free_port(), common::free_port(), 60);
-    let _runtime = common::spawn(&sim, &common::flag_check_binary(), &env, "noext");
+    let env = common::function_env(common::free_port(), common::PATH, common::free_port(), 60);
+    let _runtime = common::spawn(&sim, &testkit::lambda::binary("flag-check"), &env, "noext");
     let started = Instant::now();
     let id = sim
         .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode", "new-analytics"]}))

@@ -12,7 +12,6 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
 use flags::wire::Status;
 use ssm_flags_extension::refresh::{RefreshPolicy, Refresher};
@@ -39,11 +38,7 @@ fn client(port: u16) -> aws_sdk_ssm::Client {
         .operation_timeout(INIT_BUDGET)
         .build();
     aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(testkit::endpoint(port))
-            .credentials_provider(Credentials::new("test", "test", None, None, "storm"))
+        testkit::lambda::ssm_config(port)
             .retry_config(aws_sdk_ssm::config::retry::RetryConfig::standard().with_max_attempts(2))
             .timeout_config(timeouts)
             .build(),
@@ -133,14 +128,14 @@ async fn a_cold_start_storm_converges_within_the_quota() {
     let moto = Moto::start().await;
     let ssm = common::ssm_client(moto.port);
     for i in 0..flags {
-        ssm.put_parameter()
-            .name(format!("{PATH}/flag-{i:03}"))
-            .value(if i % 2 == 0 { "true" } else { "false" })
-            .r#type(ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
-            .expect("seed");
+        let value = if i % 2 == 0 { "true" } else { "false" };
+        testkit::lambda::put(
+            &ssm,
+            &format!("{PATH}/flag-{i:03}"),
+            value,
+            ParameterType::String,
+        )
+        .await;
     }
     let proxy = Arc::new(FaultProxy::start(moto.port).await);
     proxy.set(Fault::RateLimit(QUOTA));

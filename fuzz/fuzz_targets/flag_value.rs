@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
                         let context = Context::user(user)
                             .with_region(region)
                             .with_attributes(&attributes);
-                        let e = flags::eval::evaluate(rules, &context);
+                        let e = flags::eval::evaluate(rules, &context, Some("us-east-1"));
                         if !rules.enabled {
                             assert_eq!(e.reason, Reason::Disabled);
                             assert!(!e.enabled);
@@ -60,6 +60,10 @@ fuzz_target!(|data: &[u8]| {
         for entry in snapshot.entries() {
             let _ = snapshot.get(entry.name()).evaluate(&Context::user("u"));
         }
-        let _ = serde_json::to_string(&snapshot.version());
+        // What the extension would serve of it decodes to the same document again.
+        let served = SnapshotDoc::from_snapshot(&snapshot);
+        let again = SnapshotDoc::from_slice(&served.to_bytes(), "re-rendered")
+            .unwrap_or_else(|e| panic!("a rendered snapshot does not decode: {e}"));
+        assert_eq!(SnapshotDoc::from_snapshot(&again.into_snapshot()), served);
     }
 });

@@ -117,7 +117,7 @@ impl Client {
     /// A client configured from the environment (see the module docs). An invalid value is
     /// logged and replaced by its default: the handler must start whatever happens.
     pub fn from_env() -> Self {
-        let port = env_or("SSM_FLAGS_PORT", DEFAULT_PORT, |var, v| parse_port(var, v));
+        let port = env_or("SSM_FLAGS_PORT", DEFAULT_PORT, parse_port);
         let timeout_ms = env_or(
             "SSM_FLAGS_CLIENT_TIMEOUT_MS",
             DEFAULT_TIMEOUT.as_millis() as u64,
@@ -442,6 +442,122 @@ mod tests {
             !client.outage_logged.load(Ordering::Relaxed),
             "no outage was reported"
         );
+    }
+
+    /// A server answering the requests of each connection with `responses`, in order.
+    async fn scripted(listener: TcpListener, responses: Vec<String>) {
+        let responses = std::sync::Arc::new(std::sync::Mutex::new(responses.into_iter()));
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let responses = std::sync::Arc::clone(&responses);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    let next = responses.lock().ok().and_then(|mut r| r.next());
+                    let (true, Some(response)) = (n > 0, next) else {
+                        return;
+                    };
+                    let _ = stream.write_all(response.as_bytes()).await;
+                }
+            });
+        }
+    }
+
+    fn response(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+        let mut text = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text + "\r\n" + body
+    }
+
+    async fn client_of(responses: Vec<String>) -> Client {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(scripted(listener, responses));
+        Client::new(port, None, Duration::from_secs(2))
+    }
+
+    #[tokio::test]
+    async fn a_304_moves_the_fetch_time_on_so_the_age_stays_right() {
+        let old = "2026-11-24T10:00:00.000Z";
+        let recent = crate::wire::rfc3339(SystemTime::now() - Duration::from_secs(2));
+        let body = format!(
+            r#"{{"version": 4, "status": "ok", "fetched_at": "{old}", "flags": {{"a": {{"value": true}}}}}}"#
+        );
+        let client = client_of(vec![
+            response(
+                "200 OK",
+                &[("etag", "\"t\""), (FETCHED_AT_HEADER, old)],
+                &body,
+            ),
+            response(
+                "304 Not Modified",
+                &[("etag", "\"t\""), (FETCHED_AT_HEADER, &recent)],
+                "",
+            ),
+        ])
+        .await;
+        let store = Store::default();
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated {
+                version: 4,
+                status: Status::Ok
+            }
+        );
+        assert!(
+            store
+                .pin()
+                .age()
+                .is_some_and(|a| a > Duration::from_secs(3600))
+        );
+        assert_eq!(client.sync_into(&store).await, Synced::Unchanged);
+        let age = store.pin().age().expect("fetched");
+        assert!(
+            age < Duration::from_secs(60),
+            "{age:?}: the 304's fetch time counts"
+        );
+        assert_eq!(store.version(), 4, "the same snapshot");
+    }
+
+    #[tokio::test]
+    async fn an_older_extension_without_status_or_header_still_works() {
+        // What an extension before 0.2 sent: `stale`, no `status`, no fetch-time header.
+        let stale = r#"{"version": 2, "fetched_at": "2026-11-24T10:00:00Z", "stale": true,
+                        "flags": {"a": {"value": true, "version": 1}}}"#;
+        let fresh = r#"{"version": 3, "fetched_at": "2026-11-24T10:01:00Z", "stale": false,
+                        "flags": {"a": {"value": false, "version": 2}}}"#;
+        let client = client_of(vec![
+            response("200 OK", &[("etag", "\"x-2-stale\"")], stale),
+            response("304 Not Modified", &[("etag", "\"x-2-stale\"")], ""),
+            response("200 OK", &[("etag", "\"x-3-ok\"")], fresh),
+        ])
+        .await;
+        let store = Store::default();
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated {
+                version: 2,
+                status: Status::Stale
+            }
+        );
+        let at = humantime::parse_rfc3339("2026-11-24T10:00:00Z").ok();
+        assert_eq!(store.pin().fetched_at(), at);
+        assert_eq!(client.sync_into(&store).await, Synced::Unchanged);
+        assert_eq!(
+            store.pin().fetched_at(),
+            at,
+            "no header: the body's time stays"
+        );
+        assert!(store.get("a").enabled());
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated {
+                version: 3,
+                status: Status::Ok
+            }
+        );
+        assert!(!store.get("a").enabled());
     }
 
     #[tokio::test]

@@ -1,7 +1,10 @@
-//! Real local parts for the integration tests: a moto server standing in for AWS, free ports,
-//! and a raw HTTP/1.1 GET. Dev-only; never shipped.
+//! Real local parts for the integration tests and benches: a moto server standing in for AWS,
+//! free ports and raw HTTP/1.1 ([`lib.rs`](self)), a fault-injecting proxy in front of moto
+//! ([`fault`]), and the simulated Lambda environment running the real binaries ([`lambda`]).
+//! Dev-only; never shipped.
 
 pub mod fault;
+pub mod lambda;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! `flag-check`: what does this user see?
 //!
 //! Event: `{"user_id": "alice", "region": "us-east-1", "flags": ["dark-mode", "new-analytics"]}`.
-//! Response: `{"snapshot_version": 3, "status": "ok", "flags": {"dark-mode": true, …},
+//! Response: `{"snapshot_version": 3, "status": "ok", "age_seconds": 1.2,
+//! "flags": {"dark-mode": true, …},
 //! "reasons": {"dark-mode": "boolean flag set to true", …}}`: every requested flag appears,
 //! `false` when missing or broken, with the reason.
 
@@ -27,6 +28,8 @@ struct Seen {
     snapshot_version: u64,
     /// `ok`, `stale`, `degraded` (no flags yet) or `fallback`.
     status: flags::Status,
+    /// Seconds since the extension last fetched the flags (`null` before any fetch).
+    age_seconds: Option<f64>,
     flags: BTreeMap<String, bool>,
     reasons: BTreeMap<String, String>,
 }
@@ -45,6 +48,7 @@ async fn handler(event: LambdaEvent<Check>) -> Result<Seen, Error> {
     let mut seen = Seen {
         snapshot_version: snapshot.version(),
         status: snapshot.status(),
+        age_seconds: snapshot.age().map(|age| age.as_secs_f64()),
         flags: BTreeMap::new(),
         reasons: BTreeMap::new(),
     };
