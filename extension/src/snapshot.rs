@@ -31,7 +31,6 @@ impl Served {
         let body = Bytes::from(SnapshotDoc::from_snapshot(&snapshot).to_bytes());
         let invalid = snapshot
             .entries()
-            .iter()
             .filter(|entry| entry.value().is_err())
             .count();
         Self {

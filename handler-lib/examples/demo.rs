@@ -55,7 +55,6 @@ fn main() -> Result<(), flags::LoadError> {
     let raw = r#"{"enabled": true, "rollout_percentage": 50, "fallback_on_error": true}"#;
     let entries = current
         .entries()
-        .iter()
         .filter(|e| e.name() != "new-payment-processor")
         .cloned()
         .chain([FlagEntry::from_parameter(&Parameter {

@@ -1,61 +1,74 @@
-//! [`Flag`]: a handle on one flag that never fails.
-
-use std::sync::Arc;
+//! The handles handlers read: [`Flag`], one flag in one snapshot (borrowed: reading through it
+//! touches no shared counter), and [`CurrentFlag`], a flag by name in whatever snapshot is
+//! current at each read (what [`crate::get`] returns).
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::FlagError;
 use crate::eval::{self, Context, Evaluation, Reason};
 use crate::model::FlagValue;
-use crate::snapshot::{FlagEntry, Snapshot};
+use crate::snapshot::{FlagEntry, Snapshot, Store};
 
 /// A handle on one flag in one snapshot. Every read answers: a missing, broken or non-toggle flag
 /// reads as its default (`false` unless set with [`Flag::default_to`] or [`crate::get_or`]).
 ///
-/// The handle keeps its snapshot alive, so repeated reads through it agree.
-#[derive(Debug, Clone)]
-pub struct Flag {
-    snapshot: Arc<Snapshot>,
-    slot: Option<usize>,
+/// It borrows its snapshot, so every read through it agrees, costs no reference count, and
+/// config reads may borrow from the flag's document.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag<'s> {
+    snapshot: &'s Snapshot,
+    entry: Option<&'s FlagEntry>,
     default: bool,
 }
 
-impl Flag {
-    pub(crate) fn new(snapshot: Arc<Snapshot>, slot: Option<usize>) -> Self {
+impl<'s> Flag<'s> {
+    #[inline]
+    pub(crate) fn new(snapshot: &'s Snapshot, entry: Option<&'s FlagEntry>) -> Self {
         Self {
             snapshot,
-            slot,
+            entry,
             default: false,
         }
     }
 
     /// Sets what the flag reads as when it is missing, invalid, or not a toggle.
+    #[inline]
     pub fn default_to(mut self, default: bool) -> Self {
         self.default = default;
         self
     }
 
-    fn entry(&self) -> Option<&FlagEntry> {
-        self.slot.and_then(|slot| self.snapshot.entries().get(slot))
+    #[inline]
+    fn entry(&self) -> Option<&'s FlagEntry> {
+        self.entry
     }
 
-    fn value(&self) -> Option<&FlagValue> {
+    #[inline]
+    fn value(&self) -> Option<&'s FlagValue> {
         self.entry().and_then(|entry| entry.value().ok())
     }
 
-    /// Whether the flag is on with no user (in the snapshot's default region): a boolean flag's value,
-    /// or a JSON flag evaluated for an empty [`Context`].
+    /// Whether the flag is on with no user (in the snapshot's default region): a boolean flag's
+    /// value, or a JSON flag evaluated for an empty [`Context`].
+    #[inline]
     pub fn enabled(&self) -> bool {
-        self.evaluate(&Context::new()).enabled
+        self.enabled_for(&Context::new())
     }
 
     /// Whether the flag is on for this context.
+    #[inline]
     pub fn enabled_for(&self, context: &Context<'_>) -> bool {
-        self.evaluate(context).enabled
+        // The common case, a boolean flag, without building an `Evaluation`.
+        match self.entry.map(FlagEntry::value) {
+            Some(Ok(FlagValue::Bool(on))) => *on,
+            _ => self.evaluate(context).enabled,
+        }
     }
 
     /// Evaluates the flag for a context and says why it is on or off.
+    #[inline]
     pub fn evaluate(&self, context: &Context<'_>) -> Evaluation {
         let Some(entry) = self.entry() else {
             return self.fallback(Reason::Default);
@@ -73,6 +86,7 @@ impl Flag {
         }
     }
 
+    #[inline]
     fn fallback(&self, reason: Reason) -> Evaluation {
         Evaluation {
             enabled: self.default,
@@ -81,12 +95,13 @@ impl Flag {
     }
 
     /// Whether the flag exists in the snapshot (valid or not).
+    #[inline]
     pub fn is_known(&self) -> bool {
-        self.slot.is_some()
+        self.entry.is_some()
     }
 
     /// Why the flag's value is invalid, if it is.
-    pub fn error(&self) -> Option<&FlagError> {
+    pub fn error(&self) -> Option<&'s FlagError> {
         self.entry().and_then(|entry| entry.value().err())
     }
 
@@ -101,7 +116,7 @@ impl Flag {
     }
 
     /// The JSON document of a JSON flag.
-    pub fn json(&self) -> Option<&Value> {
+    pub fn json(&self) -> Option<&'s Value> {
         match self.value() {
             Some(FlagValue::Json(flag)) => Some(flag.document()),
             _ => None,
@@ -109,25 +124,25 @@ impl Flag {
     }
 
     /// Deserializes a JSON flag's whole document into the caller's type (borrowing is allowed).
-    pub fn config<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ConfigError> {
+    pub fn config<T: Deserialize<'s>>(&self) -> Result<T, ConfigError> {
         let document = self.json().ok_or(ConfigError::NotJson)?;
         T::deserialize(document).map_err(ConfigError::Shape)
     }
 
     /// Like [`Flag::config`], with a default when the flag is missing, invalid or of another shape.
-    pub fn config_or<'a, T: Deserialize<'a>>(&'a self, default: T) -> T {
+    pub fn config_or<T: Deserialize<'s>>(&self, default: T) -> T {
         self.config().unwrap_or(default)
     }
 
     /// One field of a JSON flag, if present and of type `T`.
-    pub fn field<'a, T: Deserialize<'a>>(&'a self, name: &str) -> Option<T> {
+    pub fn field<T: Deserialize<'s>>(&self, name: &str) -> Option<T> {
         self.json()
             .and_then(|document| document.get(name))
             .and_then(|value| T::deserialize(value).ok())
     }
 
     /// One field of a JSON flag, or `default` when absent or of another type.
-    pub fn field_or<'a, T: Deserialize<'a>>(&'a self, name: &str, default: T) -> T {
+    pub fn field_or<T: Deserialize<'s>>(&self, name: &str, default: T) -> T {
         self.field(name).unwrap_or(default)
     }
 
@@ -141,7 +156,7 @@ impl Flag {
     }
 
     /// A plain string config value.
-    pub fn as_str(&self) -> Option<&str> {
+    pub fn as_str(&self) -> Option<&'s str> {
         match self.value() {
             Some(FlagValue::Text(text)) => Some(text),
             _ => None,
@@ -149,11 +164,144 @@ impl Flag {
     }
 
     /// A `StringList` config value.
-    pub fn as_list(&self) -> Option<&[String]> {
+    pub fn as_list(&self) -> Option<&'s [String]> {
         match self.value() {
             Some(FlagValue::List(items)) => Some(items),
             _ => None,
         }
+    }
+}
+
+/// A flag by name, read in the snapshot that is current at each read: what [`crate::get`] and
+/// [`crate::get_or`] return. Each read is a lock-free lookup with no shared counter touched (see
+/// [`Store::read`]); two reads may see two snapshots if one is installed in between — pin a
+/// snapshot ([`crate::pin`]) when several reads must agree, or to borrow from a flag's value.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentFlag<'a> {
+    /// `None`: the process-wide store, read without touching its `LazyLock` on the hot path.
+    store: Option<&'a Store>,
+    name: &'a str,
+    default: bool,
+}
+
+impl<'a> CurrentFlag<'a> {
+    #[inline]
+    pub(crate) fn new(store: &'a Store, name: &'a str) -> Self {
+        Self {
+            store: Some(store),
+            name,
+            default: false,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn global(name: &'a str) -> Self {
+        Self {
+            store: None,
+            name,
+            default: false,
+        }
+    }
+
+    /// Sets what the flag reads as when it is missing, invalid, or not a toggle.
+    #[inline]
+    pub fn default_to(mut self, default: bool) -> Self {
+        self.default = default;
+        self
+    }
+
+    /// Runs `read` on the flag in the current snapshot: any read of [`Flag`], with no copy.
+    pub fn read<R>(&self, read: impl FnOnce(Flag<'_>) -> R) -> R {
+        let mut read = Some(read);
+        self.look(|flag| read.take().map(|read| read(flag)))
+            .unwrap_or_else(|| unreachable!("a read runs its closure exactly once"))
+    }
+
+    /// The hot path of every read: `read` runs once, on the flag in the current snapshot.
+    #[inline(always)]
+    fn look<R>(&self, mut read: impl FnMut(Flag<'_>) -> R) -> R {
+        let (name, default) = (self.name, self.default);
+        let flag = move |snapshot: &Snapshot| read(snapshot.get(name).default_to(default));
+        match self.store {
+            None => crate::snapshot::read_global(flag),
+            Some(store) => store.read(flag),
+        }
+    }
+
+    /// Whether the flag is on with no user (see [`Flag::enabled`]).
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.look(|flag| flag.enabled())
+    }
+
+    /// Whether the flag is on for this context.
+    #[inline]
+    pub fn enabled_for(&self, context: &Context<'_>) -> bool {
+        self.look(|flag| flag.enabled_for(context))
+    }
+
+    /// Evaluates the flag for a context and says why it is on or off.
+    #[inline]
+    pub fn evaluate(&self, context: &Context<'_>) -> Evaluation {
+        self.look(|flag| flag.evaluate(context))
+    }
+
+    /// Whether the flag exists in the current snapshot (valid or not).
+    #[inline]
+    pub fn is_known(&self) -> bool {
+        self.look(|flag| flag.is_known())
+    }
+
+    /// Why the flag's value is invalid, if it is.
+    pub fn error(&self) -> Option<FlagError> {
+        self.look(|flag| flag.error().cloned())
+    }
+
+    /// The SSM parameter version of the value, if the flag exists.
+    pub fn ssm_version(&self) -> Option<u64> {
+        self.look(|flag| flag.ssm_version())
+    }
+
+    /// The version of the current snapshot.
+    pub fn snapshot_version(&self) -> u64 {
+        self.look(|flag| flag.snapshot_version())
+    }
+
+    /// `fallback_on_error` of a JSON flag (false otherwise).
+    pub fn fallback_on_error(&self) -> bool {
+        self.look(|flag| flag.fallback_on_error())
+    }
+
+    /// Deserializes a JSON flag's whole document into the caller's type (to borrow from it, read
+    /// through a pinned snapshot: `flags::pin().get(name).config()`).
+    pub fn config<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.look(|flag| flag.config())
+    }
+
+    /// Like [`CurrentFlag::config`], with a default when the flag is missing, invalid or of
+    /// another shape.
+    pub fn config_or<T: DeserializeOwned>(&self, default: T) -> T {
+        self.config().unwrap_or(default)
+    }
+
+    /// One field of a JSON flag, if present and of type `T`.
+    pub fn field<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.look(|flag| flag.field(name))
+    }
+
+    /// One field of a JSON flag, or `default` when absent or of another type.
+    pub fn field_or<T: DeserializeOwned>(&self, name: &str, default: T) -> T {
+        self.field(name).unwrap_or(default)
+    }
+
+    /// A plain string config value.
+    pub fn as_string(&self) -> Option<String> {
+        self.look(|flag| flag.as_str().map(str::to_owned))
+    }
+
+    /// A `StringList` config value.
+    pub fn as_list(&self) -> Option<Vec<String>> {
+        self.look(|flag| flag.as_list().map(<[String]>::to_vec))
     }
 }
 
@@ -173,7 +321,7 @@ mod tests {
     use super::*;
     use crate::model::ParameterKind;
 
-    fn snapshot() -> Arc<Snapshot> {
+    fn snapshot() -> Snapshot {
         let raw = [
             ("dark-mode", ParameterKind::String, "true"),
             ("off", ParameterKind::String, "false"),
@@ -187,7 +335,7 @@ mod tests {
             ("api-url", ParameterKind::String, "https://api.example.com"),
             ("regions", ParameterKind::StringList, "us-east-1,eu-west-1"),
         ];
-        Arc::new(Snapshot::new(
+        Snapshot::new(
             9,
             crate::wire::Status::Ok,
             raw.into_iter().map(|(name, kind, value)| {
@@ -199,7 +347,7 @@ mod tests {
                     version: 2,
                 })
             }),
-        ))
+        )
     }
 
     #[test]
@@ -223,7 +371,7 @@ mod tests {
         let missing = s.get("nope");
         assert!(!missing.is_known());
         assert!(!missing.enabled());
-        assert!(missing.clone().default_to(true).enabled());
+        assert!(missing.default_to(true).enabled());
         assert_eq!(missing.evaluate(&Context::new()).reason, Reason::Default);
         assert_eq!(missing.ssm_version(), None);
         assert_eq!(missing.field_or("x", 5), 5);
@@ -235,7 +383,7 @@ mod tests {
         let broken = s.get("broken");
         assert!(broken.is_known());
         assert!(!broken.enabled());
-        assert!(broken.clone().default_to(true).enabled());
+        assert!(broken.default_to(true).enabled());
         let e = broken.evaluate(&Context::user("alice"));
         assert_eq!(e.reason, Reason::Error);
         assert_eq!(

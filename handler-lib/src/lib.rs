@@ -18,7 +18,7 @@
 //! - [`model`]: what an operator stores in SSM, parsed into [`FlagValue`]s and [`Rules`];
 //! - [`eval`]: targeting and the deterministic percentage rollout ([`bucket`]);
 //! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`];
-//! - [`flag`]: the [`Flag`] handle handlers read;
+//! - [`flag`]: the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot);
 //! - [`wire`]: the contract with the extension: port, token header, endpoint paths, [`Status`],
 //!   and the documents of every body (snapshot, evaluation, health, error), also used by files;
 //! - [`path`]: flag paths, and a flag's name relative to its path;
@@ -45,7 +45,7 @@ use std::sync::Arc;
 pub use client::{FlagsLayer, FlagsService, Synced, sync};
 pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};
-pub use flag::{ConfigError, Flag};
+pub use flag::{ConfigError, CurrentFlag, Flag};
 pub use model::{FlagValue, JsonFlag, Parameter, ParameterKind, Rules};
 pub use path::FlagPath;
 pub use snapshot::{FlagEntry, Snapshot, Store};
@@ -54,13 +54,16 @@ pub use wire::Status;
 use snapshot::GLOBAL;
 
 /// A handle on a flag in the current snapshot; it reads as `false` when missing or invalid.
-pub fn get(name: &str) -> Flag {
-    GLOBAL.get(name)
+/// Each read is a lock-free lookup that writes no memory shared with other threads.
+#[inline]
+pub fn get(name: &str) -> CurrentFlag<'_> {
+    CurrentFlag::global(name)
 }
 
 /// A handle on a flag that reads as `default` when missing, invalid or not a toggle.
-pub fn get_or(name: &str, default: bool) -> Flag {
-    GLOBAL.get(name).default_to(default)
+#[inline]
+pub fn get_or(name: &str, default: bool) -> CurrentFlag<'_> {
+    CurrentFlag::global(name).default_to(default)
 }
 
 /// Pins the current snapshot, so that every read of one invocation agrees.

@@ -47,8 +47,9 @@ pub struct Parameter {
 pub enum FlagValue {
     /// A boolean flag (`true` / `false`).
     Bool(bool),
-    /// A JSON flag: targeting rules plus the whole document for config reads.
-    Json(JsonFlag),
+    /// A JSON flag: targeting rules plus the whole document for config reads (boxed, so that
+    /// every value — and the snapshot's table of them — stays small).
+    Json(Box<JsonFlag>),
     /// A `StringList` parameter, readable as a config value.
     List(Vec<String>),
     /// Any other string, readable as a config value.
@@ -108,7 +109,7 @@ impl FlagValue {
         } else if trimmed.starts_with('{') {
             let document: Value =
                 serde_json::from_str(trimmed).map_err(|e| Problem::InvalidJson(e.to_string()))?;
-            JsonFlag::from_document(document).map(Self::Json)
+            JsonFlag::from_document(document).map(|flag| Self::Json(Box::new(flag)))
         } else {
             Ok(Self::Text(raw.to_owned()))
         }
@@ -137,7 +138,9 @@ impl FlagValue {
     pub(crate) fn from_json_or_return(value: Value) -> Result<Self, (Problem, Value)> {
         match value {
             Value::Bool(b) => Ok(Self::Bool(b)),
-            Value::Object(_) => JsonFlag::from_document_or_return(value).map(Self::Json),
+            Value::Object(_) => {
+                JsonFlag::from_document_or_return(value).map(|flag| Self::Json(Box::new(flag)))
+            }
             Value::String(s) => {
                 Self::parse(ParameterKind::String, &s).map_err(|p| (p, Value::String(s)))
             }

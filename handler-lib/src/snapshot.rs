@@ -4,16 +4,17 @@
 //! when the source last confirmed it — moves on by itself ([`Snapshot::mark_fetched`]), so an
 //! unchanged snapshot never has to be rebuilt or re-sent to stay current.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 use serde_json::Value;
 
 use crate::error::{FlagError, Problem};
-use crate::flag::Flag;
+use crate::flag::{CurrentFlag, Flag};
 use crate::model::{FlagValue, Parameter, ParameterKind};
 use crate::wire::Status;
 
@@ -110,6 +111,7 @@ impl FlagEntry {
     }
 
     /// The parsed value, or why it is invalid.
+    #[inline]
     pub fn value(&self) -> Result<&FlagValue, &FlagError> {
         self.value.as_ref()
     }
@@ -127,9 +129,10 @@ fn invalid(parameter: &str, problem: Problem) -> FlagError {
     }
 }
 
-/// The index's hasher: flag names are chosen by the operator, not by callers, so a fast hash
-/// (foldhash, hashbrown's default) is safe here and halves the cost of a lookup against SipHash.
-type Index = HashMap<Box<str>, usize, foldhash::fast::RandomState>;
+/// The flags by name. The hasher: flag names are chosen by the operator, not by callers, so a
+/// fast hash (foldhash, hashbrown's default) is safe here and a third of SipHash's cost. Entries
+/// sit in the table itself: a lookup finds the value beside the key, with no second indirection.
+type Index = HashMap<Box<str>, FlagEntry, foldhash::fast::RandomState>;
 
 /// An immutable set of flags with a version that increases whenever the content changes.
 #[derive(Debug, Default)]
@@ -139,8 +142,7 @@ pub struct Snapshot {
     /// Milliseconds since the Unix epoch of the last successful fetch; 0 when never fetched.
     fetched_at_ms: AtomicU64,
     default_region: Option<Arc<str>>,
-    entries: Vec<FlagEntry>,
-    index: Index,
+    flags: Index,
 }
 
 impl Clone for Snapshot {
@@ -150,8 +152,7 @@ impl Clone for Snapshot {
             status: self.status,
             fetched_at_ms: AtomicU64::new(self.fetched_at_ms.load(Ordering::Relaxed)),
             default_region: self.default_region.clone(),
-            entries: self.entries.clone(),
-            index: self.index.clone(),
+            flags: self.flags.clone(),
         }
     }
 }
@@ -160,24 +161,16 @@ impl Snapshot {
     /// Builds a snapshot, never fetched (see [`Snapshot::with_fetched_at`]). When two entries
     /// share a name the later one wins.
     pub fn new(version: u64, status: Status, entries: impl IntoIterator<Item = FlagEntry>) -> Self {
-        let mut kept: Vec<FlagEntry> = Vec::new();
-        let mut index = Index::default();
-        for entry in entries {
-            match index.get(entry.name()) {
-                Some(&slot) => kept[slot] = entry,
-                None => {
-                    index.insert(entry.name.clone(), kept.len());
-                    kept.push(entry);
-                }
-            }
-        }
+        let flags = entries
+            .into_iter()
+            .map(|entry| (entry.name.clone(), entry))
+            .collect();
         Self {
             version,
             status,
             fetched_at_ms: AtomicU64::new(0),
             default_region: None,
-            entries: kept,
-            index,
+            flags,
         }
     }
 
@@ -261,33 +254,36 @@ impl Snapshot {
     }
 
     /// The region used for a context that sets none.
+    #[inline]
     pub fn default_region(&self) -> Option<&str> {
         self.default_region.as_deref()
     }
 
     /// Number of flags, valid or not.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.flags.len()
     }
 
     /// Whether there are no flags at all.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.flags.is_empty()
     }
 
-    /// Every entry, in the order they were added.
-    pub fn entries(&self) -> &[FlagEntry] {
-        &self.entries
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &FlagEntry> {
+        self.flags.values()
     }
 
     /// One entry by flag name.
+    #[inline]
     pub fn entry(&self, name: &str) -> Option<&FlagEntry> {
-        self.index.get(name).map(|&slot| &self.entries[slot])
+        self.flags.get(name)
     }
 
-    /// A handle on one flag of this snapshot; all handles from one pinned snapshot agree.
-    pub fn get(self: &Arc<Self>, name: &str) -> Flag {
-        Flag::new(Arc::clone(self), self.index.get(name).copied())
+    /// A handle on one flag of this snapshot; all handles from one snapshot agree.
+    #[inline]
+    pub fn get(&self, name: &str) -> Flag<'_> {
+        Flag::new(self, self.flags.get(name))
     }
 }
 
@@ -302,6 +298,8 @@ fn epoch_ms(at: SystemTime) -> u64 {
 pub struct Store {
     current: ArcSwap<Snapshot>,
     default_region: Option<Arc<str>>,
+    /// Reads go through the per-thread cache ([`THREAD_CACHE`]): only the process-wide store.
+    thread_cached: bool,
 }
 
 impl Default for Store {
@@ -316,6 +314,7 @@ impl Store {
         Self {
             current: ArcSwap::from_pointee(initial),
             default_region: None,
+            thread_cached: false,
         }
     }
 
@@ -327,20 +326,39 @@ impl Store {
     }
 
     /// Pins the current snapshot: reads through it agree, whatever is installed meanwhile.
+    /// (One reference-count increment: pin once per invocation, not per read.)
     pub fn pin(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }
 
-    /// A handle on one flag of the current snapshot. Lock-free; no allocation, no I/O.
-    pub fn get(&self, name: &str) -> Flag {
-        let snapshot = self.current.load_full();
-        let slot = snapshot.index.get(name).copied();
-        Flag::new(snapshot, slot)
+    /// A handle on one flag by name; each read looks it up in the snapshot current then.
+    #[inline]
+    pub fn get<'a>(&'a self, name: &'a str) -> CurrentFlag<'a> {
+        CurrentFlag::new(self, name)
+    }
+
+    /// Runs `read` on the current snapshot. Lock-free; no allocation, no I/O, and no write to
+    /// memory shared with other readers, so reads scale with threads.
+    #[inline]
+    pub fn read<R>(&self, read: impl FnMut(&Snapshot) -> R) -> R {
+        // Why a per-thread cache: pinning the snapshot on each read (`load_full`) increments and
+        // decrements one reference count that every reader on every core writes, so reads slowed
+        // down as threads were added. arc-swap's `Cache` keeps a per-thread `Arc` of the current
+        // snapshot and, at each read, compares its pointer with the store's (one relaxed load of
+        // a cache line that only an install writes): a swap is seen at the very next read, and
+        // nothing shared is written. Its `Guard`s (`load`) are the fallback: they are cheap too,
+        // but take one of a few per-thread slots and are not to be held, so no handle keeps one.
+        // A thread's cache keeps the snapshot it last read alive until its next read (at most
+        // one old snapshot per idle thread).
+        if self.thread_cached {
+            return read_global(read);
+        }
+        read_guarded(self, read)
     }
 
     /// The current snapshot's version.
     pub fn version(&self) -> u64 {
-        self.current.load().version
+        self.read(Snapshot::version)
     }
 
     /// Installs `snapshot` atomically and returns the one it replaced.
@@ -356,8 +374,42 @@ impl Store {
 /// function's own region, `AWS_REGION`, read here once.
 pub(crate) static GLOBAL: LazyLock<Store> = LazyLock::new(|| {
     let region = std::env::var("AWS_REGION").ok();
-    Store::default().with_default_region(region.as_deref())
+    let mut store = Store::default().with_default_region(region.as_deref());
+    store.thread_cached = true;
+    store
 });
+
+type SnapshotCache = Cache<&'static ArcSwap<Snapshot>, Arc<Snapshot>>;
+
+/// Runs `read` on [`GLOBAL`]'s current snapshot through this thread's cache (see [`Store::read`]).
+/// `FnMut`, called by reference: moving a handle into the call costs more than the read itself.
+#[inline(always)]
+pub(crate) fn read_global<R>(mut read: impl FnMut(&Snapshot) -> R) -> R {
+    let cached = THREAD_CACHE.try_with(|cell| {
+        // Busy: a read inside a read (say, a config type reading a flag as it deserializes);
+        // the guard below serves it.
+        let mut cache = cell.try_borrow_mut().ok()?;
+        let snapshot = cache
+            .get_or_insert_with(|| Cache::new(&GLOBAL.current))
+            .load();
+        Some(read(snapshot))
+    });
+    match cached {
+        Ok(Some(result)) => result,
+        _ => read_guarded(&GLOBAL, read),
+    }
+}
+
+/// A read through an arc-swap guard: stores other than [`GLOBAL`], and [`GLOBAL`] when this
+/// thread's cache is busy or gone.
+fn read_guarded<R>(store: &Store, mut read: impl FnMut(&Snapshot) -> R) -> R {
+    read(&store.current.load())
+}
+
+thread_local! {
+    /// Each thread's view of [`GLOBAL`]'s current snapshot (see [`Store::read`]).
+    static THREAD_CACHE: RefCell<Option<SnapshotCache>> = const { RefCell::new(None) };
+}
 
 #[cfg(test)]
 mod tests {
@@ -408,7 +460,7 @@ mod tests {
 
     #[test]
     fn one_bad_flag_never_hides_the_others() {
-        let snapshot = Arc::new(Snapshot::new(
+        let snapshot = Snapshot::new(
             3,
             Status::Ok,
             [
@@ -416,7 +468,7 @@ mod tests {
                 entry("broken", "{nope"),
                 entry("checkout/v2", "false"),
             ],
-        ));
+        );
         assert_eq!(snapshot.len(), 3);
         assert!(snapshot.get("dark-mode").enabled());
         assert!(snapshot.get("broken").error().is_some());
@@ -456,7 +508,8 @@ mod tests {
             .with_fetched_at(Some(at));
         let stale = ok.with_status(Status::Stale);
         assert_eq!((stale.status(), stale.version()), (Status::Stale, 4));
-        assert_eq!(stale.entries(), ok.entries());
+        assert!(stale.entries().all(|e| ok.entry(e.name()) == Some(e)));
+        assert_eq!(stale.len(), ok.len());
         assert_eq!(stale.fetched_at(), ok.fetched_at());
         assert_eq!(ok.status(), Status::Ok, "the original is untouched");
     }
@@ -511,5 +564,35 @@ mod tests {
             !plain.get("eu").enabled(),
             "no region anywhere: not allowed"
         );
+    }
+
+    /// The only unit test that touches the process-wide store (the others use their own).
+    #[test]
+    fn the_global_store_serves_reads_inside_reads_and_every_swap_at_the_next_read() {
+        GLOBAL.install(Snapshot::from_values([("a", "true"), ("b", "false")]));
+        assert!(crate::get("a").enabled());
+        // A read inside a read (the thread's cache is in use): served through a guard.
+        let both = crate::get("a").read(|a| (a.enabled(), crate::get("b").enabled()));
+        assert_eq!(both, (true, false));
+        let inner_version = crate::get("a").read(|_| crate::version());
+        assert_eq!(inner_version, 1);
+        // A swap is seen at the very next read, on this thread and on a new one.
+        let next = Snapshot::new(2, Status::Ok, [entry("a", "false")]);
+        GLOBAL.install(next);
+        assert!(!crate::get("a").enabled());
+        assert_eq!(crate::version(), 2);
+        let elsewhere = std::thread::spawn(|| (crate::version(), crate::get("a").enabled()));
+        assert_eq!(elsewhere.join().ok(), Some((2, false)));
+    }
+
+    #[test]
+    fn a_store_of_ones_own_reads_through_guards() {
+        let store = Store::new(Snapshot::from_values([("x", "true")]));
+        let flag = store.get("x");
+        assert!(flag.enabled());
+        store.install(Snapshot::new(2, Status::Ok, [entry("x", "false")]));
+        assert!(!flag.enabled(), "the same handle reads the new snapshot");
+        assert_eq!(store.read(|s| s.version()), 2);
+        assert_eq!(flag.read(|f| f.snapshot_version()), 2);
     }
 }

@@ -241,7 +241,6 @@ impl SnapshotDoc {
             stale: status == Status::Stale,
             flags: snapshot
                 .entries()
-                .iter()
                 .map(|entry| (entry.name().to_owned(), FlagDoc::from_entry(entry)))
                 .collect(),
         }

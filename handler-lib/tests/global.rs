@@ -62,7 +62,6 @@ fn handler_api_end_to_end() {
         Status::Ok,
         pinned
             .entries()
-            .iter()
             .filter(|e| e.name() != "dark-mode")
             .cloned(),
     );

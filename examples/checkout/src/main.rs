@@ -68,7 +68,7 @@ fn new_checkout(items: &[Item]) -> Order {
     }
 }
 
-fn checkout(request: &Checkout, flag: &flags::Flag) -> Order {
+fn checkout(request: &Checkout, flag: &flags::Flag<'_>) -> Order {
     let evaluation = flag.evaluate(&Context::user(&request.user_id));
     let mut order = if evaluation.enabled {
         new_checkout(&request.items)
@@ -80,7 +80,8 @@ fn checkout(request: &Checkout, flag: &flags::Flag) -> Order {
 }
 
 async fn handler(event: LambdaEvent<Checkout>) -> Result<Order, Error> {
-    Ok(checkout(&event.payload, &flags::get("new-checkout-flow")))
+    let snapshot = flags::pin();
+    Ok(checkout(&event.payload, &snapshot.get("new-checkout-flow")))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -93,10 +94,9 @@ async fn main() -> Result<(), Error> {
 mod tests {
     use super::*;
     use flags::Snapshot;
-    use std::sync::Arc;
 
-    fn snapshot(raw: &str) -> Arc<Snapshot> {
-        Arc::new(Snapshot::from_values([("new-checkout-flow", raw)]))
+    fn snapshot(raw: &str) -> Snapshot {
+        Snapshot::from_values([("new-checkout-flow", raw)])
     }
 
     fn request(user: &str) -> Checkout {

@@ -50,7 +50,7 @@ fn new_processor(charge: &Charge) -> Result<String, String> {
     Ok(format!("np-{}-{}", charge.user_id, charge.amount_cents))
 }
 
-fn process(charge: &Charge, flag: &flags::Flag) -> Result<Receipt, PaymentError> {
+fn process(charge: &Charge, flag: &flags::Flag<'_>) -> Result<Receipt, PaymentError> {
     if charge.amount_cents == 0 {
         return Err(PaymentError::ZeroAmount);
     }
@@ -88,11 +88,13 @@ fn process(charge: &Charge, flag: &flags::Flag) -> Result<Receipt, PaymentError>
 }
 
 async fn handler(event: LambdaEvent<Charge>) -> Result<Receipt, Error> {
-    Ok(process(
-        &event.payload,
-        &flags::get("new-payment-processor"),
-    )?)
+    // One snapshot for the invocation: the rollout decision and `fallback_on_error` agree.
+    let snapshot = flags::pin();
+    Ok(process(&event.payload, &snapshot.get(FLAG))?)
 }
+
+/// The flag this handler reads.
+const FLAG: &str = "new-payment-processor";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -104,11 +106,9 @@ async fn main() -> Result<(), Error> {
 mod tests {
     use super::*;
     use flags::Snapshot;
-    use std::sync::Arc;
 
-    fn flag(raw: &str) -> flags::Flag {
-        Arc::new(Snapshot::from_values([("new-payment-processor", raw)]))
-            .get("new-payment-processor")
+    fn snapshot(raw: &str) -> Snapshot {
+        Snapshot::from_values([(FLAG, raw)])
     }
 
     fn charge(user: &str, down: bool) -> Charge {
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn users_in_the_rollout_use_the_new_processor() {
         // alice is bucket 1: within 5%.
-        let r = process(&charge("alice", false), &flag(FIVE)).expect("charged");
+        let r = process(&charge("alice", false), &snapshot(FIVE).get(FLAG)).expect("charged");
         assert_eq!((r.processor, r.fell_back), ("new", false));
         assert_eq!(r.charge_id, "np-alice-1250");
         assert_eq!(r.reason, "bucket 1 is within the 5% rollout");
@@ -133,22 +133,22 @@ mod tests {
     #[test]
     fn users_outside_the_rollout_use_the_legacy_processor() {
         // bob is bucket 33.
-        let r = process(&charge("bob", false), &flag(FIVE)).expect("charged");
+        let r = process(&charge("bob", false), &snapshot(FIVE).get(FLAG)).expect("charged");
         assert_eq!((r.processor, r.fell_back), ("legacy", false));
         assert_eq!(r.reason, "bucket 33 is outside the 5% rollout");
     }
 
     #[test]
     fn a_failure_falls_back_when_the_flag_says_so() {
-        let r = process(&charge("alice", true), &flag(FIVE)).expect("fell back");
+        let r = process(&charge("alice", true), &snapshot(FIVE).get(FLAG)).expect("fell back");
         assert_eq!((r.processor, r.fell_back), ("legacy", true));
     }
 
     #[test]
     fn a_failure_is_an_error_without_fallback_on_error() {
-        let strict = flag(r#"{"enabled": true, "rollout_percentage": 5}"#);
+        let strict = snapshot(r#"{"enabled": true, "rollout_percentage": 5}"#);
         assert_eq!(
-            process(&charge("alice", true), &strict),
+            process(&charge("alice", true), &strict.get(FLAG)),
             Err(PaymentError::NewProcessor {
                 user: "alice".into(),
                 cause: "upstream timeout after 800 ms".into()
@@ -158,14 +158,15 @@ mod tests {
 
     #[test]
     fn zero_percent_stops_the_rollout_and_a_broken_flag_is_legacy() {
-        let zero = flag(r#"{"enabled": true, "rollout_percentage": 0, "fallback_on_error": true}"#);
+        let zero =
+            snapshot(r#"{"enabled": true, "rollout_percentage": 0, "fallback_on_error": true}"#);
         assert_eq!(
-            process(&charge("alice", false), &zero).map(|r| r.processor),
+            process(&charge("alice", false), &zero.get(FLAG)).map(|r| r.processor),
             Ok("legacy")
         );
-        let broken = flag(r#"{"enabled": true, "rollout_percentage": "5"}"#);
+        let broken = snapshot(r#"{"enabled": true, "rollout_percentage": "5"}"#);
         assert_eq!(
-            process(&charge("alice", false), &broken).map(|r| r.processor),
+            process(&charge("alice", false), &broken.get(FLAG)).map(|r| r.processor),
             Ok("legacy")
         );
     }
@@ -173,12 +174,12 @@ mod tests {
     #[test]
     fn raising_the_percentage_adds_users_and_keeps_earlier_ones() {
         let at = |p: u32| {
-            let f = flag(&format!(
+            let f = snapshot(&format!(
                 r#"{{"enabled": true, "rollout_percentage": {p}}}"#
             ));
             (0..1000)
                 .filter(|i| {
-                    process(&charge(&format!("user-{i}"), false), &f)
+                    process(&charge(&format!("user-{i}"), false), &f.get(FLAG))
                         .is_ok_and(|r| r.processor == "new")
                 })
                 .map(|i| i.to_string())
