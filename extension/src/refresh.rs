@@ -5,6 +5,7 @@
 //! the next event) and is bounded by the refresh timeout: Lambda freezes the environment once
 //! everyone has asked for the next event, so nothing may be left in flight.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use flags::wire::Status;
@@ -12,7 +13,7 @@ use flags::{FlagEntry, Parameter, Snapshot};
 
 use crate::audit::{diff, log_changes, log_invalid};
 use crate::snapshot::{Served, Shared};
-use crate::source::{Fetched, Source, SourceError};
+use crate::source::{Fetched, Source, SourceError, VERIFY_AT_MOST};
 
 /// The first retry delay after a failure.
 const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -130,8 +131,6 @@ pub struct Refresher<S> {
     /// The parameters of the last successful fetch (the audit diff's "before"); the parsed
     /// snapshot of them is the one published.
     last_good: Option<Vec<Parameter>>,
-    /// An empty fetch is waiting for a second one to confirm it.
-    empty_pending: bool,
     stats: Stats,
 }
 
@@ -153,7 +152,6 @@ impl<S: Source> Refresher<S> {
             version: 0,
             default_region: None,
             last_good: None,
-            empty_pending: false,
             stats: Stats::default(),
         }
     }
@@ -192,10 +190,12 @@ impl<S: Source> Refresher<S> {
     /// Fetches now, bounded by the refresh timeout, and publishes the result.
     pub async fn refresh(&mut self) -> Refreshed {
         let started = Instant::now();
-        let fetched = tokio::time::timeout(self.timeout, self.source.fetch())
-            .await
-            .unwrap_or(Err(SourceError::Timeout(self.timeout)))
-            .and_then(|fetched| self.confirm_if_suddenly_empty(fetched));
+        let (source, last_good) = (&self.source, self.last_good.as_deref());
+        let fetched = tokio::time::timeout(self.timeout, async {
+            verify_vanished(source, last_good, source.fetch().await?).await
+        })
+        .await
+        .unwrap_or(Err(SourceError::Timeout(self.timeout)));
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match fetched {
             Ok(fetched) => self.fetched(fetched, elapsed_ms),
@@ -282,17 +282,44 @@ impl<S: Source> Refresher<S> {
     }
 }
 
-impl<S> Refresher<S> {
-    /// Every flag vanishing at once is far likelier a truncated answer than an operator deleting
-    /// them all: apply it only when the next fetch agrees.
-    fn confirm_if_suddenly_empty(&mut self, fetched: Fetched) -> Result<Fetched, SourceError> {
-        let had = self.last_good.as_ref().map_or(0, Vec::len);
-        if !fetched.parameters.is_empty() || had == 0 || self.empty_pending {
-            self.empty_pending = false;
-            return Ok(fetched);
-        }
-        self.empty_pending = true;
-        Err(SourceError::SuddenlyEmpty(had))
+/// A fetch that left out flags the last good fetch had is taken as the whole truth only when
+/// SSM, asked for those flags by name, confirms they are gone: a listing cut short, emptied or
+/// mangled by any fault, for any length of time, never removes a flag, while a real deletion
+/// takes effect at the next fetch. Up to [`VERIFY_AT_MOST`] of the vanished flags are asked for,
+/// spread over them in name order; if any still exists, the fetch fails as incomplete.
+async fn verify_vanished<S: Source>(
+    source: &S,
+    last_good: Option<&[Parameter]>,
+    mut fetched: Fetched,
+) -> Result<Fetched, SourceError> {
+    let Some(last_good) = last_good else {
+        return Ok(fetched);
+    };
+    let listed: HashSet<&str> = fetched.parameters.iter().map(|p| p.name.as_str()).collect();
+    let mut vanished: Vec<&str> = last_good
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| !listed.contains(name))
+        .collect();
+    if vanished.is_empty() {
+        return Ok(fetched);
+    }
+    vanished.sort_unstable();
+    vanished.dedup();
+    let step = vanished.len().div_ceil(VERIFY_AT_MOST);
+    let asked: Vec<String> = vanished
+        .iter()
+        .step_by(step)
+        .map(|name| (*name).to_owned())
+        .collect();
+    let still_there = source.still_present(&asked).await?;
+    fetched.calls += 1;
+    match still_there.into_iter().next() {
+        None => Ok(fetched),
+        Some(example) => Err(SourceError::Incomplete {
+            vanished: vanished.len(),
+            example,
+        }),
     }
 }
 
@@ -372,16 +399,44 @@ mod tests {
 
     /// A scripted source: unit tests of the refresher's bookkeeping (SSM itself is exercised
     /// against moto in `tests/`).
-    struct Script(Mutex<Vec<Result<Vec<Parameter>, SourceError>>>);
+    struct Script {
+        fetches: Mutex<Vec<Result<Vec<Parameter>, SourceError>>>,
+        /// The parameter names SSM still has when asked by name.
+        present: Mutex<HashSet<String>>,
+    }
+
+    impl Script {
+        fn new(fetches: Vec<Result<Vec<Parameter>, SourceError>>) -> Self {
+            Self {
+                fetches: Mutex::new(fetches),
+                present: Mutex::new(HashSet::new()),
+            }
+        }
+
+        fn set_present(&self, flags: &[&str]) {
+            if let Ok(mut present) = self.present.lock() {
+                *present = flags.iter().map(|f| format!("/f/{f}")).collect();
+            }
+        }
+    }
 
     impl Source for Script {
         async fn fetch(&self) -> Result<Fetched, SourceError> {
-            let next = self.0.lock().map(|mut s| s.remove(0));
+            let next = self.fetches.lock().map(|mut s| s.remove(0));
             next.unwrap_or(Err(SourceError::Timeout(Duration::ZERO)))
                 .map(|parameters| Fetched {
                     parameters,
                     calls: 1,
                 })
+        }
+
+        async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {
+            let present = self.present.lock().map(|p| p.clone()).unwrap_or_default();
+            Ok(names
+                .iter()
+                .filter(|n| present.contains(*n))
+                .cloned()
+                .collect())
         }
     }
 
@@ -404,13 +459,13 @@ mod tests {
 
     #[tokio::test]
     async fn versions_move_only_on_change_and_failures_keep_the_last_good() {
-        let script = Script(Mutex::new(vec![
+        let script = Script::new(vec![
             Err(down()),
             Ok(vec![param("a", "true", 1)]),
             Ok(vec![param("a", "true", 1)]),
             Err(down()),
             Ok(vec![param("a", "false", 2)]),
-        ]));
+        ]);
         let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
         let shared = r.shared();
 
@@ -477,12 +532,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_unchanged_fetch_moves_the_fetch_time_and_nothing_else() {
-        let script = Script(Mutex::new(vec![
+        let script = Script::new(vec![
             Ok(vec![param("a", "true", 1)]),
             Ok(vec![param("a", "true", 1)]),
             Err(down()),
             Ok(vec![param("a", "true", 1)]),
-        ]));
+        ]);
         let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
         let shared = r.shared();
         r.refresh().await;
@@ -510,7 +565,7 @@ mod tests {
     #[tokio::test]
     async fn evaluations_use_the_configured_default_region() {
         let flag = r#"{"enabled": true, "allowed_regions": ["eu-west-1"]}"#;
-        let script = Script(Mutex::new(vec![Ok(vec![param("eu", flag, 1)])]));
+        let script = Script::new(vec![Ok(vec![param("eu", flag, 1)])]);
         let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1))
             .with_default_region(Some("eu-west-1".into()));
         r.refresh().await;
@@ -518,41 +573,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_flag_vanishing_at_once_needs_a_second_fetch_to_confirm() {
-        let script = Script(Mutex::new(vec![
-            Ok(vec![param("a", "true", 1), param("b", "true", 1)]),
-            Ok(vec![]),
-            Ok(vec![param("a", "true", 1), param("b", "true", 1)]),
-            Ok(vec![]),
-            Ok(vec![]),
-        ]));
+    async fn flags_left_out_of_a_listing_are_removed_only_when_ssm_confirms_by_name() {
+        let both = || Ok(vec![param("a", "true", 1), param("b", "true", 1)]);
+        let script = Script::new(vec![
+            both(),
+            Ok(vec![]),                      // emptied listing, both still exist
+            Ok(vec![param("a", "true", 1)]), // b left out, still exists
+            Ok(vec![param("a", "true", 1)]), // b really deleted
+            Ok(vec![]),                      // every flag really deleted
+        ]);
+        script.set_present(&["a", "b"]);
         let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
         let shared = r.shared();
         r.refresh().await;
-        // A sudden empty answer: the last good flags stay, marked stale.
+        for _ in 0..2 {
+            let outcome = r.refresh().await;
+            assert!(
+                matches!(outcome, Refreshed::Failed(SourceError::Incomplete { .. })),
+                "{outcome:?}"
+            );
+            let s = shared.load();
+            assert_eq!((s.status(), s.snapshot.len()), (Status::Stale, 2));
+            assert!(s.snapshot.get("a").enabled() && s.snapshot.get("b").enabled());
+        }
+        r.source.set_present(&["a"]);
         assert_eq!(
             r.refresh().await,
-            Refreshed::Failed(SourceError::SuddenlyEmpty(2))
+            Refreshed::Fetched {
+                changes: 1,
+                calls: 2
+            },
+            "one listing and one check by name"
         );
         let s = shared.load();
-        assert_eq!((s.status(), s.snapshot.len()), (Status::Stale, 2));
-        assert!(s.snapshot.get("a").enabled());
-        // Not confirmed: the flags were there after all.
+        assert_eq!((s.status(), s.snapshot.len()), (Status::Ok, 1));
+        r.source.set_present(&[]);
         assert!(matches!(
             r.refresh().await,
-            Refreshed::Fetched { changes: 0, .. }
+            Refreshed::Fetched { changes: 1, .. }
         ));
-        // Confirmed by a second empty fetch: applied.
-        assert!(matches!(
+        assert_eq!(
+            shared.load().snapshot.len(),
+            0,
+            "a genuine deletion applies"
+        );
+    }
+
+    #[tokio::test]
+    async fn many_vanished_flags_are_checked_with_a_spread_sample() {
+        let all: Vec<Parameter> = (0..40)
+            .map(|i| param(&format!("f{i:02}"), "true", 1))
+            .collect();
+        // The listing loses its last 30 flags, which SSM still has: ten of them are asked for.
+        let script = Script::new(vec![Ok(all.clone()), Ok(all[..10].to_vec())]);
+        let lost: Vec<String> = (10..40).map(|i| format!("f{i:02}")).collect();
+        script.set_present(&lost.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
+        r.refresh().await;
+        assert_eq!(
             r.refresh().await,
-            Refreshed::Failed(SourceError::SuddenlyEmpty(2))
-        ));
-        assert!(matches!(
-            r.refresh().await,
-            Refreshed::Fetched { changes: 2, .. }
-        ));
-        let s = shared.load();
-        assert_eq!((s.status(), s.snapshot.len()), (Status::Ok, 0));
+            Refreshed::Failed(SourceError::Incomplete {
+                vanished: 30,
+                example: "/f/f10".into()
+            })
+        );
     }
 
     #[tokio::test]
@@ -581,7 +665,7 @@ mod tests {
         let expected_invalid = (0..10_000)
             .filter(|i| i % 4 == 3 || (i % 4 == 2 && i % 150 > 100))
             .count();
-        let script = Script(Mutex::new(vec![Ok(params)]));
+        let script = Script::new(vec![Ok(params)]);
         let mut r = Refresher::new(script, Duration::from_secs(60), Duration::from_secs(10));
         let shared = r.shared();
         assert!(matches!(
@@ -617,6 +701,10 @@ mod tests {
     impl Source for Slow {
         async fn fetch(&self) -> Result<Fetched, SourceError> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            Err(down())
+        }
+
+        async fn still_present(&self, _: &[String]) -> Result<Vec<String>, SourceError> {
             Err(down())
         }
     }

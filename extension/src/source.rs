@@ -24,27 +24,33 @@ pub struct Fetched {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     /// SSM throttled the request (its default quota is 40 requests/s per account and region).
-    #[error("SSM throttled GetParametersByPath on {path}: {message}")]
+    #[error("SSM throttled {action} on {path}: {message}")]
     Throttled {
-        /// The path being read.
+        /// The SSM action.
+        action: &'static str,
+        /// The path (or parameters) being read.
         path: String,
         /// SSM's message.
         message: String,
     },
     /// The function's role may not read the path.
     #[error(
-        "access denied reading {path}: {message} (the role needs ssm:GetParametersByPath on it, and kms:Decrypt for SecureString flags)"
+        "access denied: {action} on {path}: {message} (the role needs ssm:GetParametersByPath on the path, ssm:GetParameters on the parameters under it, and kms:Decrypt for SecureString flags)"
     )]
     AccessDenied {
-        /// The path being read.
+        /// The SSM action.
+        action: &'static str,
+        /// The path (or parameters) being read.
         path: String,
         /// SSM's message.
         message: String,
     },
     /// SSM answered with another error.
-    #[error("SSM error {code} on {path}: {message}")]
+    #[error("SSM error {code} from {action} on {path}: {message}")]
     Service {
-        /// The path being read.
+        /// The SSM action.
+        action: &'static str,
+        /// The path (or parameters) being read.
         path: String,
         /// The AWS error code, or the HTTP status.
         code: String,
@@ -61,12 +67,26 @@ pub enum SourceError {
         /// What failed.
         message: String,
     },
-    /// SSM answered with no parameters at all while the last good fetch had some: applied only
-    /// once a second fetch confirms it, so a truncated answer never wipes every flag.
+    /// An answer without a `Parameters` array: real SSM always sends one, so this is a
+    /// truncated or mangled answer, never "no parameters".
     #[error(
-        "SSM returned no parameters under the configured paths, where the last fetch had {0}: keeping them until the next fetch confirms"
+        "SSM answered GetParametersByPath on {path} without a Parameters array: a malformed answer, not taken as \"no parameters\""
     )]
-    SuddenlyEmpty(usize),
+    Malformed {
+        /// The path being read.
+        path: String,
+    },
+    /// The listing left out flags that SSM still has when asked for them by name: a partial
+    /// answer, never taken as the whole truth.
+    #[error(
+        "SSM's listing left out {vanished} flag(s) that GetParameters still finds (e.g. {example}): an incomplete answer; keeping the last good flags"
+    )]
+    Incomplete {
+        /// Flags the listing left out.
+        vanished: usize,
+        /// One parameter the listing left out that still exists.
+        example: String,
+    },
     /// The whole fetch did not finish within the refresh timeout.
     #[error("SSM did not answer within {0:?} (SSM_FLAGS_REFRESH_TIMEOUT_MS)")]
     Timeout(Duration),
@@ -79,7 +99,8 @@ impl SourceError {
             Self::Throttled { .. }
             | Self::Unreachable { .. }
             | Self::Timeout(_)
-            | Self::SuddenlyEmpty(_) => true,
+            | Self::Malformed { .. }
+            | Self::Incomplete { .. } => true,
             Self::Service { transient, .. } => *transient,
             Self::AccessDenied { .. } => false,
         }
@@ -90,7 +111,18 @@ impl SourceError {
 pub trait Source: Send + Sync {
     /// Fetches every parameter under the configured paths.
     fn fetch(&self) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
+
+    /// Which of `names` (full parameter names, at most [`VERIFY_AT_MOST`]) still exist: asked by
+    /// name, to check a listing that left them out.
+    fn still_present(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
 }
+
+/// `GetParameters` takes at most 10 names: a listing that left out flags is checked with up to
+/// this many of them, spread over the ones that vanished.
+pub const VERIFY_AT_MOST: usize = 10;
 
 /// Parameter Store, through `aws-sdk-ssm`.
 #[derive(Debug, Clone)]
@@ -139,8 +171,13 @@ impl SsmSource {
                 .send()
                 .await;
             into.calls += 1;
-            let page = page.map_err(|e| classify(path.as_str(), e))?;
-            for p in page.parameters() {
+            let page = page.map_err(|e| classify(LIST, path.as_str(), e))?;
+            let Some(parameters) = page.parameters.as_deref() else {
+                return Err(SourceError::Malformed {
+                    path: path.to_string(),
+                });
+            };
+            for p in parameters {
                 let Some(name) = p.name() else { continue };
                 let Some(flag) = path.flag_name(name) else {
                     // Not an answer SSM gives; a flag cannot be named outside its path.
@@ -174,14 +211,36 @@ impl Source for SsmSource {
             parameters: Vec::new(),
             calls: 0,
         };
+        // Every path or none: one failing path fails the whole fetch, so a mix of fresh and
+        // missing flags is never published.
         for path in &self.paths {
             self.fetch_path(path, &mut fetched).await?;
         }
         Ok(fetched)
     }
+
+    async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {
+        let asked = names.get(..VERIFY_AT_MOST).unwrap_or(names);
+        let answer = self
+            .client
+            .get_parameters()
+            .set_names(Some(asked.to_vec()))
+            .with_decryption(false)
+            .send()
+            .await
+            .map_err(|e| classify("GetParameters", &asked.join(","), e))?;
+        Ok(answer
+            .parameters()
+            .iter()
+            .filter_map(|p| p.name().map(str::to_owned))
+            .collect())
+    }
 }
 
-fn classify<E, R>(path: &str, error: SdkError<E, R>) -> SourceError
+/// The listing action.
+const LIST: &str = "GetParametersByPath";
+
+fn classify<E, R>(action: &'static str, path: &str, error: SdkError<E, R>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -196,12 +255,21 @@ where
                 "ThrottlingException"
                 | "TooManyRequestsException"
                 | "ThrottledException"
-                | "RequestLimitExceeded" => SourceError::Throttled { path, message },
+                | "RequestLimitExceeded" => SourceError::Throttled {
+                    action,
+                    path,
+                    message,
+                },
                 "AccessDeniedException"
                 | "UnrecognizedClientException"
                 | "InvalidSignatureException"
-                | "ExpiredTokenException" => SourceError::AccessDenied { path, message },
+                | "ExpiredTokenException" => SourceError::AccessDenied {
+                    action,
+                    path,
+                    message,
+                },
                 _ => SourceError::Service {
+                    action,
                     transient: code == "InternalServerError"
                         || code == "ServiceUnavailable"
                         || code == "Unknown",
@@ -244,6 +312,7 @@ mod tests {
         assert!(SourceError::Timeout(Duration::from_secs(2)).is_transient());
         assert!(
             SourceError::Throttled {
+                action: LIST,
                 path: path.clone(),
                 message: String::new()
             }
@@ -251,6 +320,7 @@ mod tests {
         );
         assert!(
             !SourceError::AccessDenied {
+                action: LIST,
                 path: path.clone(),
                 message: String::new()
             }
@@ -258,6 +328,7 @@ mod tests {
         );
         assert!(
             !SourceError::Service {
+                action: LIST,
                 path,
                 code: "ValidationException".into(),
                 message: String::new(),

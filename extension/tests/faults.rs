@@ -357,3 +357,68 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
         "{runtime_log}"
     );
 }
+
+/// Issue 11 §1: a listing that is malformed (`{}`), emptied (`{"Parameters": []}`) or cut short
+/// after its first page, for three max ages, never removes or changes a flag; a genuine deletion
+/// of every flag still takes effect, once SSM confirms it by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_listings_for_three_max_ages_never_remove_a_flag_but_deletions_apply() {
+    let (moto, proxy) = setup().await;
+    let f = common::start(proxy.port, 1, FreezeMode::None).await;
+    assert_all_known(
+        &f.check("alice", "us-east-1", &names()).await,
+        "before faults",
+    );
+    for fault in [
+        Fault::EmptyAnswer,
+        Fault::EmptyList,
+        Fault::TruncateAfterFirstPage,
+    ] {
+        proxy.set(fault);
+        let started = Instant::now();
+        let mut noticed = false;
+        while started.elapsed() < Duration::from_secs(3) {
+            let r = f.check("alice", "us-east-1", &names()).await;
+            assert_all_known(&r, &format!("during {fault:?}"));
+            assert_eq!(r["snapshot_version"], 1, "{fault:?}: no new snapshot");
+            noticed |= r["status"] == "stale";
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(noticed, "{fault:?}: the handler saw the flags marked stale");
+        proxy.set(Fault::Pass);
+        let (back, took) = until(&f, Duration::from_secs(5), |r| r["status"] == "ok").await;
+        println!("{fault:?} for 3 s: every flag kept; fresh again {took:?} after");
+        assert_all_known(&back, &format!("after {fault:?}"));
+    }
+    let log = f.extension.log();
+    assert!(log.contains("without a Parameters array"), "{log}");
+    assert!(log.contains("GetParameters still finds"), "{log}");
+
+    // An operator deletes every flag: SSM confirms by name that they are gone.
+    let ssm = common::ssm_client(moto.port);
+    let all: Vec<String> = names()
+        .into_iter()
+        .map(|n| format!("{}/{n}", common::PATH))
+        .collect();
+    for chunk in all.chunks(10) {
+        ssm.delete_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("delete");
+    }
+    let (gone, took) = until(&f, Duration::from_secs(5), |r| {
+        r["status"] == "ok" && r["snapshot_version"] != 1
+    })
+    .await;
+    println!("a genuine deletion of every flag applied {took:?} after it was made");
+    for name in names() {
+        assert_eq!(gone["flags"][&name], false, "{name}: {gone}");
+        assert!(
+            gone["reasons"][&name]
+                .as_str()
+                .is_some_and(|r| r.contains("not found")),
+            "{name}: {gone}"
+        );
+    }
+}

@@ -29,8 +29,15 @@ pub enum Fault {
     Slow(Duration),
     /// Reset the connection without answering.
     Reset,
-    /// Answer `200 {}`: a truncated answer that parses as "no parameters".
+    /// Answer `200 {}`: a malformed answer (no `Parameters` array) that an SDK parses as "no
+    /// parameters".
     EmptyAnswer,
+    /// Answer every `GetParametersByPath` with a well-formed `200 {"Parameters": []}`; other
+    /// actions (`GetParameters`) pass. A listing that says "nothing" while the flags exist.
+    EmptyList,
+    /// Answer the `GetParametersByPath` requests that carry a `NextToken` (pages after the first)
+    /// with `200 {"Parameters": []}` and no token: a listing cut short without an error.
+    TruncateAfterFirstPage,
     /// Forward at most this many requests per second; answer the excess `ThrottlingException`
     /// (SSM's default quota is 40 per second).
     RateLimit(u32),
@@ -168,10 +175,33 @@ fn throttled(state: &State) -> Response<Full<Bytes>> {
     )
 }
 
+fn ok_json(body: &'static [u8]) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body)));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    response
+}
+
+/// The SSM action of a JSON 1.1 request (`X-Amz-Target: AmazonSSM.<Action>`).
+fn action<B>(request: &Request<B>) -> &str {
+    request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("AmazonSSM."))
+        .unwrap_or_default()
+}
+
 /// Answers `None` to reset the connection.
 async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     state.counts.requests.fetch_add(1, Ordering::Relaxed);
     let fault = state.fault.lock().map(|f| *f).unwrap_or(Fault::Pass);
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    let request = Request::from_parts(parts, body);
+    let listing = action(&request) == "GetParametersByPath";
     match fault {
         Fault::Pass => {}
         Fault::Throttle(share) => {
@@ -192,14 +222,14 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
             state.counts.resets.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        Fault::EmptyAnswer => {
-            let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
-            response.headers_mut().insert(
-                "content-type",
-                HeaderValue::from_static("application/x-amz-json-1.1"),
-            );
-            return Some(response);
+        Fault::EmptyAnswer => return Some(ok_json(b"{}")),
+        Fault::EmptyList if listing => return Some(ok_json(br#"{"Parameters":[]}"#)),
+        Fault::TruncateAfterFirstPage
+            if listing && String::from_utf8_lossy(request.body()).contains("\"NextToken\"") =>
+        {
+            return Some(ok_json(br#"{"Parameters":[]}"#));
         }
+        Fault::EmptyList | Fault::TruncateAfterFirstPage => {}
         Fault::RateLimit(per_second) => {
             let allowed = state.window.lock().map(|mut w| {
                 if w.started.elapsed() >= Duration::from_secs(1) {
@@ -227,9 +257,8 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
     })
 }
 
-async fn forward(upstream: u16, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+async fn forward(upstream: u16, request: Request<Bytes>) -> Option<Response<Full<Bytes>>> {
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.ok()?.to_bytes();
     let stream = TcpStream::connect(("127.0.0.1", upstream)).await.ok()?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
