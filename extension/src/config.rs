@@ -50,7 +50,8 @@ pub enum LogFormat {
 pub struct Config {
     /// `SSM_FLAGS_PATH` (required): comma-separated SSM paths, each starting with `/`, e.g.
     /// `/myapp/prod/features`. A flag's name is its parameter name relative to its path
-    /// (see [`flags::path`]).
+    /// (see [`flags::path`]). Paths may not overlap, and `/` (every parameter of the account and
+    /// region, decrypted) needs `SSM_FLAGS_ALLOW_ROOT_PATH=true`.
     pub paths: Vec<FlagPath>,
     /// `SSM_FLAGS_MAX_AGE` (seconds, default 60): an INVOKE refreshes a snapshot older than this.
     pub max_age: Duration,
@@ -80,13 +81,36 @@ impl Config {
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |var: &str| vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty());
         let paths = parse_paths(get("SSM_FLAGS_PATH"))?;
+        let allow_root = match get("SSM_FLAGS_ALLOW_ROOT_PATH") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => return Err(invalid("SSM_FLAGS_ALLOW_ROOT_PATH", v, "use true or false")),
+        };
+        if !allow_root && paths.iter().any(FlagPath::is_root) {
+            return Err(invalid(
+                "SSM_FLAGS_PATH",
+                get("SSM_FLAGS_PATH").unwrap_or_default(),
+                "\"/\" reads (and decrypts) every parameter of the account in this region; set SSM_FLAGS_ALLOW_ROOT_PATH=true if that is meant",
+            ));
+        }
         let max_age = match get("SSM_FLAGS_MAX_AGE") {
             None => DEFAULT_MAX_AGE,
             Some(v) => Duration::from_secs(parse_number("SSM_FLAGS_MAX_AGE", v, 0, 86_400)?),
         };
         let port = match get("SSM_FLAGS_PORT") {
             None => DEFAULT_PORT,
-            Some(v) => parse_port("SSM_FLAGS_PORT", v)?,
+            Some(v) => match parse_port("SSM_FLAGS_PORT", v)? {
+                // AWS's own extensions (the Parameters and Secrets extension, and AppConfig's).
+                2772 | 2773 => {
+                    return Err(invalid(
+                        "SSM_FLAGS_PORT",
+                        v,
+                        "2772 and 2773 belong to AWS's own extensions; pick another port",
+                    ));
+                }
+                port => port,
+            },
         };
         let refresh_timeout = match get("SSM_FLAGS_REFRESH_TIMEOUT_MS") {
             None => DEFAULT_REFRESH_TIMEOUT,
@@ -210,16 +234,51 @@ mod tests {
     }
 
     #[test]
-    fn root_path_is_allowed() {
+    fn root_path_needs_an_explicit_allow() {
+        let err = config(&[("SSM_FLAGS_PATH", "/")]).expect_err("refused");
+        assert!(
+            err.to_string().starts_with(
+                "SSM_FLAGS_PATH=\"/\" is invalid: \"/\" reads (and decrypts) every parameter"
+            ),
+            "{err}"
+        );
         assert_eq!(
-            config(&[("SSM_FLAGS_PATH", "/")]).expect("valid").paths,
+            config(&[
+                ("SSM_FLAGS_PATH", "/"),
+                ("SSM_FLAGS_ALLOW_ROOT_PATH", "true")
+            ])
+            .expect("valid")
+            .paths,
             [FlagPath::root()]
+        );
+        assert!(
+            config(&[
+                ("SSM_FLAGS_PATH", "/a"),
+                ("SSM_FLAGS_ALLOW_ROOT_PATH", "yes")
+            ])
+            .is_err()
         );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 13] = [
+            (
+                &[("SSM_FLAGS_PATH", "/a,/a/b")],
+                "SSM_FLAGS_PATH=\"/a,/a/b\" is invalid: paths \"/a\" and \"/a/b\" overlap: \"/a/b\" is inside \"/a\"",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/my app")],
+                "SSM_FLAGS_PATH=\"/my app\" is invalid: path \"/my app\" must not contain '//' or spaces",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/aws/flags")],
+                "SSM_FLAGS_PATH=\"/aws/flags\" is invalid: path \"/aws/flags\" is not a valid SSM path: names may not begin with 'aws' or 'ssm'",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_PORT", "2773")],
+                "SSM_FLAGS_PORT=\"2773\" is invalid: 2772 and 2773 belong to AWS's own extensions; pick another port",
+            ),
             (
                 &[],
                 "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features",

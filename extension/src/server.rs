@@ -9,6 +9,7 @@
 //! When a token is configured (`AWS_SESSION_TOKEN`, always set in Lambda), every request must
 //! carry it in `X-SSM-Flags-Token`, as AWS's own extensions require, against SSRF.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -152,7 +153,7 @@ fn one_flag(served: &Served, encoded: &str, query: Option<&str>) -> Response<Ful
     };
     let mut user_id: Option<String> = None;
     let mut region: Option<String> = None;
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+    for (key, value) in query_pairs(query.unwrap_or_default()) {
         match key.as_ref() {
             "user_id" => user_id = Some(value.into_owned()),
             "region" => region = Some(value.into_owned()),
@@ -178,6 +179,19 @@ fn one_flag(served: &Served, encoded: &str, query: Option<&str>) -> Response<Ful
         StatusCode::OK,
         &EvaluationDoc::new(&name, evaluation, value),
     )
+}
+
+/// The `key=value` pairs of a query string, percent-decoded as RFC 3986 says: `+` is a literal
+/// plus (`a+b@x.com` is that user), not a space as in HTML forms.
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    let decode = |text| percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(move |pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
 }
 
 fn health(served: &Served) -> Response<Full<Bytes>> {
@@ -376,6 +390,48 @@ mod tests {
         assert_eq!(
             (body["enabled"].clone(), body["reason"].clone()),
             (json!(false), json!("error"))
+        );
+    }
+
+    #[test]
+    fn a_plus_in_the_query_is_a_plus_and_an_empty_user_is_no_user() {
+        let api = api(None);
+        // checkout/v2 allows only "alice"; a user named "a+b@x.com" is not "a b@x.com".
+        let plus = |q: &str| {
+            get(
+                &api,
+                &format!("{FLAG_PATH_PREFIX}checkout%2Fv2?user_id={q}"),
+                &[],
+            )
+            .1
+        };
+        assert_eq!(
+            plus("a+b@x.com")["detail"],
+            "user is not in `allowed_user_ids`"
+        );
+        assert_eq!(
+            query_pairs("user_id=a+b%40x.com&region=us%2Deast-1&flag").collect::<Vec<_>>(),
+            [
+                (Cow::from("user_id"), Cow::from("a+b@x.com")),
+                (Cow::from("region"), Cow::from("us-east-1")),
+                (Cow::from("flag"), Cow::from("")),
+            ]
+        );
+        // new-analytics is a 25% rollout: an empty user id is no user (off), never one bucket.
+        let (_, body, _) = get(
+            &api,
+            &format!("{FLAG_PATH_PREFIX}new-analytics?user_id=&region=us-east-1"),
+            &[],
+        );
+        assert_eq!(
+            (body["enabled"].clone(), body["reason"].clone()),
+            (json!(false), json!("rollout"))
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("no user id")),
+            "{body}"
         );
     }
 

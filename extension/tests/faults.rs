@@ -307,7 +307,45 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
     );
 
     // A new extension comes up on the same port (registered with its own emulator: this one
-    // accepts registrations only during init) with a changed flag; the handler resumes from it.
+    // accepts registrations only during init). First while SSM fails: it serves an empty,
+    // degraded snapshot, which must never replace the flags the handler holds (issue 11 §5).
+    let sim_degraded = lambda_simulator::Simulator::builder()
+        .build()
+        .await
+        .expect("emulator for the degraded extension");
+    let mut env = common::function_env(proxy.port, common::PATH, f.flags_port, 60);
+    env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
+    proxy.set(Fault::ServerError);
+    let mut degraded = common::spawn(
+        &sim_degraded,
+        &testkit::lambda::extension_binary(),
+        &env,
+        "ext-degraded",
+    );
+    let started = Instant::now();
+    loop {
+        let health =
+            common::http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, common::TOKEN)]).await;
+        if matches!(health, Ok((200, ref body)) if body.contains("\"degraded\"")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "degraded extension not up:\n{}",
+            degraded.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..2 {
+        let r = answer(&f).await;
+        assert_all_known(&r, "with a restarted extension that has no flags yet");
+        assert_eq!(r["status"], "ok", "the held snapshot: {r}");
+    }
+    let _ = degraded.child.kill();
+    let _ = degraded.child.wait();
+    proxy.set(Fault::Pass);
+
+    // Then a new extension with SSM working and a changed flag: the handler resumes from it.
     common::put(
         &common::ssm_client(moto.port),
         "dark-mode",
@@ -319,14 +357,7 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
         .build()
         .await
         .expect("second emulator");
-    let mut env = common::function_env(proxy.port, common::PATH, f.flags_port, 60);
-    env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
-    let replacement = common::spawn(
-        &sim2,
-        std::path::Path::new(env!("CARGO_BIN_EXE_ssm-flags")),
-        &env,
-        "ext2",
-    );
+    let replacement = common::spawn(&sim2, &testkit::lambda::extension_binary(), &env, "ext2");
     let started = Instant::now();
     loop {
         let health =

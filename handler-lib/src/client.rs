@@ -21,7 +21,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +55,12 @@ pub enum Synced {
         /// How current it is.
         status: Status,
     },
+    /// The extension answered a snapshot no better than the one held (see
+    /// [`Snapshot::supersedes`]): say, a restarted extension with no flags yet. The held one stays.
+    Kept {
+        /// The status of the snapshot declined.
+        declined: Status,
+    },
     /// The extension could not be used; the flags already held stay.
     Unavailable,
 }
@@ -81,6 +87,8 @@ enum SyncError {
 struct Connection {
     sender: Option<SendRequest<Empty<Bytes>>>,
     etag: Option<HeaderValue>,
+    /// The outcome of the last sync, shared with the syncs that waited for it.
+    last: Option<Synced>,
 }
 
 /// A client of the extension's local API.
@@ -89,6 +97,8 @@ pub struct Client {
     token: Option<HeaderValue>,
     timeout: Duration,
     connection: Mutex<Connection>,
+    /// Syncs completed: a sync that waited while another ran shares that one's outcome.
+    completed: AtomicU64,
     outage_logged: AtomicBool,
 }
 
@@ -110,6 +120,7 @@ impl Client {
             token: token.and_then(|t| HeaderValue::from_str(t).ok()),
             timeout,
             connection: Mutex::new(Connection::default()),
+            completed: AtomicU64::new(0),
             outage_logged: AtomicBool::new(false),
         }
     }
@@ -134,12 +145,35 @@ impl Client {
         self.connection.lock().await.etag = None;
     }
 
-    /// Fetches the snapshot if it changed and installs it into `store`.
+    /// Fetches the snapshot if it changed and installs it into `store` if it is better than the
+    /// one held. Gives up within the client timeout counted from this call, waiting for another
+    /// task's sync included; syncs that overlap share one request.
     pub async fn sync_into(&self, store: &Store) -> Synced {
-        let mut connection = self.connection.lock().await;
-        let result = tokio::time::timeout(self.timeout, self.fetch(&mut connection))
-            .await
-            .unwrap_or(Err(SyncError::Timeout(self.timeout)));
+        let ticket = self.completed.load(Ordering::Acquire);
+        let synced = tokio::time::timeout(self.timeout, async {
+            let mut connection = self.connection.lock().await;
+            if let Some(last) = connection.last
+                && self.completed.load(Ordering::Acquire) != ticket
+            {
+                // Another sync finished while this one waited: its answer is as fresh.
+                return last;
+            }
+            let result = self.fetch(&mut connection).await;
+            let synced = self.apply(result, &mut connection, store);
+            connection.last = Some(synced);
+            self.completed.fetch_add(1, Ordering::Release);
+            synced
+        })
+        .await;
+        synced.unwrap_or_else(|_| self.failed(SyncError::Timeout(self.timeout)))
+    }
+
+    fn apply(
+        &self,
+        result: Result<Answer, SyncError>,
+        connection: &mut Connection,
+        store: &Store,
+    ) -> Synced {
         match result {
             Ok(Answer::Unchanged { fetched_at }) => {
                 self.recovered();
@@ -159,26 +193,41 @@ impl Client {
                     snapshot.mark_fetched(at);
                 }
                 let (version, status) = (snapshot.version(), snapshot.status());
+                // Its tag is kept either way: a declined snapshot is not fetched again.
+                connection.etag = etag;
+                let held = store.pin();
+                if !snapshot.supersedes(&held) {
+                    tracing::warn!(
+                        declined = %status,
+                        held = %held.status(),
+                        flags = held.len(),
+                        "the extension's snapshot is no better than the flags held: keeping them"
+                    );
+                    return Synced::Kept { declined: status };
+                }
                 let previous = store.install(snapshot);
                 if previous.status() != status {
                     log_status(&store.pin());
                 }
-                connection.etag = etag;
                 Synced::Updated { version, status }
             }
             Err(error) => {
                 // A broken connection is not reused; the next sync reconnects.
                 connection.sender = None;
-                tracing::debug!(%error, "flags sync failed");
-                if !self.outage_logged.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        %error,
-                        "ssm-flags extension unavailable: serving the flags already held (defaults if none); will retry each invocation"
-                    );
-                }
-                Synced::Unavailable
+                self.failed(error)
             }
         }
+    }
+
+    fn failed(&self, error: SyncError) -> Synced {
+        tracing::debug!(%error, "flags sync failed");
+        if !self.outage_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %error,
+                "ssm-flags extension unavailable: serving the flags already held (defaults if none); will retry each invocation"
+            );
+        }
+        Synced::Unavailable
     }
 
     fn recovered(&self) {
@@ -384,6 +433,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -558,6 +608,116 @@ mod tests {
             }
         );
         assert!(!store.get("a").enabled());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_extensions_empty_snapshot_never_replaces_held_flags() {
+        let held = format!(
+            r#"{{"version": 3, "status": "ok", "fetched_at": "{}", "flags": {{"kill-switch": {{"value": true}}}}}}"#,
+            crate::wire::rfc3339(SystemTime::now())
+        );
+        let restarted = r#"{"version": 0, "status": "degraded", "flags": {}}"#;
+        let client = client_of(vec![
+            response("200 OK", &[("etag", "\"a-3-ok\"")], &held),
+            response("200 OK", &[("etag", "\"b-0-degraded\"")], restarted),
+            response("304 Not Modified", &[("etag", "\"b-0-degraded\"")], ""),
+        ])
+        .await;
+        let store = Store::default();
+        client.sync_into(&store).await;
+        assert!(store.get("kill-switch").enabled());
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Kept {
+                declined: Status::Degraded
+            }
+        );
+        assert!(store.get("kill-switch").enabled(), "the held flag stays on");
+        assert_eq!(store.pin().status(), Status::Ok);
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Unchanged,
+            "the declined snapshot's tag is kept: it is not fetched again"
+        );
+    }
+
+    /// A server answering every request with `body` after `delay`, counting requests.
+    async fn slow_counting(delay: Duration, body: &'static str) -> (u16, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(delay).await;
+                        let answer = response("200 OK", &[("etag", "\"s\"")], body);
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        (port, requests)
+    }
+
+    async fn concurrent_syncs(client: Client, n: usize) -> Vec<(Synced, Duration)> {
+        let (client, store) = (Arc::new(client), Arc::new(Store::default()));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (client, store) = (Arc::clone(&client), Arc::clone(&store));
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    (client.sync_into(&store).await, started.elapsed())
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("sync task"));
+        }
+        outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_syncs_share_one_request() {
+        let (port, requests) = slow_counting(Duration::from_millis(100), BODY).await;
+        let outcomes = concurrent_syncs(Client::new(port, None, Duration::from_secs(5)), 20).await;
+        assert_eq!(
+            requests.load(Ordering::Relaxed),
+            1,
+            "one request for 20 syncs"
+        );
+        assert!(
+            outcomes.iter().all(|(s, _)| *s
+                == Synced::Updated {
+                    version: 4,
+                    status: Status::Ok
+                }),
+            "{outcomes:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_sync_gives_up_within_the_timeout_counted_from_its_call() {
+        // Answers after an hour: a hung extension.
+        let (port, _) = slow_counting(Duration::from_secs(3600), BODY).await;
+        let timeout = Duration::from_millis(50);
+        let outcomes = concurrent_syncs(Client::new(port, None, timeout), 20).await;
+        for (synced, took) in outcomes {
+            assert_eq!(synced, Synced::Unavailable);
+            // Before: each waited for the others' timeouts too (20 x 50 ms = 1 s).
+            assert!(
+                took < Duration::from_millis(600),
+                "{took:?} for a 50 ms bound"
+            );
+        }
     }
 
     #[tokio::test]

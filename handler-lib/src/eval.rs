@@ -38,9 +38,10 @@ impl<'a> Context<'a> {
         Self::new().with_user(user_id)
     }
 
-    /// Sets the user id (bucketing, allow- and exclude-lists use it).
+    /// Sets the user id (bucketing, allow- and exclude-lists use it). An empty id is no user:
+    /// anonymous traffic must not become one shared bucket.
     pub fn with_user(mut self, user_id: &'a str) -> Self {
-        self.user_id = Some(user_id);
+        self.user_id = (!user_id.is_empty()).then_some(user_id);
         self
     }
 
@@ -361,6 +362,32 @@ mod tests {
         assert_eq!(
             eval(flag, &Context::new().with_region("US-EAST-1")),
             Evaluation::new(false, Reason::Region)
+        );
+    }
+
+    #[test]
+    fn an_empty_user_id_is_no_user() {
+        assert_eq!(Context::user("").user_id(), None);
+        let rollout = r#"{"enabled": true, "rollout_percentage": 99}"#;
+        assert_eq!(
+            eval(rollout, &Context::user("")),
+            Evaluation::new(
+                false,
+                Reason::Rollout {
+                    bucket: None,
+                    percentage: 99.0
+                }
+            )
+        );
+        let listed = r#"{"enabled": true, "allowed_user_ids": [""]}"#;
+        assert_eq!(
+            eval(listed, &Context::user("")),
+            Evaluation::new(false, Reason::AllowList)
+        );
+        let excluded = r#"{"enabled": true, "excluded_user_ids": [""]}"#;
+        assert_eq!(
+            eval(excluded, &Context::user("")),
+            Evaluation::new(true, Reason::Enabled)
         );
     }
 

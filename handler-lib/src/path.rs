@@ -20,7 +20,27 @@ pub enum PathError {
     /// A path with an empty segment (`//`) or whitespace.
     #[error("path {0:?} must not contain '//' or spaces")]
     Malformed(String),
+    /// A path SSM would reject: characters other than `a-zA-Z0-9_.-/`, a first segment that
+    /// starts with `aws` or `ssm`, or more than 15 levels.
+    #[error("path {path:?} is not a valid SSM path: {reason}")]
+    NotSsm {
+        /// The path.
+        path: String,
+        /// What SSM does not allow.
+        reason: &'static str,
+    },
+    /// Two paths of which one holds the other: the same parameters would be two flags.
+    #[error("paths {outer:?} and {inner:?} overlap: {inner:?} is inside {outer:?}")]
+    Overlapping {
+        /// The path that holds the other.
+        outer: String,
+        /// The path inside it.
+        inner: String,
+    },
 }
+
+/// SSM's limit on the levels of a parameter hierarchy.
+const MAX_DEPTH: usize = 15;
 
 /// A normalised parameter path under which every parameter is a flag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,22 +65,63 @@ impl FlagPath {
         if trimmed.contains("//") || path.chars().any(char::is_whitespace) {
             return Err(PathError::Malformed(path.to_owned()));
         }
+        let not_ssm = |reason| PathError::NotSsm {
+            path: path.to_owned(),
+            reason,
+        };
+        // https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/');
+        if !trimmed.chars().all(allowed) {
+            return Err(not_ssm(
+                "only a-z, A-Z, 0-9, '_', '.', '-' and '/' are allowed",
+            ));
+        }
+        let first = trimmed.trim_start_matches('/').to_ascii_lowercase();
+        if first.starts_with("aws") || first.starts_with("ssm") {
+            return Err(not_ssm("names may not begin with 'aws' or 'ssm'"));
+        }
+        if trimmed.matches('/').count() > MAX_DEPTH {
+            return Err(not_ssm("a hierarchy has at most 15 levels"));
+        }
         Ok(match trimmed {
             "" => Self::root(),
             trimmed => Self(trimmed.to_owned()),
         })
     }
 
-    /// Parses a comma-separated list of paths, dropping repeats (first one kept).
+    /// Whether `other` is this path or inside it.
+    pub fn contains(&self, other: &FlagPath) -> bool {
+        *self == *other || self.flag_name(&other.0).is_some()
+    }
+
+    /// Parses a comma-separated list of paths, dropping repeats (first one kept). Paths that
+    /// overlap (`/a` and `/a/b`) are refused: a parameter would be two flags.
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, PathError> {
         let mut paths: Vec<Self> = Vec::new();
         for part in raw.split(',') {
             let path = Self::parse(part)?;
-            if !paths.contains(&path) {
-                paths.push(path);
+            if paths.contains(&path) {
+                continue;
             }
+            if let Some(other) = paths.iter().find(|p| p.contains(&path) || path.contains(p)) {
+                let (outer, inner) = if other.contains(&path) {
+                    (other, &path)
+                } else {
+                    (&path, other)
+                };
+                return Err(PathError::Overlapping {
+                    outer: outer.to_string(),
+                    inner: inner.to_string(),
+                });
+            }
+            paths.push(path);
         }
         Ok(paths)
+    }
+
+    /// Whether this is the root path `/` (every parameter of the account and region).
+    pub fn is_root(&self) -> bool {
+        self.0 == "/"
     }
 
     /// The normalised path.
@@ -129,6 +190,54 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn paths_ssm_would_reject_are_refused() {
+        for bad in [
+            "/a:b",
+            "/a/é",
+            "/a/b*",
+            "/aws/features",
+            "/SSM-flags",
+            "/a?x",
+        ] {
+            assert!(
+                matches!(FlagPath::parse(bad), Err(PathError::NotSsm { .. })),
+                "{bad:?}"
+            );
+        }
+        let deep = "/a".repeat(16);
+        assert!(matches!(
+            FlagPath::parse(&deep),
+            Err(PathError::NotSsm { .. })
+        ));
+        assert!(FlagPath::parse(&"/a".repeat(15)).is_ok());
+        assert!(FlagPath::parse("/my_app-1.0/prod/features").is_ok());
+        assert!(
+            FlagPath::parse("/app/awsome").is_ok(),
+            "only the first segment"
+        );
+    }
+
+    #[test]
+    fn overlapping_paths_are_refused() {
+        assert_eq!(
+            FlagPath::parse_list("/a,/a/b").map_err(|e| e.to_string()),
+            Err("paths \"/a\" and \"/a/b\" overlap: \"/a/b\" is inside \"/a\"".to_owned())
+        );
+        assert!(matches!(
+            FlagPath::parse_list("/a/b/c,/a"),
+            Err(PathError::Overlapping { .. })
+        ));
+        assert!(matches!(
+            FlagPath::parse_list("/,/a"),
+            Err(PathError::Overlapping { .. })
+        ));
+        assert!(
+            FlagPath::parse_list("/a,/ab").is_ok(),
+            "siblings sharing a prefix"
+        );
     }
 
     #[test]

@@ -229,6 +229,22 @@ impl Snapshot {
             .fetch_max(epoch_ms(at), Ordering::Relaxed);
     }
 
+    /// Whether this snapshot should replace `held`: a handler keeps what it has unless it gets
+    /// something better. Fetched snapshots (`ok`, `stale`) rank above a deployed file
+    /// (`fallback`), which ranks above no flags (`degraded`); among fetched ones, the later last
+    /// successful fetch wins (a tie goes to the newcomer: same fetch, newer status). Version
+    /// counters are not compared: they restart with the extension. So a restarted extension's
+    /// empty, degraded snapshot never replaces flags a handler holds, and a stale one replaces
+    /// only an older one.
+    pub fn supersedes(&self, held: &Snapshot) -> bool {
+        let rank = |s: &Snapshot| match s.status {
+            Status::Degraded if s.is_empty() => (0, None),
+            Status::Degraded | Status::Fallback => (1, None),
+            Status::Ok | Status::Stale => (2, s.fetched_at()),
+        };
+        rank(self) >= rank(held)
+    }
+
     /// The content version: 0 for the empty snapshot, then increasing with each change.
     pub fn version(&self) -> u64 {
         self.version
@@ -499,6 +515,35 @@ mod tests {
         assert_eq!(store.version(), 1);
         // The pinned snapshot still answers as before the swap.
         assert!(!pinned.get("dark-mode").enabled());
+    }
+
+    #[test]
+    fn a_handler_keeps_what_it_has_unless_it_gets_something_better() {
+        let at = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000 + s));
+        let ok = |v, t| Snapshot::new(v, Status::Ok, [entry("x", "true")]).with_fetched_at(at(t));
+        let stale =
+            |v, t| Snapshot::new(v, Status::Stale, [entry("x", "true")]).with_fetched_at(at(t));
+        let degraded = Snapshot::empty();
+        let fallback = Snapshot::new(1, Status::Fallback, [entry("x", "false")]);
+        // A restarted extension with nothing yet never replaces held flags, whatever its version.
+        assert!(!degraded.supersedes(&ok(7, 10)));
+        assert!(!degraded.supersedes(&fallback));
+        assert!(ok(1, 10).supersedes(&degraded));
+        // A stale snapshot replaces only an older one; fetch times decide, not versions.
+        assert!(!stale(9, 5).supersedes(&ok(2, 10)));
+        assert!(
+            stale(1, 10).supersedes(&ok(2, 10)),
+            "same fetch, now known stale"
+        );
+        assert!(stale(1, 20).supersedes(&ok(2, 10)));
+        assert!(
+            ok(1, 20).supersedes(&stale(5, 10)),
+            "a restarted extension's fresh fetch"
+        );
+        // Any fetched snapshot ranks above a deployed file, which ranks above nothing.
+        assert!(stale(1, 0).supersedes(&fallback));
+        assert!(!fallback.supersedes(&ok(1, 0)));
+        assert!(fallback.supersedes(&degraded));
     }
 
     #[test]
