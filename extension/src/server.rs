@@ -21,7 +21,7 @@ use flags::wire::{
     ErrorDoc, EvaluationDoc, FETCHED_AT_HEADER, FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH,
     HealthDoc, TOKEN_HEADER, rfc3339,
 };
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -58,6 +58,13 @@ impl Api {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
         }
+        if !loopback_host(request) {
+            // A page in a browser can reach 127.0.0.1 by DNS rebinding; its Host is its own name.
+            return error(
+                StatusCode::FORBIDDEN,
+                "the Host header must be a loopback name or address (localhost, 127.0.0.1, [::1])",
+            );
+        }
         if !self.authorized(request) {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -92,6 +99,28 @@ impl Api {
             .get(TOKEN_HEADER)
             .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
     }
+}
+
+/// Whether the request names a loopback host: `localhost`, `127.x.x.x` or `[::1]`, with or
+/// without a port (the `Host` header, or the authority of an absolute URI).
+fn loopback_host<B>(request: &Request<B>) -> bool {
+    let host = match request.headers().get(HOST) {
+        Some(value) => value.to_str().ok().map(str::to_owned),
+        None => request.uri().authority().map(|a| a.as_str().to_owned()),
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        // `[::1]:2774`, `localhost:2774`; a bare `[::1]` has its colons inside brackets.
+        Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host.as_str(),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
@@ -285,6 +314,9 @@ mod tests {
 
     fn get(api: &Api, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, Value, http::HeaderMap) {
         let mut builder = Request::get(uri);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            builder = builder.header("host", "127.0.0.1:2774");
+        }
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
@@ -492,6 +524,35 @@ mod tests {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
             let (status, _, _) = get(&api, uri, &[(TOKEN_HEADER, "secret-token")]);
             assert_eq!(status, StatusCode::OK, "{uri}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_served() {
+        let api = api(None);
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:2774",
+            "localhost:2774",
+            "LOCALHOST",
+            "[::1]:2774",
+            "[::1]",
+            "127.1.2.3:80",
+        ] {
+            let (status, _, _) = get(&api, HEALTH_PATH, &[("host", host)]);
+            assert_eq!(status, StatusCode::OK, "{host}");
+        }
+        for host in [
+            "evil.example.com",
+            "evil.example.com:2774",
+            "localhost.evil.example.com",
+            "127.0.0.1.nip.io",
+            "10.0.0.1:2774",
+            "",
+        ] {
+            let (status, body, _) = get(&api, HEALTH_PATH, &[("host", host)]);
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+            assert!(body["error"].as_str().is_some_and(|e| e.contains("loopback")));
         }
     }
 

@@ -137,6 +137,15 @@ async fn loads_every_flag_at_init_and_serves_the_first_invocation() {
         .await
         .expect("reachable");
     assert_eq!(status, 400, "malformed request");
+    // DNS rebinding: a browser page reaching 127.0.0.1 under its own name is refused, token or not.
+    let rebound = format!(
+        "GET {HEALTH_PATH} HTTP/1.1\r\nHost: evil.example.com:{}\r\n{TOKEN_HEADER}: {TOKEN}\r\nConnection: close\r\n\r\n",
+        f.flags_port
+    );
+    let status = testkit::raw_request(f.flags_port, rebound.as_bytes())
+        .await
+        .expect("reachable");
+    assert_eq!(status, 403, "a non-loopback Host");
     let (status, _) = f.api(HEALTH_PATH).await;
     assert_eq!(status, 200, "still serving");
 
