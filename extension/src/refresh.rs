@@ -5,11 +5,11 @@
 //! the next event) and is bounded by the refresh timeout: Lambda freezes the environment once
 //! everyone has asked for the next event, so nothing may be left in flight.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use flags::wire::Status;
-use flags::{FlagEntry, Parameter, Snapshot};
+use flags::{FlagEntry, FlagError, Parameter, Snapshot};
 
 use crate::audit::{diff, log_changes, log_invalid};
 use crate::snapshot::{Served, Shared};
@@ -131,6 +131,8 @@ pub struct Refresher<S> {
     /// The parameters of the last successful fetch (the audit diff's "before"); the parsed
     /// snapshot of them is the one published.
     last_good: Option<Vec<Parameter>>,
+    /// SecureStrings in `last_good` that SSM has never decrypted (their value is ciphertext).
+    never_decrypted: HashSet<String>,
     stats: Stats,
 }
 
@@ -152,6 +154,7 @@ impl<S: Source> Refresher<S> {
             version: 0,
             default_region: None,
             last_good: None,
+            never_decrypted: HashSet::new(),
             stats: Stats::default(),
         }
     }
@@ -205,33 +208,41 @@ impl<S: Source> Refresher<S> {
 
     /// Publishes a successful fetch: a new snapshot when the flags changed, else the one served
     /// with its fetch time moved on (and its status back to `ok`).
-    fn fetched(&mut self, fetched: Fetched, elapsed_ms: f64) -> Refreshed {
+    fn fetched(&mut self, mut fetched: Fetched, elapsed_ms: f64) -> Refreshed {
         let now = SystemTime::now();
         self.policy.successful_refresh(Instant::now());
         self.stats.fetches += 1;
         self.stats.ssm_calls += u64::from(fetched.calls);
+        let undecryptable = self.keep_undecrypted(&mut fetched);
         let previous = self.last_good.as_deref().unwrap_or_default();
         let changes = diff(previous, &fetched.parameters);
         let count = changes.len();
         let current = self.shared.load();
         if self.last_good.is_none() || count > 0 {
             self.version += 1;
-            let snapshot = Snapshot::new(
-                self.version,
-                Status::Ok,
-                fetched.parameters.iter().map(FlagEntry::from_parameter),
-            )
-            .with_fetched_at(Some(now))
-            .with_default_region(self.default_region.as_deref());
+            let never_decrypted = &self.never_decrypted;
+            let entries = fetched.parameters.iter().map(|p| {
+                if never_decrypted.contains(&p.name) {
+                    undecryptable_entry(p)
+                } else {
+                    FlagEntry::from_parameter(p)
+                }
+            });
+            let snapshot = Snapshot::new(self.version, Status::Ok, entries)
+                .with_fetched_at(Some(now))
+                .with_default_region(self.default_region.as_deref());
             log_changes(&changes);
             log_invalid(&changes, &snapshot);
+            let served = Served::new(self.instance, snapshot, fetched.decryption_error.clone());
             self.shared
-                .publish(Served::new(self.instance, snapshot, None));
+                .publish(served.with_undecryptable(undecryptable));
         } else {
             // Same content: nothing to parse or render unless the status changes.
             current.snapshot.mark_fetched(now);
-            if current.status() != Status::Ok {
-                let served = current.remark(self.instance, Status::Ok, None);
+            if current.status() != Status::Ok || current.undecryptable != undecryptable {
+                let served = current
+                    .remark(self.instance, Status::Ok, fetched.decryption_error.clone())
+                    .with_undecryptable(undecryptable);
                 served.snapshot.mark_fetched(now);
                 self.shared.publish(served);
             }
@@ -251,6 +262,45 @@ impl<S: Source> Refresher<S> {
             changes: count,
             calls: fetched.calls,
         }
+    }
+
+    /// SecureStrings SSM would not decrypt keep their last good value; one never decrypted reads
+    /// as its default (an error entry naming the missing permission), never as its ciphertext.
+    /// Returns the flag names concerned, sorted, for health and the log.
+    fn keep_undecrypted(&mut self, fetched: &mut Fetched) -> Vec<String> {
+        let undecrypted: HashSet<&str> = fetched.undecrypted.iter().map(String::as_str).collect();
+        let last_good: HashMap<&str, &Parameter> = self
+            .last_good
+            .iter()
+            .flatten()
+            .filter(|p| !self.never_decrypted.contains(&p.name))
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        let mut never = HashSet::new();
+        let mut flags = Vec::new();
+        for parameter in &mut fetched.parameters {
+            if !undecrypted.contains(parameter.name.as_str()) {
+                continue;
+            }
+            flags.push(parameter.flag.clone());
+            match last_good.get(parameter.name.as_str()) {
+                Some(good) => *parameter = (*good).clone(),
+                None => {
+                    never.insert(parameter.name.clone());
+                }
+            }
+        }
+        flags.sort_unstable();
+        if let Some(error) = &fetched.decryption_error {
+            tracing::warn!(
+                %error,
+                flags = ?flags,
+                never_decrypted = never.len(),
+                "cannot decrypt some SecureString flags: serving their last good values (defaults for any never decrypted); other flags are current"
+            );
+        }
+        self.never_decrypted = never;
+        flags
     }
 
     /// Publishes a failed fetch: the flags served stay, marked stale (degraded if there are none).
@@ -280,6 +330,16 @@ impl<S: Source> Refresher<S> {
         self.shared.publish(served);
         Refreshed::Failed(error)
     }
+}
+
+/// The entry of a SecureString SSM has never decrypted: its default, with an error naming the
+/// missing permission (and never its ciphertext).
+fn undecryptable_entry(parameter: &Parameter) -> FlagEntry {
+    let error = FlagError::Reported(format!(
+        "parameter {}: SSM could not decrypt it (the role needs kms:Decrypt on its KMS key); it reads as its default until it can",
+        parameter.name
+    ));
+    FlagEntry::invalid(parameter.flag.as_str(), parameter.version, true, "", error)
 }
 
 /// A fetch that left out flags the last good fetch had is taken as the whole truth only when
@@ -427,6 +487,7 @@ mod tests {
                 .map(|parameters| Fetched {
                     parameters,
                     calls: 1,
+                    ..Fetched::default()
                 })
         }
 

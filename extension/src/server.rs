@@ -233,6 +233,7 @@ fn health(served: &Served) -> Response<Full<Bytes>> {
             flags: served.snapshot.len(),
             invalid: served.invalid,
             last_error: served.last_error.clone(),
+            undecryptable: served.undecryptable.clone(),
         },
     )
 }
@@ -552,7 +553,11 @@ mod tests {
         ] {
             let (status, body, _) = get(&api, HEALTH_PATH, &[("host", host)]);
             assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
-            assert!(body["error"].as_str().is_some_and(|e| e.contains("loopback")));
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("loopback"))
+            );
         }
     }
 

@@ -22,6 +22,9 @@ pub struct Served {
     pub last_error: Option<String>,
     /// Flags whose value is invalid.
     pub invalid: usize,
+    /// SecureString flags SSM would not decrypt at the last fetch (sorted flag names): served
+    /// from their last good value, or as their default if never decrypted.
+    pub undecryptable: Vec<String>,
 }
 
 impl Served {
@@ -43,7 +46,14 @@ impl Served {
             body,
             last_error,
             invalid,
+            undecryptable: Vec::new(),
         }
+    }
+
+    /// The same, naming the SecureString flags SSM would not decrypt.
+    pub fn with_undecryptable(mut self, flags: Vec<String>) -> Self {
+        self.undecryptable = flags;
+        self
     }
 
     /// How current the flags are.
@@ -55,7 +65,8 @@ impl Served {
     /// rendered again only when the status changes.
     pub fn remark(&self, instance: u64, status: Status, last_error: Option<String>) -> Self {
         if status != self.status() {
-            return Self::new(instance, self.snapshot.with_status(status), last_error);
+            return Self::new(instance, self.snapshot.with_status(status), last_error)
+                .with_undecryptable(self.undecryptable.clone());
         }
         Self {
             snapshot: Arc::clone(&self.snapshot),
@@ -63,6 +74,7 @@ impl Served {
             etag: self.etag.clone(),
             last_error,
             invalid: self.invalid,
+            undecryptable: self.undecryptable.clone(),
         }
     }
 }

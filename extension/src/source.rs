@@ -12,12 +12,17 @@ use flags::{FlagPath, Parameter, ParameterKind};
 const PAGE_SIZE: i32 = 10;
 
 /// A successful fetch: every parameter, and how many SSM calls it took.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Fetched {
     /// The parameters, in the order SSM returned them (paths in configured order).
     pub parameters: Vec<Parameter>,
-    /// `GetParametersByPath` calls made.
+    /// SSM calls made.
     pub calls: u32,
+    /// Full names of the `SecureString` parameters SSM would not decrypt: their `value` is
+    /// ciphertext, never a flag value (see [`SourceError::Decryption`]).
+    pub undecrypted: Vec<String>,
+    /// Why they could not be decrypted.
+    pub decryption_error: Option<String>,
 }
 
 /// Why a fetch failed. [`SourceError::is_transient`] says whether retrying can help.
@@ -41,6 +46,17 @@ pub enum SourceError {
         /// The SSM action.
         action: &'static str,
         /// The path (or parameters) being read.
+        path: String,
+        /// SSM's message.
+        message: String,
+    },
+    /// SSM could not decrypt a `SecureString` under the path (the role may not use its KMS key):
+    /// the path is then read without decryption, so every other flag is still served.
+    #[error(
+        "cannot decrypt SecureString flags under {path}: {message} (the role needs kms:Decrypt on their KMS key)"
+    )]
+    Decryption {
+        /// The path being read.
         path: String,
         /// SSM's message.
         message: String,
@@ -102,7 +118,7 @@ impl SourceError {
             | Self::Malformed { .. }
             | Self::Incomplete { .. } => true,
             Self::Service { transient, .. } => *transient,
-            Self::AccessDenied { .. } => false,
+            Self::AccessDenied { .. } | Self::Decryption { .. } => false,
         }
     }
 }
@@ -157,7 +173,44 @@ impl SsmSource {
         Self::new(aws_sdk_ssm::Client::new(&shared), paths)
     }
 
+    /// Reads one path; if SSM cannot decrypt a `SecureString` there, reads it again without
+    /// decryption and reports those parameters as undecrypted (so one key the role may not use
+    /// never hides the other flags). Decryption is tried again at every fetch.
     async fn fetch_path(&self, path: &FlagPath, into: &mut Fetched) -> Result<(), SourceError> {
+        let mut decrypted = Fetched::default();
+        match self.list_path(path, true, &mut decrypted).await {
+            Ok(()) => {
+                into.calls += decrypted.calls;
+                into.parameters.append(&mut decrypted.parameters);
+                Ok(())
+            }
+            Err(SourceError::Decryption { path: at, message }) => {
+                into.calls += decrypted.calls;
+                let mut plain = Fetched::default();
+                self.list_path(path, false, &mut plain).await?;
+                into.calls += plain.calls;
+                into.undecrypted.extend(
+                    plain
+                        .parameters
+                        .iter()
+                        .filter(|p| p.kind == ParameterKind::SecureString)
+                        .map(|p| p.name.clone()),
+                );
+                into.parameters.append(&mut plain.parameters);
+                into.decryption_error =
+                    Some(SourceError::Decryption { path: at, message }.to_string());
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn list_path(
+        &self,
+        path: &FlagPath,
+        decrypt: bool,
+        into: &mut Fetched,
+    ) -> Result<(), SourceError> {
         let mut next_token: Option<String> = None;
         loop {
             let page = self
@@ -165,7 +218,7 @@ impl SsmSource {
                 .get_parameters_by_path()
                 .path(path.as_str())
                 .recursive(true)
-                .with_decryption(true)
+                .with_decryption(decrypt)
                 .max_results(PAGE_SIZE)
                 .set_next_token(next_token.take())
                 .send()
@@ -207,10 +260,7 @@ impl SsmSource {
 
 impl Source for SsmSource {
     async fn fetch(&self) -> Result<Fetched, SourceError> {
-        let mut fetched = Fetched {
-            parameters: Vec::new(),
-            calls: 0,
-        };
+        let mut fetched = Fetched::default();
         // Every path or none: one failing path fails the whole fetch, so a mix of fresh and
         // missing flags is never published.
         for path in &self.paths {
@@ -260,6 +310,16 @@ where
                     path,
                     message,
                 },
+                // SSM passes KMS's refusals on: a key the role may not use for one SecureString.
+                // (What real SSM answers cannot be observed here: modelled on AWS's documented
+                // AccessDeniedException wording for kms:Decrypt, and on InvalidKeyId / KMS*.)
+                "AccessDeniedException" if message.to_ascii_lowercase().contains("kms") => {
+                    SourceError::Decryption { path, message }
+                }
+                "InvalidKeyId" => SourceError::Decryption { path, message },
+                kms if kms.starts_with("KMS") || kms.starts_with("Kms") => {
+                    SourceError::Decryption { path, message }
+                }
                 "AccessDeniedException"
                 | "UnrecognizedClientException"
                 | "InvalidSignatureException"

@@ -453,3 +453,83 @@ async fn partial_listings_for_three_max_ages_never_remove_a_flag_but_deletions_a
         );
     }
 }
+
+/// Issue 11 §2: one SecureString whose KMS key the role may not use never hides the other flags.
+/// (What real SSM answers when KMS refuses one parameter cannot be observed here: the proxy
+/// answers as AWS documents an `AccessDeniedException` for `kms:Decrypt`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_string_the_role_cannot_decrypt_never_hides_the_other_flags() {
+    let (moto, proxy) = setup().await;
+    proxy.set(Fault::DenyDecryption);
+    let f = common::start(proxy.port, 1, FreezeMode::None).await;
+    // A new environment: every other flag is served; the SecureString never decrypted reads as
+    // its default, with an error naming the permission — never its ciphertext.
+    let r = f.check("alice", "us-east-1", &names()).await;
+    for (name, expected) in seeded_expectations() {
+        let want = name != "partner-api" && expected;
+        assert_eq!(r["flags"][&name], json!(want), "{name}: {r}");
+    }
+    assert_eq!(r["status"], "ok", "{r}");
+    let (_, health) = f.api(HEALTH_PATH).await;
+    assert_eq!(health["undecryptable"], json!(["partner-api"]), "{health}");
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("kms:Decrypt")),
+        "{health}"
+    );
+    let (_, all) = f.api(flags::wire::FLAGS_PATH).await;
+    let partner = &all["flags"]["partner-api"];
+    assert_eq!(
+        (partner["value"].as_str(), partner["secure"].as_bool()),
+        (Some(""), Some(true))
+    );
+    assert!(
+        partner["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("kms:Decrypt")),
+        "{partner}"
+    );
+    let warned = f
+        .extension
+        .first_line("cannot decrypt some SecureString flags")
+        .expect("the log names them");
+    assert!(
+        warned["flags"]
+            .as_str()
+            .is_some_and(|f| f.contains("partner-api")),
+        "{warned}"
+    );
+
+    // Decryption allowed: the flag arrives, and the health clears.
+    proxy.set(Fault::Pass);
+    let (ok, _) = until(&f, Duration::from_secs(5), |r| {
+        r["flags"]["partner-api"] == true
+    })
+    .await;
+    assert_all_known(&ok, "once decryption works");
+    let (_, health) = f.api(HEALTH_PATH).await;
+    assert!(health.get("undecryptable").is_none(), "{health}");
+
+    // Refused again mid-run: the SecureString keeps its last good value while the other flags
+    // stay current (a change made meanwhile arrives).
+    proxy.set(Fault::DenyDecryption);
+    common::put(
+        &common::ssm_client(moto.port),
+        "dark-mode",
+        "false",
+        aws_sdk_ssm::types::ParameterType::String,
+    )
+    .await;
+    let (changed, _) = until(&f, Duration::from_secs(5), |r| {
+        r["flags"]["dark-mode"] == false
+    })
+    .await;
+    assert_eq!(
+        changed["flags"]["partner-api"], true,
+        "its last good value: {changed}"
+    );
+    assert_eq!(changed["status"], "ok");
+    let (_, health) = f.api(HEALTH_PATH).await;
+    assert_eq!(health["undecryptable"], json!(["partner-api"]), "{health}");
+}

@@ -147,8 +147,13 @@ pub struct HealthDoc {
     pub flags: usize,
     /// Number of flags whose value is invalid.
     pub invalid: usize,
-    /// Why the last refresh failed, while degraded or stale.
+    /// Why the last refresh failed (while degraded or stale), or why some SecureString flags
+    /// could not be decrypted.
     pub last_error: Option<String>,
+    /// SecureString flags SSM would not decrypt at the last refresh: served from their last good
+    /// value, or as their default if never decrypted. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undecryptable: Vec<String>,
 }
 
 /// The body of every error answer (4xx).
@@ -462,6 +467,7 @@ mod tests {
             flags: 0,
             invalid: 0,
             last_error: Some("down".into()),
+            undecryptable: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&health).expect("serialize"),

@@ -35,6 +35,10 @@ pub enum Fault {
     /// Answer every `GetParametersByPath` with a well-formed `200 {"Parameters": []}`; other
     /// actions (`GetParameters`) pass. A listing that says "nothing" while the flags exist.
     EmptyList,
+    /// Refuse every request that asks for decryption (`"WithDecryption": true`) as SSM does when
+    /// the role may not use a SecureString's KMS key (`AccessDeniedException` naming
+    /// `kms:Decrypt`); requests without decryption pass.
+    DenyDecryption,
     /// Answer the `GetParametersByPath` requests that carry a `NextToken` (pages after the first)
     /// with `200 {"Parameters": []}` and no token: a listing cut short without an error.
     TruncateAfterFirstPage,
@@ -229,7 +233,16 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
         {
             return Some(ok_json(br#"{"Parameters":[]}"#));
         }
-        Fault::EmptyList | Fault::TruncateAfterFirstPage => {}
+        Fault::DenyDecryption
+            if String::from_utf8_lossy(request.body()).contains("\"WithDecryption\":true") =>
+        {
+            return Some(aws_error(
+                StatusCode::BAD_REQUEST,
+                "AccessDeniedException",
+                "User: arn:aws:sts::123456789012:assumed-role/flags-fn/flags-fn is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:123456789012:key/1234abcd because no identity-based policy allows the kms:Decrypt action",
+            ));
+        }
+        Fault::EmptyList | Fault::TruncateAfterFirstPage | Fault::DenyDecryption => {}
         Fault::RateLimit(per_second) => {
             let allowed = state.window.lock().map(|mut w| {
                 if w.started.elapsed() >= Duration::from_secs(1) {
