@@ -69,6 +69,19 @@ pub struct Config {
     /// `AWS_REGION` (set by Lambda): the region the local API's evaluations use for a request
     /// that names none, as the handler library does.
     pub region: Option<String>,
+    /// `SSM_FLAGS_METRICS` (default `emf`; or `off`): freshness metrics as CloudWatch Embedded
+    /// Metric Format lines, in `SSM_FLAGS_METRICS_NAMESPACE` (default `ssm-flags`) with the
+    /// dimension `FunctionName` (`AWS_LAMBDA_FUNCTION_NAME`, else `ssm-flags`).
+    pub metrics: Option<Metrics>,
+}
+
+/// Where freshness metrics go (see [`crate::metrics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    /// The CloudWatch namespace.
+    pub namespace: String,
+    /// The value of the `FunctionName` dimension.
+    pub function: String,
 }
 
 impl Config {
@@ -131,6 +144,20 @@ impl Config {
                 )
             })?,
         };
+        let metrics = match get("SSM_FLAGS_METRICS") {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("emf") => true,
+            Some(v) if v.eq_ignore_ascii_case("off") => false,
+            Some(v) => return Err(invalid("SSM_FLAGS_METRICS", v, "use emf or off")),
+        };
+        let metrics = metrics.then(|| Metrics {
+            namespace: get("SSM_FLAGS_METRICS_NAMESPACE")
+                .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)
+                .to_owned(),
+            function: get("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or("ssm-flags")
+                .to_owned(),
+        });
         let log_format = match get("SSM_FLAGS_LOG_FORMAT") {
             None => LogFormat::Json,
             Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
@@ -149,6 +176,7 @@ impl Config {
                 .filter(|t| !t.is_empty())
                 .cloned(),
             region: get("AWS_REGION").map(str::to_owned),
+            metrics,
         })
     }
 }
@@ -207,6 +235,39 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.token, None);
         assert_eq!(c.region, None);
+        assert_eq!(
+            c.metrics,
+            Some(Metrics {
+                namespace: "ssm-flags".into(),
+                function: "ssm-flags".into()
+            })
+        );
+    }
+
+    #[test]
+    fn metrics_can_be_named_or_turned_off() {
+        let c = config(&[
+            ("SSM_FLAGS_PATH", "/a"),
+            ("SSM_FLAGS_METRICS_NAMESPACE", "acme/flags"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "payment"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.metrics,
+            Some(Metrics {
+                namespace: "acme/flags".into(),
+                function: "payment".into()
+            })
+        );
+        let off = config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_METRICS", "OFF")]).expect("valid");
+        assert_eq!(off.metrics, None);
+        assert!(
+            config(&[
+                ("SSM_FLAGS_PATH", "/a"),
+                ("SSM_FLAGS_METRICS", "prometheus")
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`snapshot`]: what is served (rendered once per change, re-marked on failure);
 //! - [`audit`]: what changed between fetches, one log line per flag, secrets never shown;
 //! - [`refresh`]: when to refresh (max age, backoff with jitter) and the refresher;
+//! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
 //! - [`server`]: the local HTTP API, token-checked;
 //! - [`lifecycle`]: registration, init load, the INVOKE / SHUTDOWN loop;
 //! - [`logging`]: JSON or text logs.
@@ -19,6 +20,7 @@ pub mod audit;
 pub mod config;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod refresh;
 pub mod server;
 pub mod snapshot;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 
 use crate::config::Config;
+use crate::metrics::Emf;
 use crate::refresh::{Refreshed, Refresher};
 use crate::server::{Api, serve};
 use crate::source::{Source, SsmSource};
@@ -59,8 +60,13 @@ pub async fn run_with<S: Source + 'static>(
             source,
         })?;
 
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map(|m| Emf::new(m.namespace.clone(), m.function.clone()));
     let refresher = Refresher::new(source, config.max_age, config.refresh_timeout)
-        .with_default_region(config.region.clone());
+        .with_default_region(config.region.clone())
+        .with_metrics(metrics);
     let api = Api::new(refresher.shared(), config.token.clone());
     let refresher = Arc::new(Mutex::new(refresher));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);

@@ -12,6 +12,7 @@ use flags::wire::Status;
 use flags::{FlagEntry, FlagError, Parameter, Snapshot};
 
 use crate::audit::{diff, log_changes, log_invalid};
+use crate::metrics::{Emf, Freshness};
 use crate::snapshot::{Served, Shared};
 use crate::source::{Fetched, Source, SourceError, VERIFY_AT_MOST};
 
@@ -133,6 +134,7 @@ pub struct Refresher<S> {
     last_good: Option<Vec<Parameter>>,
     /// SecureStrings in `last_good` that SSM has never decrypted (their value is ciphertext).
     never_decrypted: HashSet<String>,
+    metrics: Option<Emf>,
     stats: Stats,
 }
 
@@ -155,8 +157,15 @@ impl<S: Source> Refresher<S> {
             default_region: None,
             last_good: None,
             never_decrypted: HashSet::new(),
+            metrics: None,
             stats: Stats::default(),
         }
+    }
+
+    /// Emits freshness metrics after every refresh (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Option<Emf>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Evaluates contexts without a region in `region` (the function's `AWS_REGION`).
@@ -200,10 +209,25 @@ impl<S: Source> Refresher<S> {
         .await
         .unwrap_or(Err(SourceError::Timeout(self.timeout)));
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match fetched {
+        let outcome = match fetched {
             Ok(fetched) => self.fetched(fetched, elapsed_ms),
             Err(error) => self.failed(error, elapsed_ms),
+        };
+        if let Some(metrics) = &self.metrics {
+            let served = self.shared.load();
+            metrics.emit(&Freshness {
+                status: served.status(),
+                age_seconds: served.snapshot.age().map(|age| age.as_secs_f64()),
+                flags: served.snapshot.len(),
+                invalid: served.invalid,
+                ssm_calls: match &outcome {
+                    Refreshed::Fetched { calls, .. } => *calls,
+                    Refreshed::Failed(_) => 0,
+                },
+                failed: matches!(outcome, Refreshed::Failed(_)),
+            });
         }
+        outcome
     }
 
     /// Publishes a successful fetch: a new snapshot when the flags changed, else the one served

@@ -431,6 +431,37 @@ async fn ssm_stopped_mid_run_keeps_serving_the_last_good_flags_marked_stale() {
         .expect("failure logged");
     assert_eq!(failed["status"], "stale");
     assert_eq!(failed["transient"], true);
+
+    // Something to alarm on: one CloudWatch EMF line per refresh, stale once SSM is gone.
+    let metrics: Vec<Value> = f
+        .extension
+        .json_lines()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    let first = metrics.first().expect("an EMF line at init");
+    assert_eq!(
+        first["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ssm-flags"
+    );
+    assert_eq!(first["FunctionName"], "flag-check");
+    assert_eq!(
+        (
+            first["Stale"].clone(),
+            first["Flags"].clone(),
+            first["SsmCalls"].clone()
+        ),
+        (json!(0), json!(32), json!(4))
+    );
+    let last = metrics.last().expect("EMF lines");
+    assert_eq!(
+        (last["Stale"].clone(), last["RefreshFailed"].clone()),
+        (json!(1), json!(1))
+    );
+    assert!(
+        last["SnapshotAge"].as_f64().is_some_and(|a| a >= 1.0),
+        "{last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
