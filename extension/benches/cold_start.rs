@@ -2,7 +2,8 @@
 //! `/next`, Lambda's init gate) with 10, 100 and 1,000 flags, against the floor measured in the
 //! same run on the same moto server: a process that builds an `aws-sdk-ssm` client from the
 //! environment, runs the bare `GetParametersByPath` pagination loop over the same path, and exits.
-//! Also counts SSM calls on both sides and the extension's peak RSS.
+//! Also counts SSM calls on both sides and the extension's peak RSS. Last, 1,000 flags again with
+//! 40 ms added to every SSM call by the fault proxy (both sides through it): real SSM latency.
 //!
 //! Run: `cargo bench -p ssm-flags-extension --bench cold_start` (or `make bench`); results go to
 //! `target/ssm-flags-bench/cold_start.json`, which `bench/report.py` turns into a table.
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_ssm::types::ParameterType;
 use lambda_simulator::FreezeMode;
+use testkit::fault::{Fault, FaultProxy};
 use testkit::lambda::{
     aws_env, extension_binary, extension_env, put, simulator, spawn, ssm_client,
 };
@@ -20,6 +22,9 @@ use testkit::{Moto, free_port};
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 const REPS: usize = 7;
+/// Added to every SSM call in the last measurement: a page's cost from Lambda.
+const LATENCY: Duration = Duration::from_millis(40);
+const SLOW_REPS: usize = 3;
 const BARE_FETCH: &str = "--bare-fetch";
 
 /// The floor: build a client from the environment, read every page, print the call count.
@@ -123,8 +128,8 @@ async fn extension_run(
     let flags_port = free_port();
     let mut env = extension_env(port, path, flags_port);
     env.push((
-        "SSM_FLAGS_REFRESH_TIMEOUT_MS".to_owned(),
-        "10000".to_owned(),
+        "SSM_FLAGS_INIT_TIMEOUT_MS".to_owned(),
+        "9000".to_owned(),
     ));
     let spawned_at = SystemTime::now();
     let mut extension = spawn(&sim, &extension_binary(), &env, "cold");
@@ -169,6 +174,44 @@ async fn seed(port: u16, path: &str, n: usize) {
     }
 }
 
+/// One size: `reps` runs of each side against the endpoint on `port`, alternating.
+async fn measure(
+    port: u16,
+    path: &str,
+    n: usize,
+    reps: usize,
+    latency: Option<Duration>,
+) -> serde_json::Value {
+    let (mut ours, mut floor, mut rss) = (Vec::new(), Vec::new(), 0u64);
+    let (mut our_calls, mut floor_calls) = (0u64, 0u32);
+    let mut handler_kib = None;
+    // Alternate the two sides so drift on the machine hits both alike.
+    for _ in 0..reps {
+        // The floor process blocks this thread; the proxy runs on the runtime's others.
+        let (ms, calls) = tokio::task::block_in_place(|| floor_run(port, path));
+        floor.push(ms);
+        floor_calls = calls;
+        let measure_handler = handler_kib.is_none() && latency.is_none();
+        let (ms, calls, peak, handler) = extension_run(port, path, measure_handler).await;
+        ours.push(ms);
+        our_calls = calls;
+        rss = rss.max(peak);
+        handler_kib = handler_kib.or(handler);
+    }
+    let row = serde_json::json!({
+        "flags": n,
+        "latency_ms": latency.map(|l| l.as_millis() as u64),
+        "ours_ms": median(ours.clone()), "ours_mad_ms": mad(&ours),
+        "floor_ms": median(floor.clone()), "floor_mad_ms": mad(&floor),
+        "ours_calls": our_calls, "floor_calls": floor_calls,
+        "calls_lower_bound": n.div_ceil(10),
+        "peak_rss_kib": rss, "reps": reps,
+        "handler_added_kib": handler_kib,
+    });
+    println!("{row}");
+    row
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -188,33 +231,23 @@ fn main() {
         for n in SIZES {
             let path = format!("/bench/n{n}/features");
             seed(moto.port, &path, n).await;
-            let (mut ours, mut floor, mut rss) = (Vec::new(), Vec::new(), 0u64);
-            let (mut our_calls, mut floor_calls) = (0u64, 0u32);
-            let mut handler_kib = None;
-            // Alternate the two sides so drift on the machine hits both alike.
-            for _ in 0..REPS {
-                let (ms, calls) = floor_run(moto.port, &path);
-                floor.push(ms);
-                floor_calls = calls;
-                let (ms, calls, peak, handler) =
-                    extension_run(moto.port, &path, handler_kib.is_none()).await;
-                ours.push(ms);
-                our_calls = calls;
-                rss = rss.max(peak);
-                handler_kib = handler_kib.or(handler);
-            }
-            let row = serde_json::json!({
-                "flags": n,
-                "ours_ms": median(ours.clone()), "ours_mad_ms": mad(&ours),
-                "floor_ms": median(floor.clone()), "floor_mad_ms": mad(&floor),
-                "ours_calls": our_calls, "floor_calls": floor_calls,
-                "calls_lower_bound": n.div_ceil(10),
-                "peak_rss_kib": rss, "reps": REPS,
-                "handler_added_kib": handler_kib,
-            });
-            println!("{row}");
-            rows.push(row);
+            rows.push(measure(moto.port, &path, n, REPS, None).await);
         }
+        // SSM's real latency from Lambda (tens of ms a call), through the fault proxy: both sides
+        // pay it on every page.
+        let proxy = FaultProxy::start(moto.port).await;
+        proxy.set(Fault::Slow(LATENCY));
+        let n = 1_000;
+        rows.push(
+            measure(
+                proxy.port,
+                &format!("/bench/n{n}/features"),
+                n,
+                SLOW_REPS,
+                Some(LATENCY),
+            )
+            .await,
+        );
         rows
     });
     let dir: PathBuf = testkit::workspace().join("target/ssm-flags-bench");

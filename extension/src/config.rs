@@ -10,8 +10,13 @@ use tracing::Level;
 
 /// Default `SSM_FLAGS_MAX_AGE`: seconds before an INVOKE triggers a refresh.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);
-/// Default `SSM_FLAGS_REFRESH_TIMEOUT_MS`: bounds every fetch, at init and on INVOKE.
+/// Default `SSM_FLAGS_REFRESH_TIMEOUT_MS`: how long one refresh may stretch one invocation (and
+/// the bound on each SSM call).
 pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Default `SSM_FLAGS_INIT_TIMEOUT_MS`: how long the load at init may take. Lambda allows 10 s
+/// for init; the function's own init runs meanwhile, and the extension must also start and
+/// register: 8 s loads about 1,500 flags at 50 ms per SSM call and leaves 2 s of margin.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(8000);
 
 /// A configuration value that cannot be used; the message names the variable.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,8 +62,14 @@ pub struct Config {
     pub max_age: Duration,
     /// `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`], 2774): the local API's TCP port on 127.0.0.1.
     pub port: u16,
-    /// `SSM_FLAGS_REFRESH_TIMEOUT_MS` (default 2000, 100–10000): bounds every fetch from SSM.
+    /// `SSM_FLAGS_REFRESH_TIMEOUT_MS` (default 2000, 100–10000): how long one refresh may
+    /// stretch one invocation (never past the INVOKE's deadline), and the bound on each SSM call.
+    /// A fetch that needs longer goes on at the next invocations and is served once complete.
     pub refresh_timeout: Duration,
+    /// `SSM_FLAGS_INIT_TIMEOUT_MS` (default 8000, 100–9000): how long the load at init may take
+    /// (Lambda's init limit is 10 s); past it the extension is ready, degraded, and the load goes
+    /// on at the first invocations.
+    pub init_timeout: Duration,
     /// `SSM_FLAGS_LOG_LEVEL` (default `info`): `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: Level,
     /// `SSM_FLAGS_LOG_FORMAT` (default `json`): `json` or `text`.
@@ -134,6 +145,14 @@ impl Config {
                 10_000,
             )?),
         };
+        let init_timeout = match get("SSM_FLAGS_INIT_TIMEOUT_MS") {
+            None => DEFAULT_INIT_TIMEOUT,
+            Some(v) => {
+                Duration::from_millis(parse_number("SSM_FLAGS_INIT_TIMEOUT_MS", v, 100, 9_000)?)
+            }
+        };
+        // No combination can overrun Lambda's 10 s init: the load at init has its own budget,
+        // capped at 9 s, whatever the refresh timeout (which bounds invocations, not init).
         let log_level = match get("SSM_FLAGS_LOG_LEVEL") {
             None => Level::INFO,
             Some(v) => v.parse().map_err(|_| {
@@ -169,6 +188,7 @@ impl Config {
             max_age,
             port,
             refresh_timeout,
+            init_timeout,
             log_level,
             log_format,
             token: vars
@@ -231,6 +251,7 @@ mod tests {
         assert_eq!(c.max_age, Duration::from_secs(60));
         assert_eq!(c.port, 2774);
         assert_eq!(c.refresh_timeout, Duration::from_secs(2));
+        assert_eq!(c.init_timeout, Duration::from_secs(8));
         assert_eq!(c.log_level, Level::INFO);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.token, None);
@@ -242,6 +263,32 @@ mod tests {
                 function: "ssm-flags".into()
             })
         );
+    }
+
+    #[test]
+    fn budgets_must_fit_lambdas_init_limit() {
+        let c = config(&[
+            ("SSM_FLAGS_PATH", "/a"),
+            ("SSM_FLAGS_INIT_TIMEOUT_MS", "3000"),
+        ])
+        .expect("valid");
+        assert_eq!(c.init_timeout, Duration::from_secs(3));
+        assert_eq!(
+            config(&[
+                ("SSM_FLAGS_PATH", "/a"),
+                ("SSM_FLAGS_INIT_TIMEOUT_MS", "9500")
+            ])
+            .expect_err("past 9 s")
+            .to_string(),
+            "SSM_FLAGS_INIT_TIMEOUT_MS=\"9500\" is invalid: must be a whole number from 100 to 9000"
+        );
+        // The refresh timeout bounds invocations, not init: 10 s is allowed with any init budget.
+        let c = config(&[
+            ("SSM_FLAGS_PATH", "/a"),
+            ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "10000"),
+        ])
+        .expect("valid");
+        assert_eq!(c.init_timeout, DEFAULT_INIT_TIMEOUT);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_extension::{Extension, LambdaEvent, NextEvent, service_fn};
 use tokio::net::TcpListener;
@@ -71,6 +71,7 @@ pub async fn run_with<S: Source + 'static>(
     let refresher = Arc::new(Mutex::new(refresher));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
 
+    let refresh_timeout = config.refresh_timeout;
     let processor = {
         let refresher = Arc::clone(&refresher);
         let shutdown_tx = shutdown_tx.clone();
@@ -81,8 +82,12 @@ pub async fn run_with<S: Source + 'static>(
                 match event.next {
                     // The refresh runs beside the handler and ends (or times out) before we ask
                     // for the next event: Lambda freezes us once every process has asked.
-                    NextEvent::Invoke(_) => {
-                        refresher.lock().await.refresh_if_due().await;
+                    NextEvent::Invoke(invoke) => {
+                        let budget =
+                            invoke_budget(refresh_timeout, invoke.deadline_ms, SystemTime::now());
+                        if !budget.is_zero() {
+                            refresher.lock().await.refresh_if_due(budget).await;
+                        }
                     }
                     NextEvent::Shutdown(event) => {
                         tracing::info!(reason = %event.shutdown_reason, "SHUTDOWN: stopping");
@@ -110,8 +115,13 @@ pub async fn run_with<S: Source + 'static>(
     };
 
     // Load before asking for the first event, so the first invocation finds the flags. The load
-    // is bounded by the refresh timeout; on failure we serve an empty snapshot marked degraded.
-    let outcome = refresher.lock().await.refresh().await;
+    // is bounded by the init budget; on failure we serve an empty snapshot marked degraded, and a
+    // load that is still reading pages goes on at the first INVOKEs.
+    let outcome = refresher
+        .lock()
+        .await
+        .refresh_within(config.init_timeout)
+        .await;
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Refreshed::Fetched { calls, .. } => {
@@ -121,6 +131,13 @@ pub async fn run_with<S: Source + 'static>(
             ready_ms,
             port = config.port,
             "ready, degraded: no flags yet, handlers read their defaults; retrying on INVOKE"
+        ),
+        Refreshed::Continues { read, calls } => tracing::warn!(
+            ready_ms,
+            port = config.port,
+            parameters_read = read,
+            ssm_calls = calls,
+            "ready, degraded: the flags did not all arrive within SSM_FLAGS_INIT_TIMEOUT_MS; the fetch goes on at the next INVOKEs and is served once complete"
         ),
     }
 
@@ -150,6 +167,20 @@ pub async fn run_with<S: Source + 'static>(
         "stopped"
     );
     result
+}
+
+/// Room left before an INVOKE's deadline when a refresh must be over: the extension's own work
+/// after the refresh (asking for the next event) and clock differences.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
+/// How long a refresh during this INVOKE may take: the refresh timeout, and never past the
+/// invocation's deadline (work past it would time the invocation out). Zero: no refresh now.
+fn invoke_budget(refresh_timeout: Duration, deadline_ms: u64, now: SystemTime) -> Duration {
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    refresh_timeout.min(left.saturating_sub(DEADLINE_MARGIN))
 }
 
 /// The Extensions API client panics on a missing or malformed address: check it first, so the
@@ -186,6 +217,29 @@ async fn terminate() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refresh_never_runs_past_the_invocations_deadline() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_764_000_000);
+        let ms = |d: Duration| 1_764_000_000_000 + d.as_millis() as u64;
+        let timeout = Duration::from_secs(2);
+        // Plenty of time: the refresh timeout.
+        assert_eq!(
+            invoke_budget(timeout, ms(Duration::from_secs(30)), now),
+            timeout
+        );
+        // 600 ms left: what is left, less the margin.
+        assert_eq!(
+            invoke_budget(timeout, ms(Duration::from_millis(600)), now),
+            Duration::from_millis(500)
+        );
+        // Nearly or already past the deadline: no refresh.
+        assert_eq!(
+            invoke_budget(timeout, ms(Duration::from_millis(50)), now),
+            Duration::ZERO
+        );
+        assert_eq!(invoke_budget(timeout, 0, now), Duration::ZERO);
+    }
 
     #[test]
     fn the_runtime_api_address_is_checked_before_use() {

@@ -14,7 +14,7 @@ use flags::{FlagEntry, FlagError, Parameter, Snapshot};
 use crate::audit::{diff, log_changes, log_invalid};
 use crate::metrics::{Emf, Freshness};
 use crate::snapshot::{Served, Shared};
-use crate::source::{Fetched, Source, SourceError, VERIFY_AT_MOST};
+use crate::source::{Fetched, Progress, Source, SourceError, VERIFY_AT_MOST};
 
 /// The first retry delay after a failure.
 const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -105,6 +105,14 @@ pub enum Refreshed {
         /// SSM calls made.
         calls: u32,
     },
+    /// The fetch read pages but did not finish within the budget: it resumes at the next
+    /// refresh; the flags served are unchanged.
+    Continues {
+        /// Parameters read so far.
+        read: usize,
+        /// SSM calls made so far.
+        calls: u32,
+    },
     /// The fetch failed; the previous flags are served, marked stale (or degraded).
     Failed(SourceError),
 }
@@ -135,6 +143,8 @@ pub struct Refresher<S> {
     /// SecureStrings in `last_good` that SSM has never decrypted (their value is ciphertext).
     never_decrypted: HashSet<String>,
     metrics: Option<Emf>,
+    /// A fetch that did not finish within its budget, resumed by the next refresh.
+    progress: Option<Progress>,
     stats: Stats,
 }
 
@@ -158,6 +168,7 @@ impl<S: Source> Refresher<S> {
             last_good: None,
             never_decrypted: HashSet::new(),
             metrics: None,
+            progress: None,
             stats: Stats::default(),
         }
     }
@@ -190,10 +201,11 @@ impl<S: Source> Refresher<S> {
         self.stats
     }
 
-    /// Refreshes if the policy says so (an INVOKE calls this).
-    pub async fn refresh_if_due(&mut self) -> Option<Refreshed> {
-        if self.policy.is_due(Instant::now()) {
-            Some(self.refresh().await)
+    /// Refreshes if the policy says so, or a fetch is still in progress, within `budget` (an
+    /// INVOKE calls this with what is left of the refresh timeout before its deadline).
+    pub async fn refresh_if_due(&mut self, budget: Duration) -> Option<Refreshed> {
+        if self.progress.is_some() || self.policy.is_due(Instant::now()) {
+            Some(self.refresh_within(budget).await)
         } else {
             None
         }
@@ -201,17 +213,43 @@ impl<S: Source> Refresher<S> {
 
     /// Fetches now, bounded by the refresh timeout, and publishes the result.
     pub async fn refresh(&mut self) -> Refreshed {
+        self.refresh_within(self.timeout).await
+    }
+
+    /// Fetches for at most `budget` and publishes the result. A fetch that reads pages but does
+    /// not finish within the budget is kept and resumes at the next refresh; it is published only
+    /// once complete. A budget in which not one page arrives is a failure (SSM hangs).
+    pub async fn refresh_within(&mut self, budget: Duration) -> Refreshed {
         let started = Instant::now();
+        let mut progress = self.progress.take().unwrap_or_default();
+        let (pages_before, calls_before) = (progress.parameters(), progress.calls());
         let (source, last_good) = (&self.source, self.last_good.as_deref());
-        let fetched = tokio::time::timeout(self.timeout, async {
-            verify_vanished(source, last_good, source.fetch().await?).await
+        let outcome = tokio::time::timeout(budget, async {
+            source.fetch_into(&mut progress).await?;
+            verify_vanished(source, last_good, progress.fetched()).await
         })
-        .await
-        .unwrap_or(Err(SourceError::Timeout(self.timeout)));
+        .await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let outcome = match fetched {
-            Ok(fetched) => self.fetched(fetched, elapsed_ms),
-            Err(error) => self.failed(error, elapsed_ms),
+        let outcome = match outcome {
+            Ok(Ok(check_calls)) => {
+                let mut fetched = progress.into_fetched();
+                fetched.calls += check_calls;
+                self.fetched(fetched, elapsed_ms)
+            }
+            Ok(Err(error)) => self.failed(error, elapsed_ms),
+            Err(_) if progress.calls() > calls_before && progress.parameters() >= pages_before => {
+                let (calls, read) = (progress.calls(), progress.parameters());
+                tracing::info!(
+                    parameters_read = read,
+                    ssm_calls = calls,
+                    complete = progress.is_complete(),
+                    budget_ms = budget.as_millis() as u64,
+                    "fetch not finished within this refresh's budget: it resumes at the next; the flags served stay as they are"
+                );
+                self.progress = Some(progress);
+                Refreshed::Continues { read, calls }
+            }
+            Err(_) => self.failed(SourceError::Timeout(budget), elapsed_ms),
         };
         if let Some(metrics) = &self.metrics {
             let served = self.shared.load();
@@ -221,7 +259,7 @@ impl<S: Source> Refresher<S> {
                 flags: served.snapshot.len(),
                 invalid: served.invalid,
                 ssm_calls: match &outcome {
-                    Refreshed::Fetched { calls, .. } => *calls,
+                    Refreshed::Fetched { calls, .. } | Refreshed::Continues { calls, .. } => *calls,
                     Refreshed::Failed(_) => 0,
                 },
                 failed: matches!(outcome, Refreshed::Failed(_)),
@@ -370,14 +408,15 @@ fn undecryptable_entry(parameter: &Parameter) -> FlagEntry {
 /// SSM, asked for those flags by name, confirms they are gone: a listing cut short, emptied or
 /// mangled by any fault, for any length of time, never removes a flag, while a real deletion
 /// takes effect at the next fetch. Up to [`VERIFY_AT_MOST`] of the vanished flags are asked for,
-/// spread over them in name order; if any still exists, the fetch fails as incomplete.
+/// spread over them in name order; if any still exists, the fetch fails as incomplete. Returns
+/// the SSM calls the check made.
 async fn verify_vanished<S: Source>(
     source: &S,
     last_good: Option<&[Parameter]>,
-    mut fetched: Fetched,
-) -> Result<Fetched, SourceError> {
+    fetched: &Fetched,
+) -> Result<u32, SourceError> {
     let Some(last_good) = last_good else {
-        return Ok(fetched);
+        return Ok(0);
     };
     let listed: HashSet<&str> = fetched.parameters.iter().map(|p| p.name.as_str()).collect();
     let mut vanished: Vec<&str> = last_good
@@ -386,7 +425,7 @@ async fn verify_vanished<S: Source>(
         .filter(|name| !listed.contains(name))
         .collect();
     if vanished.is_empty() {
-        return Ok(fetched);
+        return Ok(0);
     }
     vanished.sort_unstable();
     vanished.dedup();
@@ -397,9 +436,8 @@ async fn verify_vanished<S: Source>(
         .map(|name| (*name).to_owned())
         .collect();
     let still_there = source.still_present(&asked).await?;
-    fetched.calls += 1;
     match still_there.into_iter().next() {
-        None => Ok(fetched),
+        None => Ok(1),
         Some(example) => Err(SourceError::Incomplete {
             vanished: vanished.len(),
             example,
@@ -505,14 +543,15 @@ mod tests {
     }
 
     impl Source for Script {
-        async fn fetch(&self) -> Result<Fetched, SourceError> {
+        async fn fetch_into(&self, progress: &mut Progress) -> Result<(), SourceError> {
             let next = self.fetches.lock().map(|mut s| s.remove(0));
-            next.unwrap_or(Err(SourceError::Timeout(Duration::ZERO)))
-                .map(|parameters| Fetched {
-                    parameters,
-                    calls: 1,
-                    ..Fetched::default()
-                })
+            let parameters = next.unwrap_or(Err(SourceError::Timeout(Duration::ZERO)))?;
+            *progress = Progress::complete(Fetched {
+                parameters,
+                calls: 1,
+                ..Fetched::default()
+            });
+            Ok(())
         }
 
         async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {
@@ -781,10 +820,92 @@ mod tests {
         assert_eq!(doc["flags"].as_object().map(|f| f.len()), Some(10_001));
     }
 
+    /// A source whose pages take `delay` each.
+    struct Paged {
+        pages: Vec<Vec<Parameter>>,
+        delay: Duration,
+    }
+
+    impl Source for Paged {
+        async fn fetch_into(&self, progress: &mut Progress) -> Result<(), SourceError> {
+            let next = progress.calls() as usize;
+            for page in self.pages.iter().skip(next) {
+                tokio::time::sleep(self.delay).await;
+                progress.push_page(page.iter().cloned());
+            }
+            progress.mark_complete();
+            Ok(())
+        }
+
+        async fn still_present(&self, _: &[String]) -> Result<Vec<String>, SourceError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_longer_than_its_budget_resumes_and_is_published_only_whole() {
+        let pages: Vec<Vec<Parameter>> = (0..10)
+            .map(|p| {
+                (0..10)
+                    .map(|i| param(&format!("p{p}-f{i}"), "true", 1))
+                    .collect()
+            })
+            .collect();
+        let paged = Paged {
+            pages,
+            delay: Duration::from_millis(100),
+        };
+        let mut r = Refresher::new(paged, Duration::from_secs(60), Duration::from_secs(2));
+        let shared = r.shared();
+        let budget = Duration::from_millis(350);
+        for read in [30, 60, 90] {
+            assert_eq!(
+                r.refresh_within(budget).await,
+                Refreshed::Continues {
+                    read,
+                    calls: read as u32 / 10
+                }
+            );
+            let s = shared.load();
+            assert_eq!(
+                (s.status(), s.snapshot.len()),
+                (Status::Degraded, 0),
+                "never published half-loaded"
+            );
+        }
+        assert!(
+            r.refresh_if_due(budget).await.is_some(),
+            "a fetch in progress is due"
+        );
+        let s = shared.load();
+        assert_eq!(
+            (s.status(), s.snapshot.len(), s.snapshot.version()),
+            (Status::Ok, 100, 1)
+        );
+        assert_eq!(r.stats().ssm_calls, 10, "no page read twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_in_which_no_page_arrives_is_a_failure() {
+        let paged = Paged {
+            pages: vec![vec![param("a", "true", 1)]],
+            delay: Duration::from_secs(5),
+        };
+        let mut r = Refresher::new(paged, Duration::from_secs(60), Duration::from_secs(2));
+        assert!(matches!(
+            r.refresh_within(Duration::from_secs(1)).await,
+            Refreshed::Failed(SourceError::Timeout(_))
+        ));
+        assert!(
+            r.refresh_if_due(Duration::from_secs(1)).await.is_none(),
+            "backing off"
+        );
+    }
+
     struct Slow;
 
     impl Source for Slow {
-        async fn fetch(&self) -> Result<Fetched, SourceError> {
+        async fn fetch_into(&self, _: &mut Progress) -> Result<(), SourceError> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Err(down())
         }

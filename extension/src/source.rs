@@ -25,6 +25,70 @@ pub struct Fetched {
     pub decryption_error: Option<String>,
 }
 
+/// A fetch in progress: every page read so far, and where to go on. Each page is added as soon
+/// as it is read, so a fetch longer than one refresh's budget resumes where it stopped (at the
+/// next refresh) instead of starting over; it is published only once complete.
+#[derive(Debug, Default)]
+pub struct Progress {
+    fetched: Fetched,
+    /// The path being read (an index into the configured paths).
+    path: usize,
+    /// The token of that path's next page.
+    next_token: Option<String>,
+    /// That path is read without decryption (SSM could not decrypt one of its SecureStrings).
+    plain: bool,
+    /// Where that path's parameters start in `fetched.parameters`.
+    path_start: usize,
+    done: bool,
+}
+
+impl Progress {
+    /// A fetch already complete (for sources that read everything in one step).
+    pub fn complete(fetched: Fetched) -> Self {
+        Self {
+            fetched,
+            done: true,
+            ..Self::default()
+        }
+    }
+
+    /// Adds one page read by one call (for sources that read page by page).
+    pub fn push_page(&mut self, parameters: impl IntoIterator<Item = Parameter>) {
+        self.fetched.calls += 1;
+        self.fetched.parameters.extend(parameters);
+    }
+
+    /// Marks every page read.
+    pub fn mark_complete(&mut self) {
+        self.done = true;
+    }
+
+    /// Whether every page of every path has been read.
+    pub fn is_complete(&self) -> bool {
+        self.done
+    }
+
+    /// SSM calls made so far.
+    pub fn calls(&self) -> u32 {
+        self.fetched.calls
+    }
+
+    /// Parameters read so far.
+    pub fn parameters(&self) -> usize {
+        self.fetched.parameters.len()
+    }
+
+    /// What was fetched.
+    pub fn fetched(&self) -> &Fetched {
+        &self.fetched
+    }
+
+    /// The complete fetch.
+    pub fn into_fetched(self) -> Fetched {
+        self.fetched
+    }
+}
+
 /// Why a fetch failed. [`SourceError::is_transient`] says whether retrying can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
@@ -125,8 +189,13 @@ impl SourceError {
 
 /// Anything that can fetch every flag parameter.
 pub trait Source: Send + Sync {
-    /// Fetches every parameter under the configured paths.
-    fn fetch(&self) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
+    /// Reads on from `progress` until it holds every parameter under the configured paths. Each
+    /// page read is in `progress` at once: a caller that stops waiting (a budget ran out) can
+    /// resume later with the same `progress`.
+    fn fetch_into(
+        &self,
+        progress: &mut Progress,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
     /// Which of `names` (full parameter names, at most [`VERIFY_AT_MOST`]) still exist: asked by
     /// name, to check a listing that left them out.
@@ -172,47 +241,17 @@ impl SsmSource {
             .await;
         Self::new(aws_sdk_ssm::Client::new(&shared), paths)
     }
+}
 
-    /// Reads one path; if SSM cannot decrypt a `SecureString` there, reads it again without
-    /// decryption and reports those parameters as undecrypted (so one key the role may not use
-    /// never hides the other flags). Decryption is tried again at every fetch.
-    async fn fetch_path(&self, path: &FlagPath, into: &mut Fetched) -> Result<(), SourceError> {
-        let mut decrypted = Fetched::default();
-        match self.list_path(path, true, &mut decrypted).await {
-            Ok(()) => {
-                into.calls += decrypted.calls;
-                into.parameters.append(&mut decrypted.parameters);
-                Ok(())
-            }
-            Err(SourceError::Decryption { path: at, message }) => {
-                into.calls += decrypted.calls;
-                let mut plain = Fetched::default();
-                self.list_path(path, false, &mut plain).await?;
-                into.calls += plain.calls;
-                into.undecrypted.extend(
-                    plain
-                        .parameters
-                        .iter()
-                        .filter(|p| p.kind == ParameterKind::SecureString)
-                        .map(|p| p.name.clone()),
-                );
-                into.parameters.append(&mut plain.parameters);
-                into.decryption_error =
-                    Some(SourceError::Decryption { path: at, message }.to_string());
-                Ok(())
-            }
-            Err(other) => Err(other),
-        }
-    }
-
-    async fn list_path(
-        &self,
-        path: &FlagPath,
-        decrypt: bool,
-        into: &mut Fetched,
-    ) -> Result<(), SourceError> {
-        let mut next_token: Option<String> = None;
-        loop {
+impl Source for SsmSource {
+    /// Every path in order, every page (recursive, decrypted). Every path or none: one failing
+    /// path fails the whole fetch, so a mix of fresh and missing flags is never published. If SSM
+    /// cannot decrypt a SecureString under a path, that path is read again without decryption and
+    /// its SecureStrings are reported undecrypted, so one key the role may not use never hides
+    /// the other flags; decryption is tried again at every fetch.
+    async fn fetch_into(&self, progress: &mut Progress) -> Result<(), SourceError> {
+        while let Some(path) = self.paths.get(progress.path) {
+            let decrypt = !progress.plain;
             let page = self
                 .client
                 .get_parameters_by_path()
@@ -220,11 +259,22 @@ impl SsmSource {
                 .recursive(true)
                 .with_decryption(decrypt)
                 .max_results(PAGE_SIZE)
-                .set_next_token(next_token.take())
+                .set_next_token(progress.next_token.clone())
                 .send()
                 .await;
-            into.calls += 1;
-            let page = page.map_err(|e| classify(LIST, path.as_str(), e))?;
+            // From here to the end of the loop nothing awaits: a page is taken whole or not at all.
+            progress.fetched.calls += 1;
+            let page = match page.map_err(|e| classify(LIST, path.as_str(), e)) {
+                Ok(page) => page,
+                Err(error @ SourceError::Decryption { .. }) if decrypt => {
+                    progress.fetched.parameters.truncate(progress.path_start);
+                    progress.plain = true;
+                    progress.next_token = None;
+                    progress.fetched.decryption_error = Some(error.to_string());
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let Some(parameters) = page.parameters.as_deref() else {
                 return Err(SourceError::Malformed {
                     path: path.to_string(),
@@ -237,36 +287,35 @@ impl SsmSource {
                     tracing::warn!(parameter = name, %path, "ignored a parameter outside the path asked for");
                     continue;
                 };
-                into.parameters.push(Parameter {
+                let kind = match p.r#type() {
+                    Some(ParameterType::StringList) => ParameterKind::StringList,
+                    Some(ParameterType::SecureString) => ParameterKind::SecureString,
+                    _ => ParameterKind::String,
+                };
+                if !decrypt && kind == ParameterKind::SecureString {
+                    progress.fetched.undecrypted.push(name.to_owned());
+                }
+                progress.fetched.parameters.push(Parameter {
                     flag: flag.to_owned(),
                     name: name.to_owned(),
-                    kind: match p.r#type() {
-                        Some(ParameterType::StringList) => ParameterKind::StringList,
-                        Some(ParameterType::SecureString) => ParameterKind::SecureString,
-                        _ => ParameterKind::String,
-                    },
+                    kind,
                     value: p.value().unwrap_or_default().to_owned(),
                     version: u64::try_from(p.version()).unwrap_or(0),
                 });
             }
             // A page may come back short (or empty) with more to come: follow the token.
             match page.next_token() {
-                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-                _ => return Ok(()),
+                Some(token) if !token.is_empty() => progress.next_token = Some(token.to_owned()),
+                _ => {
+                    progress.path += 1;
+                    progress.next_token = None;
+                    progress.plain = false;
+                    progress.path_start = progress.fetched.parameters.len();
+                }
             }
         }
-    }
-}
-
-impl Source for SsmSource {
-    async fn fetch(&self) -> Result<Fetched, SourceError> {
-        let mut fetched = Fetched::default();
-        // Every path or none: one failing path fails the whole fetch, so a mix of fresh and
-        // missing flags is never published.
-        for path in &self.paths {
-            self.fetch_path(path, &mut fetched).await?;
-        }
-        Ok(fetched)
+        progress.done = true;
+        Ok(())
     }
 
     async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {

@@ -87,7 +87,7 @@ async fn storm(proxy: &FaultProxy, flags: usize, backoff: bool, limit: Duration)
                     return (ready_or_degraded, init, Some(started.elapsed()));
                 }
                 tokio::time::sleep(INVOKE_EVERY).await;
-                refresher.refresh_if_due().await;
+                refresher.refresh_if_due(INIT_BUDGET).await;
             }
             (ready_or_degraded, init, None)
         }));
