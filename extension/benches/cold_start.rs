@@ -127,10 +127,7 @@ async fn extension_run(
     let sim = simulator(FreezeMode::None).await;
     let flags_port = free_port();
     let mut env = extension_env(port, path, flags_port);
-    env.push((
-        "SSM_FLAGS_INIT_TIMEOUT_MS".to_owned(),
-        "9000".to_owned(),
-    ));
+    env.push(("SSM_FLAGS_INIT_TIMEOUT_MS".to_owned(), "9000".to_owned()));
     let spawned_at = SystemTime::now();
     let mut extension = spawn(&sim, &extension_binary(), &env, "cold");
     let id = testkit::first_next(&sim, Duration::from_secs(30))

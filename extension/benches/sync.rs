@@ -128,7 +128,7 @@ fn bench_sync(c: &mut Criterion) {
         let served = Served::new(1, snapshot, None);
         tokio::spawn(serve(
             listener,
-            Api::new(Shared::new(served), Some("token".into())),
+            Api::new(Shared::new(served), "token".into()),
             std::future::pending(),
         ));
         let client = Client::new(port, Some("token"), std::time::Duration::from_secs(1));

@@ -74,9 +74,13 @@ pub struct Config {
     pub log_level: Level,
     /// `SSM_FLAGS_LOG_FORMAT` (default `json`): `json` or `text`.
     pub log_format: LogFormat,
-    /// `AWS_SESSION_TOKEN` (set by Lambda): when present, local API requests must carry it in
-    /// `X-SSM-Flags-Token`.
+    /// The local API's token, which every request must carry in `X-SSM-Flags-Token`:
+    /// `SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN` (set by Lambda). `None`: the extension
+    /// generates a random one at start and writes it to [`Config::token_file`].
     pub token: Option<String>,
+    /// `SSM_FLAGS_TOKEN_FILE` (default `/tmp/ssm-flags/token`): where a generated token is
+    /// written (mode 0600, in a 0700 directory), for the function's `flags` client to read.
+    pub token_file: std::path::PathBuf,
     /// `AWS_REGION` (set by Lambda): the region the local API's evaluations use for a request
     /// that names none, as the handler library does.
     pub region: Option<String>,
@@ -191,10 +195,8 @@ impl Config {
             init_timeout,
             log_level,
             log_format,
-            token: vars
-                .get("AWS_SESSION_TOKEN")
-                .filter(|t| !t.is_empty())
-                .cloned(),
+            token: flags::wire::configured_token(|var| vars.get(var).cloned()),
+            token_file: flags::wire::token_file(|var| vars.get(var).cloned()),
             region: get("AWS_REGION").map(str::to_owned),
             metrics,
         })

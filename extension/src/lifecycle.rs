@@ -27,6 +27,14 @@ pub enum LifecycleError {
         /// Why.
         source: std::io::Error,
     },
+    /// The generated API token could not be written for the function to read.
+    #[error("cannot write the API token to {path} (SSM_FLAGS_TOKEN_FILE): {source}")]
+    TokenFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// `AWS_LAMBDA_RUNTIME_API` is missing or not an address.
     #[error(
         "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path)"
@@ -67,7 +75,11 @@ pub async fn run_with<S: Source + 'static>(
     let refresher = Refresher::new(source, config.max_age, config.refresh_timeout)
         .with_default_region(config.region.clone())
         .with_metrics(metrics);
-    let api = Api::new(refresher.shared(), config.token.clone());
+    let token = match config.token.clone() {
+        Some(token) => token,
+        None => generated_token(&config.token_file)?,
+    };
+    let api = Api::new(refresher.shared(), token);
     let refresher = Arc::new(Mutex::new(refresher));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
 
@@ -169,6 +181,42 @@ pub async fn run_with<S: Source + 'static>(
     result
 }
 
+/// No token configured (no `SSM_FLAGS_TOKEN`, no `AWS_SESSION_TOKEN`: SnapStart, Managed
+/// Instances, local runs): a random one, written where only this user can read it, so the API
+/// is never open. The `flags` client reads it from the same file.
+fn generated_token(path: &std::path::Path) -> Result<String, LifecycleError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+    let failed = |source| LifecycleError::TokenFile {
+        path: path.to_owned(),
+        source,
+    };
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| failed(std::io::Error::other(e.to_string())))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(failed)?;
+    }
+    // Written whole under another name, then renamed: a reader never sees half a token.
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(failed)?;
+    file.write_all(token.as_bytes()).map_err(failed)?;
+    std::fs::rename(&partial, path).map_err(failed)?;
+    tracing::info!(file = %path.display(), "no SSM_FLAGS_TOKEN or AWS_SESSION_TOKEN: generated the API token, readable by this user only");
+    Ok(token)
+}
+
 /// Room left before an INVOKE's deadline when a refresh must be over: the extension's own work
 /// after the refresh (asking for the next event) and clock differences.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
@@ -217,6 +265,29 @@ async fn terminate() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_token_is_random_and_readable_by_this_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ssm-flags-token-{}", std::process::id()));
+        let path = dir.join("nested").join("token");
+        let first = generated_token(&path).expect("written");
+        assert_eq!(first.len(), 64);
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some(first.as_str())
+        );
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        assert_eq!(mode(&path), Some(0o600));
+        assert_eq!(mode(&dir.join("nested")), Some(0o700));
+        let second = generated_token(&path).expect("rewritten");
+        assert_ne!(first, second, "a new token at each start");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_refresh_never_runs_past_the_invocations_deadline() {

@@ -6,8 +6,9 @@
 //! - `GET /v1/flags/{name}?user_id=…&region=…`: one flag evaluated with the library's rules.
 //! - `GET /v1/health`: `ok`, `stale`, `degraded` or `fallback`, version and age.
 //!
-//! When a token is configured (`AWS_SESSION_TOKEN`, always set in Lambda), every request must
-//! carry it in `X-SSM-Flags-Token`, as AWS's own extensions require, against SSRF.
+//! Every request must carry the token in `X-SSM-Flags-Token` (`SSM_FLAGS_TOKEN`, else
+//! `AWS_SESSION_TOKEN`, else a generated one shared through a file), as AWS's own extensions
+//! require, against SSRF: the API is never open.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -37,19 +38,27 @@ use crate::snapshot::{Served, Shared};
 /// Request-header buffer limit; larger requests are refused with 431.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// The API's state: the published snapshot and the expected token.
-#[derive(Debug, Clone)]
+/// The API's state: the published snapshot and the token every request must carry.
+#[derive(Clone)]
 pub struct Api {
     shared: Shared,
-    token: Option<Arc<str>>,
+    token: Arc<str>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("token", &"(set)")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Api {
-    /// An API over `shared`, requiring `token` when set.
-    pub fn new(shared: Shared, token: Option<String>) -> Self {
+    /// An API over `shared`; every request must carry `token` (it is never open).
+    pub fn new(shared: Shared, token: String) -> Self {
         Self {
             shared,
-            token: token.map(Arc::from),
+            token: Arc::from(token),
         }
     }
 
@@ -68,7 +77,7 @@ impl Api {
         if !self.authorized(request) {
             return error(
                 StatusCode::UNAUTHORIZED,
-                "missing or wrong X-SSM-Flags-Token header (it must be the function's AWS_SESSION_TOKEN)",
+                "missing or wrong X-SSM-Flags-Token header (SSM_FLAGS_TOKEN, else the function's AWS_SESSION_TOKEN, else the token in SSM_FLAGS_TOKEN_FILE)",
             );
         }
         let served = self.shared.load();
@@ -91,9 +100,7 @@ impl Api {
     }
 
     fn authorized<B>(&self, request: &Request<B>) -> bool {
-        let Some(expected) = &self.token else {
-            return true;
-        };
+        let expected = &self.token;
         request
             .headers()
             .get(TOKEN_HEADER)
@@ -285,6 +292,9 @@ mod tests {
     use http_body_util::BodyExt;
     use serde_json::json;
 
+    /// The token of `api(None)`, sent by `get` unless a test sends its own.
+    const TEST_TOKEN: &str = "test-token";
+
     fn api(token: Option<&str>) -> Api {
         let params: Vec<Parameter> = [
             ("dark-mode", "true"),
@@ -310,13 +320,19 @@ mod tests {
         let snapshot = Snapshot::new(7, Status::Ok, params.iter().map(FlagEntry::from_parameter))
             .with_fetched_at(Some(std::time::SystemTime::now()));
         let served = Served::new(1, snapshot, None);
-        Api::new(Shared::new(served), token.map(str::to_owned))
+        Api::new(Shared::new(served), token.unwrap_or(TEST_TOKEN).to_owned())
     }
 
     fn get(api: &Api, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, Value, http::HeaderMap) {
         let mut builder = Request::get(uri);
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             builder = builder.header("host", "127.0.0.1:2774");
+        }
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(TOKEN_HEADER))
+        {
+            builder = builder.header(TOKEN_HEADER, TEST_TOKEN);
         }
         for (k, v) in headers {
             builder = builder.header(*k, *v);
@@ -503,13 +519,22 @@ mod tests {
     }
 
     #[test]
-    fn token_is_required_on_every_route_when_configured() {
+    fn the_token_is_required_on_every_route() {
         let api = api(Some("secret-token"));
         for uri in [
             FLAGS_PATH,
             &format!("{FLAG_PATH_PREFIX}dark-mode"),
             HEALTH_PATH,
         ] {
+            let bare = Request::get(uri)
+                .header("host", "127.0.0.1")
+                .body(())
+                .expect("request");
+            assert_eq!(
+                api.handle(&bare).status(),
+                StatusCode::UNAUTHORIZED,
+                "{uri}: no token"
+            );
             let (status, body, _) = get(&api, uri, &[]);
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
             assert!(

@@ -646,3 +646,78 @@ async fn a_bad_configuration_stops_startup_naming_the_variable() {
         assert!(!said.contains("panicked"), "{vars:?}: {said}");
     }
 }
+
+/// Issue 11 §4: without `AWS_SESSION_TOKEN` (SnapStart, Managed Instances, local runs) the API is
+/// never open: the extension generates a token into a file only this user can read, and the
+/// handler's client reads it; `SSM_FLAGS_TOKEN`, when set, is used by both sides instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_session_token_the_api_is_still_closed() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let dir = std::env::temp_dir().join(format!("ssm-flags-token-test-{}", common::free_port()));
+    let file = dir.join("token");
+    let file_var = file.display().to_string();
+    let f = common::start_with(
+        moto.port,
+        60,
+        FreezeMode::None,
+        &[
+            ("AWS_SESSION_TOKEN", ""),
+            ("SSM_FLAGS_TOKEN_FILE", &file_var),
+        ],
+    )
+    .await;
+    let seen = f.check("alice", "us-east-1", &names()).await;
+    assert_eq!(
+        seen["snapshot_version"], 1,
+        "the handler read the generated token: {seen}"
+    );
+    let token = std::fs::read_to_string(&file).expect("token file");
+    assert_eq!(token.len(), 64);
+    let mode = std::fs::metadata(&file)
+        .map(|m| m.permissions().mode() & 0o777)
+        .ok();
+    assert_eq!(mode, Some(0o600), "readable by the function's user only");
+    for (headers, expected) in [
+        (vec![], 401),
+        (vec![(TOKEN_HEADER, TOKEN)], 401),
+        (vec![(TOKEN_HEADER, token.as_str())], 200),
+    ] {
+        let (status, _) = http_get(f.flags_port, HEALTH_PATH, &headers)
+            .await
+            .expect("reachable");
+        assert_eq!(status, expected, "{headers:?}");
+    }
+    assert!(
+        !f.extension.log().contains(&token),
+        "the token is never logged"
+    );
+    drop(f);
+
+    // A token shared by configuration (what a sidecar and its neighbours use).
+    let shared = "a-shared-token-for-both-sides";
+    let f = common::start_with(
+        moto.port,
+        60,
+        FreezeMode::None,
+        &[
+            ("AWS_SESSION_TOKEN", ""),
+            ("SSM_FLAGS_TOKEN", shared),
+            ("SSM_FLAGS_TOKEN_FILE", &file_var),
+        ],
+    )
+    .await;
+    let seen = f.check("alice", "us-east-1", &names()).await;
+    assert_eq!(seen["snapshot_version"], 1, "{seen}");
+    let (status, _) = http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, shared)])
+        .await
+        .expect("reachable");
+    assert_eq!(status, 200);
+    let (status, _) = http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, token.as_str())])
+        .await
+        .expect("reachable");
+    assert_eq!(status, 401, "the old generated token is not accepted");
+    let _ = std::fs::remove_dir_all(&dir);
+}

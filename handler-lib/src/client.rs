@@ -15,7 +15,9 @@
 //! [`crate::Snapshot::age`] stays right.
 //!
 //! Environment (read once): `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
-//! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50), and `AWS_SESSION_TOKEN`, sent in [`TOKEN_HEADER`].
+//! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50), and the token sent in [`TOKEN_HEADER`]:
+//! `SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN`, else the one the extension generated, read from
+//! `SSM_FLAGS_TOKEN_FILE` (default [`DEFAULT_TOKEN_FILE`]).
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,7 +39,8 @@ use tokio::sync::Mutex;
 use crate::env::{parse_number, parse_port};
 use crate::snapshot::{GLOBAL, Snapshot, Store};
 use crate::wire::{
-    DEFAULT_PORT, FETCHED_AT_HEADER, FLAGS_PATH, SnapshotDoc, Status, TOKEN_HEADER, parse_time,
+    DEFAULT_PORT, DEFAULT_TOKEN_FILE, FETCHED_AT_HEADER, FLAGS_PATH, SnapshotDoc, Status,
+    TOKEN_HEADER, configured_token, parse_time, token_file,
 };
 
 /// Default bound on one sync.
@@ -94,7 +97,7 @@ struct Connection {
 /// A client of the extension's local API.
 pub struct Client {
     addr: SocketAddr,
-    token: Option<HeaderValue>,
+    token: Token,
     timeout: Duration,
     connection: Mutex<Connection>,
     /// Syncs completed: a sync that waited while another ran shares that one's outcome.
@@ -106,18 +109,23 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("addr", &self.addr)
-            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .field("token", &"(not shown)")
             .field("timeout", &self.timeout)
             .finish()
     }
 }
 
 impl Client {
-    /// A client of the extension on 127.0.0.1:`port`, sending `token` when set.
+    /// A client of the extension on 127.0.0.1:`port`, sending `token`; without one, the token
+    /// the extension generated, read from the default token file.
     pub fn new(port: u16, token: Option<&str>, timeout: Duration) -> Self {
+        let token = match token.and_then(|t| HeaderValue::from_str(t).ok()) {
+            Some(value) => Token::Configured(value),
+            None => Token::from_file(DEFAULT_TOKEN_FILE.into()),
+        };
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            token: token.and_then(|t| HeaderValue::from_str(t).ok()),
+            token,
             timeout,
             connection: Mutex::new(Connection::default()),
             completed: AtomicU64::new(0),
@@ -134,10 +142,13 @@ impl Client {
             DEFAULT_TIMEOUT.as_millis() as u64,
             |var, v| parse_number(var, v, 1, 60_000),
         );
-        let token = std::env::var("AWS_SESSION_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
-        Self::new(port, token.as_deref(), Duration::from_millis(timeout_ms))
+        let env = |var: &str| std::env::var(var).ok();
+        let mut client = Self::new(port, None, Duration::from_millis(timeout_ms));
+        client.token = match configured_token(env).and_then(|t| HeaderValue::from_str(&t).ok()) {
+            Some(value) => Token::Configured(value),
+            None => Token::from_file(token_file(env)),
+        };
+        client
     }
 
     /// Forgets the snapshot tag, so the next sync fetches the whole snapshot even if unchanged.
@@ -263,8 +274,8 @@ impl Client {
         if let Some(etag) = &connection.etag {
             headers.insert(IF_NONE_MATCH, etag.clone());
         }
-        if let Some(token) = &self.token {
-            headers.insert(TOKEN_HEADER, token.clone());
+        if let Some(token) = self.token.value() {
+            headers.insert(TOKEN_HEADER, token);
         }
         let response = sender.send_request(request).await?;
         let status = response.status();
@@ -287,6 +298,11 @@ impl Client {
                     fetched_at,
                 })
             }
+            StatusCode::UNAUTHORIZED => {
+                // A restarted extension may have generated a new token: read it again next time.
+                self.token.forget();
+                Err(SyncError::Status(StatusCode::UNAUTHORIZED))
+            }
             other => Err(SyncError::Status(other)),
         }
     }
@@ -306,6 +322,48 @@ impl Client {
             let _ = connection.await;
         });
         Ok(sender)
+    }
+}
+
+/// The API token: configured (`SSM_FLAGS_TOKEN`, `AWS_SESSION_TOKEN`), or the one the extension
+/// generated, read from its file when first needed (and again after a 401).
+enum Token {
+    Configured(HeaderValue),
+    File {
+        path: std::path::PathBuf,
+        read: std::sync::Mutex<Option<HeaderValue>>,
+    },
+}
+
+impl Token {
+    fn from_file(path: std::path::PathBuf) -> Self {
+        Self::File {
+            path,
+            read: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn value(&self) -> Option<HeaderValue> {
+        match self {
+            Self::Configured(value) => Some(value.clone()),
+            Self::File { path, read } => {
+                let mut read = read.lock().ok()?;
+                if read.is_none() {
+                    *read = std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|token| HeaderValue::from_str(token.trim()).ok());
+                }
+                read.clone()
+            }
+        }
+    }
+
+    fn forget(&self) {
+        if let Self::File { read, .. } = self
+            && let Ok(mut read) = read.lock()
+        {
+            *read = None;
+        }
     }
 }
 

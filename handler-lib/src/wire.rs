@@ -39,6 +39,14 @@ use crate::snapshot::{FlagEntry, Snapshot};
 pub const DEFAULT_PORT: u16 = 2774;
 /// The request header that must carry the API token (HTTP header names are case-insensitive).
 pub const TOKEN_HEADER: &str = "x-ssm-flags-token";
+/// The API token, when set, for the extension and every client (what a sidecar and its
+/// neighbour containers share).
+pub const TOKEN_VAR: &str = "SSM_FLAGS_TOKEN";
+/// Where the extension writes the token it generates when none is configured, and where clients
+/// read it: a file only the function's user can read.
+pub const TOKEN_FILE_VAR: &str = "SSM_FLAGS_TOKEN_FILE";
+/// The default token file.
+pub const DEFAULT_TOKEN_FILE: &str = "/tmp/ssm-flags/token";
 /// The response header carrying the time of the last successful fetch (RFC 3339), on every
 /// snapshot answer, 304 included: freshness travels apart from the content and its ETag.
 pub const FETCHED_AT_HEADER: &str = "x-ssm-flags-fetched-at";
@@ -292,6 +300,23 @@ impl SnapshotDoc {
     }
 }
 
+/// The API token configured for both sides, in this order: [`TOKEN_VAR`], else (in Lambda)
+/// `AWS_SESSION_TOKEN`, as AWS's own extensions do. `None`: the extension generates a random one
+/// and shares it through the [`token_file`]. The API is never open.
+pub fn configured_token(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    [TOKEN_VAR, "AWS_SESSION_TOKEN"]
+        .into_iter()
+        .find_map(|var| get(var).filter(|token| !token.trim().is_empty()))
+}
+
+/// The token file: [`TOKEN_FILE_VAR`], else [`DEFAULT_TOKEN_FILE`].
+pub fn token_file(get: impl Fn(&str) -> Option<String>) -> std::path::PathBuf {
+    get(TOKEN_FILE_VAR)
+        .filter(|path| !path.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_TOKEN_FILE.to_owned())
+        .into()
+}
+
 /// Formats a time as RFC 3339 (UTC, milliseconds), as `fetched_at` and the
 /// [`FETCHED_AT_HEADER`] carry it.
 pub fn rfc3339(at: SystemTime) -> String {
@@ -482,6 +507,32 @@ mod tests {
         assert_eq!(
             serde_json::to_value(ErrorDoc::new("no")).expect("serialize"),
             serde_json::json!({"error": "no"})
+        );
+    }
+
+    #[test]
+    fn the_token_comes_from_ssm_flags_token_then_the_session_token() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = env(&[("SSM_FLAGS_TOKEN", "shared"), ("AWS_SESSION_TOKEN", "aws")]);
+        assert_eq!(configured_token(both).as_deref(), Some("shared"));
+        let lambda = env(&[("SSM_FLAGS_TOKEN", " "), ("AWS_SESSION_TOKEN", "aws")]);
+        assert_eq!(configured_token(lambda).as_deref(), Some("aws"));
+        assert_eq!(configured_token(env(&[])), None);
+        assert_eq!(
+            token_file(env(&[])),
+            std::path::PathBuf::from(DEFAULT_TOKEN_FILE)
+        );
+        let custom = env(&[("SSM_FLAGS_TOKEN_FILE", "/run/flags/token")]);
+        assert_eq!(
+            token_file(custom),
+            std::path::PathBuf::from("/run/flags/token")
         );
     }
 
