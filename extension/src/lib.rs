@@ -13,11 +13,13 @@
 //! - [`refresh`]: when to refresh (max age, backoff with jitter) and the refresher;
 //! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
 //! - [`server`]: the local HTTP API, token-checked;
+//! - [`guard`]: how long a client may take to send a request's headers;
 //! - [`lifecycle`]: registration, init load, the INVOKE / SHUTDOWN loop;
 //! - [`logging`]: JSON or text logs.
 
 pub mod audit;
 pub mod config;
+pub mod guard;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

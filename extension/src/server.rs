@@ -32,11 +32,16 @@ use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
+use crate::guard::{HEADER_TIMEOUT, HeaderDeadline};
 use crate::snapshot::{Served, Shared};
 
 /// Request-header buffer limit; larger requests are refused with 431.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Connections served at once; more are closed at once. Every process of a function (worker
+/// processes included) needs one kept-alive connection: 256 is far above any real count.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// The API's state: the published snapshot and the token every request must carry.
 #[derive(Clone)]
@@ -74,6 +79,17 @@ impl Api {
                 "the Host header must be a loopback name or address (localhost, 127.0.0.1, [::1])",
             );
         }
+        if has_body(request) {
+            // Only GET is served: a body is never read, so it is never accepted either.
+            let mut response = error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request bodies are not accepted (only GET is served)",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
         if !self.authorized(request) {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -106,6 +122,16 @@ impl Api {
             .get(TOKEN_HEADER)
             .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
     }
+}
+
+/// Whether the request announces a body (`Content-Length` above 0, or chunked).
+fn has_body<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Whether the request names a loopback host: `localhost`, `127.x.x.x` or `[::1]`, with or
@@ -245,10 +271,13 @@ fn health(served: &Served) -> Response<Full<Bytes>> {
     )
 }
 
-/// Serves `api` on `listener` until `shutdown` completes. Connections from outside loopback
-/// are closed unanswered.
+/// Serves `api` on `listener` until `shutdown` completes. Connections from outside loopback,
+/// and beyond [`MAX_CONNECTIONS`] at once, are closed unanswered; a request whose headers take
+/// longer than [`HEADER_TIMEOUT`] from their first byte is cut (see [`crate::guard`]).
 pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut refused_logged = false;
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => return,
@@ -266,17 +295,30 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
             tracing::warn!(%peer, "refused a connection from outside loopback");
             continue;
         }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if !std::mem::replace(&mut refused_logged, true) {
+                tracing::warn!(
+                    max = MAX_CONNECTIONS,
+                    "local API connections at their limit: closing new ones"
+                );
+            }
+            continue;
+        };
+        refused_logged = false;
         let api = api.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let response = api.handle(&request);
                 async move { Ok::<_, Infallible>(response) }
             });
-            // No header-read timeout: hyper also applies it to idle keep-alive connections, and
-            // the handler's connection idles (frozen) between invocations. Loopback only.
+            // hyper's header-read timeout also counts idle keep-alive time, and the handler's
+            // connection idles (frozen) between invocations: ours counts from a request's first
+            // byte instead.
+            let guarded = HeaderDeadline::new(stream, HEADER_TIMEOUT);
             let connection = http1::Builder::new()
                 .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(guarded), service);
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "local API connection ended with an error");
             }

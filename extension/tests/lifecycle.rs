@@ -721,3 +721,75 @@ async fn without_a_session_token_the_api_is_still_closed() {
     assert_eq!(status, 401, "the old generated token is not accepted");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 11 §4: the local API bounds what one client may hold — the time to send a request's
+/// headers (not the idle time of a kept-alive connection), the number of connections, and the
+/// size of a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_on_what_a_client_may_hold() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let f = common::start(moto.port, 60, FreezeMode::None).await;
+    let port = f.flags_port;
+
+    // Headers that never finish: cut (within ssm_flags_extension::guard::HEADER_TIMEOUT, 2 s).
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed: {read:?}");
+    println!(
+        "a request with unfinished headers was cut after {:?}",
+        started.elapsed()
+    );
+
+    // A kept-alive connection idle longer than that is still served.
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    tokio::time::sleep(ssm_flags_extension::guard::HEADER_TIMEOUT + Duration::from_secs(1)).await;
+    let request =
+        format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{TOKEN_HEADER}: {TOKEN}\r\n\r\n");
+    idle.write_all(request.as_bytes()).await.expect("write");
+    let n = idle.read(&mut buf).await.expect("answer");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "idle is fine"
+    );
+
+    // A request with a body: refused, and the body is never read.
+    let with_body = format!(
+        "GET {HEALTH_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{TOKEN_HEADER}: {TOKEN}\r\nContent-Length: 100000000\r\n\r\n"
+    );
+    let status = testkit::raw_request(port, with_body.as_bytes())
+        .await
+        .expect("reachable");
+    assert_eq!(status, 413);
+
+    // At most MAX_CONNECTIONS at once: one more is closed unanswered until one is freed.
+    let max = ssm_flags_extension::server::MAX_CONNECTIONS;
+    let mut held = vec![idle];
+    while held.len() < max {
+        held.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = testkit::raw_request(port, request.as_bytes())
+        .await
+        .expect("reachable");
+    assert_eq!(status, 0, "over the limit: closed unanswered");
+    held.truncate(10);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = f.api(HEALTH_PATH).await;
+    assert_eq!(status, 200, "served again once connections are freed");
+}
