@@ -15,7 +15,8 @@
 //! [`crate::Snapshot::age`] stays right.
 //!
 //! Environment (read once): `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
-//! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50), and the token sent in [`TOKEN_HEADER`]:
+//! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50: the wait for the extension's answer),
+//! `SSM_FLAGS_CLIENT_MAX_BODY_MIB` (default 64), and the token sent in [`TOKEN_HEADER`]:
 //! `SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN`, else the one the extension generated, read from
 //! `SSM_FLAGS_TOKEN_FILE` (default [`DEFAULT_TOKEN_FILE`]).
 
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{ETAG, HOST, IF_NONE_MATCH};
 use http::{HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -43,8 +44,13 @@ use crate::wire::{
     TOKEN_HEADER, configured_token, parse_time, token_file,
 };
 
-/// Default bound on one sync.
+/// Default bound on one sync's wait for the extension.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default cap on a snapshot's size (`SSM_FLAGS_CLIENT_MAX_BODY_MIB`, in MiB).
+pub const DEFAULT_MAX_BODY_MIB: u64 = 64;
+/// Bound on a snapshot's transfer once the extension has answered (loopback: a 20 MB snapshot
+/// takes tens of milliseconds; this only catches a transfer that stalls).
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The outcome of one sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +90,14 @@ enum SyncError {
     Snapshot(#[from] crate::error::LoadError),
     #[error("the ssm-flags extension did not answer within {0:?} (SSM_FLAGS_CLIENT_TIMEOUT_MS)")]
     Timeout(Duration),
+    #[error("the snapshot did not finish arriving within {0:?}")]
+    Transfer(Duration),
+    #[error(
+        "the snapshot is larger than {0} bytes (SSM_FLAGS_CLIENT_MAX_BODY_MIB): keeping the flags held"
+    )]
+    TooLarge(usize),
+    #[error("the snapshot's transfer failed: {0}")]
+    Body(String),
 }
 
 #[derive(Default)]
@@ -98,6 +112,7 @@ struct Connection {
 pub struct Client {
     addr: SocketAddr,
     token: Token,
+    max_body: usize,
     timeout: Duration,
     connection: Mutex<Connection>,
     /// Syncs completed: a sync that waited while another ran shares that one's outcome.
@@ -126,6 +141,7 @@ impl Client {
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             token,
+            max_body: mib(DEFAULT_MAX_BODY_MIB),
             timeout,
             connection: Mutex::new(Connection::default()),
             completed: AtomicU64::new(0),
@@ -142,13 +158,25 @@ impl Client {
             DEFAULT_TIMEOUT.as_millis() as u64,
             |var, v| parse_number(var, v, 1, 60_000),
         );
+        let max_body_mib = env_or(
+            "SSM_FLAGS_CLIENT_MAX_BODY_MIB",
+            DEFAULT_MAX_BODY_MIB,
+            |var, v| parse_number(var, v, 1, 1024),
+        );
         let env = |var: &str| std::env::var(var).ok();
-        let mut client = Self::new(port, None, Duration::from_millis(timeout_ms));
+        let mut client = Self::new(port, None, Duration::from_millis(timeout_ms))
+            .with_max_body(mib(max_body_mib));
         client.token = match configured_token(env).and_then(|t| HeaderValue::from_str(&t).ok()) {
             Some(value) => Token::Configured(value),
             None => Token::from_file(token_file(env)),
         };
         client
+    }
+
+    /// The same client, refusing snapshots larger than `bytes`.
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Forgets the snapshot tag, so the next sync fetches the whole snapshot even if unchanged.
@@ -159,24 +187,29 @@ impl Client {
     /// Fetches the snapshot if it changed and installs it into `store` if it is better than the
     /// one held. Gives up within the client timeout counted from this call, waiting for another
     /// task's sync included; syncs that overlap share one request.
+    ///
+    /// The bound is on waiting for the extension (another task's sync, connecting, the answer's
+    /// head). Once the extension answers, a new snapshot is read to its end however large it is
+    /// (a 10,000-flag snapshot takes longer than 50 ms to transfer and parse), within
+    /// `SSM_FLAGS_CLIENT_MAX_BODY_MIB` and [`TRANSFER_TIMEOUT`]; it is paid once per change.
     pub async fn sync_into(&self, store: &Store) -> Synced {
         let ticket = self.completed.load(Ordering::Acquire);
-        let synced = tokio::time::timeout(self.timeout, async {
-            let mut connection = self.connection.lock().await;
-            if let Some(last) = connection.last
-                && self.completed.load(Ordering::Acquire) != ticket
-            {
-                // Another sync finished while this one waited: its answer is as fresh.
-                return last;
-            }
-            let result = self.fetch(&mut connection).await;
-            let synced = self.apply(result, &mut connection, store);
-            connection.last = Some(synced);
-            self.completed.fetch_add(1, Ordering::Release);
-            synced
-        })
-        .await;
-        synced.unwrap_or_else(|_| self.failed(SyncError::Timeout(self.timeout)))
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let Ok(mut connection) = tokio::time::timeout_at(deadline, self.connection.lock()).await
+        else {
+            return self.failed(SyncError::Timeout(self.timeout));
+        };
+        if let Some(last) = connection.last
+            && self.completed.load(Ordering::Acquire) != ticket
+        {
+            // Another sync finished while this one waited: its answer is as fresh.
+            return last;
+        }
+        let result = self.fetch(&mut connection, deadline).await;
+        let synced = self.apply(result, &mut connection, store);
+        connection.last = Some(synced);
+        self.completed.fetch_add(1, Ordering::Release);
+        synced
     }
 
     fn apply(
@@ -247,25 +280,42 @@ impl Client {
         }
     }
 
-    async fn fetch(&self, connection: &mut Connection) -> Result<Answer, SyncError> {
+    async fn fetch(
+        &self,
+        connection: &mut Connection,
+        deadline: tokio::time::Instant,
+    ) -> Result<Answer, SyncError> {
         let reused = connection.sender.as_ref().is_some_and(|s| !s.is_closed());
-        match self.fetch_once(connection).await {
+        match self.fetch_once(connection, deadline).await {
             // The extension may have closed a kept-alive connection while it sat idle (or frozen):
             // like any keep-alive client, retry the idempotent GET once on a fresh connection.
             Err(SyncError::Http(_)) if reused => {
                 connection.sender = None;
-                self.fetch_once(connection).await
+                self.fetch_once(connection, deadline).await
             }
             other => other,
         }
     }
 
-    async fn fetch_once(&self, connection: &mut Connection) -> Result<Answer, SyncError> {
-        let mut sender = match connection.sender.take() {
-            Some(sender) if !sender.is_closed() => sender,
-            _ => self.connect().await?,
+    async fn fetch_once(
+        &self,
+        connection: &mut Connection,
+        deadline: tokio::time::Instant,
+    ) -> Result<Answer, SyncError> {
+        let timed_out = || SyncError::Timeout(self.timeout);
+        let reusable = connection
+            .sender
+            .take()
+            .filter(|sender| !sender.is_closed());
+        let mut sender = match reusable {
+            Some(sender) => sender,
+            None => tokio::time::timeout_at(deadline, self.connect())
+                .await
+                .map_err(|_| timed_out())??,
         };
-        sender.ready().await?;
+        tokio::time::timeout_at(deadline, sender.ready())
+            .await
+            .map_err(|_| timed_out())??;
         let mut request = Request::get(FLAGS_PATH)
             .header(HOST, "127.0.0.1")
             .body(Empty::new())
@@ -277,7 +327,9 @@ impl Client {
         if let Some(token) = self.token.value() {
             headers.insert(TOKEN_HEADER, token);
         }
-        let response = sender.send_request(request).await?;
+        let response = tokio::time::timeout_at(deadline, sender.send_request(request))
+            .await
+            .map_err(|_| timed_out())??;
         let status = response.status();
         let etag = response.headers().get(ETAG).cloned();
         // Extensions before 0.2 send no fetch time in a header: the body's stays.
@@ -286,7 +338,17 @@ impl Client {
             .get(FETCHED_AT_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_time);
-        let body = response.into_body().collect().await?.to_bytes();
+        // The extension has answered: the body is read to its end, bounded in size and time.
+        let limit = self.max_body;
+        let body = Limited::new(response.into_body(), limit);
+        let body = tokio::time::timeout(TRANSFER_TIMEOUT, body.collect())
+            .await
+            .map_err(|_| SyncError::Transfer(TRANSFER_TIMEOUT))?
+            .map_err(|error| match error.downcast::<LengthLimitError>() {
+                Ok(_) => SyncError::TooLarge(limit),
+                Err(other) => SyncError::Body(other.to_string()),
+            })?
+            .to_bytes();
         connection.sender = Some(sender);
         match status {
             StatusCode::NOT_MODIFIED => Ok(Answer::Unchanged { fetched_at }),
@@ -323,6 +385,10 @@ impl Client {
         });
         Ok(sender)
     }
+}
+
+fn mib(n: u64) -> usize {
+    usize::try_from(n.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 /// The API token: configured (`SSM_FLAGS_TOKEN`, `AWS_SESSION_TOKEN`), or the one the extension
