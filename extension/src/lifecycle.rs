@@ -97,6 +97,11 @@ pub async fn run_with<S: Source + 'static>(
                     NextEvent::Invoke(invoke) => {
                         let budget =
                             invoke_budget(refresh_timeout, invoke.deadline_ms, SystemTime::now());
+                        tracing::debug!(
+                            deadline_ms = invoke.deadline_ms,
+                            budget_ms = budget.as_millis() as u64,
+                            "INVOKE"
+                        );
                         if !budget.is_zero() {
                             refresher.lock().await.refresh_if_due(budget).await;
                         }
@@ -223,7 +228,11 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 /// How long a refresh during this INVOKE may take: the refresh timeout, and never past the
 /// invocation's deadline (work past it would time the invocation out). Zero: no refresh now.
+/// A deadline of 0 is none known (emulators such as cargo-lambda send 0; Lambda never does).
 fn invoke_budget(refresh_timeout: Duration, deadline_ms: u64, now: SystemTime) -> Duration {
+    if deadline_ms == 0 {
+        return refresh_timeout;
+    }
     let now_ms = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -309,7 +318,13 @@ mod tests {
             invoke_budget(timeout, ms(Duration::from_millis(50)), now),
             Duration::ZERO
         );
-        assert_eq!(invoke_budget(timeout, 0, now), Duration::ZERO);
+        assert_eq!(
+            invoke_budget(timeout, ms(Duration::ZERO) - 5_000, now),
+            Duration::ZERO,
+            "past"
+        );
+        // No deadline known (an emulator's 0): the refresh timeout.
+        assert_eq!(invoke_budget(timeout, 0, now), timeout);
     }
 
     #[test]
