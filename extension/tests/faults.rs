@@ -274,6 +274,39 @@ async fn answer(f: &Function) -> Value {
         .payload
 }
 
+/// Starts another extension on `f`'s port, reading SSM through `ssm_port` (registered with its
+/// own emulator: `f`'s accepts registrations only during init), and waits until its health says
+/// `status`.
+async fn replacement(
+    f: &Function,
+    ssm_port: u16,
+    tag: &str,
+    status: &str,
+) -> (lambda_simulator::Simulator, common::Proc) {
+    let sim = lambda_simulator::Simulator::builder()
+        .build()
+        .await
+        .expect("an emulator for the new extension");
+    let mut env = common::function_env(ssm_port, common::PATH, f.flags_port, 60);
+    env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
+    let extension = common::spawn(&sim, &testkit::lambda::extension_binary(), &env, tag);
+    let started = Instant::now();
+    let expected = format!("\"{status}\"");
+    loop {
+        let health =
+            common::http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, common::TOKEN)]).await;
+        if matches!(health, Ok((200, ref body)) if body.contains(&expected)) {
+            return (sim, extension);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{tag} not up ({status}):\n{}",
+            extension.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
     let (moto, proxy) = setup().await;
@@ -309,33 +342,8 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
     // A new extension comes up on the same port (registered with its own emulator: this one
     // accepts registrations only during init). First while SSM fails: it serves an empty,
     // degraded snapshot, which must never replace the flags the handler holds (issue 11 §5).
-    let sim_degraded = lambda_simulator::Simulator::builder()
-        .build()
-        .await
-        .expect("emulator for the degraded extension");
-    let mut env = common::function_env(proxy.port, common::PATH, f.flags_port, 60);
-    env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
     proxy.set(Fault::ServerError);
-    let mut degraded = common::spawn(
-        &sim_degraded,
-        &testkit::lambda::extension_binary(),
-        &env,
-        "ext-degraded",
-    );
-    let started = Instant::now();
-    loop {
-        let health =
-            common::http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, common::TOKEN)]).await;
-        if matches!(health, Ok((200, ref body)) if body.contains("\"degraded\"")) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "degraded extension not up:\n{}",
-            degraded.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_sim, mut degraded) = replacement(&f, proxy.port, "ext-degraded", "degraded").await;
     for _ in 0..2 {
         let r = answer(&f).await;
         assert_all_known(&r, "with a restarted extension that has no flags yet");
@@ -353,25 +361,7 @@ async fn the_extension_killed_while_handlers_run_and_a_new_one_taking_over() {
         aws_sdk_ssm::types::ParameterType::String,
     )
     .await;
-    let sim2 = lambda_simulator::Simulator::builder()
-        .build()
-        .await
-        .expect("second emulator");
-    let replacement = common::spawn(&sim2, &testkit::lambda::extension_binary(), &env, "ext2");
-    let started = Instant::now();
-    loop {
-        let health =
-            common::http_get(f.flags_port, HEALTH_PATH, &[(TOKEN_HEADER, common::TOKEN)]).await;
-        if matches!(health, Ok((200, ref body)) if body.contains("\"ok\"")) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "replacement not up:\n{}",
-            replacement.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_sim2, _replacement) = replacement(&f, proxy.port, "ext2", "ok").await;
     let resumed = answer(&f).await;
     assert_eq!(
         resumed["flags"]["dark-mode"], false,
