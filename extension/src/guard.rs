@@ -41,29 +41,38 @@ impl<S> HeaderDeadline<S> {
     /// Tracks the bytes just read: arms the deadline at a request's first byte and disarms it at
     /// the end of its headers.
     fn saw(&mut self, bytes: &[u8]) {
+        const BLANK_LINE: &[u8; 4] = b"\r\n\r\n";
         if bytes.is_empty() {
             return;
         }
-        let mut window = Vec::with_capacity(bytes.len() + 3);
-        window.extend_from_slice(&self.tail);
-        window.extend_from_slice(bytes);
         if self.deadline.is_none() {
-            self.deadline = Some(Box::pin(tokio::time::sleep_until(
-                Instant::now() + self.timeout,
-            )));
+            self.deadline = Some(self.sleep());
         }
-        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+        // Where the last blank line ends in `bytes`: inside them, or begun in the tail.
+        let end = bytes
+            .windows(4)
+            .rposition(|w| w == BLANK_LINE)
+            .map(|at| at + 4)
+            .or_else(|| {
+                (1..=3).rev().find_map(|from_tail| {
+                    let rest = 4 - from_tail;
+                    (bytes.len() >= rest
+                        && self.tail[3 - from_tail..] == BLANK_LINE[..from_tail]
+                        && bytes[..rest] == BLANK_LINE[from_tail..])
+                        .then_some(rest)
+                })
+            });
+        if let Some(end) = end {
             // Anything after the blank line is the next pipelined request: its clock starts now.
-            let rest = window
-                .windows(4)
-                .rposition(|w| w == b"\r\n\r\n")
-                .map_or(&[][..], |at| &window[at + 4..]);
-            self.deadline = (!rest.is_empty())
-                .then(|| Box::pin(tokio::time::sleep_until(Instant::now() + self.timeout)));
+            self.deadline = (end < bytes.len()).then(|| self.sleep());
         }
-        let keep = window.len().min(3);
-        self.tail = [0; 3];
-        self.tail[3 - keep..].copy_from_slice(&window[window.len() - keep..]);
+        let keep = bytes.len().min(3);
+        self.tail.rotate_left(keep);
+        self.tail[3 - keep..].copy_from_slice(&bytes[bytes.len() - keep..]);
+    }
+
+    fn sleep(&self) -> Pin<Box<Sleep>> {
+        Box::pin(tokio::time::sleep_until(Instant::now() + self.timeout))
     }
 }
 
@@ -84,8 +93,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeaderDeadline<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            let read = buf.filled()[before..].to_vec();
-            self.saw(&read);
+            self.saw(&buf.filled()[before..]);
         }
         polled
     }

@@ -222,7 +222,7 @@ impl<S: Source> Refresher<S> {
     pub async fn refresh_within(&mut self, budget: Duration) -> Refreshed {
         let started = Instant::now();
         let mut progress = self.progress.take().unwrap_or_default();
-        let (pages_before, calls_before) = (progress.parameters(), progress.calls());
+        let calls_before = progress.calls();
         let (source, last_good) = (&self.source, self.last_good.as_deref());
         let outcome = tokio::time::timeout(budget, async {
             source.fetch_into(&mut progress).await?;
@@ -237,7 +237,8 @@ impl<S: Source> Refresher<S> {
                 self.fetched(fetched, elapsed_ms)
             }
             Ok(Err(error)) => self.failed(error, elapsed_ms),
-            Err(_) if progress.calls() > calls_before && progress.parameters() >= pages_before => {
+            // At least one call came back within the budget: SSM is answering, just not all yet.
+            Err(_) if progress.calls() > calls_before => {
                 let (calls, read) = (progress.calls(), progress.parameters());
                 tracing::info!(
                     parameters_read = read,

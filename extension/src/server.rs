@@ -138,8 +138,8 @@ fn has_body<B>(request: &Request<B>) -> bool {
 /// without a port (the `Host` header, or the authority of an absolute URI).
 fn loopback_host<B>(request: &Request<B>) -> bool {
     let host = match request.headers().get(HOST) {
-        Some(value) => value.to_str().ok().map(str::to_owned),
-        None => request.uri().authority().map(|a| a.as_str().to_owned()),
+        Some(value) => value.to_str().ok(),
+        None => request.uri().authority().map(|a| a.as_str()),
     };
     let Some(host) = host else {
         return false;
@@ -147,7 +147,7 @@ fn loopback_host<B>(request: &Request<B>) -> bool {
     let name = match host.rsplit_once(':') {
         // `[::1]:2774`, `localhost:2774`; a bare `[::1]` has its colons inside brackets.
         Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host.as_str(),
+        _ => host,
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
     name.eq_ignore_ascii_case("localhost")
