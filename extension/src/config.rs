@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::host::{Host, Mode};
 use flags::FlagPath;
 use flags::env::{NumberError, parse_number, parse_port};
 pub use flags::wire::DEFAULT_PORT;
@@ -88,6 +89,10 @@ pub struct Config {
     /// Metric Format lines, in `SSM_FLAGS_METRICS_NAMESPACE` (default `ssm-flags`) with the
     /// dimension `FunctionName` (`AWS_LAMBDA_FUNCTION_NAME`, else `ssm-flags`).
     pub metrics: Option<Metrics>,
+    /// Where it runs (see [`crate::host`]): `SSM_FLAGS_MODE` (`lambda`, the default, or
+    /// `sidecar`), and in Lambda `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda;
+    /// `lambda-managed-instances` on Managed Instances).
+    pub host: Host,
 }
 
 /// Where freshness metrics go (see [`crate::metrics`]).
@@ -187,7 +192,14 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
             Some(v) => return Err(invalid("SSM_FLAGS_LOG_FORMAT", v, "use json or text")),
         };
+        let mode = match get("SSM_FLAGS_MODE") {
+            None => Mode::Lambda,
+            Some(v) if v.eq_ignore_ascii_case("lambda") => Mode::Lambda,
+            Some(v) if v.eq_ignore_ascii_case("sidecar") => Mode::Sidecar,
+            Some(v) => return Err(invalid("SSM_FLAGS_MODE", v, "use lambda or sidecar")),
+        };
         Ok(Self {
+            host: Host::detect(mode, get("AWS_LAMBDA_INITIALIZATION_TYPE")),
             paths,
             max_age,
             port,
@@ -258,6 +270,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.token, None);
         assert_eq!(c.region, None);
+        assert_eq!(c.host, Host::OnDemand);
         assert_eq!(
             c.metrics,
             Some(Metrics {
@@ -341,6 +354,32 @@ mod tests {
         assert_eq!(c.log_level, Level::DEBUG);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn the_host_is_lambda_unless_told_and_managed_instances_are_detected() {
+        let host = |vars: &[(&str, &str)]| {
+            let mut all = vec![("SSM_FLAGS_PATH", "/a")];
+            all.extend_from_slice(vars);
+            config(&all).map(|c| c.host)
+        };
+        assert_eq!(host(&[]), Ok(Host::OnDemand));
+        assert_eq!(host(&[("SSM_FLAGS_MODE", "Lambda")]), Ok(Host::OnDemand));
+        assert_eq!(
+            host(&[("AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances")]),
+            Ok(Host::ManagedInstances)
+        );
+        assert_eq!(
+            host(&[("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")]),
+            Ok(Host::OnDemand)
+        );
+        assert_eq!(host(&[("SSM_FLAGS_MODE", "sidecar")]), Ok(Host::Sidecar));
+        assert_eq!(
+            host(&[("SSM_FLAGS_MODE", "daemon")])
+                .expect_err("invalid")
+                .to_string(),
+            "SSM_FLAGS_MODE=\"daemon\" is invalid: use lambda or sidecar"
+        );
     }
 
     #[test]

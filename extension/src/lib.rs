@@ -1,5 +1,6 @@
-//! `ssm-flags`: a Lambda external extension that loads feature flags from SSM Parameter Store
-//! at init, refreshes them on INVOKE once they are older than a max age, keeps the last good
+//! `ssm-flags`: a Lambda external extension (or a sidecar) that loads feature flags from SSM
+//! Parameter Store at start, refreshes them once they are older than a max age (at an INVOKE on
+//! on-demand Lambda, on a timer on Managed Instances and as a sidecar), keeps the last good
 //! flags when AWS fails, and serves them on 127.0.0.1 to the function's handler.
 //!
 //! The wire contract (port, header, paths, documents, statuses) and flag naming live in the
@@ -14,12 +15,16 @@
 //! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
 //! - [`server`]: the local HTTP API, token-checked;
 //! - [`guard`]: how long a client may take to send a request's headers;
-//! - [`lifecycle`]: registration, init load, the INVOKE / SHUTDOWN loop;
+//! - [`host`]: on-demand Lambda, Managed Instances or sidecar, and all that differs between them;
+//! - [`lifecycle`]: registration, the load at start, refreshes, SHUTDOWN and signals;
+//! - [`health`]: `ssm-flags --health-check`, for container orchestrators;
 //! - [`logging`]: JSON or text logs.
 
 pub mod audit;
 pub mod config;
 pub mod guard;
+pub mod health;
+pub mod host;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

@@ -1,7 +1,9 @@
-//! The extension's life: register, load, serve, refresh on INVOKE, exit on SHUTDOWN.
+//! The extension's life: register (in Lambda), load, serve, refresh (at an INVOKE or on a timer,
+//! as the [`Host`] says), exit on SHUTDOWN or SIGTERM.
 //!
 //! See <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html>.
 
+use std::future::Future;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 
 use crate::config::Config;
+use crate::host::{Host, MIN_TIMER_INTERVAL, Trigger};
 use crate::metrics::Emf;
 use crate::refresh::{Refreshed, Refresher};
 use crate::server::{Api, serve};
@@ -37,7 +40,7 @@ pub enum LifecycleError {
     },
     /// `AWS_LAMBDA_RUNTIME_API` is missing or not an address.
     #[error(
-        "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path)"
+        "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path); outside Lambda, run it with SSM_FLAGS_MODE=sidecar"
     )]
     RuntimeApi(String),
     /// The Extensions API refused or failed the registration.
@@ -48,19 +51,24 @@ pub enum LifecycleError {
     Events(String),
 }
 
-/// Runs the extension with flags from SSM until SHUTDOWN (or SIGTERM / Ctrl-C when run by hand).
+/// Runs the extension with flags from SSM until SHUTDOWN (or SIGTERM / Ctrl-C).
 pub async fn run(config: Config) -> Result<(), LifecycleError> {
     let source = SsmSource::from_env(config.paths.clone(), config.refresh_timeout).await;
     run_with(config, source).await
 }
 
-/// Runs the extension with flags from `source`.
+/// Runs the extension with flags from `source`, as its [`Host`] says: registered with the
+/// Extensions API (on-demand Lambda: INVOKE and SHUTDOWN; Managed Instances: SHUTDOWN only) or
+/// not at all (sidecar); refreshing at INVOKEs or on a timer.
 pub async fn run_with<S: Source + 'static>(
     config: Config,
     source: S,
 ) -> Result<(), LifecycleError> {
     let started = Instant::now();
-    check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
+    let host = config.host;
+    if host.events().is_some() {
+        check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
+    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
         .await
         .map_err(|source| LifecycleError::Bind {
@@ -83,46 +91,25 @@ pub async fn run_with<S: Source + 'static>(
     let refresher = Arc::new(Mutex::new(refresher));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
 
-    let refresh_timeout = config.refresh_timeout;
-    let processor = {
-        let refresher = Arc::clone(&refresher);
-        let shutdown_tx = shutdown_tx.clone();
-        service_fn(move |event: LambdaEvent| {
-            let refresher = Arc::clone(&refresher);
-            let shutdown_tx = shutdown_tx.clone();
-            async move {
-                match event.next {
-                    // The refresh runs beside the handler and ends (or times out) before we ask
-                    // for the next event: Lambda freezes us once every process has asked.
-                    NextEvent::Invoke(invoke) => {
-                        let budget =
-                            invoke_budget(refresh_timeout, invoke.deadline_ms, SystemTime::now());
-                        tracing::debug!(
-                            deadline_ms = invoke.deadline_ms,
-                            budget_ms = budget.as_millis() as u64,
-                            "INVOKE"
-                        );
-                        if !budget.is_zero() {
-                            refresher.lock().await.refresh_if_due(budget).await;
-                        }
-                    }
-                    NextEvent::Shutdown(event) => {
-                        tracing::info!(reason = %event.shutdown_reason, "SHUTDOWN: stopping");
-                        let _ = shutdown_tx.send(true);
-                    }
-                }
-                Ok::<(), lambda_extension::Error>(())
-            }
-        })
-    };
-
     // Register at once: the runtime starts only after every extension has registered.
-    let registered = Extension::new()
-        .with_events(&["INVOKE", "SHUTDOWN"])
-        .with_events_processor(processor)
-        .register()
-        .await
-        .map_err(|e| LifecycleError::Register(e.to_string()))?;
+    let events = match host.events() {
+        Some(events) => {
+            let processor = events_processor(
+                Arc::clone(&refresher),
+                shutdown_tx.clone(),
+                config.refresh_timeout,
+            );
+            let registered = Extension::new()
+                .with_events(events)
+                .with_events_processor(processor)
+                .register()
+                .await
+                .map_err(|e| LifecycleError::Register(e.to_string()))?;
+            tracing::debug!(host = %host, ?events, "registered");
+            Some(Box::pin(registered.run()))
+        }
+        None => None,
+    };
 
     let server = {
         let mut stop = shutdown_rx.clone();
@@ -133,30 +120,27 @@ pub async fn run_with<S: Source + 'static>(
 
     // Load before asking for the first event, so the first invocation finds the flags. The load
     // is bounded by the init budget; on failure we serve an empty snapshot marked degraded, and a
-    // load that is still reading pages goes on at the first INVOKEs.
+    // load that is still reading pages goes on at the next refreshes.
     let outcome = refresher
         .lock()
         .await
         .refresh_within(config.init_timeout)
         .await;
-    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match outcome {
-        Refreshed::Fetched { calls, .. } => {
-            tracing::info!(ready_ms, ssm_calls = calls, port = config.port, "ready")
+    log_ready(host, &outcome, started, config.port);
+
+    let timer = (host.trigger() == Trigger::Timer).then(|| {
+        if config.max_age < MIN_TIMER_INTERVAL {
+            tracing::warn!(
+                max_age_s = config.max_age.as_secs(),
+                "SSM_FLAGS_MAX_AGE below 1 s: on this host the flags refresh every second"
+            );
         }
-        Refreshed::Failed(_) => tracing::warn!(
-            ready_ms,
-            port = config.port,
-            "ready, degraded: no flags yet, handlers read their defaults; retrying on INVOKE"
-        ),
-        Refreshed::Continues { read, calls } => tracing::warn!(
-            ready_ms,
-            port = config.port,
-            parameters_read = read,
-            ssm_calls = calls,
-            "ready, degraded: the flags did not all arrive within SSM_FLAGS_INIT_TIMEOUT_MS; the fetch goes on at the next INVOKEs and is served once complete"
-        ),
-    }
+        tokio::spawn(refresh_on_timer(
+            Arc::clone(&refresher),
+            config.max_age,
+            config.refresh_timeout,
+        ))
+    });
 
     // After SHUTDOWN the event loop asks for another event and fails once Lambda has gone:
     // check the shutdown signal first, and once it is set the outcome is a clean exit.
@@ -167,13 +151,23 @@ pub async fn run_with<S: Source + 'static>(
             tracing::info!("terminated by signal: stopping");
             Ok(())
         }
-        result = registered.run() => result.map_err(|e| LifecycleError::Events(e.to_string())),
+        result = async {
+            match events {
+                Some(events) => events.await,
+                None => std::future::pending().await,
+            }
+        } => result.map_err(|e| LifecycleError::Events(e.to_string())),
     };
     let result = if *shutdown_rx.borrow() {
         Ok(())
     } else {
         result
     };
+    // A refresh in flight is abandoned: the process is about to end.
+    if let Some(timer) = timer {
+        timer.abort();
+        let _ = timer.await;
+    }
     let _ = shutdown_tx.send(true);
     let _ = server.await;
     let stats = refresher.lock().await.stats();
@@ -184,6 +178,98 @@ pub async fn run_with<S: Source + 'static>(
         "stopped"
     );
     result
+}
+
+/// What the extension does with each event: refresh at an INVOKE (only on-demand Lambda sends
+/// them), stop at SHUTDOWN.
+fn events_processor<S: Source + 'static>(
+    refresher: Arc<Mutex<Refresher<S>>>,
+    shutdown_tx: watch::Sender<bool>,
+    refresh_timeout: Duration,
+) -> impl lambda_extension::Service<
+    LambdaEvent,
+    Response = (),
+    Error = lambda_extension::Error,
+    Future = impl Future<Output = Result<(), lambda_extension::Error>> + Send,
+> + Send {
+    service_fn(move |event: LambdaEvent| {
+        let refresher = Arc::clone(&refresher);
+        let shutdown_tx = shutdown_tx.clone();
+        async move {
+            match event.next {
+                // The refresh runs beside the handler and ends (or times out) before we ask
+                // for the next event: Lambda freezes us once every process has asked.
+                NextEvent::Invoke(invoke) => {
+                    let budget =
+                        invoke_budget(refresh_timeout, invoke.deadline_ms, SystemTime::now());
+                    tracing::debug!(
+                        deadline_ms = invoke.deadline_ms,
+                        budget_ms = budget.as_millis() as u64,
+                        "INVOKE"
+                    );
+                    if !budget.is_zero() {
+                        refresher.lock().await.refresh_if_due(budget).await;
+                    }
+                }
+                NextEvent::Shutdown(event) => {
+                    tracing::info!(reason = %event.shutdown_reason, "SHUTDOWN: stopping");
+                    let _ = shutdown_tx.send(true);
+                }
+            }
+            Ok::<(), lambda_extension::Error>(())
+        }
+    })
+}
+
+/// Refreshes every max age (less a random share, see [`Host::timer_pause`]), backing off after
+/// failures as the refresh policy says; a fetch still reading pages continues at once. Each
+/// refresh is bounded by the refresh timeout, as at an INVOKE.
+async fn refresh_on_timer<S: Source + 'static>(
+    refresher: Arc<Mutex<Refresher<S>>>,
+    max_age: Duration,
+    refresh_timeout: Duration,
+) {
+    loop {
+        let pause = {
+            let refresher = refresher.lock().await;
+            Host::timer_pause(
+                refresher.due_in(Instant::now()),
+                max_age,
+                refresher.is_resuming(),
+                fastrand::f64(),
+            )
+        };
+        tokio::time::sleep(pause).await;
+        refresher.lock().await.refresh_within(refresh_timeout).await;
+    }
+}
+
+/// Says the extension is ready, and how complete the first load is.
+fn log_ready(host: Host, outcome: &Refreshed, started: Instant, port: u16) {
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let retry = match host.trigger() {
+        Trigger::Invoke => "at the next INVOKEs",
+        Trigger::Timer => "on the refresh timer",
+    };
+    match outcome {
+        Refreshed::Fetched { calls, .. } => {
+            tracing::info!(host = %host, ready_ms, ssm_calls = calls, port, "ready")
+        }
+        Refreshed::Failed(_) => tracing::warn!(
+            host = %host,
+            ready_ms,
+            port,
+            "ready, degraded: no flags yet, handlers read their defaults; retrying {retry}"
+        ),
+        Refreshed::Continues { read, calls } => tracing::warn!(
+            host = %host,
+            ready_ms,
+            port,
+            parameters_read = read,
+            ssm_calls = calls,
+            "ready, degraded: the flags did not all arrive within SSM_FLAGS_INIT_TIMEOUT_MS; the fetch goes on {retry} and is served once complete"
+        ),
+    }
 }
 
 /// No token configured (no `SSM_FLAGS_TOKEN`, no `AWS_SESSION_TOKEN`: SnapStart, Managed

@@ -1,9 +1,11 @@
 //! When to refresh ([`RefreshPolicy`], plain data) and the [`Refresher`] that fetches, diffs,
 //! logs and publishes.
 //!
-//! A refresh runs only inside a lifecycle step (init, or an INVOKE before the extension asks for
-//! the next event) and is bounded by the refresh timeout: Lambda freezes the environment once
-//! everyone has asked for the next event, so nothing may be left in flight.
+//! A refresh is bounded by the refresh timeout. On on-demand Lambda it runs only inside a
+//! lifecycle step (init, or an INVOKE before the extension asks for the next event): Lambda
+//! freezes the environment once everyone has asked for the next event, so nothing may be left
+//! in flight. Where nothing is frozen (Managed Instances, sidecar) a timer starts it (see
+//! [`crate::host`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -56,6 +58,17 @@ impl RefreshPolicy {
         }
         self.last_success
             .is_none_or(|at| now.saturating_duration_since(at) >= self.max_age)
+    }
+
+    /// How long until a refresh is due (zero: now): the backoff after a failure, else the max
+    /// age since the last success.
+    pub fn due_in(&self, now: Instant) -> Duration {
+        if let Some(next) = self.next_attempt {
+            return next.saturating_duration_since(now);
+        }
+        self.last_success.map_or(Duration::ZERO, |at| {
+            (at + self.max_age).saturating_duration_since(now)
+        })
     }
 
     /// Failures in a row since the last success.
@@ -199,6 +212,16 @@ impl<S: Source> Refresher<S> {
     /// Counters since start.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// How long until the policy wants a refresh (see [`RefreshPolicy::due_in`]).
+    pub fn due_in(&self, now: Instant) -> Duration {
+        self.policy.due_in(now)
+    }
+
+    /// Whether a fetch that did not finish within its budget waits to be resumed.
+    pub fn is_resuming(&self) -> bool {
+        self.progress.is_some()
     }
 
     /// Refreshes if the policy says so, or a fetch is still in progress, within `budget` (an
@@ -469,6 +492,23 @@ mod tests {
         );
         assert!(!p.is_due(t1 + delay - Duration::from_millis(1)));
         assert!(p.is_due(t1 + delay));
+    }
+
+    #[test]
+    fn a_timer_waits_as_long_as_is_due_says() {
+        let t0 = Instant::now();
+        let mut p = RefreshPolicy::new(Duration::from_secs(60));
+        assert_eq!(p.due_in(t0), Duration::ZERO, "never loaded");
+        p.successful_refresh(t0);
+        assert_eq!(
+            p.due_in(t0 + Duration::from_secs(15)),
+            Duration::from_secs(45)
+        );
+        assert_eq!(p.due_in(t0 + Duration::from_secs(90)), Duration::ZERO);
+        let t1 = t0 + Duration::from_secs(61);
+        let delay = p.failed_refresh(t1);
+        assert_eq!(p.due_in(t1), delay, "the backoff, not the max age");
+        assert!(p.is_due(t1 + p.due_in(t1)));
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //! are the contract in [`flags::wire`]:
 //!
 //! - `GET /v1/flags`: the whole snapshot, with an `ETag` of its content and the fetch time in
-//!   `X-SSM-Flags-Fetched-At`; `If-None-Match` answers 304 (with the fetch time too).
+//!   `X-SSM-Flags-Fetched-At`; `If-None-Match` answers 304 (with the fetch time too). With
+//!   `Prefer: wait=N` (RFC 7240) as well, a request for the snapshot it already holds is held
+//!   until the snapshot changes (200) or `N` seconds pass (304), at most [`MAX_WAIT`]; the answer
+//!   says `Preference-Applied: wait=N` when it was held. At most [`MAX_WAITERS`] requests are
+//!   held at once (more are answered at once, without that header); SHUTDOWN or SIGTERM releases
+//!   them all at once.
 //! - `GET /v1/flags/{name}?user_id=…&region=…`: one flag evaluated with the library's rules.
 //! - `GET /v1/health`: `ok`, `stale`, `degraded` or `fallback`, version and age.
 //!
@@ -42,12 +47,20 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Connections served at once; more are closed at once. Every process of a function (worker
 /// processes included) needs one kept-alive connection: 256 is far above any real count.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Requests held at once waiting for a change: half the connections, so that held requests
+/// never starve ordinary ones.
+pub const MAX_WAITERS: usize = MAX_CONNECTIONS / 2;
+/// The longest a request is held (`Prefer: wait=N` above it is cut to it).
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// The response header naming the wait applied (RFC 7240).
+pub const PREFERENCE_APPLIED: &str = "preference-applied";
 
 /// The API's state: the published snapshot and the token every request must carry.
 #[derive(Clone)]
 pub struct Api {
     shared: Shared,
     token: Arc<str>,
+    waiters: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Api {
@@ -64,7 +77,43 @@ impl Api {
         Self {
             shared,
             token: Arc::from(token),
+            waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
         }
+    }
+
+    /// Answers one request, holding a long poll (`Prefer: wait=N` on a snapshot the client
+    /// already has) until the snapshot changes, the wait ends or the API closes.
+    pub async fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let Some(wait) = requested_wait(request) else {
+            return self.handle(request);
+        };
+        // Subscribed before looking: a change between the look and the wait is not missed.
+        let mut changes = self.shared.subscribe();
+        let response = self.handle(request);
+        // Only a 304 waits: it is authorized, on the snapshot, and the client is current.
+        if response.status() != StatusCode::NOT_MODIFIED {
+            return response;
+        }
+        if changes.closing() {
+            return closing(response);
+        }
+        let Ok(_slot) = Arc::clone(&self.waiters).try_acquire_owned() else {
+            // Too many held: answered now, without Preference-Applied (the client pauses).
+            return response;
+        };
+        let wait = wait.min(MAX_WAIT);
+        tokio::select! {
+            () = changes.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        let mut response = self.handle(request);
+        if let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
+            response.headers_mut().insert(PREFERENCE_APPLIED, value);
+        }
+        if changes.closing() {
+            return closing(response);
+        }
+        response
     }
 
     /// Answers one request. No I/O: reads the current snapshot only.
@@ -122,6 +171,37 @@ impl Api {
             .get(TOKEN_HEADER)
             .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
     }
+}
+
+/// The wait a request asks for in `Prefer: wait=N` (RFC 7240: whole seconds; several
+/// preferences may share the header, each possibly with `;` parameters). `None`: no wait, 0 or
+/// not a number.
+fn requested_wait<B>(request: &Request<B>) -> Option<Duration> {
+    request
+        .headers()
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|preference| {
+            let token = preference.split(';').next()?.trim();
+            let (name, value) = token.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()
+        .filter(|&seconds| seconds > 0)
+        .map(Duration::from_secs)
+}
+
+/// The answer of a request released because the API is closing: the connection closes with it.
+fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Whether the request announces a body (`Content-Length` above 0, or chunked).
@@ -271,16 +351,20 @@ fn health(served: &Served) -> Response<Full<Bytes>> {
     )
 }
 
-/// Serves `api` on `listener` until `shutdown` completes. Connections from outside loopback,
-/// and beyond [`MAX_CONNECTIONS`] at once, are closed unanswered; a request whose headers take
-/// longer than [`HEADER_TIMEOUT`] from their first byte is cut (see [`crate::guard`]).
+/// Serves `api` on `listener` until `shutdown` completes, then releases the held requests.
+/// Connections from outside loopback, and beyond [`MAX_CONNECTIONS`] at once, are closed
+/// unanswered; a request whose headers take longer than [`HEADER_TIMEOUT`] from their first
+/// byte is cut (see [`crate::guard`]).
 pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut refused_logged = false;
     loop {
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return,
+            () = &mut shutdown => {
+                api.shared.close();
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -309,8 +393,8 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
         tokio::spawn(async move {
             let _slot = slot;
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let response = api.handle(&request);
-                async move { Ok::<_, Infallible>(response) }
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(api.respond(&request).await) }
             });
             // hyper's header-read timeout also counts idle keep-alive time, and the handler's
             // connection idles (frozen) between invocations: ours counts from a request's first
@@ -636,5 +720,142 @@ mod tests {
             api.handle(&request).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
+    }
+
+    fn long_poll(api: &Api, etag: &str, wait: &str) -> Request<()> {
+        let _ = api;
+        Request::get(FLAGS_PATH)
+            .header("host", "127.0.0.1:2774")
+            .header(TOKEN_HEADER, TEST_TOKEN)
+            .header(IF_NONE_MATCH, etag)
+            .header("prefer", wait)
+            .body(())
+            .expect("request")
+    }
+
+    fn republished(api: &Api) {
+        let current = api.shared.load();
+        let snapshot = current.snapshot.with_status(Status::Stale);
+        api.shared
+            .publish(Served::new(1, snapshot, Some("down".into())));
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_is_held_until_the_snapshot_changes() {
+        let api = api(None);
+        let etag = api.shared.load().etag.clone();
+        let held = {
+            let api = api.clone();
+            let etag = etag.clone();
+            tokio::spawn(async move { api.respond(&long_poll(&api, &etag, "wait=30")).await })
+        };
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!held.is_finished(), "held while nothing changes");
+        republished(&api);
+        let response = tokio::time::timeout(Duration::from_secs(5), held)
+            .await
+            .expect("answered at the change")
+            .expect("task");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[PREFERENCE_APPLIED], "wait=30");
+        assert_ne!(response.headers()[ETAG], etag.as_str());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_poll_without_a_change_ends_in_304_after_its_wait_capped_at_the_maximum() {
+        let api = api(None);
+        let etag = api.shared.load().etag.clone();
+        let started = tokio::time::Instant::now();
+        let response = api
+            .respond(&long_poll(&api, &etag, "respond-async, wait=7"))
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(response.headers()[PREFERENCE_APPLIED], "wait=7");
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
+        let started = tokio::time::Instant::now();
+        let response = api.respond(&long_poll(&api, &etag, "wait=100000")).await;
+        assert_eq!(started.elapsed(), MAX_WAIT);
+        assert_eq!(response.headers()[PREFERENCE_APPLIED], "wait=300");
+    }
+
+    #[tokio::test]
+    async fn only_an_authorized_request_for_the_held_snapshot_waits() {
+        let api = api(None);
+        // A stale tag: the client is behind, answered at once.
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            api.respond(&long_poll(&api, "\"old\"", "wait=30")),
+        )
+        .await
+        .expect("not held");
+        assert_eq!(response.status(), StatusCode::OK);
+        // No token: refused at once, never held.
+        let etag = api.shared.load().etag.clone();
+        let request = Request::get(FLAGS_PATH)
+            .header("host", "127.0.0.1")
+            .header(IF_NONE_MATCH, etag.as_str())
+            .header("prefer", "wait=30")
+            .body(())
+            .expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(5), api.respond(&request))
+            .await
+            .expect("not held");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        // wait=0 or garbage: an ordinary conditional GET.
+        for prefer in ["wait=0", "wait=soon", "handling=lenient"] {
+            let response = tokio::time::timeout(
+                Duration::from_secs(5),
+                api.respond(&long_poll(&api, &etag, prefer)),
+            )
+            .await
+            .expect("not held");
+            assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{prefer}");
+            assert!(!response.headers().contains_key(PREFERENCE_APPLIED));
+        }
+    }
+
+    #[tokio::test]
+    async fn held_requests_are_bounded_and_released_at_once_when_the_api_closes() {
+        let api = api(None);
+        let etag = api.shared.load().etag.clone();
+        let mut held = Vec::new();
+        for _ in 0..MAX_WAITERS {
+            let api = api.clone();
+            let etag = etag.clone();
+            held.push(tokio::spawn(async move {
+                api.respond(&long_poll(&api, &etag, "wait=300")).await
+            }));
+        }
+        // Let every one of them take its slot.
+        while api.waiters.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let over = tokio::time::timeout(
+            Duration::from_secs(5),
+            api.respond(&long_poll(&api, &etag, "wait=300")),
+        )
+        .await
+        .expect("over the limit: answered at once");
+        assert_eq!(over.status(), StatusCode::NOT_MODIFIED);
+        assert!(!over.headers().contains_key(PREFERENCE_APPLIED));
+
+        api.shared.close();
+        for task in held {
+            let response = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("released at close")
+                .expect("task");
+            assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+            assert_eq!(response.headers()[http::header::CONNECTION], "close");
+        }
+        // Closing: a new long poll is not held either.
+        let late = tokio::time::timeout(
+            Duration::from_secs(5),
+            api.respond(&long_poll(&api, &etag, "wait=300")),
+        )
+        .await
+        .expect("not held while closing");
+        assert_eq!(late.headers()[http::header::CONNECTION], "close");
     }
 }

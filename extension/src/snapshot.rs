@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use flags::Snapshot;
 use flags::wire::{SnapshotDoc, Status};
+use tokio::sync::watch;
 
 /// One snapshot as served: parsed for evaluation, rendered for `GET /v1/flags`.
 #[derive(Debug)]
@@ -79,24 +80,67 @@ impl Served {
     }
 }
 
-/// The served snapshot, shared between the refresher (writer) and the server (readers).
+/// The served snapshot, shared between the refresher (writer) and the server (readers), with a
+/// signal for the requests that wait for a change (long polls).
 #[derive(Debug, Clone)]
-pub struct Shared(Arc<ArcSwap<Served>>);
+pub struct Shared(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    served: ArcSwap<Served>,
+    /// Bumped at every publish; `true` once closing (SHUTDOWN, SIGTERM): waiters answer at once.
+    changes: watch::Sender<bool>,
+}
+
+/// A subscription to changes of the served snapshot (see [`Shared::subscribe`]).
+#[derive(Debug)]
+pub struct Changes(watch::Receiver<bool>);
+
+impl Changes {
+    /// Completes at the first publish (or close) after the subscription was taken; a change
+    /// between subscribing and waiting is not missed.
+    pub async fn changed(&mut self) {
+        if *self.0.borrow() {
+            return;
+        }
+        // An error means the sender is gone: nothing will change any more.
+        let _ = self.0.changed().await;
+    }
+
+    /// Whether the API is closing.
+    pub fn closing(&self) -> bool {
+        *self.0.borrow()
+    }
+}
 
 impl Shared {
     /// Shares `served`.
     pub fn new(served: Served) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(served)))
+        Self(Arc::new(Inner {
+            served: ArcSwap::from_pointee(served),
+            changes: watch::Sender::new(false),
+        }))
     }
 
     /// The snapshot served now.
     pub fn load(&self) -> Arc<Served> {
-        self.0.load_full()
+        self.0.served.load_full()
     }
 
-    /// Serves `served` from now on.
+    /// Serves `served` from now on, and wakes the requests waiting for a change.
     pub fn publish(&self, served: Served) {
-        self.0.store(Arc::new(served));
+        self.0.served.store(Arc::new(served));
+        self.0.changes.send_modify(|_| {});
+    }
+
+    /// A subscription to the next changes. Take it before looking at the snapshot.
+    pub fn subscribe(&self) -> Changes {
+        Changes(self.0.changes.subscribe())
+    }
+
+    /// Releases every waiting request at once, and every later one without waiting.
+    pub fn close(&self) {
+        self.0.changes.send_replace(true);
     }
 }
 
@@ -181,5 +225,33 @@ mod tests {
         );
         assert_eq!(again.etag, stale.etag);
         assert_eq!(again.last_error.as_deref(), Some("still down"));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_sees_a_publish_made_after_it_subscribed_and_a_close() {
+        let shared = Shared::new(Served::new(1, snapshot(Status::Ok), None));
+        let mut changes = shared.subscribe();
+        // Published before the wait began, after the subscription: not missed.
+        shared.publish(Served::new(1, snapshot(Status::Stale), None));
+        tokio::time::timeout(std::time::Duration::from_secs(5), changes.changed())
+            .await
+            .expect("woken by the publish");
+        assert!(!changes.closing());
+        let mut later = shared.subscribe();
+        let waiting = tokio::spawn(async move {
+            later.changed().await;
+            later.closing()
+        });
+        shared.close();
+        let closing = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("released by close")
+            .expect("task");
+        assert!(closing);
+        // After close, a new subscriber does not wait at all.
+        let mut after = shared.subscribe();
+        tokio::time::timeout(std::time::Duration::from_secs(5), after.changed())
+            .await
+            .expect("no wait once closing");
     }
 }
