@@ -62,8 +62,7 @@ async fn runtime(api_port: u16, client: Client, store: flags::Store) {
 
 async fn invoke(sim: &Simulator) -> bool {
     let id = sim.enqueue_payload(serde_json::json!({})).await;
-    let state = sim
-        .wait_for_invocation_complete(&id, Duration::from_secs(20))
+    let state = testkit::lambda::wait_complete(sim, &id, Duration::from_secs(20))
         .await
         .expect("invocation completes");
     let _ = sim

@@ -25,7 +25,8 @@ use bytes::Bytes;
 use flags::Context;
 use flags::wire::{
     ErrorDoc, EvaluationDoc, FETCHED_AT_HEADER, FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH,
-    HealthDoc, TOKEN_HEADER, rfc3339,
+    HealthDoc, MAX_WAIT_SECONDS, PREFER_HEADER, PREFERENCE_APPLIED_HEADER as PREFERENCE_APPLIED,
+    TOKEN_HEADER, rfc3339,
 };
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -51,9 +52,7 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// never starve ordinary ones.
 pub const MAX_WAITERS: usize = MAX_CONNECTIONS / 2;
 /// The longest a request is held (`Prefer: wait=N` above it is cut to it).
-pub const MAX_WAIT: Duration = Duration::from_secs(300);
-/// The response header naming the wait applied (RFC 7240).
-pub const PREFERENCE_APPLIED: &str = "preference-applied";
+pub const MAX_WAIT: Duration = Duration::from_secs(MAX_WAIT_SECONDS);
 
 /// The API's state: the published snapshot and the token every request must carry.
 #[derive(Clone)]
@@ -179,7 +178,7 @@ impl Api {
 fn requested_wait<B>(request: &Request<B>) -> Option<Duration> {
     request
         .headers()
-        .get_all("prefer")
+        .get_all(PREFER_HEADER)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

@@ -157,9 +157,7 @@ async fn slow_ssm_never_stretches_an_invocation_past_the_refresh_timeout() {
         .enqueue_payload(json!({"user_id": "alice", "flags": names()}))
         .await;
     let started = Instant::now();
-    let state = f
-        .sim
-        .wait_for_invocation_complete(&id, Duration::from_secs(10))
+    let state = testkit::lambda::wait_complete(&f.sim, &id, Duration::from_secs(10))
         .await
         .expect("invocation");
     let handler_done = started.elapsed();
@@ -216,8 +214,7 @@ async fn frozen_in_the_middle_of_a_refresh_and_thawed_later() {
         .sim
         .enqueue_payload(json!({"user_id": "alice", "flags": names()}))
         .await;
-    f.sim
-        .wait_for_invocation_complete(&id, Duration::from_secs(10))
+    testkit::lambda::wait_complete(&f.sim, &id, Duration::from_secs(10))
         .await
         .expect("handler answers");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -265,8 +262,7 @@ async fn answer(f: &Function) -> Value {
         .sim
         .enqueue_payload(json!({"user_id": "alice", "region": "us-east-1", "flags": names()}))
         .await;
-    f.sim
-        .wait_for_invocation_complete(&id, Duration::from_secs(10))
+    testkit::lambda::wait_complete(&f.sim, &id, Duration::from_secs(10))
         .await
         .expect("the handler answers")
         .response

@@ -585,8 +585,7 @@ async fn a_handler_without_the_extension_reads_defaults_quickly() {
     let id = sim
         .enqueue_payload(json!({"user_id": "alice", "flags": ["dark-mode", "new-analytics"]}))
         .await;
-    let state = sim
-        .wait_for_invocation_complete(&id, Duration::from_secs(20))
+    let state = testkit::lambda::wait_complete(&sim, &id, Duration::from_secs(20))
         .await
         .expect("invocation completes without the extension");
     println!(

@@ -14,9 +14,19 @@
 //! snapshot's fetch time still moves on (the extension sends it in a header on every answer), so
 //! [`crate::Snapshot::age`] stays right.
 //!
+//! A long-running process (a Lambda Managed Instances function, a service beside the sidecar)
+//! should not poll: [`watch`] starts one background task that holds a long poll on the
+//! extension (`Prefer: wait=N`) and installs each new snapshot the moment it is published; reads
+//! stay lock-free and no request is made per invocation. [`FlagsLayer`] starts it by itself on
+//! Managed Instances (`AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances`) and syncs per
+//! invocation only while the watch has no answer yet (start-up, or the extension unreachable).
+//! On on-demand Lambda it syncs per invocation: the extension refreshes at INVOKE and the
+//! process is frozen between invocations.
+//!
 //! Environment (read once): `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
 //! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50: the wait for the extension's answer),
-//! `SSM_FLAGS_CLIENT_MAX_BODY_MIB` (default 64), and the token sent in [`TOKEN_HEADER`]:
+//! `SSM_FLAGS_CLIENT_MAX_BODY_MIB` (default 64), `SSM_FLAGS_CLIENT_WAIT_S` (default 30, 1–300:
+//! how long one long poll of [`watch`] is held), and the token sent in [`TOKEN_HEADER`]:
 //! `SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN`, else the one the extension generated, read from
 //! `SSM_FLAGS_TOKEN_FILE` (default [`DEFAULT_TOKEN_FILE`]).
 
@@ -40,14 +50,24 @@ use tokio::sync::Mutex;
 use crate::env::{parse_number, parse_port};
 use crate::snapshot::{GLOBAL, Snapshot, Store};
 use crate::wire::{
-    DEFAULT_PORT, DEFAULT_TOKEN_FILE, FETCHED_AT_HEADER, FLAGS_PATH, SnapshotDoc, Status,
-    TOKEN_HEADER, configured_token, parse_time, token_file,
+    DEFAULT_PORT, DEFAULT_TOKEN_FILE, FETCHED_AT_HEADER, FLAGS_PATH, MAX_WAIT_SECONDS,
+    PREFER_HEADER, PREFERENCE_APPLIED_HEADER, SnapshotDoc, Status, TOKEN_HEADER, configured_token,
+    parse_time, token_file,
 };
 
 /// Default bound on one sync's wait for the extension.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 /// Default cap on a snapshot's size (`SSM_FLAGS_CLIENT_MAX_BODY_MIB`, in MiB).
 pub const DEFAULT_MAX_BODY_MIB: u64 = 64;
+/// Default `SSM_FLAGS_CLIENT_WAIT_S`: how long one long poll of [`watch`] is held.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The pause of [`watch`] after a 304 the extension did not hold (an extension before 0.2, or
+/// too many held requests): it then polls once a second.
+pub const UNHELD_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause of [`watch`] between attempts while the extension cannot be reached
+/// (doubling from 100 ms).
+pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
 /// Bound on a snapshot's transfer once the extension has answered (loopback: a 20 MB snapshot
 /// takes tens of milliseconds; this only catches a transfer that stalls).
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,10 +134,15 @@ pub struct Client {
     token: Token,
     max_body: usize,
     timeout: Duration,
+    wait: Duration,
     connection: Mutex<Connection>,
     /// Syncs completed: a sync that waited while another ran shares that one's outcome.
     completed: AtomicU64,
     outage_logged: AtomicBool,
+    /// Whether a watch runs on this client.
+    watching: AtomicBool,
+    /// Whether the watch's last request was answered: the snapshot is current without a sync.
+    watch_live: AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -143,9 +168,12 @@ impl Client {
             token,
             max_body: mib(DEFAULT_MAX_BODY_MIB),
             timeout,
+            wait: DEFAULT_WAIT,
             connection: Mutex::new(Connection::default()),
             completed: AtomicU64::new(0),
             outage_logged: AtomicBool::new(false),
+            watching: AtomicBool::new(false),
+            watch_live: AtomicBool::new(false),
         }
     }
 
@@ -163,9 +191,15 @@ impl Client {
             DEFAULT_MAX_BODY_MIB,
             |var, v| parse_number(var, v, 1, 1024),
         );
+        let wait_s = env_or(
+            "SSM_FLAGS_CLIENT_WAIT_S",
+            DEFAULT_WAIT.as_secs(),
+            |var, v| parse_number(var, v, 1, MAX_WAIT_SECONDS),
+        );
         let env = |var: &str| std::env::var(var).ok();
         let mut client = Self::new(port, None, Duration::from_millis(timeout_ms))
-            .with_max_body(mib(max_body_mib));
+            .with_max_body(mib(max_body_mib))
+            .with_wait(Duration::from_secs(wait_s));
         client.token = match configured_token(env).and_then(|t| HeaderValue::from_str(&t).ok()) {
             Some(value) => Token::Configured(value),
             None => Token::from_file(token_file(env)),
@@ -177,6 +211,55 @@ impl Client {
     pub fn with_max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
         self
+    }
+
+    /// The same client, holding each long poll of [`Client::watch_into`] for `wait`.
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Whether a watch runs on this client and its last request was answered: the snapshot it
+    /// keeps is current, no sync needed.
+    pub fn watch_is_live(&self) -> bool {
+        self.watch_live.load(Ordering::Acquire)
+    }
+
+    /// Keeps `store` current for as long as the task runs: a long poll held by the extension
+    /// until the snapshot changes, answered at once when it does; a new snapshot is installed if
+    /// better than the one held (as [`Client::sync_into`] does). While the extension cannot be
+    /// reached it retries, pausing from 100 ms up to [`MAX_RETRY_PAUSE`]. Never returns; one
+    /// watch per client (a second call returns at once).
+    pub async fn watch_into(&self, store: &Store) {
+        if self.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Its own connection: a held request would otherwise block every sync behind it.
+        let mut connection = Connection::default();
+        let mut failures = 0u32;
+        loop {
+            let deadline = tokio::time::Instant::now() + self.timeout + self.wait;
+            let result = self.fetch(&mut connection, deadline, Some(self.wait)).await;
+            let pause = match &result {
+                Ok(Answer::Unchanged { held: false, .. }) => UNHELD_PAUSE,
+                Ok(_) => Duration::ZERO,
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    Duration::from_millis(100)
+                        .saturating_mul(1 << failures.min(8).saturating_sub(1))
+                        .min(MAX_RETRY_PAUSE)
+                }
+            };
+            let answered = result.is_ok();
+            if answered {
+                failures = 0;
+            }
+            self.apply(result, &mut connection, store);
+            self.watch_live.store(answered, Ordering::Release);
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
     }
 
     /// Forgets the snapshot tag, so the next sync fetches the whole snapshot even if unchanged.
@@ -205,7 +288,7 @@ impl Client {
             // Another sync finished while this one waited: its answer is as fresh.
             return last;
         }
-        let result = self.fetch(&mut connection, deadline).await;
+        let result = self.fetch(&mut connection, deadline, None).await;
         let synced = self.apply(result, &mut connection, store);
         connection.last = Some(synced);
         self.completed.fetch_add(1, Ordering::Release);
@@ -219,7 +302,7 @@ impl Client {
         store: &Store,
     ) -> Synced {
         match result {
-            Ok(Answer::Unchanged { fetched_at }) => {
+            Ok(Answer::Unchanged { fetched_at, .. }) => {
                 self.recovered();
                 if let Some(at) = fetched_at {
                     store.pin().mark_fetched(at);
@@ -284,23 +367,26 @@ impl Client {
         &self,
         connection: &mut Connection,
         deadline: tokio::time::Instant,
+        wait: Option<Duration>,
     ) -> Result<Answer, SyncError> {
         let reused = connection.sender.as_ref().is_some_and(|s| !s.is_closed());
-        match self.fetch_once(connection, deadline).await {
+        match self.fetch_once(connection, deadline, wait).await {
             // The extension may have closed a kept-alive connection while it sat idle (or frozen):
             // like any keep-alive client, retry the idempotent GET once on a fresh connection.
             Err(SyncError::Http(_)) if reused => {
                 connection.sender = None;
-                self.fetch_once(connection, deadline).await
+                self.fetch_once(connection, deadline, wait).await
             }
             other => other,
         }
     }
 
+    /// One `GET /v1/flags`, conditional when a tag is held; with `wait`, a long poll.
     async fn fetch_once(
         &self,
         connection: &mut Connection,
         deadline: tokio::time::Instant,
+        wait: Option<Duration>,
     ) -> Result<Answer, SyncError> {
         let timed_out = || SyncError::Timeout(self.timeout);
         let reusable = connection
@@ -323,6 +409,11 @@ impl Client {
         let headers = request.headers_mut();
         if let Some(etag) = &connection.etag {
             headers.insert(IF_NONE_MATCH, etag.clone());
+            if let Some(wait) = wait
+                && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+            {
+                headers.insert(PREFER_HEADER, value);
+            }
         }
         if let Some(token) = self.token.value() {
             headers.insert(TOKEN_HEADER, token);
@@ -332,6 +423,7 @@ impl Client {
             .map_err(|_| timed_out())??;
         let status = response.status();
         let etag = response.headers().get(ETAG).cloned();
+        let held = response.headers().contains_key(PREFERENCE_APPLIED_HEADER);
         // Extensions before 0.2 send no fetch time in a header: the body's stays.
         let fetched_at = response
             .headers()
@@ -351,7 +443,7 @@ impl Client {
             .to_bytes();
         connection.sender = Some(sender);
         match status {
-            StatusCode::NOT_MODIFIED => Ok(Answer::Unchanged { fetched_at }),
+            StatusCode::NOT_MODIFIED => Ok(Answer::Unchanged { fetched_at, held }),
             StatusCode::OK => {
                 let doc = SnapshotDoc::from_slice(&body, "the extension's response")?;
                 Ok(Answer::Updated {
@@ -436,7 +528,11 @@ impl Token {
 /// What the extension answered to one request.
 enum Answer {
     /// 304: the snapshot held is current; the extension last fetched it at `fetched_at`.
-    Unchanged { fetched_at: Option<SystemTime> },
+    /// `held`: a long poll the extension held (`Preference-Applied`).
+    Unchanged {
+        fetched_at: Option<SystemTime>,
+        held: bool,
+    },
     /// 200: a new snapshot.
     Updated {
         doc: SnapshotDoc,
@@ -496,7 +592,52 @@ pub async fn sync() -> Synced {
     CLIENT.sync_into(&GLOBAL).await
 }
 
-/// A tower layer that runs [`sync`] before every invocation of the wrapped service.
+/// Why [`watch`] could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    /// It was called outside a Tokio runtime.
+    #[error("flags::watch() must be called from within a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Keeps the process-wide snapshot current from the extension in a background task (a long poll,
+/// see the module docs), for a long-running process; reads stay lock-free. Call it once at
+/// start, within a Tokio runtime; later calls do nothing. The first snapshot arrives with the
+/// watch's first answer: call [`sync`] first if the first read must already see it.
+pub fn watch() -> Result<(), WatchError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
+    if !CLIENT.watching.load(Ordering::Acquire) {
+        runtime.spawn(CLIENT.watch_into(&GLOBAL));
+    }
+    Ok(())
+}
+
+/// Whether this process runs on Lambda Managed Instances (concurrent invocations, never frozen):
+/// there [`FlagsLayer`] keeps the snapshot current with [`watch`].
+fn managed_instances() -> bool {
+    static MANAGED: LazyLock<bool> = LazyLock::new(|| {
+        std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
+            .is_ok_and(|v| v.trim() == "lambda-managed-instances")
+    });
+    *MANAGED
+}
+
+/// Makes the process-wide snapshot current for the invocation about to run: on Managed
+/// Instances, through the [`watch`] (a sync only while it has no answer); elsewhere, a [`sync`].
+async fn before_invocation() {
+    if managed_instances() {
+        let _ = watch();
+        if CLIENT.watch_is_live() {
+            return;
+        }
+    }
+    sync().await;
+}
+
+/// A tower layer that makes the flags current before every invocation of the wrapped service:
+/// a [`sync`] on on-demand Lambda; on Managed Instances, where invocations run concurrently and
+/// nothing is frozen, a [`watch`] started at the first invocation keeps them current and an
+/// invocation makes no request at all. Works with `lambda_runtime::run` and `run_concurrent`.
 ///
 /// ```no_run
 /// # async fn handler(_: lambda_runtime::LambdaEvent<serde_json::Value>) -> Result<(), lambda_runtime::Error> { Ok(()) }
@@ -548,7 +689,7 @@ where
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            sync().await;
+            before_invocation().await;
             ready.call(request).await
         })
     }

@@ -24,8 +24,8 @@
 //! - [`path`]: flag paths, and a flag's name relative to its path;
 //! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
 //! - [`error`]: what is wrong with a flag, or with a snapshot document;
-//! - `client` (feature `client`, on by default): [`sync`] and [`FlagsLayer`] keep the snapshot
-//!   current from the `ssm-flags` extension.
+//! - `client` (feature `client`, on by default): [`sync`], [`watch`] and [`FlagsLayer`] keep the
+//!   snapshot current from the `ssm-flags` extension.
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -42,7 +42,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[cfg(feature = "client")]
-pub use client::{FlagsLayer, FlagsService, Synced, sync};
+pub use client::{FlagsLayer, FlagsService, Synced, WatchError, sync, watch};
 pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};
 pub use flag::{ConfigError, CurrentFlag, Flag};

@@ -57,6 +57,16 @@ pub const FLAGS_PATH: &str = "/v1/flags";
 pub const FLAG_PATH_PREFIX: &str = "/v1/flags/";
 /// How current the served flags are: [`HealthDoc`].
 pub const HEALTH_PATH: &str = "/v1/health";
+/// The request header of a long poll (RFC 7240): `Prefer: wait=N` on a `GET` of [`FLAGS_PATH`]
+/// with `If-None-Match` holds the request until the snapshot changes (200) or `N` seconds pass
+/// (304).
+pub const PREFER_HEADER: &str = "prefer";
+/// The response header saying a long poll was held: `Preference-Applied: wait=N`. A 304 without
+/// it was answered at once (an extension before 0.2, or too many held requests): the client
+/// pauses before asking again.
+pub const PREFERENCE_APPLIED_HEADER: &str = "preference-applied";
+/// The longest wait the extension applies; a longer one is cut to it.
+pub const MAX_WAIT_SECONDS: u64 = 300;
 
 /// How current a snapshot is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -90,6 +90,15 @@ impl Proc {
             .collect()
     }
 
+    /// Sends it SIGTERM (as a container runtime or systemd stops a service).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
     /// Waits for it to exit, up to `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -117,6 +126,21 @@ impl Drop for Proc {
 /// Spawns `binary` with the simulator's Lambda environment plus `env` and nothing else of this
 /// process's environment (a developer's `AWS_PROFILE` must not leak in), logging to a file.
 pub fn spawn(sim: &Simulator, binary: &Path, env: &[(String, String)], tag: &str) -> Proc {
+    let proc = spawn_process(binary, sim.lambda_env_vars(), env, tag);
+    if sim.freeze_mode() == FreezeMode::Process {
+        sim.register_freeze_pid(proc.child.id());
+    }
+    proc
+}
+
+/// Spawns `binary` with `base` then `env` (later values win) and nothing else of this process's
+/// environment, logging to a file.
+pub fn spawn_process(
+    binary: &Path,
+    base: impl IntoIterator<Item = (String, String)>,
+    env: &[(String, String)],
+    tag: &str,
+) -> Proc {
     let log = std::env::temp_dir().join(format!(
         "ssm-flags-test-{}-{}-{tag}.log",
         std::process::id(),
@@ -126,15 +150,12 @@ pub fn spawn(sim: &Simulator, binary: &Path, env: &[(String, String)], tag: &str
     let err = file.try_clone().expect("log file");
     let child = Command::new(binary)
         .env_clear()
-        .envs(sim.lambda_env_vars())
+        .envs(base)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(file)
         .stderr(err)
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-    if sim.freeze_mode() == FreezeMode::Process {
-        sim.register_freeze_pid(child.id());
-    }
     Proc { child, log }
 }
 
@@ -213,6 +234,31 @@ pub async fn simulator(freeze: FreezeMode) -> Simulator {
         .expect("simulator")
 }
 
+/// Waits up to `timeout` for the invocation `id` to complete.
+///
+/// `Simulator::wait_for_invocation_complete` checks the state, then waits for a notification
+/// that `notify_waiters` sends: a completion between the check and the wait is lost (seen with
+/// concurrent invocations). Waiting in short slices re-checks the state after each.
+pub async fn wait_complete(
+    sim: &Simulator,
+    id: &str,
+    timeout: Duration,
+) -> Result<lambda_simulator::InvocationState, String> {
+    const SLICE: Duration = Duration::from_millis(100);
+    let deadline = Instant::now() + timeout;
+    loop {
+        match sim.wait_for_invocation_complete(id, SLICE).await {
+            Ok(state) => return Ok(state),
+            Err(lambda_simulator::SimulatorError::Timeout(_)) if Instant::now() < deadline => {}
+            Err(e) => {
+                return Err(format!(
+                    "invocation {id} did not complete within {timeout:?}: {e}"
+                ));
+            }
+        }
+    }
+}
+
 /// A simulated function: the simulator, the extension and the `flag-check` runtime.
 pub struct Function {
     /// The Lambda emulator.
@@ -272,9 +318,7 @@ impl Function {
             .sim
             .enqueue_payload(serde_json::json!({"user_id": user, "region": region, "flags": names}))
             .await;
-        let state = self
-            .sim
-            .wait_for_invocation_complete(&id, Duration::from_secs(20))
+        let state = wait_complete(&self.sim, &id, Duration::from_secs(20))
             .await
             .unwrap_or_else(|e| {
                 panic!(
@@ -306,7 +350,7 @@ impl Function {
         let id = sim
             .enqueue_payload(serde_json::json!({"user_id": "alice", "flags": ["dark-mode"]}))
             .await;
-        sim.wait_for_invocation_complete(&id, Duration::from_secs(10))
+        wait_complete(&sim, &id, Duration::from_secs(10))
             .await
             .expect("the handler answers");
         let started = Instant::now();

@@ -1,10 +1,13 @@
 //! Real local parts for the integration tests and benches: a moto server standing in for AWS,
 //! free ports and raw HTTP/1.1 ([`lib.rs`](self)), a fault-injecting proxy in front of moto
-//! ([`fault`]), and the simulated Lambda environment running the real binaries ([`lambda`]).
+//! ([`fault`]), the simulated Lambda environment running the real binaries ([`lambda`]), Lambda
+//! Managed Instances on top of it ([`managed`]), and the binary as a sidecar ([`sidecar`]).
 //! Dev-only; never shipped.
 
 pub mod fault;
 pub mod lambda;
+pub mod managed;
+pub mod sidecar;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};

@@ -11,12 +11,14 @@ async fn main() -> Result<(), Error> {
         .load()
         .await;
     let sns = aws_sdk_sns::Client::new(&shared);
-    let (config, sns) = (&config, &sns);
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ChangeEvent>| async move {
-            let id = publish(sns, config, &event.payload).await?;
+    let config = std::sync::Arc::new(config);
+    // Concurrent invocations on Lambda Managed Instances (AWS_LAMBDA_MAX_CONCURRENCY > 1).
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<ChangeEvent>| {
+        let (sns, config) = (sns.clone(), std::sync::Arc::clone(&config));
+        async move {
+            let id = publish(&sns, &config, &event.payload).await?;
             Ok::<_, Error>(serde_json::json!({ "message_id": id }))
-        },
-    ))
+        }
+    }))
     .await
 }

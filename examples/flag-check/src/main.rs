@@ -60,8 +60,11 @@ async fn handler(event: LambdaEvent<Check>) -> Result<Seen, Error> {
     Ok(seen)
 }
 
-#[tokio::main(flavor = "current_thread")]
+// Several threads: on Managed Instances, concurrent invocations read the flags from every core.
+#[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(flags::FlagsLayer.layer(service_fn(handler))).await
+    // Concurrent invocations on Lambda Managed Instances (AWS_LAMBDA_MAX_CONCURRENCY > 1), one
+    // at a time elsewhere: the same binary runs on both.
+    lambda_runtime::run_concurrent(flags::FlagsLayer.layer(service_fn(handler))).await
 }

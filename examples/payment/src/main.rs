@@ -99,7 +99,9 @@ const FLAG: &str = "new-payment-processor";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(flags::FlagsLayer.layer(service_fn(handler))).await
+    // Concurrent invocations on Lambda Managed Instances (AWS_LAMBDA_MAX_CONCURRENCY > 1), one
+    // at a time elsewhere: the same binary runs on both.
+    lambda_runtime::run_concurrent(flags::FlagsLayer.layer(service_fn(handler))).await
 }
 
 #[cfg(test)]
