@@ -63,7 +63,8 @@ impl Sidecar {
         env
     }
 
-    /// Starts the sidecar with `env` (see [`Sidecar::env`]) and waits until its API answers.
+    /// Starts the sidecar with `env` (see [`Sidecar::env`]) and waits until its API answers and
+    /// its first load is over (its `ready` line: loaded, or degraded).
     pub async fn start_with(env: Vec<(String, String)>) -> Self {
         let port = env
             .iter()
@@ -74,7 +75,7 @@ impl Sidecar {
         let proc = spawn_process(&extension_binary(), [], &env, "sidecar");
         let sidecar = Self { proc, port, env };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while sidecar.health().await.is_none() {
+        while sidecar.health().await.is_none() || sidecar.proc.first_line("ready").is_none() {
             assert!(
                 Instant::now() < deadline,
                 "the sidecar did not answer within 15 s:\n{}",
