@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour venv test lint template-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour venv test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -31,7 +31,7 @@ $(VENV)/.installed: $(ROOT)/requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ROOT)/requirements-dev.txt
 	touch $@
 
-test: venv lint template-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
+test: venv lint template-lint deploy-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -40,6 +40,20 @@ lint: ## rustfmt and clippy, warnings are errors
 template-lint: venv ## sam validate --lint and cfn-lint on template.yaml (offline)
 	cd $(ROOT) && $(VENV)/bin/sam validate --lint --template template.yaml
 	$(VENV)/bin/cfn-lint $(ROOT)/template.yaml
+
+deploy-lint: venv ## The sidecar artefacts: cfn-lint on the ECS task, hadolint on the Dockerfile, systemd-analyze on the unit
+	$(VENV)/bin/cfn-lint $(ROOT)/deploy/ecs-sidecar.yaml
+	$(VENV)/bin/hadolint $(ROOT)/deploy/Dockerfile
+	@# systemd-analyze exits 0 on unknown keys and bad values: any output is a failure. It also
+	@# checks that ExecStart exists: verify a copy pointing at a binary that does.
+	@if command -v systemd-analyze >/dev/null; then \
+	  tmp=$$(mktemp -d) && \
+	  sed -e "s|^ExecStart=/usr/local/bin/ssm-flags|ExecStart=/bin/true|" \
+	      -e "s|^EnvironmentFile=/|EnvironmentFile=-/|" -e "s|^User=app|User=root|" -e "s|^Group=app|Group=root|" \
+	      $(ROOT)/deploy/ssm-flags.service > $$tmp/ssm-flags.service && \
+	  out=$$(systemd-analyze verify $$tmp/ssm-flags.service 2>&1); rm -rf $$tmp; \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "deploy/ssm-flags.service: systemd-analyze verify clean"; \
+	else echo "systemd-analyze not installed: deploy/ssm-flags.service not verified"; fi
 
 vectors: ## Check the committed bucketing vectors against Python's hashlib
 	python3 $(ROOT)/handler-lib/tests/vectors/gen_buckets.py | diff -q - $(ROOT)/handler-lib/tests/vectors/buckets.json
