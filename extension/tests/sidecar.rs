@@ -32,7 +32,10 @@ fn watching_client(port: u16) -> (Arc<Store>, tokio::task::JoinHandle<()>) {
 async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < timeout, "{what}: not within {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     started.elapsed()
@@ -134,7 +137,10 @@ async fn the_health_check_fails_only_when_the_agent_does_not_answer_unless_stric
     let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
     let (code, out) = sidecar.run_cli(&["--health-check"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.starts_with("ssm-flags ok: version 1, 32 flags (1 invalid)"), "{out}");
+    assert!(
+        out.starts_with("ssm-flags ok: version 1, 32 flags (1 invalid)"),
+        "{out}"
+    );
     let (code, out) = sidecar.run_cli(&["--health-check", "--strict"]);
     assert_eq!(code, Some(0), "{out}");
 
@@ -156,7 +162,10 @@ async fn the_health_check_fails_only_when_the_agent_does_not_answer_unless_stric
     wrong.push(("SSM_FLAGS_TOKEN".to_owned(), "not-it".to_owned()));
     let (code, out) = run_cli(&wrong, &["--health-check"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("answered 401") && out.contains("SSM_FLAGS_TOKEN"), "{out}");
+    assert!(
+        out.contains("answered 401") && out.contains("SSM_FLAGS_TOKEN"),
+        "{out}"
+    );
 
     // Nothing listening: fails, naming the port.
     let env = sidecar.env.clone();
@@ -173,7 +182,13 @@ async fn the_health_check_fails_only_when_the_agent_does_not_answer_unless_stric
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_mode_outside_lambda_refuses_to_start_and_names_the_sidecar_mode() {
-    let env = Sidecar::env(free_port(), PATH, free_port(), 60, &[("SSM_FLAGS_MODE", "lambda")]);
+    let env = Sidecar::env(
+        free_port(),
+        PATH,
+        free_port(),
+        60,
+        &[("SSM_FLAGS_MODE", "lambda")],
+    );
     let (code, out) = run_cli(&env, &[]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
@@ -190,10 +205,16 @@ async fn a_sidecar_gets_credentials_from_the_container_credentials_endpoint() {
     seed(&common::ssm_client(moto.port)).await;
     let creds = CredentialsEndpoint::start("task-auth-token-42").await;
     let uri = creds.full_uri();
-    let env: Vec<(String, String)> = Sidecar::env(moto.port, PATH, free_port(), 60, &[
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
-        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "task-auth-token-42"),
-    ])
+    let env: Vec<(String, String)> = Sidecar::env(
+        moto.port,
+        PATH,
+        free_port(),
+        60,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "task-auth-token-42"),
+        ],
+    )
     .into_iter()
     .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY")
     .collect();
@@ -204,7 +225,8 @@ async fn a_sidecar_gets_credentials_from_the_container_credentials_endpoint() {
     let seen = creds.seen();
     assert!(!seen.is_empty(), "the credentials endpoint was never asked");
     assert!(
-        seen.iter().all(|auth| auth.as_deref() == Some("task-auth-token-42")),
+        seen.iter()
+            .all(|auth| auth.as_deref() == Some("task-auth-token-42")),
         "{seen:?}"
     );
     // The secret never reaches the log.
