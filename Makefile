@@ -65,7 +65,7 @@ unit: venv ## All unit and integration tests (the integration tests start moto a
 
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 
-bench: venv ## Every benchmark (reads, concurrent reads, sync, cold start, footprint of this machine's arch); regenerates BENCHMARKS.md
+bench: venv ## Every benchmark (reads, concurrent reads, sync, cold start, propagation, hosts, footprint of this machine's arch); regenerates BENCHMARKS.md
 	# Results older than this marker are from an earlier run: the report never counts them.
 	mkdir -p $(ROOT)/target/ssm-flags-bench && touch $(ROOT)/target/ssm-flags-bench/.run-started
 	$(CARGO) bench -p ssm-flags --bench lookup
@@ -73,6 +73,9 @@ bench: venv ## Every benchmark (reads, concurrent reads, sync, cold start, footp
 	$(CARGO) bench -p ssm-flags-extension --bench sync
 	$(CARGO) bench -p ssm-flags-extension --bench cold_start
 	$(CARGO) bench -p ssm-flags-extension --bench propagation
+	# The hosts bench runs the axum-service and flag-check examples: build them too.
+	$(CARGO) build --profile bench -p axum-service -p flag-check
+	$(CARGO) bench -p ssm-flags-extension --bench hosts
 	$(VENV)/bin/python $(ROOT)/bench/seed_strategy.py
 	$(MAKE) layer LAYER_ARCHS=$(HOST_ARCH)
 	python3 $(ROOT)/bench/report.py

@@ -181,6 +181,81 @@ def propagation(missed):
     ]
 
 
+def hosts(missed):
+    path = this_run(RESULTS / "hosts.json")
+    if path is None:
+        missed.append("hosts: not measured")
+        return ["Not measured in this run (`cargo bench -p ssm-flags-extension --bench hosts`)."]
+    h = json.loads(path.read_text())
+    p, idle = h["propagation"], h["idle"]
+    bound = p["max_age_ms"] + 100
+    _, verdict = judge(p["max_ms"] / bound, ("<=", 1.0),
+                       f"sidecar propagation worst {p['max_ms']:.0f} ms (bound {bound} ms)", missed)
+    out = [
+        "### Propagation to a long-running process (sidecar)",
+        "",
+        "`PutParameter` → a process watching the sidecar with `flags::watch` (one held long poll)",
+        "reads the new value. Goal: within one refresh interval plus 100 ms.",
+        "",
+        "| refresh every | trials | median | fastest | slowest | slowest ÷ interval | ≤ interval + 100 ms |",
+        "|---|---|---|---|---|---|---|",
+        f"| {p['max_age_ms'] / 1000:g} s | {p['trials']} | {p['median_ms']:.0f} ms | {p['min_ms']:.0f} ms "
+        f"| {p['max_ms']:.0f} ms | {p['max_ms'] / p['max_age_ms']:.2f}× | {verdict} |",
+        "",
+        "### Idle CPU between changes",
+        "",
+    ]
+    tick = idle["tick_ms"]
+    for who in ("sidecar", "service"):
+        judge(idle[f"{who}_cpu_ms"] / tick, ("<=", 1.0), f"idle CPU of the {who}: {idle[who + '_cpu_ms']} ms", missed)
+    out += [
+        f"Over {idle['window_s']} s with no change and no refresh due, the sidecar used "
+        f"{idle['sidecar_cpu_ms']} ms of CPU and `axum-service` (watching it) {idle['service_cpu_ms']} ms "
+        f"(`/proc/<pid>/stat`, {tick} ms ticks; goal: at most one tick each). A held long poll costs "
+        "nothing until the sidecar answers it.",
+        "",
+        "### SSM calls per environment, N worker processes",
+        "",
+        f"Python worker processes (as Lambda Managed Instances run Python), each invoking every 50 ms "
+        f"for 10 s, flags refreshed every {h['max_age_s']} s; SSM calls counted at a proxy in front of "
+        "moto (a fetch of this path is 2 pages). Per-process TTL cache: boto3 in each process, "
+        "Powertools' design. ssm-flags: one agent for the environment, workers ask it on loopback.",
+        "",
+        "| worker processes | per-process cache: SSM calls/min | ssm-flags: SSM calls/min | ratio | invocations (cache / ssm-flags) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in h["workers"]:
+        ratio = r["cache_calls_per_min"] / max(r["ssm_flags_calls_per_min"], 1e-9)
+        out.append(f"| {r['workers']} | {r['cache_calls_per_min']:.0f} | {r['ssm_flags_calls_per_min']:.0f} "
+                   f"| {ratio:.1f}× | {r['cache_invocations']:,} / {r['ssm_flags_invocations']:,} |")
+    out += [
+        "",
+        "SSM's default throughput quota is 40 calls per second for the whole account and region: with",
+        "a cache per process, calls grow with the number of processes (16 per vCPU for Python on",
+        "Managed Instances); with one agent per environment they do not.",
+    ]
+    layer = h.get("layer", [])
+    if layer:
+        out += [
+            "",
+            "### `FlagsLayer` under `run_concurrent` (Managed Instances)",
+            "",
+            f"`flag-check` on the Managed Instances emulator, {layer[0]['concurrency']} invocations at once, "
+            f"{layer[0]['invocations']} invocations; the function's requests to the extension counted at a proxy. "
+            "Watch: the layer's choice on Managed Instances (one long poll keeps the snapshot current). "
+            "Sync per invocation: what the layer does on on-demand Lambda.",
+            "",
+            "| FlagsLayer | requests to the extension per invocation | time per invocation (emulator round trip included) |",
+            "|---|---|---|",
+        ]
+        for r in layer:
+            out.append(f"| {r['mode']} | {r['requests_per_invocation']:.3f} | {r['us_per_invocation']:.0f} µs |")
+        watch = next((r for r in layer if r["mode"] == "watch"), None)
+        if watch is not None:
+            judge(watch["requests_per_invocation"], ("<=", 0.01), "FlagsLayer watch: requests per invocation", missed)
+    return out
+
+
 def footprint(missed):
     out = ["| artifact | size | goal | met |", "|---|---|---|---|"]
     for arch in ["arm64", "x86_64"]:
@@ -335,6 +410,15 @@ def main():
         "",
     ]
     out += propagation(missed)
+    out += [
+        "",
+        "## Where it runs: sidecars, worker processes",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags-extension --bench hosts` (moto as SSM behind a counting",
+        "proxy, the real binary as a sidecar, the real `axum-service`, Python workers from `bench/workers.py`).",
+        "",
+    ]
+    out += hosts(missed)
     out += [
         "",
         "## Footprint",
