@@ -14,7 +14,7 @@ use flags::Store;
 use flags::client::Client;
 use flags::wire::{FLAGS_PATH, TOKEN_HEADER};
 use testkit::free_port;
-use testkit::sidecar::{CredentialsEndpoint, SIDECAR_TOKEN, Sidecar, run_cli};
+use testkit::sidecar::{CredentialsEndpoint, InstanceMetadata, SIDECAR_TOKEN, Sidecar, run_cli};
 
 fn watching_client(port: u16) -> (Arc<Store>, tokio::task::JoinHandle<()>) {
     let client = Arc::new(
@@ -226,9 +226,55 @@ async fn a_sidecar_gets_credentials_from_the_container_credentials_endpoint() {
     assert!(!seen.is_empty(), "the credentials endpoint was never asked");
     assert!(
         seen.iter()
-            .all(|auth| auth.as_deref() == Some("task-auth-token-42")),
+            .all(|s| s.auth.as_deref() == Some("task-auth-token-42")
+                && s.path == CredentialsEndpoint::PATH),
         "{seen:?}"
     );
     // The secret never reaches the log.
-    assert!(!sidecar.proc.log().contains("task-role-secret"));
+    assert!(!sidecar.proc.log().contains("role-secret-never-logged"));
+}
+
+/// EC2 instance profiles: no keys, no container variables; credentials from IMDSv2 (a session
+/// token first, then the role and its credentials).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_on_ec2_gets_credentials_from_the_instance_metadata_service() {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let imds = InstanceMetadata::start().await;
+    let endpoint = imds.endpoint();
+    let env: Vec<(String, String)> = Sidecar::env(
+        moto.port,
+        PATH,
+        free_port(),
+        60,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.as_str())],
+    )
+    .into_iter()
+    .filter(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_EC2_METADATA_DISABLED"
+        )
+    })
+    .collect();
+    let sidecar = Sidecar::start_with(env).await;
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(health["status"], "ok", "{health}\n{}", sidecar.proc.log());
+    assert_eq!(health["flags"], 32);
+    let seen = imds.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "PUT" && s.path == "/latest/api/token"),
+        "no IMDSv2 session token asked for: {seen:?}"
+    );
+    let role_path = format!(
+        "/latest/meta-data/iam/security-credentials/{}",
+        InstanceMetadata::ROLE
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.path == role_path && s.auth.as_deref() == Some("imds-session-token-1")),
+        "the role's credentials were not fetched with the session token: {seen:?}"
+    );
+    assert!(!sidecar.proc.log().contains("role-secret-never-logged"));
 }

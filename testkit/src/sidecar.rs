@@ -1,6 +1,8 @@
 //! The real `ssm-flags` binary as a sidecar (`SSM_FLAGS_MODE=sidecar`): a plain process, no
-//! Lambda; and a container credentials endpoint as ECS serves one to a task
-//! (`AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN`).
+//! Lambda; and the credential sources of containers and hosts: a container credentials endpoint
+//! as ECS serves one to a task (`AWS_CONTAINER_CREDENTIALS_FULL_URI` +
+//! `AWS_CONTAINER_AUTHORIZATION_TOKEN`) and an EC2 instance metadata service (IMDSv2), each
+//! answering the documented JSON.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -127,13 +129,92 @@ pub fn run_cli(env: &[(String, String)], args: &[&str]) -> (Option<i32>, String)
     (output.status.code(), text)
 }
 
+/// A request as a credentials stand-in saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The method.
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// The header that authorizes it (`Authorization` for ECS, `X-aws-ec2-metadata-token` for
+    /// IMDSv2).
+    pub auth: Option<String>,
+}
+
+type Handler = dyn Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync;
+
+/// Serves `handler` on a free loopback port, recording every request; returns the port.
+async fn serve_recorded(
+    auth_header: &'static str,
+    handler: Arc<Handler>,
+) -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (record, handler) = (Arc::clone(&record), Arc::clone(&handler));
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (record, handler) = (Arc::clone(&record), Arc::clone(&handler));
+                    async move {
+                        if let Ok(mut seen) = record.lock() {
+                            seen.push(Seen {
+                                method: request.method().to_string(),
+                                path: request.uri().path().to_owned(),
+                                auth: request
+                                    .headers()
+                                    .get(auth_header)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned),
+                            });
+                        }
+                        Ok::<_, std::convert::Infallible>(handler(&request))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn answer(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+/// Temporary credentials as ECS and IMDS document them (IMDS adds `Code`, `Type`,
+/// `LastUpdated`).
+fn credentials_json(imds: bool) -> String {
+    let now = std::time::SystemTime::now();
+    let mut doc = serde_json::json!({
+        "AccessKeyId": "ASIAROLEEXAMPLE",
+        "SecretAccessKey": "role-secret-never-logged",
+        "Token": "role-session-token",
+        "Expiration": flags::wire::rfc3339(now + Duration::from_secs(3600)),
+    });
+    if imds {
+        doc["Code"] = "Success".into();
+        doc["Type"] = "AWS-HMAC".into();
+        doc["LastUpdated"] = flags::wire::rfc3339(now).into();
+    } else {
+        doc["RoleArn"] = "arn:aws:iam::123456789012:role/flags-task".into();
+    }
+    doc.to_string()
+}
+
 /// A container credentials endpoint (what ECS serves at `AWS_CONTAINER_CREDENTIALS_FULL_URI`):
 /// answers the documented JSON with temporary credentials to requests that carry the
-/// authorization token, 401 to others; records what it was sent.
+/// authorization token, 401 to others.
 pub struct CredentialsEndpoint {
     /// Its port.
     pub port: u16,
-    seen: Arc<Mutex<Vec<Option<String>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl CredentialsEndpoint {
@@ -142,37 +223,18 @@ impl CredentialsEndpoint {
 
     /// Starts one that wants `Authorization: {token}`.
     pub async fn start(token: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let record = Arc::clone(&record);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let record = Arc::clone(&record);
-                        async move {
-                            let auth = request
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned);
-                            if let Ok(mut seen) = record.lock() {
-                                seen.push(auth.clone());
-                            }
-                            Ok::<_, std::convert::Infallible>(credentials(
-                                request.uri().path(),
-                                auth.as_deref() == Some(token),
-                            ))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let handler: Arc<Handler> = Arc::new(move |request: &Request<Incoming>| {
+            let authorized = request
+                .headers()
+                .get("authorization")
+                .is_some_and(|v| v.as_bytes() == token.as_bytes());
+            match (request.uri().path() == Self::PATH, authorized) {
+                (false, _) => answer(StatusCode::NOT_FOUND, String::new()),
+                (true, false) => answer(StatusCode::UNAUTHORIZED, String::new()),
+                (true, true) => answer(StatusCode::OK, credentials_json(false)),
             }
         });
+        let (port, seen) = serve_recorded("authorization", handler).await;
         Self { port, seen }
     }
 
@@ -181,33 +243,68 @@ impl CredentialsEndpoint {
         format!("http://127.0.0.1:{}{}", self.port, Self::PATH)
     }
 
-    /// The `Authorization` header of every request so far.
-    pub fn seen(&self) -> Vec<Option<String>> {
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
-fn credentials(path: &str, authorized: bool) -> Response<Full<Bytes>> {
-    let (status, body) = if path != CredentialsEndpoint::PATH {
-        (StatusCode::NOT_FOUND, String::new())
-    } else if !authorized {
-        (StatusCode::UNAUTHORIZED, String::new())
-    } else {
-        let expiration =
-            flags::wire::rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
-        (
-            StatusCode::OK,
-            serde_json::json!({
-                "AccessKeyId": "ASIATASKROLEEXAMPLE",
-                "SecretAccessKey": "task-role-secret",
-                "Token": "task-role-session-token",
-                "Expiration": expiration,
-                "RoleArn": "arn:aws:iam::123456789012:role/flags-task",
-            })
-            .to_string(),
-        )
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
+/// An EC2 instance metadata service speaking IMDSv2 only: `PUT /latest/api/token` (with the TTL
+/// header) gives a session token, which every `GET` must carry; the instance profile's role and
+/// its credentials are served under `/latest/meta-data/iam/security-credentials/`.
+pub struct InstanceMetadata {
+    /// Its port.
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl InstanceMetadata {
+    /// The instance profile's role name.
+    pub const ROLE: &'static str = "flags-instance-role";
+    const TOKEN: &'static str = "imds-session-token-1";
+
+    /// Starts one.
+    pub async fn start() -> Self {
+        let handler: Arc<Handler> = Arc::new(|request: &Request<Incoming>| {
+            let path = request.uri().path();
+            if request.method() == http::Method::PUT && path == "/latest/api/token" {
+                if !request
+                    .headers()
+                    .contains_key("x-aws-ec2-metadata-token-ttl-seconds")
+                {
+                    return answer(StatusCode::BAD_REQUEST, String::new());
+                }
+                let mut response = answer(StatusCode::OK, Self::TOKEN.to_owned());
+                response.headers_mut().insert(
+                    "x-aws-ec2-metadata-token-ttl-seconds",
+                    http::HeaderValue::from_static("21600"),
+                );
+                return response;
+            }
+            let token = request
+                .headers()
+                .get("x-aws-ec2-metadata-token")
+                .and_then(|v| v.to_str().ok());
+            if token != Some(Self::TOKEN) {
+                return answer(StatusCode::UNAUTHORIZED, String::new());
+            }
+            match path.strip_prefix("/latest/meta-data/iam/security-credentials/") {
+                Some("") => answer(StatusCode::OK, Self::ROLE.to_owned()),
+                Some(role) if role == Self::ROLE => answer(StatusCode::OK, credentials_json(true)),
+                _ => answer(StatusCode::NOT_FOUND, String::new()),
+            }
+        });
+        let (port, seen) = serve_recorded("x-aws-ec2-metadata-token", handler).await;
+        Self { port, seen }
+    }
+
+    /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
