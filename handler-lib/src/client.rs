@@ -64,6 +64,8 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The pause of [`watch`] after a 304 the extension did not hold (an extension before 0.2, or
 /// too many held requests): it then polls once a second.
 pub const UNHELD_PAUSE: Duration = Duration::from_secs(1);
+/// How much later than its wait a long poll may be answered before it counts as failed.
+const WAIT_MARGIN: Duration = Duration::from_secs(5);
 /// The longest pause of [`watch`] between attempts while the extension cannot be reached
 /// (doubling from 100 ms).
 pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
@@ -238,7 +240,9 @@ impl Client {
         let mut connection = Connection::default();
         let mut failures = 0u32;
         loop {
-            let deadline = tokio::time::Instant::now() + self.timeout + self.wait;
+            // The extension answers at the end of the wait at the latest; the margin keeps a
+            // busy machine's late answer from counting as an outage.
+            let deadline = tokio::time::Instant::now() + self.wait + self.timeout + WAIT_MARGIN;
             let result = self.fetch(&mut connection, deadline, Some(self.wait)).await;
             let pause = match &result {
                 Ok(Answer::Unchanged { held: false, .. }) => UNHELD_PAUSE,
@@ -790,6 +794,62 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(scripted(listener, responses));
         Client::new(port, None, Duration::from_secs(2))
+    }
+
+    /// A server answering like an extension from before long polls: it ignores `Prefer` and
+    /// answers every conditional request at once; counts the requests.
+    async fn without_long_polls(listener: TcpListener, requests: Arc<AtomicU64>) {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let requests = Arc::clone(&requests);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let conditional = String::from_utf8_lossy(&buf[..n])
+                        .to_ascii_lowercase()
+                        .contains("if-none-match");
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    let answer = if conditional {
+                        response("304 Not Modified", &[("etag", "\"t\"")], "")
+                    } else {
+                        response("200 OK", &[("etag", "\"t\"")], BODY)
+                    };
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watch_against_an_extension_without_long_polls_polls_once_a_second_not_in_a_loop() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(AtomicU64::new(0));
+        tokio::spawn(without_long_polls(listener, Arc::clone(&requests)));
+        let client = Arc::new(Client::new(port, None, Duration::from_secs(2)));
+        let store = Arc::new(Store::default());
+        let watch = {
+            let (client, store) = (Arc::clone(&client), Arc::clone(&store));
+            tokio::spawn(async move { client.watch_into(&store).await })
+        };
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        watch.abort();
+        assert_eq!(store.version(), 4, "the first answer is installed");
+        assert!(client.watch_is_live());
+        // The first request, then one 304 about every UNHELD_PAUSE: 3 or 4 in 2.5 s, never a spin.
+        let made = requests.load(Ordering::Relaxed);
+        assert!((2..=4).contains(&made), "{made} requests in 2.5 s");
+    }
+
+    #[tokio::test]
+    async fn a_second_watch_on_the_same_client_returns_at_once() {
+        let client = Client::new(1, None, Duration::from_millis(10));
+        client.watching.store(true, Ordering::Release);
+        tokio::time::timeout(Duration::from_secs(1), client.watch_into(&Store::default()))
+            .await
+            .expect("returns at once: one watch per client");
     }
 
     #[tokio::test]
