@@ -189,3 +189,78 @@ async fn an_extension_asking_for_invoke_is_refused_as_managed_instances_refuse_i
     );
     assert_eq!(sim.extension_count().await, 0);
 }
+
+/// The next-worse cases on Managed Instances: SSM failing at init (the timer retries with
+/// backoff, and the flags reach the function with no invocation asking for them), then SSM
+/// hanging when SHUTDOWN comes (the timer's refresh is abandoned: exit 0 at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_managed_instances_flags_arrive_after_an_outage_at_init_and_shutdown_never_waits_for_ssm()
+ {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let ssm = FaultProxy::start(moto.port).await;
+    ssm.set(testkit::fault::Fault::ServerError);
+    let extension_port = free_port();
+    let port = extension_port.to_string();
+    let f = ManagedFunction::start(
+        ssm.port,
+        PATH,
+        MAX_AGE_S,
+        4,
+        // A long refresh timeout: the exit below must not wait for it.
+        &[
+            ("SSM_FLAGS_PORT", port.as_str()),
+            ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "10000"),
+        ],
+        &[],
+    )
+    .await;
+    let response = &f.invoke_all(check_events(1)).await[0];
+    assert_eq!(response["status"], "degraded", "{response}");
+    assert_eq!(
+        response["flags"]["dark-mode"], false,
+        "defaults while degraded"
+    );
+
+    ssm.set(testkit::fault::Fault::Pass);
+    let recovered = Instant::now();
+    while health(extension_port).await["status"] != "ok" {
+        assert!(
+            recovered.elapsed() < Duration::from_secs(15),
+            "never recovered:\n{}",
+            f.extension.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("recovered {:?} after SSM came back", recovered.elapsed());
+    let response = &f.invoke_all(check_events(1)).await[0];
+    assert_eq!(response["status"], "ok", "{response}");
+    assert_eq!(response["flags"]["dark-mode"], true, "{response}");
+
+    // SSM hangs; wait for a timer refresh to be in flight, then SHUTDOWN.
+    ssm.set(testkit::fault::Fault::Slow(Duration::from_secs(60)));
+    let before = ssm.requests();
+    let hung = Instant::now();
+    while ssm.requests() == before {
+        assert!(
+            hung.elapsed() < Duration::from_secs(10),
+            "no refresh started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ManagedFunction {
+        sim, mut extension, ..
+    } = f;
+    let stopping = Instant::now();
+    sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
+        .await;
+    let status = extension
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("no exit after SHUTDOWN:\n{}", extension.log()));
+    let took = stopping.elapsed();
+    println!("SHUTDOWN during a hung refresh: exit in {took:?}");
+    assert!(status.success(), "{status:?}");
+    // Half the 10 s refresh timeout the refresh would otherwise run to: a generous margin.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
