@@ -93,6 +93,10 @@ pub struct Config {
     /// `sidecar`), and in Lambda `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda;
     /// `lambda-managed-instances` on Managed Instances).
     pub host: Host,
+    /// `SSM_FLAGS_FALLBACK_FILE` (optional): a snapshot file (the format `flags::load_file`
+    /// reads) deployed with the function or the layer, served, marked `fallback`, when the first
+    /// load fails, until a fetch succeeds.
+    pub fallback_file: Option<std::path::PathBuf>,
 }
 
 /// Where freshness metrics go (see [`crate::metrics`]).
@@ -200,6 +204,7 @@ impl Config {
         };
         Ok(Self {
             host: Host::detect(mode, get("AWS_LAMBDA_INITIALIZATION_TYPE")),
+            fallback_file: get("SSM_FLAGS_FALLBACK_FILE").map(std::path::PathBuf::from),
             paths,
             max_age,
             port,
@@ -271,6 +276,7 @@ mod tests {
         assert_eq!(c.token, None);
         assert_eq!(c.region, None);
         assert_eq!(c.host, Host::OnDemand);
+        assert_eq!(c.fallback_file, None);
         assert_eq!(
             c.metrics,
             Some(Metrics {
@@ -343,8 +349,13 @@ mod tests {
             ("SSM_FLAGS_LOG_FORMAT", "TEXT"),
             ("AWS_SESSION_TOKEN", "tok"),
             ("AWS_REGION", "eu-west-1"),
+            ("SSM_FLAGS_FALLBACK_FILE", " /opt/ssm-flags/fallback.json "),
         ])
         .expect("valid");
+        assert_eq!(
+            c.fallback_file.as_deref(),
+            Some(std::path::Path::new("/opt/ssm-flags/fallback.json"))
+        );
         let paths: Vec<&str> = c.paths.iter().map(FlagPath::as_str).collect();
         assert_eq!(paths, ["/a/features", "/b/flags"]);
         assert_eq!(c.region.as_deref(), Some("eu-west-1"));

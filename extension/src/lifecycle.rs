@@ -82,7 +82,8 @@ pub async fn run_with<S: Source + 'static>(
         .map(|m| Emf::new(m.namespace.clone(), m.function.clone()));
     let refresher = Refresher::new(source, config.max_age, config.refresh_timeout)
         .with_default_region(config.region.clone())
-        .with_metrics(metrics);
+        .with_metrics(metrics)
+        .with_fallback(config.fallback_file.as_deref().and_then(load_fallback));
     let token = match config.token.clone() {
         Some(token) => token,
         None => generated_token(&config.token_file)?,
@@ -272,6 +273,31 @@ fn log_ready(host: Host, outcome: &Refreshed, started: Instant, port: u16) {
     }
 }
 
+/// Reads the deployed fallback file. One that cannot be used is logged as an error naming it and
+/// left out: the function still starts, and a first load that fails serves defaults as without one.
+fn load_fallback(path: &std::path::Path) -> Option<flags::Snapshot> {
+    match flags::wire::read_file(path) {
+        Ok(snapshot) => {
+            let invalid = snapshot.entries().filter(|e| e.value().is_err()).count();
+            tracing::info!(
+                file = %path.display(),
+                flags = snapshot.len(),
+                invalid,
+                "fallback file read: served if the first load fails"
+            );
+            Some(snapshot)
+        }
+        Err(error) => {
+            tracing::error!(
+                file = %path.display(),
+                %error,
+                "SSM_FLAGS_FALLBACK_FILE cannot be used: no fallback (a first load that fails serves every flag's default)"
+            );
+            None
+        }
+    }
+}
+
 /// No token configured (no `SSM_FLAGS_TOKEN`, no `AWS_SESSION_TOKEN`: SnapStart, Managed
 /// Instances, local runs): a random one, written where only this user can read it, so the API
 /// is never open. The `flags` client reads it from the same file.
@@ -381,6 +407,30 @@ mod tests {
         assert_eq!(mode(&dir.join("nested")), Some(0o700));
         let second = generated_token(&path).expect("rewritten");
         assert_ne!(first, second, "a new token at each start");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fallback_file_that_cannot_be_used_is_left_out_and_the_extension_still_starts() {
+        let dir = std::env::temp_dir().join(format!("ssm-flags-fallback-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let good = dir.join("good.json");
+        std::fs::write(
+            &good,
+            r#"{"flags": {"kill-switch": {"value": true}, "bad": {"value": "{"}}}"#,
+        )
+        .expect("write");
+        let loaded = load_fallback(&good).expect("a valid file");
+        assert_eq!(
+            loaded.len(),
+            2,
+            "an invalid flag is kept, as an error entry"
+        );
+        assert!(loaded.get("kill-switch").enabled());
+        let malformed = dir.join("malformed.json");
+        std::fs::write(&malformed, "{\"flags\": ").expect("write");
+        assert!(load_fallback(&malformed).is_none());
+        assert!(load_fallback(&dir.join("missing.json")).is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -128,7 +128,11 @@ impl Emf {
             function: &self.function,
             status: freshness.status,
             stale: flag(freshness.status == Status::Stale),
-            degraded: flag(freshness.status == Status::Degraded),
+            // No flags from the source: none at all, or only the deployed fallback file.
+            degraded: flag(matches!(
+                freshness.status,
+                Status::Degraded | Status::Fallback
+            )),
             age: freshness.age_seconds,
             flags: freshness.flags,
             invalid: freshness.invalid,

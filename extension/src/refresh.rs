@@ -158,6 +158,10 @@ pub struct Refresher<S> {
     metrics: Option<Emf>,
     /// A fetch that did not finish within its budget, resumed by the next refresh.
     progress: Option<Progress>,
+    /// The flags deployed with the function (`SSM_FLAGS_FALLBACK_FILE`), until served.
+    fallback: Option<Snapshot>,
+    /// Whether the deployed fallback is what is served (no fetch has succeeded yet).
+    on_fallback: bool,
     stats: Stats,
 }
 
@@ -182,8 +186,18 @@ impl<S: Source> Refresher<S> {
             never_decrypted: HashSet::new(),
             metrics: None,
             progress: None,
+            fallback: None,
+            on_fallback: false,
             stats: Stats::default(),
         }
+    }
+
+    /// Serves `fallback` (flags deployed with the function), marked `fallback`, when the first
+    /// load fails or does not finish within its budget, until a fetch succeeds: a cold start
+    /// during an outage serves the deployed values, not every flag's code default.
+    pub fn with_fallback(mut self, fallback: Option<Snapshot>) -> Self {
+        self.fallback = fallback;
+        self
     }
 
     /// Emits freshness metrics after every refresh (see [`crate::metrics`]).
@@ -271,6 +285,10 @@ impl<S: Source> Refresher<S> {
                     "fetch not finished within this refresh's budget: it resumes at the next; the flags served stay as they are"
                 );
                 self.progress = Some(progress);
+                self.serve_fallback_if_nothing_else(&format!(
+                    "the first load did not finish within {} ms",
+                    budget.as_millis()
+                ));
                 Refreshed::Continues { read, calls }
             }
             Err(_) => self.failed(SourceError::Timeout(budget), elapsed_ms),
@@ -300,6 +318,11 @@ impl<S: Source> Refresher<S> {
         self.stats.fetches += 1;
         self.stats.ssm_calls += u64::from(fetched.calls);
         let undecryptable = self.keep_undecrypted(&mut fetched);
+        if std::mem::take(&mut self.on_fallback) {
+            tracing::info!(
+                "first successful fetch: the deployed fallback's flags are replaced by the fetched ones"
+            );
+        }
         let previous = self.last_good.as_deref().unwrap_or_default();
         let changes = diff(previous, &fetched.parameters);
         let count = changes.len();
@@ -389,13 +412,43 @@ impl<S: Source> Refresher<S> {
         flags
     }
 
-    /// Publishes a failed fetch: the flags served stay, marked stale (degraded if there are none).
+    /// Serves the deployed fallback when nothing has been fetched yet and it is not served yet.
+    fn serve_fallback_if_nothing_else(&mut self, reason: &str) {
+        if self.last_good.is_some() || self.on_fallback {
+            return;
+        }
+        let Some(fallback) = self.fallback.take() else {
+            return;
+        };
+        self.version += 1;
+        let snapshot = Snapshot::new(self.version, Status::Fallback, fallback.entries().cloned())
+            .with_fetched_at(fallback.fetched_at())
+            .with_default_region(self.default_region.as_deref());
+        let flags = snapshot.len();
+        self.shared.publish(Served::new(
+            self.instance,
+            snapshot,
+            Some(reason.to_owned()),
+        ));
+        self.on_fallback = true;
+        tracing::warn!(
+            flags,
+            version = self.version,
+            reason,
+            "serving the deployed fallback file's flags (SSM_FLAGS_FALLBACK_FILE), marked fallback, until a fetch succeeds"
+        );
+    }
+
+    /// Publishes a failed fetch: the flags served stay, marked stale (`fallback` while the
+    /// deployed fallback is served; `degraded` if there are no flags).
     fn failed(&mut self, error: SourceError, elapsed_ms: f64) -> Refreshed {
         let retry_in = self.policy.failed_refresh(Instant::now());
         self.stats.failures += 1;
-        let status = match self.last_good {
-            Some(_) => Status::Stale,
-            None => Status::Degraded,
+        self.serve_fallback_if_nothing_else(&error.to_string());
+        let status = match (&self.last_good, self.on_fallback) {
+            (Some(_), _) => Status::Stale,
+            (None, true) => Status::Fallback,
+            (None, false) => Status::Degraded,
         };
         let served = self
             .shared
@@ -620,6 +673,88 @@ mod tests {
             path: "/f".into(),
             message: "connection refused".into(),
         }
+    }
+
+    fn fallback_file() -> Snapshot {
+        Snapshot::new(
+            9,
+            Status::Fallback,
+            [
+                param("kill-switch", "true", 4),
+                param(
+                    "rollout",
+                    r#"{"enabled": true, "rollout_percentage": 50}"#,
+                    2,
+                ),
+            ]
+            .iter()
+            .map(FlagEntry::from_parameter),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_first_load_that_fails_serves_the_deployed_fallback_until_a_fetch_succeeds() {
+        let script = Script::new(vec![
+            Err(down()),
+            Err(down()),
+            Ok(vec![param("kill-switch", "false", 5)]),
+            Err(down()),
+        ]);
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1))
+            .with_fallback(Some(fallback_file()));
+        let shared = r.shared();
+
+        assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
+        let s = shared.load();
+        assert_eq!(
+            (s.status(), s.snapshot.version(), s.snapshot.len()),
+            (Status::Fallback, 1, 2)
+        );
+        assert!(
+            s.snapshot.get("kill-switch").enabled(),
+            "the deployed value, not the default"
+        );
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("connection refused"))
+        );
+
+        // Failing again: still the fallback, same content and tag.
+        let etag = s.etag.clone();
+        assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
+        let s = shared.load();
+        assert_eq!(
+            (s.status(), s.snapshot.version(), s.etag.clone()),
+            (Status::Fallback, 1, etag)
+        );
+
+        // The first success replaces it whole (the fallback's other flag is gone).
+        assert!(matches!(r.refresh().await, Refreshed::Fetched { .. }));
+        let s = shared.load();
+        assert_eq!(
+            (s.status(), s.snapshot.version(), s.snapshot.len()),
+            (Status::Ok, 2, 1)
+        );
+        assert!(!s.snapshot.get("kill-switch").enabled());
+
+        // Later failures keep the fetched flags, stale: the fallback never comes back.
+        assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
+        let s = shared.load();
+        assert_eq!((s.status(), s.snapshot.version()), (Status::Stale, 2));
+        assert!(!s.snapshot.get("kill-switch").enabled());
+    }
+
+    #[tokio::test]
+    async fn without_a_fallback_a_failed_first_load_is_degraded() {
+        let mut r = Refresher::new(
+            Script::new(vec![Err(down())]),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        )
+        .with_fallback(None);
+        assert!(matches!(r.refresh().await, Refreshed::Failed(_)));
+        assert_eq!(r.shared().load().status(), Status::Degraded);
     }
 
     #[tokio::test]

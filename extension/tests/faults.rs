@@ -519,3 +519,57 @@ async fn a_secure_string_the_role_cannot_decrypt_never_hides_the_other_flags() {
     let (_, health) = f.api(HEALTH_PATH).await;
     assert_eq!(health["undecryptable"], json!(["partner-api"]), "{health}");
 }
+
+/// A cold start while SSM is down, with a fallback file deployed (`SSM_FLAGS_FALLBACK_FILE`):
+/// handlers read the deployed values, marked `fallback` — for a kill switch or a rollout the
+/// code default would be a wrong value — and the first successful fetch replaces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_during_an_outage_serves_the_deployed_fallback_not_defaults() {
+    let (_moto, proxy) = setup().await;
+    let dir = std::env::temp_dir().join(format!("ssm-flags-fallback-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("fallback.json");
+    // As deployed: dark-mode on (its code default is off), checkout/v2 on (SSM says off).
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "flags": {"dark-mode": {"value": true}, "checkout/v2": {"value": "true"}}}"#,
+    )
+    .expect("fallback file");
+    proxy.set(Fault::ServerError);
+    let path = file.to_str().expect("utf-8 path");
+    let f = common::start_with(
+        proxy.port,
+        1,
+        FreezeMode::None,
+        &[("SSM_FLAGS_FALLBACK_FILE", path)],
+    )
+    .await;
+
+    let response = f.check("alice", "us-east-1", &names()).await;
+    assert_eq!(response["status"], "fallback", "{response}");
+    assert_eq!(response["flags"]["dark-mode"], true, "{response}");
+    assert_eq!(response["flags"]["checkout/v2"], true, "{response}");
+    assert_eq!(
+        response["flags"]["new-analytics"], false,
+        "not in the file: its default"
+    );
+    let (_, health) = f.api(HEALTH_PATH).await;
+    assert_eq!(health["status"], "fallback", "{health}");
+    assert_eq!(health["flags"], 2);
+    assert!(
+        f.extension
+            .first_line("serving the deployed fallback")
+            .is_some(),
+        "{}",
+        f.extension.log()
+    );
+
+    // SSM back: the first successful fetch replaces the fallback whole.
+    proxy.set(Fault::Pass);
+    let (response, took) = until(&f, Duration::from_secs(15), |r| r["status"] == "ok").await;
+    println!("fallback replaced {took:?} after SSM came back");
+    assert_all_known(&response, "after the fallback");
+    let (_, health) = f.api(HEALTH_PATH).await;
+    assert_eq!(health["flags"], 32, "{health}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
