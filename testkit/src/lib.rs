@@ -1,9 +1,11 @@
 //! Real local parts for the integration tests and benches: a moto server standing in for AWS,
 //! free ports and raw HTTP/1.1 ([`lib.rs`](self)), a fault-injecting proxy in front of moto
 //! ([`fault`]), the simulated Lambda environment running the real binaries ([`lambda`]), Lambda
-//! Managed Instances on top of it ([`managed`]), and the binary as a sidecar ([`sidecar`]).
+//! Managed Instances on top of it ([`managed`]), the binary as a sidecar ([`sidecar`]), and a
+//! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]).
 //! Dev-only; never shipped.
 
+pub mod appconfig;
 pub mod fault;
 pub mod lambda;
 pub mod managed;

@@ -1,0 +1,46 @@
+//! The AppConfig data-API stand-in is wire-exact: boto3's `appconfigdata` client, which parses
+//! with AWS's published service model, drives it through sessions, polls, unchanged answers (an
+//! empty 200 and a 204), a new version, token reuse and expiry, throttling, server errors and an
+//! unknown profile (`appconfig_boto3.py`).
+
+use testkit::appconfig::AppConfigData;
+use testkit::workspace;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_parses_every_answer_of_the_appconfig_stand_in() {
+    let standin = AppConfigData::start().await;
+    let python = workspace().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} not found: run `make venv` (boto3 comes with moto)",
+        python.display()
+    );
+    let script = workspace().join("testkit/tests/appconfig_boto3.py");
+    let endpoint = standin.endpoint();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .arg(endpoint)
+            .env_clear()
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("every answer parsed"), "{text}");
+    let counts = standin.counts();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        counts.sessions.load(Relaxed),
+        2,
+        "the session and the unknown profile"
+    );
+    assert_eq!(counts.changed.load(Relaxed), 2, "two versions delivered");
+}
