@@ -22,11 +22,13 @@
 //! - [`wire`]: the contract with the extension: port, token header, endpoint paths, [`Status`],
 //!   and the documents of every body (snapshot, evaluation, health, error), also used by files;
 //! - [`path`]: flag paths, and a flag's name relative to its path;
+//! - [`appconfig`]: flags from an AppConfig profile's document (freeform or feature flags);
 //! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
 //! - [`error`]: what is wrong with a flag, or with a snapshot document;
 //! - `client` (feature `client`, on by default): [`sync`], [`watch`] and [`FlagsLayer`] keep the
 //!   snapshot current from the `ssm-flags` extension.
 
+pub mod appconfig;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod env;

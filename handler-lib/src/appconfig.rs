@@ -1,0 +1,243 @@
+//! Flags from an AWS AppConfig configuration profile: the document a client receives from
+//! AppConfig's data API (`GetLatestConfiguration`), turned into the same [`Parameter`]s an SSM
+//! path gives, so one definition of a valid flag applies to both. No I/O.
+//!
+//! Two shapes are read, both a JSON object of flag name → value:
+//!
+//! - **freeform** (`application/json`): each value in the flag format of an SSM parameter — a
+//!   boolean, a JSON rules object (`{"enabled": true, "rollout_percentage": 25, …}`), a list of
+//!   strings, or text;
+//! - **`AWS.AppConfig.FeatureFlags`**, as clients receive it (flattened:
+//!   `{"new-checkout": {"enabled": true, "allowed_user_ids": ["alice"]}}`): each flag's attributes
+//!   map onto the rule fields of the same name, and any other attribute becomes a config field.
+//!   That profile type limits what a flag can say: keys match `^[a-z][a-zA-Z\d_-]{0,63}$`,
+//!   attributes are not nested (so no `allowed_attributes`), arrays hold at most 25 items, and a
+//!   disabled flag carries no attributes. A freeform profile has none of these limits.
+//!
+//! A list item holding a comma cannot be carried (as with an SSM `StringList`): such a list is
+//! read as text. A document that is not a JSON object (YAML, plain text, a multi-variant payload)
+//! is an error naming the profile, never a crash.
+
+use serde_json::Value;
+
+use crate::model::{Parameter, ParameterKind};
+
+/// Which shape a profile's document has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentShape {
+    /// Every value is an object with a boolean `enabled`: the `AWS.AppConfig.FeatureFlags` type
+    /// as clients receive it (also a valid freeform document of JSON rules flags).
+    FeatureFlags,
+    /// Anything else: values in the SSM flag format.
+    Freeform,
+}
+
+/// Why a profile's document cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// The content type says it is not JSON.
+    #[error(
+        "AppConfig profile {profile}: content type {content_type:?} is not JSON; ssm-flags reads freeform JSON and AWS.AppConfig.FeatureFlags profiles (YAML, text and multi-variant payloads are not supported)"
+    )]
+    NotJson {
+        /// The profile (`application/environment/profile`).
+        profile: String,
+        /// The content type AppConfig sent.
+        content_type: String,
+    },
+    /// The body is not a JSON object.
+    #[error(
+        "AppConfig profile {profile}: the configuration is not a JSON object of flag name to value: {reason}"
+    )]
+    NotAnObject {
+        /// The profile.
+        profile: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The flags of one profile version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileFlags {
+    /// The shape detected.
+    pub shape: DocumentShape,
+    /// One parameter per flag, named `appconfig:{profile}/{flag}`, with `version` the profile's
+    /// version counter.
+    pub parameters: Vec<Parameter>,
+}
+
+/// The parameter name AppConfig flags are cited by (errors, audit lines).
+pub fn parameter_name(profile: &str, flag: &str) -> String {
+    format!("appconfig:{profile}/{flag}")
+}
+
+/// Reads a configuration `body` of `profile` (`application/environment/profile`), sent with
+/// `content_type`, as flags with `version`.
+pub fn parse_document(
+    profile: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    version: u64,
+) -> Result<ProfileFlags, DocumentError> {
+    if let Some(content_type) = content_type {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(DocumentError::NotJson {
+                profile: profile.to_owned(),
+                content_type: content_type.to_owned(),
+            });
+        }
+    }
+    let not_object = |reason: String| DocumentError::NotAnObject {
+        profile: profile.to_owned(),
+        reason,
+    };
+    let document: Value = serde_json::from_slice(body).map_err(|e| not_object(e.to_string()))?;
+    let Value::Object(flags) = document else {
+        return Err(not_object(format!("it is {}", kind_of(&document))));
+    };
+    let shape = if !flags.is_empty()
+        && flags
+            .values()
+            .all(|v| v.get("enabled").is_some_and(Value::is_boolean))
+    {
+        DocumentShape::FeatureFlags
+    } else {
+        DocumentShape::Freeform
+    };
+    let parameters = flags
+        .into_iter()
+        .map(|(flag, value)| {
+            let (kind, value) = raw_value(value);
+            Parameter {
+                name: parameter_name(profile, &flag),
+                flag,
+                kind,
+                value,
+                version,
+            }
+        })
+        .collect();
+    Ok(ProfileFlags { shape, parameters })
+}
+
+/// A JSON value as the raw value of an SSM parameter of the same meaning.
+fn raw_value(value: Value) -> (ParameterKind, String) {
+    match value {
+        Value::Bool(b) => (ParameterKind::String, b.to_string()),
+        Value::String(text) => (ParameterKind::String, text),
+        Value::Array(items) => {
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .filter(|s| !s.contains(','))
+                        .map(str::to_owned)
+                })
+                .collect();
+            match strings {
+                Some(strings) => (ParameterKind::StringList, strings.join(",")),
+                None => (ParameterKind::String, Value::Array(items).to_string()),
+            }
+        }
+        Value::Null => (ParameterKind::String, String::new()),
+        other => (ParameterKind::String, other.to_string()),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FlagEntry, FlagValue};
+
+    fn entries(flags: &ProfileFlags) -> Vec<FlagEntry> {
+        flags
+            .parameters
+            .iter()
+            .map(FlagEntry::from_parameter)
+            .collect()
+    }
+
+    #[test]
+    fn a_feature_flags_profile_maps_attributes_onto_rule_fields() {
+        let body = br#"{
+            "new-checkout": {"enabled": true, "allowed_user_ids": ["alice", "user-123"]},
+            "new-analytics": {"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1"], "timeout_ms": 800},
+            "kill-switch": {"enabled": false}
+        }"#;
+        let flags = parse_document("app/prod/flags", Some("application/json"), body, 3)
+            .expect("valid");
+        assert_eq!(flags.shape, DocumentShape::FeatureFlags);
+        let snapshot = crate::Snapshot::new(1, crate::Status::Ok, entries(&flags));
+        let alice = crate::Context::user("alice").with_region("us-east-1");
+        assert!(snapshot.get("new-checkout").enabled_for(&alice));
+        assert!(!snapshot.get("new-checkout").enabled_for(&crate::Context::user("bob")));
+        assert!(!snapshot.get("kill-switch").enabled());
+        assert_eq!(snapshot.get("new-analytics").field_or("timeout_ms", 0u64), 800);
+        let p = &flags.parameters[0];
+        assert!(p.name.starts_with("appconfig:app/prod/flags/"), "{}", p.name);
+        assert_eq!(p.version, 3);
+    }
+
+    #[test]
+    fn a_freeform_profile_holds_every_kind_of_flag() {
+        let body = br#"{"dark-mode": true, "beta": "false", "origins": ["a.example.com", "b.example.com"],
+                        "greeting": "hello", "limit": 5, "rules": {"enabled": true, "rollout_percentage": 50},
+                        "commas": ["a,b", "c"], "broken": {"enabled": true, "rollout_percentage": 150}}"#;
+        let flags = parse_document("app/prod/free", None, body, 1).expect("valid");
+        assert_eq!(flags.shape, DocumentShape::Freeform);
+        let snapshot = crate::Snapshot::new(1, crate::Status::Ok, entries(&flags));
+        assert!(snapshot.get("dark-mode").enabled());
+        assert!(!snapshot.get("beta").enabled());
+        let value = |name: &str| snapshot.entry(name).and_then(|e| e.value().ok().cloned());
+        assert_eq!(
+            value("origins"),
+            Some(FlagValue::List(vec!["a.example.com".into(), "b.example.com".into()]))
+        );
+        assert_eq!(value("greeting"), Some(FlagValue::Text("hello".into())));
+        assert_eq!(value("limit"), Some(FlagValue::Text("5".into())));
+        assert!(matches!(value("rules"), Some(FlagValue::Json(_))));
+        assert_eq!(value("commas"), Some(FlagValue::Text(r#"["a,b","c"]"#.into())));
+        // One invalid flag is reported by name; the others are served.
+        let broken = snapshot.entry("broken").expect("present");
+        let error = broken.value().expect_err("invalid").to_string();
+        assert!(error.contains("rollout_percentage"), "{error}");
+        assert_eq!(snapshot.len(), 8);
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_json_object_names_the_profile() {
+        let cases: [(Option<&str>, &[u8], &str); 4] = [
+            (Some("application/x-yaml"), b"dark-mode: true", "content type \"application/x-yaml\" is not JSON"),
+            (Some("application/json"), b"[1, 2]", "it is an array"),
+            (None, b"not json", "expected"),
+            (Some("multipart/mixed; boundary=x"), b"--x\r\n", "multi-variant payloads are not supported"),
+        ];
+        for (content_type, body, expected) in cases {
+            let err = parse_document("app/prod/flags", content_type, body, 1).expect_err("invalid");
+            let text = err.to_string();
+            assert!(text.starts_with("AppConfig profile app/prod/flags: "), "{text}");
+            assert!(text.contains(expected), "{text}");
+        }
+        // An empty object is a valid, empty profile.
+        let empty = parse_document("a/b/c", Some("application/json"), b"{}", 1).expect("valid");
+        assert!(empty.parameters.is_empty());
+    }
+}
