@@ -54,11 +54,16 @@ pub enum LogFormat {
 /// The extension's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `SSM_FLAGS_PATH` (required): comma-separated SSM paths, each starting with `/`, e.g.
+    /// `SSM_FLAGS_PATH` (required unless `SSM_FLAGS_APPCONFIG` is set): comma-separated SSM
+    /// paths, each starting with `/`, e.g.
     /// `/myapp/prod/features`. A flag's name is its parameter name relative to its path
     /// (see [`flags::path`]). Paths may not overlap, and `/` (every parameter of the account and
     /// region, decrypted) needs `SSM_FLAGS_ALLOW_ROOT_PATH=true`.
     pub paths: Vec<FlagPath>,
+    /// `SSM_FLAGS_APPCONFIG`: comma-separated AppConfig profiles,
+    /// `application/environment/profile` by name or ID (see [`crate::appconfig`]). Their flags
+    /// are merged after the paths' (a profile wins a name a path also has).
+    pub appconfig: Vec<crate::appconfig::ProfileId>,
     /// `SSM_FLAGS_MAX_AGE` (seconds, default 60): an INVOKE refreshes a snapshot older than this.
     pub max_age: Duration,
     /// `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`], 2774): the local API's TCP port on 127.0.0.1.
@@ -117,7 +122,15 @@ impl Config {
     /// Reads the configuration from a set of variables (the environment, or a test's map).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |var: &str| vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let paths = parse_paths(get("SSM_FLAGS_PATH"))?;
+        let appconfig = match get("SSM_FLAGS_APPCONFIG") {
+            None => Vec::new(),
+            Some(raw) => crate::appconfig::ProfileId::parse_list(raw)
+                .map_err(|reason| invalid("SSM_FLAGS_APPCONFIG", raw, reason))?,
+        };
+        let paths = match get("SSM_FLAGS_PATH") {
+            None if !appconfig.is_empty() => Vec::new(),
+            raw => parse_paths(raw)?,
+        };
         let allow_root = match get("SSM_FLAGS_ALLOW_ROOT_PATH") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -203,6 +216,7 @@ impl Config {
             Some(v) => return Err(invalid("SSM_FLAGS_MODE", v, "use lambda or sidecar")),
         };
         Ok(Self {
+            appconfig,
             host: Host::detect(mode, get("AWS_LAMBDA_INITIALIZATION_TYPE")),
             fallback_file: get("SSM_FLAGS_FALLBACK_FILE").map(std::path::PathBuf::from),
             paths,
@@ -242,7 +256,7 @@ fn parse_paths(raw: Option<&str>) -> Result<Vec<FlagPath>, ConfigError> {
     const VAR: &str = "SSM_FLAGS_PATH";
     let raw = raw.ok_or(ConfigError::Missing {
         var: VAR,
-        hint: "set it to the SSM path of your flags, e.g. /myapp/prod/features",
+        hint: "set it to the SSM path of your flags, e.g. /myapp/prod/features (or SSM_FLAGS_APPCONFIG to AppConfig profiles)",
     })?;
     FlagPath::parse_list(raw).map_err(|error| invalid(VAR, raw, error.to_string()))
 }
@@ -394,6 +408,25 @@ mod tests {
     }
 
     #[test]
+    fn appconfig_profiles_alone_or_with_paths() {
+        let c = config(&[("SSM_FLAGS_APPCONFIG", "flags-app/prod/feature-flags")]).expect("valid");
+        assert!(c.paths.is_empty());
+        assert_eq!(c.appconfig.len(), 1);
+        let both = config(&[
+            ("SSM_FLAGS_PATH", "/a"),
+            ("SSM_FLAGS_APPCONFIG", "app/env/one,app/env/two"),
+        ])
+        .expect("valid");
+        assert_eq!((both.paths.len(), both.appconfig.len()), (1, 2));
+        let err = config(&[("SSM_FLAGS_APPCONFIG", "app/prod")]).expect_err("invalid");
+        assert!(
+            err.to_string()
+                .starts_with("SSM_FLAGS_APPCONFIG=\"app/prod\" is invalid: "),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn root_path_needs_an_explicit_allow() {
         let err = config(&[("SSM_FLAGS_PATH", "/")]).expect_err("refused");
         assert!(
@@ -441,11 +474,11 @@ mod tests {
             ),
             (
                 &[],
-                "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features",
+                "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features (or SSM_FLAGS_APPCONFIG to AppConfig profiles)",
             ),
             (
                 &[("SSM_FLAGS_PATH", "   ")],
-                "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features",
+                "SSM_FLAGS_PATH is required: set it to the SSM path of your flags, e.g. /myapp/prod/features (or SSM_FLAGS_APPCONFIG to AppConfig profiles)",
             ),
             (
                 &[("SSM_FLAGS_PATH", "myapp/features")],

@@ -9,6 +9,7 @@
 //! Modules:
 //! - [`config`]: the environment, parsed and validated once;
 //! - [`source`]: `GetParametersByPath` over every page, with errors classified;
+//! - [`appconfig`]: AppConfig profiles through the data API, and paths and profiles as one source;
 //! - [`snapshot`]: what is served (rendered once per change, re-marked on failure);
 //! - [`audit`]: what changed between fetches, one log line per flag, secrets never shown;
 //! - [`refresh`]: when to refresh (max age, backoff with jitter) and the refresher;
@@ -20,6 +21,7 @@
 //! - [`health`]: `ssm-flags --health-check`, for container orchestrators;
 //! - [`logging`]: JSON or text logs.
 
+pub mod appconfig;
 pub mod audit;
 pub mod config;
 pub mod guard;

@@ -12,6 +12,7 @@ use lambda_extension::{Extension, LambdaEvent, NextEvent, service_fn};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 
+use crate::appconfig::{AppConfigProfile, Sources};
 use crate::config::Config;
 use crate::host::{Host, MIN_TIMER_INTERVAL, Trigger};
 use crate::metrics::Emf;
@@ -53,8 +54,19 @@ pub enum LifecycleError {
 
 /// Runs the extension with flags from SSM until SHUTDOWN (or SIGTERM / Ctrl-C).
 pub async fn run(config: Config) -> Result<(), LifecycleError> {
-    let source = SsmSource::from_env(config.paths.clone(), config.refresh_timeout).await;
-    run_with(config, source).await
+    let sdk = crate::source::sdk_config(config.refresh_timeout).await;
+    let ssm = SsmSource::new(aws_sdk_ssm::Client::new(&sdk), config.paths.clone());
+    if config.appconfig.is_empty() {
+        return run_with(config, ssm).await;
+    }
+    let client = aws_sdk_appconfigdata::Client::new(&sdk);
+    let profiles = config
+        .appconfig
+        .iter()
+        .map(|id| AppConfigProfile::new(id.clone(), client.clone()))
+        .collect();
+    let ssm = (!config.paths.is_empty()).then_some(ssm);
+    run_with(config, Sources::new(ssm, profiles)).await
 }
 
 /// Runs the extension with flags from `source`, as its [`Host`] says: registered with the

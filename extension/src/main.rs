@@ -71,7 +71,8 @@ async fn run() -> ExitCode {
     };
     logging::init(&config);
     let paths: Vec<&str> = config.paths.iter().map(|p| p.as_str()).collect();
-    tracing::info!(host = %config.host, paths = %paths.join(","), max_age_s = config.max_age.as_secs(), port = config.port, "starting");
+    let profiles: Vec<String> = config.appconfig.iter().map(ToString::to_string).collect();
+    tracing::info!(host = %config.host, paths = %paths.join(","), appconfig = %profiles.join(","), max_age_s = config.max_age.as_secs(), port = config.port, "starting");
     match lifecycle::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -356,6 +356,16 @@ impl<S: Source> Refresher<S> {
                 self.shared.publish(served);
             }
         }
+        if !fetched.stale.is_empty() {
+            // Some source failed and is served from its own last good: stale, naming it.
+            let why = fetched.stale.join("; ");
+            tracing::warn!(error = %why, "a source failed: its last good flags are served, the others are current");
+            let served = self
+                .shared
+                .load()
+                .remark(self.instance, Status::Stale, Some(why));
+            self.shared.publish(served);
+        }
         let served = self.shared.load();
         tracing::info!(
             flags = served.snapshot.len(),
@@ -496,10 +506,12 @@ async fn verify_vanished<S: Source>(
         return Ok(0);
     };
     let listed: HashSet<&str> = fetched.parameters.iter().map(|p| p.name.as_str()).collect();
+    // Only SSM parameters (names start with '/'): an AppConfig version replaces the previous one
+    // whole, as AppConfig validated and deployed it.
     let mut vanished: Vec<&str> = last_good
         .iter()
         .map(|p| p.name.as_str())
-        .filter(|name| !listed.contains(name))
+        .filter(|name| name.starts_with('/') && !listed.contains(name))
         .collect();
     if vanished.is_empty() {
         return Ok(0);

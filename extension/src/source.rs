@@ -23,6 +23,9 @@ pub struct Fetched {
     pub undecrypted: Vec<String>,
     /// Why they could not be decrypted.
     pub decryption_error: Option<String>,
+    /// Sources that failed this time and are served from their own last good (with several
+    /// sources: one failing never drops another's flags): why, one line each.
+    pub stale: Vec<String>,
 }
 
 /// A fetch in progress: every page read so far, and where to go on. Each page is added as soon
@@ -40,6 +43,8 @@ pub struct Progress {
     /// Where that path's parameters start in `fetched.parameters`.
     path_start: usize,
     done: bool,
+    /// Every AppConfig profile has been polled (see [`crate::appconfig::Sources`]).
+    profiles_done: bool,
 }
 
 impl Progress {
@@ -81,6 +86,28 @@ impl Progress {
     /// What was fetched.
     pub fn fetched(&self) -> &Fetched {
         &self.fetched
+    }
+
+    /// Replaces everything read by `parameters` (a source's last good, served while it fails)
+    /// and marks the reading complete.
+    pub fn replace_with(&mut self, parameters: Vec<Parameter>, why: String) {
+        self.fetched.parameters = parameters;
+        self.fetched.undecrypted.clear();
+        self.fetched.stale.push(why);
+        self.done = true;
+    }
+
+    /// Adds the flags of the AppConfig profiles, all at once, with the calls made.
+    pub fn push_profiles(&mut self, parameters: Vec<Parameter>, calls: u32, stale: Vec<String>) {
+        self.fetched.parameters.extend(parameters);
+        self.fetched.calls += calls;
+        self.fetched.stale.extend(stale);
+        self.profiles_done = true;
+    }
+
+    /// Whether the AppConfig profiles have been polled.
+    pub fn profiles_done(&self) -> bool {
+        self.profiles_done
     }
 
     /// The complete fetch.
@@ -170,6 +197,19 @@ pub enum SourceError {
     /// The whole fetch did not finish within the refresh timeout.
     #[error("SSM did not answer within {0:?} (SSM_FLAGS_REFRESH_TIMEOUT_MS)")]
     Timeout(Duration),
+    /// An AppConfig profile could not be read (its data API failed, or its document is not
+    /// JSON flags).
+    #[error("AppConfig profile {profile}: {code}: {message}")]
+    AppConfig {
+        /// `application/environment/profile`.
+        profile: String,
+        /// The AWS error code, or what failed.
+        code: String,
+        /// The message.
+        message: String,
+        /// Whether retrying can help.
+        transient: bool,
+    },
 }
 
 impl SourceError {
@@ -181,7 +221,7 @@ impl SourceError {
             | Self::Timeout(_)
             | Self::Malformed { .. }
             | Self::Incomplete { .. } => true,
-            Self::Service { transient, .. } => *transient,
+            Self::Service { transient, .. } | Self::AppConfig { transient, .. } => *transient,
             Self::AccessDenied { .. } | Self::Decryption { .. } => false,
         }
     }
@@ -225,6 +265,16 @@ impl SsmSource {
     /// Builds the SDK client from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL[_SSM]`,
     /// credentials), with every attempt bounded by `timeout`.
     pub async fn from_env(paths: Vec<FlagPath>, timeout: Duration) -> Self {
+        Self::new(aws_sdk_ssm::Client::new(&sdk_config(timeout).await), paths)
+    }
+}
+
+/// The AWS SDK configuration every source's client is built from: the environment's region,
+/// credentials and endpoints (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SSM`,
+/// `AWS_ENDPOINT_URL_APPCONFIGDATA`), each call bounded by `timeout`, one retry at most inside a
+/// fetch (our own backoff across refreshes does the rest).
+pub async fn sdk_config(timeout: Duration) -> aws_config::SdkConfig {
+    {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(timeout.min(Duration::from_secs(1)))
             .operation_attempt_timeout(timeout)
@@ -234,12 +284,11 @@ impl SsmSource {
         let retries = aws_config::retry::RetryConfig::standard()
             .with_max_attempts(2)
             .with_initial_backoff(Duration::from_millis(50));
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(timeouts)
             .retry_config(retries)
             .load()
-            .await;
-        Self::new(aws_sdk_ssm::Client::new(&shared), paths)
+            .await
     }
 }
 

@@ -182,17 +182,28 @@ mod tests {
             "new-analytics": {"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1"], "timeout_ms": 800},
             "kill-switch": {"enabled": false}
         }"#;
-        let flags = parse_document("app/prod/flags", Some("application/json"), body, 3)
-            .expect("valid");
+        let flags =
+            parse_document("app/prod/flags", Some("application/json"), body, 3).expect("valid");
         assert_eq!(flags.shape, DocumentShape::FeatureFlags);
         let snapshot = crate::Snapshot::new(1, crate::Status::Ok, entries(&flags));
         let alice = crate::Context::user("alice").with_region("us-east-1");
         assert!(snapshot.get("new-checkout").enabled_for(&alice));
-        assert!(!snapshot.get("new-checkout").enabled_for(&crate::Context::user("bob")));
+        assert!(
+            !snapshot
+                .get("new-checkout")
+                .enabled_for(&crate::Context::user("bob"))
+        );
         assert!(!snapshot.get("kill-switch").enabled());
-        assert_eq!(snapshot.get("new-analytics").field_or("timeout_ms", 0u64), 800);
+        assert_eq!(
+            snapshot.get("new-analytics").field_or("timeout_ms", 0u64),
+            800
+        );
         let p = &flags.parameters[0];
-        assert!(p.name.starts_with("appconfig:app/prod/flags/"), "{}", p.name);
+        assert!(
+            p.name.starts_with("appconfig:app/prod/flags/"),
+            "{}",
+            p.name
+        );
         assert_eq!(p.version, 3);
     }
 
@@ -209,12 +220,18 @@ mod tests {
         let value = |name: &str| snapshot.entry(name).and_then(|e| e.value().ok().cloned());
         assert_eq!(
             value("origins"),
-            Some(FlagValue::List(vec!["a.example.com".into(), "b.example.com".into()]))
+            Some(FlagValue::List(vec![
+                "a.example.com".into(),
+                "b.example.com".into()
+            ]))
         );
         assert_eq!(value("greeting"), Some(FlagValue::Text("hello".into())));
         assert_eq!(value("limit"), Some(FlagValue::Text("5".into())));
         assert!(matches!(value("rules"), Some(FlagValue::Json(_))));
-        assert_eq!(value("commas"), Some(FlagValue::Text(r#"["a,b","c"]"#.into())));
+        assert_eq!(
+            value("commas"),
+            Some(FlagValue::Text(r#"["a,b","c"]"#.into()))
+        );
         // One invalid flag is reported by name; the others are served.
         let broken = snapshot.entry("broken").expect("present");
         let error = broken.value().expect_err("invalid").to_string();
@@ -225,15 +242,26 @@ mod tests {
     #[test]
     fn a_document_that_is_not_a_json_object_names_the_profile() {
         let cases: [(Option<&str>, &[u8], &str); 4] = [
-            (Some("application/x-yaml"), b"dark-mode: true", "content type \"application/x-yaml\" is not JSON"),
+            (
+                Some("application/x-yaml"),
+                b"dark-mode: true",
+                "content type \"application/x-yaml\" is not JSON",
+            ),
             (Some("application/json"), b"[1, 2]", "it is an array"),
             (None, b"not json", "expected"),
-            (Some("multipart/mixed; boundary=x"), b"--x\r\n", "multi-variant payloads are not supported"),
+            (
+                Some("multipart/mixed; boundary=x"),
+                b"--x\r\n",
+                "multi-variant payloads are not supported",
+            ),
         ];
         for (content_type, body, expected) in cases {
             let err = parse_document("app/prod/flags", content_type, body, 1).expect_err("invalid");
             let text = err.to_string();
-            assert!(text.starts_with("AppConfig profile app/prod/flags: "), "{text}");
+            assert!(
+                text.starts_with("AppConfig profile app/prod/flags: "),
+                "{text}"
+            );
             assert!(text.contains(expected), "{text}");
         }
         // An empty object is a valid, empty profile.

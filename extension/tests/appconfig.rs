@@ -1,0 +1,193 @@
+//! The real extension and `flag-check` with flags from an AppConfig profile (the testkit
+//! stand-in of the data API, proven wire-exact by boto3 in `testkit/tests/appconfig_boto3.rs`)
+//! beside an SSM path (moto).
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::types::ParameterType;
+use common::{Function, Moto, put};
+use flags::wire::HEALTH_PATH;
+use lambda_simulator::FreezeMode;
+use serde_json::Value;
+use testkit::appconfig::{AppConfigData, AppConfigFault, profile_key};
+
+const PROFILE: &str = "flags-app/prod/feature-flags";
+const NAMES: [&str; 4] = ["dark-mode", "new-checkout-flow", "shared", "ssm-only"];
+
+fn names() -> Vec<String> {
+    NAMES.iter().map(|n| (*n).to_owned()).collect()
+}
+
+fn deploy(standin: &AppConfigData, dark_mode: bool, label: &str) {
+    let document = format!(
+        r#"{{"dark-mode": {{"enabled": {dark_mode}}},
+            "new-checkout-flow": {{"enabled": true, "allowed_user_ids": ["alice"]}},
+            "shared": {{"enabled": true}}}}"#
+    );
+    standin.deploy(
+        &profile_key("flags-app", "prod", "feature-flags"),
+        &document,
+        "application/json",
+        Some(label),
+    );
+}
+
+async fn until(f: &Function, limit: Duration, done: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let response = f.check("alice", "us-east-1", &names()).await;
+        if done(&response) {
+            return (response, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not reached within {limit:?}: {response}\n{}",
+            f.extension.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_beside_a_path_polls_at_its_interval_renews_sessions_and_survives_outages() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    put(&ssm, "ssm-only", "true", ParameterType::String).await;
+    put(&ssm, "shared", "false", ParameterType::String).await;
+    let standin = AppConfigData::start().await;
+    standin.set_poll_interval(2);
+    deploy(&standin, true, "v1");
+    let endpoint = standin.endpoint();
+    let f = common::start_with(
+        moto.port,
+        1,
+        FreezeMode::None,
+        &[
+            ("SSM_FLAGS_APPCONFIG", PROFILE),
+            ("AWS_ENDPOINT_URL_APPCONFIGDATA", endpoint.as_str()),
+        ],
+    )
+    .await;
+
+    // Loaded at init from both sources; the profile wins the name both have.
+    let response = f.check("alice", "us-east-1", &names()).await;
+    assert_eq!(response["status"], "ok", "{response}");
+    for name in NAMES {
+        assert_eq!(response["flags"][name], true, "{name}: {response}");
+    }
+    assert!(
+        f.extension.log().contains("\"version_label\":\"v1\""),
+        "{}",
+        f.extension.log()
+    );
+
+    // A new version reaches the handler, never by polling faster than announced.
+    deploy(&standin, false, "v2");
+    let (_, took) = until(&f, Duration::from_secs(15), |r| {
+        r["flags"]["dark-mode"] == false
+    })
+    .await;
+    println!("AppConfig v2 reached the handler in {took:?} (poll interval 2 s)");
+
+    // Expired tokens: a new session, the flags stay.
+    standin.expire_tokens();
+    let sessions = standin.counts().sessions.load(Relaxed);
+    deploy(&standin, true, "v3");
+    until(&f, Duration::from_secs(15), |r| {
+        r["flags"]["dark-mode"] == true
+    })
+    .await;
+    assert_eq!(
+        standin.counts().sessions.load(Relaxed),
+        sessions + 1,
+        "one new session"
+    );
+
+    // AppConfig down: its last good stays (stale, naming the profile), and SSM changes still
+    // arrive: one failing source never holds the other back or drops its flags.
+    standin.set_fault(AppConfigFault::ServerError);
+    deploy(&standin, false, "v4");
+    put(&ssm, "ssm-only", "false", ParameterType::String).await;
+    let (response, _) = until(&f, Duration::from_secs(15), |r| {
+        r["flags"]["ssm-only"] == false && r["status"] == "stale"
+    })
+    .await;
+    assert_eq!(
+        response["flags"]["dark-mode"], true,
+        "AppConfig's last good: {response}"
+    );
+    assert_eq!(response["flags"]["new-checkout-flow"], true, "{response}");
+    let (_, health) = f.api(HEALTH_PATH).await;
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("AppConfig profile flags-app/prod/feature-flags")),
+        "{health}"
+    );
+
+    // Back: v4 arrives, current again.
+    standin.set_fault(AppConfigFault::None);
+    let (response, took) = until(&f, Duration::from_secs(20), |r| {
+        r["flags"]["dark-mode"] == false && r["status"] == "ok"
+    })
+    .await;
+    println!(
+        "AppConfig recovered {took:?} after its outage: {}",
+        response["status"]
+    );
+    assert_eq!(
+        standin.counts().early_polls.load(Relaxed),
+        0,
+        "never polled before the announced interval"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_with_appconfig_down_serves_the_deployed_fallback() {
+    let standin = AppConfigData::start().await;
+    deploy(&standin, true, "v1");
+    standin.set_fault(AppConfigFault::Throttle);
+    let dir = std::env::temp_dir().join(format!("ssm-flags-ac-fallback-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("fallback.json");
+    std::fs::write(
+        &file,
+        r#"{"flags": {"dark-mode": {"value": true}, "new-checkout-flow": {"value": {"enabled": true, "allowed_user_ids": ["alice"]}}}}"#,
+    )
+    .expect("write");
+    let endpoint = standin.endpoint();
+    let path = file.to_str().expect("utf-8");
+    // AppConfig alone: no SSM path.
+    let f = common::start_with(
+        testkit::free_port(),
+        1,
+        FreezeMode::None,
+        &[
+            ("SSM_FLAGS_PATH", ""),
+            ("SSM_FLAGS_APPCONFIG", PROFILE),
+            ("AWS_ENDPOINT_URL_APPCONFIGDATA", endpoint.as_str()),
+            ("SSM_FLAGS_FALLBACK_FILE", path),
+        ],
+    )
+    .await;
+    let response = f.check("alice", "us-east-1", &names()).await;
+    assert_eq!(
+        response["status"],
+        "fallback",
+        "{response}\n{}",
+        f.extension.log()
+    );
+    assert_eq!(response["flags"]["dark-mode"], true);
+    assert_eq!(response["flags"]["new-checkout-flow"], true);
+
+    standin.set_fault(AppConfigFault::None);
+    let (response, _) = until(&f, Duration::from_secs(15), |r| r["status"] == "ok").await;
+    assert_eq!(
+        response["flags"]["shared"], true,
+        "the profile's flags: {response}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
