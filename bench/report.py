@@ -234,6 +234,31 @@ def hosts(missed):
         "a cache per process, calls grow with the number of processes (16 per vCPU for Python on",
         "Managed Instances); with one agent per environment they do not.",
     ]
+    fleet = h.get("fleet", [])
+    if fleet:
+        out += [
+            "",
+            "### Fleet scale: calls per cold start",
+            "",
+            "A sidecar (the same load as a Lambda cold start) started until `ready`, its calls counted at",
+            "a proxy in front of moto (SSM) or by the AppConfig stand-in. Cold starts per minute one account",
+            "sustains = quota × 60 ÷ calls per cold start, at SSM's default 40 requests/s (shared by",
+            "`GetParameter(s)` and `GetParametersByPath`).",
+            "",
+            "| flags | SSM path: calls | cold starts/min at 40 req/s | AppConfig profile: calls | cold starts/min at 40 req/s |",
+            "|---|---|---|---|---|",
+        ]
+        for r in fleet:
+            ssm_rate = 40 * 60 / max(r["ssm_calls"], 1)
+            ac_rate = 40 * 60 / max(r["appconfig_calls"], 1)
+            out.append(f"| {r['flags']} | {r['ssm_calls']} | {ssm_rate:,.0f} | {r['appconfig_calls']} | {ac_rate:,.0f} |")
+        out += [
+            "",
+            "An SSM path costs one call per 10 flags at every cold start and refresh; an AppConfig profile",
+            "costs two calls at a cold start (a session, then the configuration) whatever it holds, and one",
+            "per poll after. AppConfig's data-API quota is its own (not the SSM quota); its figure is not",
+            "verified here, so the AppConfig column uses the same 40 requests/s for comparison.",
+        ]
     layer = h.get("layer", [])
     if layer:
         out += [

@@ -8,6 +8,9 @@
 //!    Python): one shared ssm-flags agent vs a TTL cache in each process (Powertools' design).
 //! 4. `FlagsLayer` under `run_concurrent` on Managed Instances: requests to the extension per
 //!    invocation and time per invocation, with the watch (the choice) vs a sync per invocation.
+//! 5. Fleet scale: calls per cold start for 10 and 100 flags from an SSM path and from an
+//!    AppConfig profile (the testkit stand-in), and the cold starts per minute one account
+//!    sustains at SSM's 40 requests/s quota.
 //!
 //! Run: `cargo bench -p ssm-flags-extension --bench hosts` (or `make bench`); results go to
 //! `target/ssm-flags-bench/hosts.json`.
@@ -239,6 +242,61 @@ async fn workers(moto: &Moto) -> Vec<serde_json::Value> {
     rows
 }
 
+/// Calls one cold start makes: a sidecar started until `ready`, for `flags` flags from an SSM
+/// path (through a counting proxy) or an AppConfig profile (the stand-in counts).
+async fn cold_start_calls(moto: &Moto, flags: usize) -> serde_json::Value {
+    let ssm = ssm_client(moto.port);
+    let path = format!("/bench/fleet/f{flags}");
+    let mut document = serde_json::Map::new();
+    for i in 0..flags {
+        put(
+            &ssm,
+            &format!("{path}/flag-{i:03}"),
+            "true",
+            ParameterType::String,
+        )
+        .await;
+        document.insert(format!("flag-{i:03}"), serde_json::json!({"enabled": true}));
+    }
+    let proxy = FaultProxy::start(moto.port).await;
+    let before = proxy.requests();
+    let sidecar = Sidecar::start(proxy.port, &path, 600, &[]).await;
+    let ssm_calls = proxy.requests() - before;
+    assert_eq!(sidecar.health().await.expect("health")["flags"], flags);
+    drop(sidecar);
+
+    let standin = testkit::appconfig::AppConfigData::start().await;
+    standin.deploy(
+        &testkit::appconfig::profile_key("fleet", "prod", "flags"),
+        &serde_json::Value::Object(document).to_string(),
+        "application/json",
+        Some("v1"),
+    );
+    let endpoint = standin.endpoint();
+    let sidecar = Sidecar::start(
+        free_port(),
+        &path,
+        600,
+        &[
+            ("SSM_FLAGS_PATH", ""),
+            ("SSM_FLAGS_APPCONFIG", "fleet/prod/flags"),
+            ("AWS_ENDPOINT_URL_APPCONFIGDATA", endpoint.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(sidecar.health().await.expect("health")["flags"], flags);
+    let counts = standin.counts();
+    let appconfig_calls = counts.sessions.load(std::sync::atomic::Ordering::Relaxed)
+        + counts.polls.load(std::sync::atomic::Ordering::Relaxed);
+    let json = serde_json::json!({
+        "flags": flags,
+        "ssm_calls": ssm_calls,
+        "appconfig_calls": appconfig_calls,
+    });
+    println!("cold start: {json}");
+    json
+}
+
 /// One run of `flag-check` on Managed Instances (concurrency 8): `INVOCATIONS` invocations in
 /// batches of 8, through a proxy counting the function's requests to the extension.
 async fn layer_run(moto: &Moto, watch: bool) -> serde_json::Value {
@@ -299,7 +357,12 @@ fn main() {
         let idle = idle_cpu(&moto).await;
         let workers = workers(&moto).await;
         let layer = vec![layer_run(&moto, true).await, layer_run(&moto, false).await];
+        let fleet = vec![
+            cold_start_calls(&moto, 10).await,
+            cold_start_calls(&moto, 100).await,
+        ];
         serde_json::json!({
+            "fleet": fleet,
             "layer": layer,
             "propagation": propagation,
             "idle": idle,
