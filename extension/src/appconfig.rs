@@ -86,6 +86,8 @@ struct PollState {
     next_poll: Option<Instant>,
     interval: Option<Duration>,
     last_good: Option<Vec<Parameter>>,
+    /// The `Version-Label` of the last good version, when AppConfig sent one.
+    label: Option<String>,
     /// Versions received (the snapshot entries' version).
     versions: u64,
     failures: u32,
@@ -179,6 +181,7 @@ impl AppConfigProfile {
                                     "AppConfig configuration received"
                                 );
                                 state.last_good = Some(flags.parameters);
+                                state.label = out.version_label().map(str::to_owned);
                             }
                             Err(error) => {
                                 let error =
@@ -228,6 +231,11 @@ impl AppConfigProfile {
                     true,
                 )
             })
+    }
+
+    /// The `Version-Label` of the version served, if any.
+    async fn label(&self) -> Option<String> {
+        self.state.lock().await.label.clone()
     }
 
     /// Records a failure: the profile backs off (1 s doubling, up to its poll interval) and
@@ -373,8 +381,13 @@ impl<S: Source> Source for Sources<S> {
         let mut parameters = Vec::new();
         let mut stale = Vec::new();
         let mut calls = 0;
+        let mut labels = std::collections::HashMap::new();
         for profile in &self.profiles {
-            match profile.current().await {
+            let polled = profile.current().await;
+            if let Some(label) = profile.label().await {
+                labels.insert(profile.key.clone(), label);
+            }
+            match polled {
                 Ok((flags, made)) => {
                     anything = true;
                     calls += made;
@@ -395,7 +408,7 @@ impl<S: Source> Source for Sources<S> {
         match first_error {
             Some(error) if !anything => Err(error),
             _ => {
-                progress.push_profiles(parameters, calls, stale);
+                progress.push_profiles(parameters, calls, stale, labels);
                 Ok(())
             }
         }

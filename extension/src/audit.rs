@@ -74,8 +74,15 @@ pub fn loggable_value(parameter: &Parameter) -> String {
     }
 }
 
-/// Logs one structured line per change: the audit trail in the function's logs.
-pub fn log_changes(changes: &[Change<'_>]) {
+/// Logs one structured line per change: the audit trail in the function's logs. A flag from an
+/// AppConfig profile carries its version's `Version-Label` (from `labels`, by profile) beside
+/// the version counter.
+pub fn log_changes(changes: &[Change<'_>], labels: &HashMap<String, String>) {
+    let label = |p: &Parameter| {
+        flags::appconfig::profile_of(&p.name)
+            .and_then(|profile| labels.get(profile))
+            .map(String::as_str)
+    };
     for change in changes {
         match change {
             Change::Added(p) => tracing::info!(
@@ -84,6 +91,7 @@ pub fn log_changes(changes: &[Change<'_>]) {
                 flag = %p.flag,
                 parameter = %p.name,
                 ssm_version = p.version,
+                version_label = label(p),
                 kind = ?p.kind,
                 value = %loggable_value(p),
                 "flag added"
@@ -95,6 +103,7 @@ pub fn log_changes(changes: &[Change<'_>]) {
                 parameter = %new.name,
                 ssm_version = new.version,
                 previous_ssm_version = old.version,
+                version_label = label(new),
                 kind = ?new.kind,
                 value = %loggable_value(new),
                 "flag changed"

@@ -340,7 +340,7 @@ impl<S: Source> Refresher<S> {
             let snapshot = Snapshot::new(self.version, Status::Ok, entries)
                 .with_fetched_at(Some(now))
                 .with_default_region(self.default_region.as_deref());
-            log_changes(&changes);
+            log_changes(&changes, &fetched.labels);
             log_invalid(&changes, &snapshot);
             let served = Served::new(self.instance, snapshot, fetched.decryption_error.clone());
             self.shared

@@ -26,6 +26,9 @@ pub struct Fetched {
     /// Sources that failed this time and are served from their own last good (with several
     /// sources: one failing never drops another's flags): why, one line each.
     pub stale: Vec<String>,
+    /// AppConfig's `Version-Label` of each profile's version (by `application/environment/profile`),
+    /// for the audit lines.
+    pub labels: std::collections::HashMap<String, String>,
 }
 
 /// A fetch in progress: every page read so far, and where to go on. Each page is added as soon
@@ -97,11 +100,19 @@ impl Progress {
         self.done = true;
     }
 
-    /// Adds the flags of the AppConfig profiles, all at once, with the calls made.
-    pub fn push_profiles(&mut self, parameters: Vec<Parameter>, calls: u32, stale: Vec<String>) {
+    /// Adds the flags of the AppConfig profiles, all at once, with the calls made, the failures
+    /// and the version labels.
+    pub fn push_profiles(
+        &mut self,
+        parameters: Vec<Parameter>,
+        calls: u32,
+        stale: Vec<String>,
+        labels: std::collections::HashMap<String, String>,
+    ) {
         self.fetched.parameters.extend(parameters);
         self.fetched.calls += calls;
         self.fetched.stale.extend(stale);
+        self.fetched.labels = labels;
         self.profiles_done = true;
     }
 

@@ -15,7 +15,15 @@ use serde_json::Value;
 use testkit::appconfig::{AppConfigData, AppConfigFault, profile_key};
 
 const PROFILE: &str = "flags-app/prod/feature-flags";
-const NAMES: [&str; 4] = ["dark-mode", "new-checkout-flow", "shared", "ssm-only"];
+/// A second profile, listed after the first: it wins a name both have.
+const OVERRIDES: &str = "flags-app/prod/overrides";
+const NAMES: [&str; 5] = [
+    "dark-mode",
+    "new-checkout-flow",
+    "shared",
+    "ssm-only",
+    "overridden",
+];
 
 fn names() -> Vec<String> {
     NAMES.iter().map(|n| (*n).to_owned()).collect()
@@ -25,7 +33,7 @@ fn deploy(standin: &AppConfigData, dark_mode: bool, label: &str) {
     let document = format!(
         r#"{{"dark-mode": {{"enabled": {dark_mode}}},
             "new-checkout-flow": {{"enabled": true, "allowed_user_ids": ["alice"]}},
-            "shared": {{"enabled": true}}}}"#
+            "shared": {{"enabled": true}}, "overridden": {{"enabled": false}}}}"#
     );
     standin.deploy(
         &profile_key("flags-app", "prod", "feature-flags"),
@@ -60,19 +68,27 @@ async fn a_profile_beside_a_path_polls_at_its_interval_renews_sessions_and_survi
     let standin = AppConfigData::start().await;
     standin.set_poll_interval(2);
     deploy(&standin, true, "v1");
+    standin.deploy(
+        &profile_key("flags-app", "prod", "overrides"),
+        r#"{"overridden": true}"#,
+        "application/json",
+        None,
+    );
     let endpoint = standin.endpoint();
+    let profiles = format!("{PROFILE},{OVERRIDES}");
     let f = common::start_with(
         moto.port,
         1,
         FreezeMode::None,
         &[
-            ("SSM_FLAGS_APPCONFIG", PROFILE),
+            ("SSM_FLAGS_APPCONFIG", profiles.as_str()),
             ("AWS_ENDPOINT_URL_APPCONFIGDATA", endpoint.as_str()),
         ],
     )
     .await;
 
-    // Loaded at init from both sources; the profile wins the name both have.
+    // Loaded at init from every source; a profile wins a name the path has, and the later
+    // profile a name the earlier one has.
     let response = f.check("alice", "us-east-1", &names()).await;
     assert_eq!(response["status"], "ok", "{response}");
     for name in NAMES {
@@ -91,6 +107,22 @@ async fn a_profile_beside_a_path_polls_at_its_interval_renews_sessions_and_survi
     })
     .await;
     println!("AppConfig v2 reached the handler in {took:?} (poll interval 2 s)");
+    // The audit line carries AppConfig's Version-Label.
+    let audit = f
+        .extension
+        .json_lines()
+        .into_iter()
+        .find(|l| {
+            l["target"] == "ssm_flags::audit"
+                && l["flag"] == "dark-mode"
+                && l["change"] == "changed"
+        })
+        .unwrap_or_else(|| panic!("no audit line:\n{}", f.extension.log()));
+    assert_eq!(audit["version_label"], "v2", "{audit}");
+    assert_eq!(
+        audit["parameter"],
+        "appconfig:flags-app/prod/feature-flags/dark-mode"
+    );
 
     // Expired tokens: a new session, the flags stay.
     standin.expire_tokens();
@@ -102,8 +134,8 @@ async fn a_profile_beside_a_path_polls_at_its_interval_renews_sessions_and_survi
     .await;
     assert_eq!(
         standin.counts().sessions.load(Relaxed),
-        sessions + 1,
-        "one new session"
+        sessions + 2,
+        "one new session per profile"
     );
 
     // AppConfig down: its last good stays (stale, naming the profile), and SSM changes still

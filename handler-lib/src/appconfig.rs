@@ -69,7 +69,18 @@ pub struct ProfileFlags {
 
 /// The parameter name AppConfig flags are cited by (errors, audit lines).
 pub fn parameter_name(profile: &str, flag: &str) -> String {
-    format!("appconfig:{profile}/{flag}")
+    format!("{PREFIX}{profile}/{flag}")
+}
+
+const PREFIX: &str = "appconfig:";
+
+/// The profile (`application/environment/profile`) of a parameter named by [`parameter_name`];
+/// `None` for any other name (an SSM parameter's).
+pub fn profile_of(parameter_name: &str) -> Option<&str> {
+    let rest = parameter_name.strip_prefix(PREFIX)?;
+    // The three parts hold no '/' (a name with one is given by its ID): the fourth '/' ends it.
+    let end = rest.match_indices('/').nth(2).map(|(i, _)| i)?;
+    Some(&rest[..end])
 }
 
 /// Reads a configuration `body` of `profile` (`application/environment/profile`), sent with
@@ -237,6 +248,14 @@ mod tests {
         let error = broken.value().expect_err("invalid").to_string();
         assert!(error.contains("rollout_percentage"), "{error}");
         assert_eq!(snapshot.len(), 8);
+    }
+
+    #[test]
+    fn the_profile_of_a_parameter_name() {
+        let name = parameter_name("app/prod/flags", "checkout/v2");
+        assert_eq!(profile_of(&name), Some("app/prod/flags"));
+        assert_eq!(profile_of("/myapp/prod/features/dark-mode"), None);
+        assert_eq!(profile_of("appconfig:app/prod"), None);
     }
 
     #[test]
