@@ -43,6 +43,9 @@ pub enum AppConfigFault {
     Throttle,
     /// `InternalServerException` (500).
     ServerError,
+    /// Answer at most this many data-API requests per second; the excess gets
+    /// `ThrottlingException`.
+    RateLimit(u32),
 }
 
 /// One deployed configuration version.
@@ -82,6 +85,8 @@ struct State {
     fault: AppConfigFault,
     poll_interval_s: u64,
     empty_as_204: bool,
+    /// The current one-second window of [`AppConfigFault::RateLimit`]: start and requests.
+    window: (Instant, u32),
 }
 
 /// Counts of what the stand-in answered.
@@ -95,6 +100,8 @@ pub struct AppConfigCounts {
     pub early_polls: AtomicU64,
     /// Polls answered with a configuration body.
     pub changed: AtomicU64,
+    /// Requests answered `ThrottlingException`.
+    pub throttled: AtomicU64,
 }
 
 /// The stand-in; point `AWS_ENDPOINT_URL_APPCONFIGDATA` (or `AWS_ENDPOINT_URL`) at
@@ -127,6 +134,7 @@ impl AppConfigData {
                 fault: AppConfigFault::None,
                 poll_interval_s: 60,
                 empty_as_204: false,
+                window: (Instant::now(), 0),
             })),
             counts: Arc::new(AppConfigCounts::default()),
             port,
@@ -227,9 +235,23 @@ impl AppConfigData {
         if let Some(control) = path.strip_prefix("/_standin/") {
             return self.control(control, &body);
         }
-        let fault = self.with(|s| s.fault);
+        let fault = self.with(|s| match s.fault {
+            AppConfigFault::RateLimit(per_second) => {
+                if s.window.0.elapsed().as_secs_f64() >= 1.0 {
+                    s.window = (Instant::now(), 0);
+                }
+                s.window.1 += 1;
+                if s.window.1 > per_second {
+                    AppConfigFault::Throttle
+                } else {
+                    AppConfigFault::None
+                }
+            }
+            other => other,
+        });
         match fault {
             AppConfigFault::Throttle => {
+                self.counts.throttled.fetch_add(1, Ordering::Relaxed);
                 return error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "ThrottlingException",
@@ -243,7 +265,7 @@ impl AppConfigData {
                     json!({"Message": "injected by the stand-in"}),
                 );
             }
-            AppConfigFault::None => {}
+            AppConfigFault::None | AppConfigFault::RateLimit(_) => {}
         }
         match (&parts.method, path) {
             (&Method::POST, "/configurationsessions") => self.start_session(&body),
