@@ -15,6 +15,7 @@
 //! - [`refresh`]: when to refresh (max age, backoff with jitter) and the refresher;
 //! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
 //! - [`server`]: the local HTTP API, token-checked;
+//! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol on the same API;
 //! - [`guard`]: how long a client may take to send a request's headers;
 //! - [`host`]: on-demand Lambda, Managed Instances or sidecar, and all that differs between them;
 //! - [`lifecycle`]: registration, the load at start, refreshes, SHUTDOWN and signals;
@@ -30,6 +31,7 @@ pub mod host;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
+pub mod ofrep;
 pub mod refresh;
 pub mod server;
 pub mod snapshot;

@@ -30,7 +30,7 @@ use flags::wire::{
 };
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::guard::{HEADER_TIMEOUT, HeaderDeadline};
+use crate::ofrep;
 use crate::snapshot::{Served, Shared};
 
 /// Request-header buffer limit; larger requests are refused with 431.
@@ -77,6 +78,124 @@ impl Api {
             shared,
             token: Arc::from(token),
             waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
+        }
+    }
+
+    /// Answers a `POST` on the OFREP paths (see [`crate::ofrep`]): the same Host and token
+    /// rules as every request, a body of at most [`ofrep::MAX_BODY_BYTES`].
+    pub async fn respond_ofrep<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if !loopback_host(&request) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "the Host header must be a loopback name or address (localhost, 127.0.0.1, [::1])",
+            );
+        }
+        if !self.authorized(&request) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong X-SSM-Flags-Token header (configure your OFREP provider to send it)",
+            );
+        }
+        let (parts, body) = request.into_parts();
+        let too_large = || {
+            closing(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "OFREP request bodies are limited to {} bytes",
+                    ofrep::MAX_BODY_BYTES
+                ),
+            ))
+        };
+        let announced = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if announced.is_some_and(|n| n > ofrep::MAX_BODY_BYTES) {
+            return too_large();
+        }
+        let body = match BodyExt::collect(http_body_util::Limited::new(body, ofrep::MAX_BODY_BYTES))
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return too_large();
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the body: {e}"),
+                );
+            }
+        };
+        let served = self.shared.load();
+        let path = parts.uri.path();
+        let key = match path.strip_prefix(ofrep::EVALUATE_FLAG_PREFIX) {
+            Some(encoded) => match percent_encoding::percent_decode_str(encoded).decode_utf8() {
+                Ok(key) => Some(key.into_owned()),
+                Err(_) => {
+                    return error(StatusCode::BAD_REQUEST, "the flag key is not valid UTF-8");
+                }
+            },
+            None if path == ofrep::EVALUATE_FLAGS => None,
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "no such OFREP endpoint: use {}{{key}} or {}",
+                        ofrep::EVALUATE_FLAG_PREFIX,
+                        ofrep::EVALUATE_FLAGS
+                    ),
+                );
+            }
+        };
+        let context = match ofrep::RequestContext::from_body(&body) {
+            Ok(context) => context,
+            Err(bad) => {
+                let mut doc =
+                    serde_json::json!({"errorCode": bad.code, "errorDetails": bad.details});
+                if let Some(key) = &key {
+                    doc["key"] = key.as_str().into();
+                }
+                return json_doc(StatusCode::BAD_REQUEST, &doc);
+            }
+        };
+        match key {
+            Some(key) => {
+                let (status, doc) = ofrep::evaluate_one(&served.snapshot, &key, &context);
+                json_doc(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &doc)
+            }
+            None => {
+                let etag = ofrep::bulk_etag(&served.etag, &context);
+                let matches = parts
+                    .headers
+                    .get_all(IF_NONE_MATCH)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .any(|tag| tag.trim().trim_start_matches("W/") == etag);
+                let mut response = if matches {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::NOT_MODIFIED;
+                    r
+                } else {
+                    json_doc(
+                        StatusCode::OK,
+                        &ofrep::evaluate_all(&served.snapshot, &context),
+                    )
+                };
+                if let Ok(value) = HeaderValue::from_str(&etag) {
+                    response.headers_mut().insert(ETAG, value);
+                }
+                response
+            }
         }
     }
 
@@ -118,7 +237,10 @@ impl Api {
     /// Answers one request. No I/O: reads the current snapshot only.
     pub fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "only GET is supported (and POST on the OFREP paths, /ofrep/v1/evaluate/flags…)",
+            );
         }
         if !loopback_host(request) {
             // A page in a browser can reach 127.0.0.1 by DNS rebinding; its Host is its own name.
@@ -393,7 +515,16 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
             let _slot = slot;
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let api = api.clone();
-                async move { Ok::<_, Infallible>(api.respond(&request).await) }
+                async move {
+                    let response = if request.method() == Method::POST
+                        && request.uri().path().starts_with(ofrep::PATH_PREFIX)
+                    {
+                        api.respond_ofrep(request).await
+                    } else {
+                        api.respond(&request).await
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             // hyper's header-read timeout also counts idle keep-alive time, and the handler's
             // connection idles (frozen) between invocations: ours counts from a request's first

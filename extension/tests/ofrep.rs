@@ -1,0 +1,109 @@
+//! OFREP on the real extension (sidecar mode, moto as SSM), read by OpenFeature's published
+//! clients: the Python SDK with its OFREP provider (`ofrep_python.py`) evaluates the seed's flags
+//! for a few hundred users and must match the seed's md5 semantics; the bulk endpoint's ETag
+//! covers the context.
+
+mod common;
+
+use common::{Moto, PATH, seed};
+use flags::wire::TOKEN_HEADER;
+use testkit::sidecar::{SIDECAR_TOKEN, Sidecar};
+use testkit::{http_request, workspace};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfeatures_python_sdk_reads_the_seeds_flags_over_ofrep() {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
+    let python = workspace().join(".venv/bin/python");
+    let script = workspace().join("extension/tests/ofrep_python.py");
+    let base = format!("http://127.0.0.1:{}", sidecar.port);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .arg(base)
+            .arg(SIDECAR_TOKEN)
+            .env_clear()
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}\n{}", sidecar.proc.log());
+    assert!(text.contains("matched the seed's semantics"), "{text}");
+    println!("{}", text.trim());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_etag_covers_the_context_and_requests_are_checked() {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
+    let port = sidecar.port;
+    let post = |body: &'static str, extra: Vec<(&'static str, String)>| async move {
+        let mut headers: Vec<(&str, String)> = vec![
+            (TOKEN_HEADER, SIDECAR_TOKEN.to_owned()),
+            ("Content-Type", "application/json".to_owned()),
+        ];
+        headers.extend(extra);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        http_request(port, "POST", "/ofrep/v1/evaluate/flags", &headers, body)
+            .await
+            .expect("answer")
+    };
+    let alice = r#"{"context": {"targetingKey": "alice", "region": "us-east-1"}}"#;
+    let bob = r#"{"context": {"targetingKey": "bob", "region": "us-east-1"}}"#;
+    let (status, head, body) = post(alice, vec![]).await;
+    assert_eq!(status, 200, "{body}");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("etag")
+        .to_owned();
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["flags"].as_array().map(Vec::len), Some(32));
+    // The same user and flags: 304. Another user with alice's tag: a full answer.
+    let (status, _, _) = post(alice, vec![("If-None-Match", etag.clone())]).await;
+    assert_eq!(status, 304);
+    let (status, _, body) = post(bob, vec![("If-None-Match", etag)]).await;
+    assert_eq!(
+        status, 200,
+        "bob never gets alice's answer as a 304: {body}"
+    );
+
+    // Without the token: 401. A malformed body: 400 PARSE_ERROR. A body too large: 413.
+    let (status, _, _) = http_request(
+        port,
+        "POST",
+        "/ofrep/v1/evaluate/flags/dark-mode",
+        &[],
+        alice,
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 401);
+    let (status, _, body) = post("{nope", vec![]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("PARSE_ERROR"), "{body}");
+    let big: &'static str = Box::leak(
+        format!("{{\"context\": {{\"x\": \"{}\"}}}}", "a".repeat(70_000)).into_boxed_str(),
+    );
+    let (status, _, _) = post(big, vec![]).await;
+    assert_eq!(status, 413);
+    // POST elsewhere is still refused.
+    let (status, _, _) = http_request(
+        port,
+        "POST",
+        "/v1/flags",
+        &[(TOKEN_HEADER, SIDECAR_TOKEN)],
+        "",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 405);
+}
