@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour venv test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour venv node test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -31,7 +31,15 @@ $(VENV)/.installed: $(ROOT)/requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ROOT)/requirements-dev.txt
 	touch $@
 
-test: venv lint template-lint deploy-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
+NODE_CHECK := $(ROOT)/extension/tests/ofrep-node
+
+node: $(NODE_CHECK)/node_modules/.installed ## OpenFeature's published Node SDK and OFREP provider (npm, into extension/tests/ofrep-node)
+
+$(NODE_CHECK)/node_modules/.installed: $(NODE_CHECK)/package.json $(NODE_CHECK)/package-lock.json
+	cd $(NODE_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: venv node lint template-lint deploy-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check

@@ -1,7 +1,7 @@
 //! OFREP on the real extension (sidecar mode, moto as SSM), read by OpenFeature's published
-//! clients: the Python SDK with its OFREP provider (`ofrep_python.py`) evaluates the seed's flags
-//! for a few hundred users and must match the seed's md5 semantics; the bulk endpoint's ETag
-//! covers the context.
+//! clients: the Python SDK with its OFREP provider (`ofrep_python.py`) and the Node SDK with
+//! its (`ofrep-node/check.mjs`) evaluate the seed's flags for a few hundred users and must match
+//! the seed's md5 semantics; the bulk endpoint's ETag covers the context.
 
 mod common;
 
@@ -26,6 +26,42 @@ async fn openfeatures_python_sdk_reads_the_seeds_flags_over_ofrep() {
             .env_clear()
             .output()
             .expect("run python")
+    })
+    .await
+    .expect("join");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}\n{}", sidecar.proc.log());
+    assert!(text.contains("matched the seed's semantics"), "{text}");
+    println!("{}", text.trim());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfeatures_node_sdk_reads_the_seeds_flags_over_ofrep() {
+    let dir = workspace().join("extension/tests/ofrep-node");
+    assert!(
+        dir.join("node_modules/@openfeature/ofrep-provider")
+            .exists(),
+        "{}/node_modules not installed: run `make node` (or `make test`)",
+        dir.display()
+    );
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
+    let base = format!("http://127.0.0.1:{}", sidecar.port);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&dir)
+            .arg("check.mjs")
+            .arg(base)
+            .arg(SIDECAR_TOKEN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("run node")
     })
     .await
     .expect("join");
