@@ -25,6 +25,7 @@
 //! - [`appconfig`]: flags from an AppConfig profile's document (freeform or feature flags);
 //! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
 //! - [`error`]: what is wrong with a flag, or with a snapshot document;
+//! - `openfeature` (feature `openfeature`): an OpenFeature provider over the snapshot;
 //! - `client` (feature `client`, on by default): [`sync`], [`watch`] and [`FlagsLayer`] keep the
 //!   snapshot current from the `ssm-flags` extension.
 
@@ -36,6 +37,8 @@ pub mod error;
 pub mod eval;
 pub mod flag;
 pub mod model;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 pub mod path;
 pub mod snapshot;
 pub mod wire;
