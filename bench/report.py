@@ -49,6 +49,16 @@ PER_READ = [
     ("per_read", "http_request", "in_process", (">=", 1000.0),
      "one `GET /v1/flags/dark-mode` per read (the AWS extension's pattern) vs `flags::get` in process"),
 ]
+OPENFEATURE = [
+    ("openfeature", "client_static", "flags_get_static", None,
+     "OpenFeature `client.get_bool_value(\"dark-mode\")` through the ssm-flags provider vs `flags::get(\"dark-mode\").enabled()`"),
+    ("openfeature", "client_static", "hashmap_foldhash_floor", None,
+     "the same OpenFeature evaluation vs the floor (`HashMap<String, bool>` with foldhash)"),
+    ("openfeature", "provider_static", "flags_get_static", None,
+     "the provider's `resolve_bool_value` alone vs `flags::get`"),
+    ("openfeature", "client_rollout", "flags_get_rollout", None,
+     "OpenFeature evaluation of a 50% rollout for a user vs `flags::get(..).enabled_for(&user)`"),
+]
 SYNCS = [
     ("sync", "unchanged_304", "http_roundtrip_floor", ("<=", 2.0),
      "`flags::sync` when nothing changed (304) vs a bare keep-alive loopback round trip"),
@@ -395,6 +405,16 @@ def main():
         "",
     ]
     out += concurrent(missed)
+    out += [
+        "",
+        "### Through OpenFeature",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags --features openfeature --bench openfeature`. The",
+        "provider reads the same in-process snapshot; what OpenFeature adds is its client (hooks,",
+        "context merging, details) and the provider's owned answer (metadata, strings).",
+        "",
+    ]
+    out += table(OPENFEATURE, missed)
     out += [
         "",
         "### Against a request per read",
