@@ -257,22 +257,29 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
             }
         }
     }
-    Some(match forward(state.upstream, request).await {
-        Some(response) => {
-            state.counts.forwarded.fetch_add(1, Ordering::Relaxed);
-            response
-        }
-        None => aws_error(
-            StatusCode::BAD_GATEWAY,
-            "InternalServerError",
-            "moto unreachable",
-        ),
-    })
+    Some(
+        match forward(("127.0.0.1", state.upstream), request).await {
+            Some(response) => {
+                state.counts.forwarded.fetch_add(1, Ordering::Relaxed);
+                response
+            }
+            None => aws_error(
+                StatusCode::BAD_GATEWAY,
+                "InternalServerError",
+                "moto unreachable",
+            ),
+        },
+    )
 }
 
-async fn forward(upstream: u16, request: Request<Bytes>) -> Option<Response<Full<Bytes>>> {
+/// Sends `request` to `upstream` on a fresh connection and reads the whole answer; `None` when
+/// the upstream cannot be reached or fails mid-answer. Shared by the testkit's proxies.
+pub(crate) async fn forward(
+    upstream: impl tokio::net::ToSocketAddrs,
+    request: Request<Bytes>,
+) -> Option<Response<Full<Bytes>>> {
     let (parts, body) = request.into_parts();
-    let stream = TcpStream::connect(("127.0.0.1", upstream)).await.ok()?;
+    let stream = TcpStream::connect(upstream).await.ok()?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;

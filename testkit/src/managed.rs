@@ -30,8 +30,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_simulator::{FreezeMode, Simulator};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
+use crate::fault::forward;
 use crate::free_port;
 use crate::lambda::{
     Proc, binary, extension_binary, function_env, simulator, spawn, wait_complete,
@@ -136,22 +137,6 @@ async fn handle(
             response
         }
     }
-}
-
-async fn forward(upstream: SocketAddr, request: Request<Bytes>) -> Option<Response<Full<Bytes>>> {
-    let (parts, body) = request.into_parts();
-    let stream = TcpStream::connect(upstream).await.ok()?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(Request::from_parts(parts, Full::new(body)))
-        .await
-        .ok()?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.ok()?.to_bytes();
-    Some(Response::from_parts(parts, Full::new(body)))
 }
 
 /// A function on Managed Instances: the simulator (never freezing), the gate, the real
