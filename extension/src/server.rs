@@ -174,17 +174,9 @@ impl Api {
             }
             None => {
                 let etag = ofrep::bulk_etag(&served.etag, &context);
-                let matches = parts
-                    .headers
-                    .get_all(IF_NONE_MATCH)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .any(|tag| tag.trim().trim_start_matches("W/") == etag);
+                let matches = if_none_match(&parts.headers).any(|tag| tag == etag);
                 let mut response = if matches {
-                    let mut r = Response::new(Full::new(Bytes::new()));
-                    *r.status_mut() = StatusCode::NOT_MODIFIED;
-                    r
+                    not_modified()
                 } else {
                     json_doc(
                         StatusCode::OK,
@@ -379,20 +371,28 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json_doc(status, &ErrorDoc::new(message))
 }
 
-fn all_flags<B>(served: &Served, request: &Request<B>) -> Response<Full<Bytes>> {
-    let etag = HeaderValue::from_str(&served.etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let matches = request
-        .headers()
+/// The entity tags listed in a request's `If-None-Match` headers, weak ones as strong.
+fn if_none_match(headers: &http::HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == served.etag || tag == "*");
+}
+
+/// `304 Not Modified`, with no body.
+fn not_modified() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    response
+}
+
+fn all_flags<B>(served: &Served, request: &Request<B>) -> Response<Full<Bytes>> {
+    let etag = HeaderValue::from_str(&served.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let matches = if_none_match(request.headers()).any(|tag| tag == served.etag || tag == "*");
     let mut response = if matches {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
+        not_modified()
     } else {
         json_response(StatusCode::OK, served.body.clone())
     };
