@@ -221,16 +221,13 @@ fn evaluation(snapshot: &Snapshot, key: &str, request: &RequestContext) -> Resul
     }))
 }
 
-/// Our reason, as OpenFeature's.
+/// Our reason, as an OFREP success reason ([`Reason::openfeature`]). OFREP's successes have no
+/// `DEFAULT` or `ERROR` (a missing or invalid flag is an error answer before any evaluation):
+/// those read `UNKNOWN`.
 pub fn reason_of(reason: &Reason) -> &'static str {
-    match reason {
-        Reason::Static | Reason::Enabled | Reason::Config => "STATIC",
-        Reason::Disabled => "DISABLED",
-        Reason::Excluded | Reason::Region | Reason::AllowList | Reason::Attribute => {
-            "TARGETING_MATCH"
-        }
-        Reason::Rollout { .. } => "SPLIT",
-        Reason::Default | Reason::Error => "UNKNOWN",
+    match reason.openfeature() {
+        "DEFAULT" | "ERROR" => "UNKNOWN",
+        other => other,
     }
 }
 

@@ -111,6 +111,21 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The OpenFeature resolution reason: `STATIC` (a boolean flag, an enabled flag with no rule
+    /// restricting it, a config value), `DISABLED`, `TARGETING_MATCH` (allow-list, exclusion,
+    /// region or attribute decided), `SPLIT` (the rollout decided), `DEFAULT` (missing) or
+    /// `ERROR` (invalid). One mapping for the Rust provider and OFREP.
+    pub fn openfeature(&self) -> &'static str {
+        match self {
+            Self::Static | Self::Enabled | Self::Config => "STATIC",
+            Self::Disabled => "DISABLED",
+            Self::Excluded | Self::Region | Self::AllowList | Self::Attribute => "TARGETING_MATCH",
+            Self::Rollout { .. } => "SPLIT",
+            Self::Default => "DEFAULT",
+            Self::Error => "ERROR",
+        }
+    }
+
     /// A stable machine-readable code: `static`, `disabled`, `excluded`, `region`, `allow_list`,
     /// `attribute`, `rollout`, `enabled`, `default`, `config` or `error`.
     pub fn code(&self) -> &'static str {

@@ -115,17 +115,16 @@ fn mismatch(key: &str, asked: &str, value: &FlagValue) -> EvaluationError {
     )
 }
 
-/// Our reason, as OpenFeature's.
+/// Our reason, as the `open-feature` crate's ([`Reason::openfeature`]).
 fn reason_of(reason: &Reason) -> EvaluationReason {
-    match reason {
-        Reason::Static | Reason::Enabled | Reason::Config => EvaluationReason::Static,
-        Reason::Disabled => EvaluationReason::Disabled,
-        Reason::Excluded | Reason::Region | Reason::AllowList | Reason::Attribute => {
-            EvaluationReason::TargetingMatch
-        }
-        Reason::Rollout { .. } => EvaluationReason::Split,
-        Reason::Default => EvaluationReason::Default,
-        Reason::Error => EvaluationReason::Error,
+    match reason.openfeature() {
+        "STATIC" => EvaluationReason::Static,
+        "DISABLED" => EvaluationReason::Disabled,
+        "TARGETING_MATCH" => EvaluationReason::TargetingMatch,
+        "SPLIT" => EvaluationReason::Split,
+        "DEFAULT" => EvaluationReason::Default,
+        "ERROR" => EvaluationReason::Error,
+        other => EvaluationReason::Other(other.to_owned()),
     }
 }
 
