@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ssm::types::ParameterType;
 use common::{Function, Moto, put};
@@ -44,19 +44,10 @@ fn deploy(standin: &AppConfigData, dark_mode: bool, label: &str) {
 }
 
 async fn until(f: &Function, limit: Duration, done: impl Fn(&Value) -> bool) -> (Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let response = f.check("alice", "us-east-1", &names()).await;
-        if done(&response) {
-            return (response, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < limit,
-            "not reached within {limit:?}: {response}\n{}",
-            f.extension.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let names = names();
+    let who = ("alice", "us-east-1", names.as_slice());
+    f.check_until(who, limit, Duration::from_millis(100), done)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

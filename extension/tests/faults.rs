@@ -29,19 +29,10 @@ fn assert_all_known(response: &Value, when: &str) {
 
 /// Invokes until `done` holds, returning the response and how long it took.
 async fn until(f: &Function, limit: Duration, done: impl Fn(&Value) -> bool) -> (Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let response = f.check("alice", "us-east-1", &names()).await;
-        if done(&response) {
-            return (response, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < limit,
-            "not reached within {limit:?}: {response}\n{}",
-            f.extension.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let names = names();
+    let who = ("alice", "us-east-1", names.as_slice());
+    f.check_until(who, limit, Duration::from_millis(50), done)
+        .await
 }
 
 async fn setup() -> (Moto, FaultProxy) {

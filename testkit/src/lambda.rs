@@ -338,6 +338,30 @@ impl Function {
             .unwrap_or_else(|| panic!("invocation failed: {:?}", state.error))
     }
 
+    /// Invokes [`Function::check`] every `pause` until `done` holds for its response; returns
+    /// it and how long it took. Panics, with the extension's log, past `limit`.
+    pub async fn check_until(
+        &self,
+        (user, region, names): (&str, &str, &[String]),
+        limit: Duration,
+        pause: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> (Value, Duration) {
+        let started = Instant::now();
+        loop {
+            let response = self.check(user, region, names).await;
+            if done(&response) {
+                return (response, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "not reached within {limit:?}: {response}\n{}",
+                self.extension.log()
+            );
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// One invocation, then a graceful SHUTDOWN; waits (up to 5 s) for the extension to exit.
     /// Returns its exit status, the time from SHUTDOWN to exit, and its log.
     pub async fn invoke_then_shutdown(self) -> (std::process::ExitStatus, Duration, String) {
