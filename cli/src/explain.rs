@@ -1,0 +1,129 @@
+//! `explain`: the decision a handler would make for a user, and why, with the library's own
+//! evaluation; `--sample N` shows the share of N user ids that get the flag.
+
+use flags::{Context, FlagEntry, Reason, Snapshot, Status};
+use serde::Serialize;
+
+use crate::error::{CtlError, Outcome};
+use crate::output;
+
+/// Who the flag is evaluated for.
+#[derive(Debug, Clone, Default)]
+pub struct Who {
+    /// The user id.
+    pub user: Option<String>,
+    /// `--attr k=v` pairs; `region` is the request's region.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// Parses `--attr k=v`.
+pub fn parse_attr(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("{raw:?} is not name=value (e.g. region=us-east-1)")),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Sample {
+    users: u32,
+    enabled: u32,
+    share_percent: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Answer<'a> {
+    flag: &'a str,
+    user: Option<&'a str>,
+    attributes: Vec<(&'a str, &'a str)>,
+    enabled: bool,
+    reason: &'static str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample: Option<Sample>,
+}
+
+/// The context of one request: `user`, the attributes, and the `region` attribute as its region.
+fn context<'a>(user: Option<&'a str>, pairs: &'a [(&'a str, &'a str)]) -> Context<'a> {
+    let mut context = Context::new().with_attributes(pairs);
+    if let Some(user) = user {
+        context = context.with_user(user);
+    }
+    if let Some((_, region)) = pairs.iter().rev().find(|(k, _)| *k == "region") {
+        context = context.with_region(region);
+    }
+    context
+}
+
+/// Explains `entry` for `who`; `sample` also evaluates that many synthetic user ids.
+pub fn explain(entry: &FlagEntry, who: &Who, sample: Option<u32>, json: bool) -> Outcome {
+    if sample == Some(0) {
+        return Err(CtlError::usage("--sample must be at least 1"));
+    }
+    let name = entry.name().to_owned();
+    let snapshot = Snapshot::new(1, Status::Ok, [entry.clone()]);
+    let pairs: Vec<(&str, &str)> = who
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let flag = snapshot.get(&name);
+    let evaluation = flag.evaluate(&context(who.user.as_deref(), &pairs));
+    let bucket = match evaluation.reason {
+        Reason::Rollout { bucket, .. } => bucket,
+        _ => None,
+    };
+    let sample = sample.map(|n| {
+        let enabled = (1..=n)
+            .filter(|i| {
+                let user = format!("sample-user-{i}");
+                flag.enabled_for(&context(Some(&user), &pairs))
+            })
+            .count() as u32;
+        Sample {
+            users: n,
+            enabled,
+            share_percent: (f64::from(enabled) * 1000.0 / f64::from(n)).round() / 10.0,
+        }
+    });
+    let answer = Answer {
+        flag: &name,
+        user: who.user.as_deref(),
+        attributes: pairs.clone(),
+        enabled: evaluation.enabled,
+        reason: evaluation.reason.code(),
+        detail: evaluation.to_string(),
+        bucket,
+        sample,
+    };
+    if json {
+        output::print_json(&answer);
+        return Ok(false);
+    }
+    let attrs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "{name} for {}{}: {}",
+        who.user
+            .as_deref()
+            .map_or("no user".to_owned(), |u| format!("user {u:?}")),
+        if attrs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", attrs.join(", "))
+        },
+        if evaluation.enabled { "ON" } else { "OFF" }
+    );
+    println!("  reason: {} ({})", answer.detail, answer.reason);
+    if let Some(error) = entry.value().err() {
+        println!("  error: {error}");
+    }
+    if let Some(sample) = &answer.sample {
+        println!(
+            "  sample: {} of {} user ids get it ({}%)",
+            sample.enabled, sample.users, sample.share_percent
+        );
+    }
+    Ok(false)
+}

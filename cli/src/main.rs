@@ -1,0 +1,359 @@
+//! `ssm-flags-ctl`: the operators' side of ssm-flags. It reads, checks and changes flags with the
+//! same model and evaluation as the `flags` library and the same sources as the extension, so
+//! there is one definition of what a valid flag is.
+//!
+//! Modules:
+//! - [`args`]: the command line;
+//! - [`aws`]: the AWS clients, configured as the AWS CLI is;
+//! - [`error`]: errors in words, and exit codes (0 done, 1 findings or refused, 2 usage or AWS);
+//! - [`param`]: one flag's parameter: read, written back as stored, history, labels;
+//! - [`sources`]: SSM paths, AppConfig profiles and snapshot files, read as the extension reads them;
+//! - [`output`]: kinds, states, masking, tables and JSON;
+//! - [`lint`], [`show`] (list, get, history), [`explain`], [`change`] (set, kill, rollback),
+//!   [`ramp`] with [`alarms`], [`export`], [`diff`]: the commands.
+
+mod alarms;
+mod args;
+mod aws;
+mod change;
+mod diff;
+mod error;
+mod explain;
+mod export;
+mod lint;
+mod output;
+mod param;
+mod ramp;
+mod show;
+mod sources;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use flags::{FlagPath, ParameterKind};
+
+use args::{Cli, Command, NewType};
+use error::{CtlError, Outcome};
+use sources::Spec;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The extension's sources log through `tracing`: warnings reach stderr, nothing else.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ssm-flags-ctl: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("ssm-flags-ctl: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+/// The path short flag names are under: `--path`, else `SSM_FLAGS_PATH` when it names one.
+fn flag_path(global: &args::Global) -> Result<Option<FlagPath>, CtlError> {
+    let (raw, origin) = match &global.path {
+        Some(raw) => (raw.clone(), "--path"),
+        None => match std::env::var("SSM_FLAGS_PATH") {
+            Ok(raw) if !raw.trim().is_empty() => (raw, "SSM_FLAGS_PATH"),
+            _ => return Ok(None),
+        },
+    };
+    let mut paths = FlagPath::parse_list(&raw)
+        .map_err(|e| CtlError::usage(format!("{origin} {raw:?}: {e}")))?;
+    match (paths.pop(), paths.is_empty()) {
+        (Some(path), true) => Ok(Some(path)),
+        _ => Err(CtlError::usage(format!(
+            "{origin} {raw:?} names several paths: pass --path with the one to use"
+        ))),
+    }
+}
+
+/// The source a command reads: its argument, else `--path`.
+fn source_or_path(raw: Option<&str>, path: Option<&FlagPath>) -> Result<Spec, CtlError> {
+    match (raw, path) {
+        (Some(raw), _) => Spec::parse(raw),
+        (None, Some(path)) => Ok(Spec::Path(path.clone())),
+        (None, None) => Err(CtlError::usage(
+            "no source: name a path (/myapp/prod/flags), a file or a profile, or pass --path",
+        )),
+    }
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let global = &cli.global;
+    let json = global.json;
+    let path = flag_path(global)?;
+    let connection = aws::Connection {
+        profile: global.profile.clone(),
+        region: global.region.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+    };
+    let aws = connection.connect().await;
+    let name = |flag: &str| param::resolve(flag, path.as_ref());
+    match cli.command {
+        Command::Lint(args) => {
+            let specs = match args.sources.is_empty() {
+                true => vec![source_or_path(None, path.as_ref())?],
+                false => args
+                    .sources
+                    .iter()
+                    .map(|raw| Spec::parse(raw))
+                    .collect::<Result<_, _>>()?,
+            };
+            let mut loaded = Vec::new();
+            for spec in &specs {
+                loaded.push(sources::load(&aws, spec, true).await?);
+            }
+            report_lint(&loaded, args.strict, json)
+        }
+        Command::List(args) => {
+            let spec = source_or_path(args.source.as_deref(), path.as_ref())?;
+            show::list(&sources::load(&aws, &spec, true).await?, json)
+        }
+        Command::Get(args) => {
+            let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
+            show::get(&stored, args.show_secret, json)
+        }
+        Command::Explain(args) => {
+            let entry = match &args.from {
+                Some(raw) => {
+                    let spec = Spec::parse(raw)?;
+                    let flags = sources::load(&aws, &spec, false).await?;
+                    let key = args.flag.rsplit('/').next().unwrap_or(&args.flag);
+                    flags
+                        .flags
+                        .get(key)
+                        .map(|l| l.entry.clone())
+                        .ok_or_else(|| CtlError::NotFound {
+                            name: format!("{key} in {spec}"),
+                            hint: String::new(),
+                        })?
+                }
+                None => {
+                    let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
+                    let flag = stored.name.rsplit('/').next().unwrap_or(&stored.name);
+                    flags::FlagEntry::from_parameter(&flags::Parameter {
+                        flag: flag.to_owned(),
+                        name: stored.name.clone(),
+                        kind: stored.kind,
+                        value: stored.value.clone(),
+                        version: u64::try_from(stored.meta.version).unwrap_or(0),
+                    })
+                }
+            };
+            let who = explain::Who {
+                user: args.user,
+                attributes: args.attributes,
+            };
+            explain::explain(&entry, &who, args.sample, json)
+        }
+        Command::Set(args) => {
+            let value = match (&args.value, &args.file) {
+                (Some(value), _) => value.clone(),
+                (None, Some(file)) => {
+                    std::fs::read_to_string(file).map_err(|source| CtlError::File {
+                        path: file.display().to_string(),
+                        source,
+                    })?
+                }
+                (None, None) => return Err(CtlError::usage("set: give a VALUE or --file")),
+            };
+            let name = name(&args.flag)?;
+            let options = change::Options {
+                dry_run: args.dry_run,
+                change_kind: args.change_kind,
+                json,
+            };
+            let hint = " (pass --create to create it; check the name and --path)";
+            match param::read(&aws.ssm, &name, hint).await {
+                Ok(stored) => {
+                    change::apply(&aws.ssm, &stored, &value, change::Action::Set, options).await
+                }
+                Err(CtlError::NotFound { .. }) if args.create => {
+                    create(&aws.ssm, &name, &value, args.kind, args.key_id, options).await
+                }
+                Err(error) => Err(error),
+            }
+        }
+        Command::Ramp(args) => {
+            let name = name(&args.flag)?;
+            // Everything is checked before anything changes: the steps, the alarms, the flag.
+            let steps = match (&args.steps, args.step) {
+                (Some(raw), _) => ramp::parse_steps(raw)?,
+                (None, Some(step)) => {
+                    let stored = param::read(&aws.ssm, &name, "").await?;
+                    let current = match stored.parsed() {
+                        Ok(flags::FlagValue::Json(flag)) => {
+                            flag.rules().rollout_percentage.unwrap_or(100.0)
+                        }
+                        _ => 0.0,
+                    };
+                    ramp::fixed_steps(current, step, args.to)?
+                }
+                (None, None) => return Err(CtlError::usage("ramp: give --steps or --step")),
+            };
+            let guard =
+                alarms::Guard::new(aws.cloudwatch.clone(), args.alarms, args.insufficient_data)
+                    .await?;
+            let plan = ramp::Plan {
+                steps,
+                every: args.every,
+                check_every: args.check_every.max(std::time::Duration::from_millis(100)),
+                restart: args.restart,
+                json,
+            };
+            ramp::run(&aws.ssm, &guard, &name, &plan).await
+        }
+        Command::Kill(args) => {
+            let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
+            let options = change::Options {
+                dry_run: args.dry_run,
+                change_kind: false,
+                json,
+            };
+            match change::killed(&stored)? {
+                Some(value) => {
+                    change::apply(&aws.ssm, &stored, &value, change::Action::Kill, options).await
+                }
+                None => {
+                    if json {
+                        output::print_json(&serde_json::json!({
+                            "parameter": stored.name, "action": "kill",
+                            "old_version": stored.meta.version, "new_version": null,
+                            "already_off": true,
+                        }));
+                    } else {
+                        println!(
+                            "{} is already off (version {}): nothing written",
+                            stored.name, stored.meta.version
+                        );
+                    }
+                    Ok(false)
+                }
+            }
+        }
+        Command::Export(args) => {
+            let spec = source_or_path(args.source.as_deref(), path.as_ref())?;
+            if matches!(spec, Spec::File(_)) {
+                return Err(CtlError::usage(
+                    "export reads an SSM path or an AppConfig profile, not a file",
+                ));
+            }
+            let flags = sources::load(&aws, &spec, false).await?;
+            export::export(&flags, args.include_secure, args.output.as_deref(), json)
+        }
+        Command::Diff(args) => {
+            let a = sources::load(&aws, &Spec::parse(&args.a)?, false).await?;
+            let b = sources::load(&aws, &Spec::parse(&args.b)?, false).await?;
+            diff::diff(&a, &b, json)
+        }
+        Command::History(args) => show::history(&aws.ssm, &name(&args.flag)?, json).await,
+        Command::Rollback(args) => {
+            let name = name(&args.flag)?;
+            let stored = param::read(&aws.ssm, &name, "").await?;
+            let value = param::read_version(&aws.ssm, &name, args.to_version).await?;
+            let options = change::Options {
+                dry_run: args.dry_run,
+                change_kind: args.change_kind,
+                json,
+            };
+            change::apply(&aws.ssm, &stored, &value, change::Action::Rollback, options).await
+        }
+    }
+}
+
+/// Prints lint's findings; errors (and warnings under `strict`) exit 1.
+fn report_lint(loaded: &[sources::Flags], strict: bool, json: bool) -> Outcome {
+    let findings = lint::lint(loaded);
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == lint::Severity::Error)
+        .count();
+    let warnings = findings.len() - errors;
+    let failed = errors > 0 || (strict && warnings > 0);
+    if json {
+        output::print_json(&serde_json::json!({
+            "sources": loaded.iter().map(|f| serde_json::json!({
+                "source": f.spec.to_string(), "flags": f.flags.len(),
+            })).collect::<Vec<_>>(),
+            "errors": errors,
+            "warnings": warnings,
+            "findings": findings,
+        }));
+        return Ok(failed);
+    }
+    if !findings.is_empty() {
+        let mut table = output::table(["", "SOURCE", "FLAG", "FIELD", "PROBLEM"]);
+        for f in &findings {
+            table.add_row([
+                match f.severity {
+                    lint::Severity::Error => "error",
+                    lint::Severity::Warning => "warning",
+                },
+                f.source.as_str(),
+                f.flag.as_str(),
+                f.field.as_deref().unwrap_or("-"),
+                f.message.as_str(),
+            ]);
+        }
+        println!("{table}");
+    }
+    let checked: usize = loaded.iter().map(|f| f.flags.len()).sum();
+    println!("{checked} flag(s) checked: {errors} invalid, {warnings} warning(s)");
+    Ok(failed)
+}
+
+/// `set --create`: a new parameter, validated first.
+async fn create(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+    kind: NewType,
+    key_id: Option<String>,
+    options: change::Options,
+) -> Outcome {
+    let kind = match kind {
+        NewType::String => ParameterKind::String,
+        NewType::StringList => ParameterKind::StringList,
+        NewType::SecureString => ParameterKind::SecureString,
+    };
+    change::validate(name, kind, value)?;
+    let secure = kind == ParameterKind::SecureString;
+    let version = match options.dry_run {
+        true => None,
+        false => Some(param::create(ssm, name, value, kind, key_id).await?),
+    };
+    if options.json {
+        output::print_json(&serde_json::json!({
+            "parameter": name, "action": "create", "dry_run": options.dry_run,
+            "type": param::type_name(kind), "new_version": version,
+            "value": output::shown(value, secure),
+        }));
+    } else {
+        println!(
+            "{name} (new {}): {}",
+            param::type_name(kind),
+            output::shown(value, secure)
+        );
+        match version {
+            Some(version) => println!("created: version {version}"),
+            None => println!("dry run: valid, nothing written"),
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,231 @@
+//! Where a command reads flags from: an SSM path, an AppConfig profile or a snapshot file, read
+//! and parsed exactly as the extension reads and parses them (its own sources and the `flags`
+//! model), so what the CLI says about a flag is what a handler gets.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use flags::{FlagEntry, FlagPath, ParameterKind};
+use ssm_flags_extension::appconfig::{AppConfigProfile, ProfileId, Sources};
+use ssm_flags_extension::source::{Progress, Source, SourceError, SsmSource};
+
+use crate::aws::Aws;
+use crate::error::CtlError;
+use crate::param::{self, Meta};
+
+/// A place flags are read from, as given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    /// `/myapp/prod/flags` (or `ssm:/myapp/prod/flags`): every parameter under the path.
+    Path(FlagPath),
+    /// `appconfig:application/environment/profile`.
+    Profile(ProfileId),
+    /// `flags.json` (any name ending in `.json`, or `file:NAME`): a snapshot file.
+    File(PathBuf),
+}
+
+impl Spec {
+    /// Parses a source argument: `/path`, `ssm:/path`, `appconfig:app/env/profile`,
+    /// `file:NAME` or `NAME.json`.
+    pub fn parse(raw: &str) -> Result<Self, CtlError> {
+        let raw = raw.trim();
+        let bad = |why: String| CtlError::usage(format!("source {raw:?}: {why}"));
+        if let Some(profile) = raw.strip_prefix("appconfig:") {
+            let mut ids = ProfileId::parse_list(profile).map_err(bad)?;
+            return match (ids.pop(), ids.is_empty()) {
+                (Some(id), true) => Ok(Self::Profile(id)),
+                _ => Err(bad("one profile per source".to_owned())),
+            };
+        }
+        if let Some(file) = raw.strip_prefix("file:") {
+            return Ok(Self::File(PathBuf::from(file)));
+        }
+        if let Some(path) = raw.strip_prefix("ssm:") {
+            return FlagPath::parse(path)
+                .map(Self::Path)
+                .map_err(|e| bad(e.to_string()));
+        }
+        if raw.ends_with(".json") {
+            return Ok(Self::File(PathBuf::from(raw)));
+        }
+        if raw.starts_with('/') {
+            return FlagPath::parse(raw)
+                .map(Self::Path)
+                .map_err(|e| bad(e.to_string()));
+        }
+        Err(bad(
+            "not an SSM path (/myapp/prod/flags), a snapshot file (flags.json, file:NAME) or an AppConfig profile (appconfig:application/environment/profile)"
+                .to_owned(),
+        ))
+    }
+}
+
+impl std::fmt::Display for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => write!(f, "{path}"),
+            Self::Profile(id) => write!(f, "appconfig:{id}"),
+            Self::File(file) => write!(f, "{}", file.display()),
+        }
+    }
+}
+
+/// One flag as read from a source.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The flag, parsed as the extension parses it.
+    pub entry: FlagEntry,
+    /// Where it lives: the full parameter name, `appconfig:…/flag`, or the flag's name in a file.
+    pub parameter: String,
+    /// The raw value as stored (for files: the value as written there).
+    pub raw: String,
+    /// The parameter type (`String` for AppConfig and files).
+    pub kind: ParameterKind,
+    /// SSM could not decrypt it: `raw` is ciphertext and the flag cannot be checked.
+    pub undecrypted: bool,
+    /// SSM's metadata (paths only, when asked for).
+    pub meta: Option<Meta>,
+}
+
+/// Every flag of a source, by flag name.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    /// The source.
+    pub spec: Spec,
+    /// The flags, by name (a later parameter wins a name, as in the extension).
+    pub flags: std::collections::BTreeMap<String, Loaded>,
+}
+
+/// Reads every flag of `spec`; `with_meta` adds SSM's metadata (who and when) to a path's flags.
+pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlError> {
+    let (fetched, meta) = match spec {
+        Spec::File(file) => return load_file(spec, file),
+        Spec::Path(path) => {
+            let source = SsmSource::new(aws.ssm.clone(), vec![path.clone()]);
+            let fetched = fetch(&source).await?;
+            let meta = if with_meta {
+                param::describe_path(&aws.ssm, path).await?
+            } else {
+                HashMap::new()
+            };
+            (fetched, meta)
+        }
+        Spec::Profile(id) => {
+            let profile = AppConfigProfile::new(id.clone(), aws.appconfig.clone());
+            let source = Sources::<SsmSource>::new(None, vec![profile]);
+            (fetch(&source).await?, HashMap::new())
+        }
+    };
+    let mut flags = std::collections::BTreeMap::new();
+    for parameter in &fetched.parameters {
+        let loaded = Loaded {
+            entry: FlagEntry::from_parameter(parameter),
+            parameter: parameter.name.clone(),
+            raw: parameter.value.clone(),
+            kind: parameter.kind,
+            undecrypted: fetched.undecrypted.contains(&parameter.name),
+            meta: meta.get(&parameter.name).cloned(),
+        };
+        flags.insert(parameter.flag.clone(), loaded);
+    }
+    Ok(Flags {
+        spec: spec.clone(),
+        flags,
+    })
+}
+
+async fn fetch(source: &impl Source) -> Result<ssm_flags_extension::source::Fetched, CtlError> {
+    let mut progress = Progress::default();
+    source
+        .fetch_into(&mut progress)
+        .await
+        .map_err(|e: SourceError| CtlError::Source(e.to_string()))?;
+    let fetched = progress.into_fetched();
+    // A profile that failed is reported stale rather than failing the fetch (the extension
+    // serves its last good): here there is no last good, so it is an error.
+    match fetched.stale.first() {
+        Some(why) => Err(CtlError::Source(why.clone())),
+        None => Ok(fetched),
+    }
+}
+
+fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
+    let bytes = std::fs::read(file).map_err(|source| CtlError::File {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let doc = flags::wire::SnapshotDoc::from_slice(&bytes, &file.display().to_string())
+        .map_err(|e| CtlError::Source(e.to_string()))?;
+    let raws: HashMap<String, String> = doc
+        .flags
+        .iter()
+        .map(|(name, flag)| {
+            let raw = match &flag.value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (name.clone(), raw)
+        })
+        .collect();
+    let snapshot = doc.into_snapshot();
+    let flags = snapshot
+        .entries()
+        .map(|entry| {
+            let loaded = Loaded {
+                entry: entry.clone(),
+                parameter: entry.name().to_owned(),
+                raw: raws.get(entry.name()).cloned().unwrap_or_default(),
+                kind: if entry.is_secure() {
+                    ParameterKind::SecureString
+                } else {
+                    ParameterKind::String
+                },
+                undecrypted: false,
+                meta: None,
+            };
+            (entry.name().to_owned(), loaded)
+        })
+        .collect();
+    Ok(Flags {
+        spec: spec.clone(),
+        flags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_told_apart_by_their_form() {
+        assert_eq!(
+            Spec::parse("/myapp/prod/flags/").ok(),
+            FlagPath::parse("/myapp/prod/flags").ok().map(Spec::Path)
+        );
+        assert!(matches!(Spec::parse("ssm:/a.json"), Ok(Spec::Path(_))));
+        assert_eq!(
+            Spec::parse("flags.json").ok(),
+            Some(Spec::File("flags.json".into()))
+        );
+        assert_eq!(
+            Spec::parse("/tmp/flags.json").ok(),
+            Some(Spec::File("/tmp/flags.json".into()))
+        );
+        assert_eq!(
+            Spec::parse("file:snap").ok(),
+            Some(Spec::File("snap".into()))
+        );
+        let Ok(Spec::Profile(id)) = Spec::parse("appconfig:app/prod/flags") else {
+            panic!("a profile")
+        };
+        assert_eq!(id.to_string(), "app/prod/flags");
+    }
+
+    #[test]
+    fn bad_sources_name_the_argument_and_the_forms() {
+        for raw in ["myapp/prod", "appconfig:a/b", "appconfig:a/b/c,d/e/f"] {
+            let error = Spec::parse(raw).expect_err(raw).to_string();
+            assert!(error.contains(&format!("{raw:?}")), "{error}");
+        }
+    }
+}
