@@ -94,14 +94,20 @@ impl Guard {
             for alarm in page.metric_alarms() {
                 found.push((
                     alarm.alarm_name().unwrap_or_default().to_owned(),
-                    alarm.state_value().cloned().unwrap_or(StateValue::InsufficientData),
+                    alarm
+                        .state_value()
+                        .cloned()
+                        .unwrap_or(StateValue::InsufficientData),
                     alarm.state_reason().unwrap_or_default().to_owned(),
                 ));
             }
             for alarm in page.composite_alarms() {
                 found.push((
                     alarm.alarm_name().unwrap_or_default().to_owned(),
-                    alarm.state_value().cloned().unwrap_or(StateValue::InsufficientData),
+                    alarm
+                        .state_value()
+                        .cloned()
+                        .unwrap_or(StateValue::InsufficientData),
                     alarm.state_reason().unwrap_or_default().to_owned(),
                 ));
             }
@@ -115,10 +121,13 @@ impl Guard {
         let mut hold = None;
         for name in &self.names {
             let Some((_, state, reason)) = states.iter().find(|(found, _, _)| found == name) else {
-                return Ok(Verdict::Alarm(format!("{name}: the alarm no longer exists")));
+                return Ok(Verdict::Alarm(format!(
+                    "{name}: the alarm no longer exists"
+                )));
             };
             match (state, self.policy) {
-                (StateValue::Ok, _) | (StateValue::InsufficientData, InsufficientData::Proceed) => {}
+                (StateValue::Ok, _) | (StateValue::InsufficientData, InsufficientData::Proceed) => {
+                }
                 (StateValue::InsufficientData, InsufficientData::Hold) => {
                     hold.get_or_insert_with(|| name.clone());
                 }

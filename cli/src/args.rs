@@ -47,37 +47,55 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse every flag as the extension would: invalid flags exit 1, warnings exit 0 unless --strict
-    #[command(after_help = "Examples:\n  ssm-flags-ctl lint /myapp/prod/flags\n  ssm-flags-ctl lint flags.json\n  ssm-flags-ctl lint --strict /myapp/staging/flags /myapp/prod/flags   # also: flags missing from one")]
+    #[command(
+        after_help = "Examples:\n  ssm-flags-ctl lint /myapp/prod/flags\n  ssm-flags-ctl lint flags.json\n  ssm-flags-ctl lint --strict /myapp/staging/flags /myapp/prod/flags   # also: flags missing from one"
+    )]
     Lint(LintArgs),
     /// The flags of a source: name, kind, state (on / off / n% / rules), version, last change and by whom
     #[command(after_help = "Example:\n  ssm-flags-ctl list /myapp/prod/flags")]
     List(ListArgs),
     /// One flag: value (SecureString masked), kind, state, type, tier, version, last change and by whom
-    #[command(after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags get new-checkout-flow")]
+    #[command(
+        after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags get new-checkout-flow"
+    )]
     Get(GetArgs),
     /// The decision a handler would make for a user, and why
-    #[command(after_help = "Examples:\n  ssm-flags-ctl --path /myapp/prod/flags explain new-checkout-flow --user user-123 --attr region=us-east-1\n  ssm-flags-ctl --path /myapp/prod/flags explain new-checkout-flow --sample 10000")]
+    #[command(
+        after_help = "Examples:\n  ssm-flags-ctl --path /myapp/prod/flags explain new-checkout-flow --user user-123 --attr region=us-east-1\n  ssm-flags-ctl --path /myapp/prod/flags explain new-checkout-flow --sample 10000"
+    )]
     Explain(ExplainArgs),
     /// Validate and write a flag's value (type, KMS key and tier kept); invalid values are refused
-    #[command(after_help = "Examples:\n  ssm-flags-ctl --path /myapp/prod/flags set dark-mode true\n  ssm-flags-ctl --path /myapp/prod/flags set new-checkout-flow --file flow.json --dry-run\n  ssm-flags-ctl set /myapp/prod/flags/beta-banner false --create")]
+    #[command(
+        after_help = "Examples:\n  ssm-flags-ctl --path /myapp/prod/flags set dark-mode true\n  ssm-flags-ctl --path /myapp/prod/flags set new-checkout-flow --file flow.json --dry-run\n  ssm-flags-ctl set /myapp/prod/flags/beta-banner false --create"
+    )]
     Set(SetArgs),
     /// Raise a JSON flag's rollout_percentage on a schedule; an alarm in ALARM rolls it back
-    #[command(after_help = "Examples:\n  ssm-flags-ctl --path /myapp/prod/flags ramp new-payment-processor --steps 5,10,25,50,100 --every 1d --alarm payments-5xx\n  ssm-flags-ctl --path /myapp/prod/flags ramp new-checkout-flow --step 10 --every 30m --alarm checkout-errors\n\nThe version the ramp starts from is labelled ssm-flags-ramp-start: run the same command again after an interruption and it continues from the current percentage, still rolling back to that start.\nINSUFFICIENT_DATA: by default the next step waits until the alarm has data (--insufficient-data hold).")]
+    #[command(
+        after_help = "Examples:\n  ssm-flags-ctl --path /myapp/prod/flags ramp new-payment-processor --steps 5,10,25,50,100 --every 1d --alarm payments-5xx\n  ssm-flags-ctl --path /myapp/prod/flags ramp new-checkout-flow --step 10 --every 30m --alarm checkout-errors\n\nThe version the ramp starts from is labelled flags-ramp-start: run the same command again after an interruption and it continues from the current percentage, still rolling back to that start.\nINSUFFICIENT_DATA: by default the next step waits until the alarm has data (--insufficient-data hold)."
+    )]
     Ramp(RampArgs),
     /// The incident button: switch a flag off (enabled: false, every other field kept)
-    #[command(after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags kill new-payment-processor")]
+    #[command(
+        after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags kill new-payment-processor"
+    )]
     Kill(KillArgs),
     /// Write a source's flags as a snapshot file (flags::load_file, SSM_FLAGS_FALLBACK_FILE)
-    #[command(after_help = "Examples:\n  ssm-flags-ctl export /myapp/prod/flags -o flags.json\n  ssm-flags-ctl export /myapp/prod/flags -o flags.json --include-secure")]
+    #[command(
+        after_help = "Examples:\n  ssm-flags-ctl export /myapp/prod/flags -o flags.json\n  ssm-flags-ctl export /myapp/prod/flags -o flags.json --include-secure"
+    )]
     Export(ExportArgs),
     /// Compare two sources: flags added, removed and changed (differences exit 1)
     #[command(after_help = "Example:\n  ssm-flags-ctl diff /myapp/staging/flags /myapp/prod/flags")]
     Diff(DiffArgs),
     /// Every version of a flag: when, by whom, labels and values (SecureString masked)
-    #[command(after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags history new-checkout-flow")]
+    #[command(
+        after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags history new-checkout-flow"
+    )]
     History(FlagArg),
     /// Write an earlier version's value back as a new version (validated like set)
-    #[command(after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags rollback new-checkout-flow --to-version 7")]
+    #[command(
+        after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags rollback new-checkout-flow --to-version 7"
+    )]
     Rollback(RollbackArgs),
 }
 
@@ -155,7 +173,12 @@ pub struct SetArgs {
     #[arg(long)]
     pub create: bool,
     /// With --create: the parameter type
-    #[arg(long = "type", value_enum, default_value = "string", requires = "create")]
+    #[arg(
+        long = "type",
+        value_enum,
+        default_value = "string",
+        requires = "create"
+    )]
     pub kind: NewType,
     /// With --create --type secure-string: the KMS key (default: the account's aws/ssm key)
     #[arg(long, requires = "create")]
@@ -179,7 +202,12 @@ pub struct RampArgs {
     /// The flag: a name under --path, or a full parameter name
     pub flag: String,
     /// The percentages to reach, rising (e.g. 5,10,25,50,100)
-    #[arg(long, value_name = "P,P,…", conflicts_with = "step", required_unless_present = "step")]
+    #[arg(
+        long,
+        value_name = "P,P,…",
+        conflicts_with = "step",
+        required_unless_present = "step"
+    )]
     pub steps: Option<String>,
     /// A fixed step instead of --steps, from the current percentage up to --to
     #[arg(long, value_name = "P")]

@@ -253,7 +253,8 @@ pub fn killed(stored: &Stored) -> Result<Option<String>, CtlError> {
         Ok(FlagValue::Bool(false)) => Ok(None),
         Ok(FlagValue::Bool(true)) => Ok(Some("false".to_owned())),
         Ok(FlagValue::Json(flag)) => {
-            if !flag.rules().enabled && flag.document().get("enabled") == Some(&Value::Bool(false)) {
+            if !flag.rules().enabled && flag.document().get("enabled") == Some(&Value::Bool(false))
+            {
                 return Ok(None);
             }
             let mut document = flag.document().clone();
@@ -295,20 +296,39 @@ mod tests {
             Some(r#"{"enabled": true, "rollout_percentage": 10, "salt": "s"}"#),
             false,
         );
-        let changed: Vec<&str> = rows.iter().filter(|r| r.changed()).map(|r| r.field.as_str()).collect();
+        let changed: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.changed())
+            .map(|r| r.field.as_str())
+            .collect();
         assert_eq!(changed, ["rollout_percentage"]);
         assert_eq!(rows.len(), 3);
-        let row = rows.iter().find(|r| r.field == "rollout_percentage").expect("row");
-        assert_eq!((row.old.as_deref(), row.new.as_deref()), (Some("5"), Some("10")));
+        let row = rows
+            .iter()
+            .find(|r| r.field == "rollout_percentage")
+            .expect("row");
+        assert_eq!(
+            (row.old.as_deref(), row.new.as_deref()),
+            (Some("5"), Some("10"))
+        );
     }
 
     #[test]
     fn secure_values_are_masked_but_say_they_changed() {
-        let rows = compare(Some(r#"{"api_key": "sk_1"}"#), Some(r#"{"api_key": "sk_2"}"#), true);
+        let rows = compare(
+            Some(r#"{"api_key": "sk_1"}"#),
+            Some(r#"{"api_key": "sk_2"}"#),
+            true,
+        );
         let text = format!("{rows:?}");
         assert!(!text.contains("sk_"), "{text}");
         assert!(rows[0].changed(), "{rows:?}");
-        assert!(rows[0].new.as_deref().is_some_and(|n| n.ends_with("(changed)")));
+        assert!(
+            rows[0]
+                .new
+                .as_deref()
+                .is_some_and(|n| n.ends_with("(changed)"))
+        );
         let rows = compare(Some("a"), Some("b"), true);
         assert_eq!(rows[0].field, "value");
         assert!(!format!("{rows:?}").contains("\"a\""));
@@ -318,8 +338,13 @@ mod tests {
     fn a_change_of_kind_is_refused_with_the_seed_advice() {
         let old = stored("true");
         let new = validate("x", ParameterKind::String, r#"{"enabled": true}"#).expect("valid");
-        let error = check_kind(&old, &new, false).expect_err("refused").to_string();
-        assert!(error.contains("boolean flag and the new value is a json value"), "{error}");
+        let error = check_kind(&old, &new, false)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("boolean flag and the new value is a json value"),
+            "{error}"
+        );
         assert!(error.contains("checkout-flow-v2"), "{error}");
         assert!(check_kind(&old, &new, true).is_ok());
         // Broken values may be replaced by anything.
@@ -338,9 +363,17 @@ mod tests {
         assert_eq!(document["rollout_percentage"], 50);
         assert_eq!(document["timeout_ms"], 300);
         assert_eq!(document["salt"], "s");
-        assert_eq!(killed(&stored("TRUE")).ok().flatten().as_deref(), Some("false"));
+        assert_eq!(
+            killed(&stored("TRUE")).ok().flatten().as_deref(),
+            Some("false")
+        );
         assert_eq!(killed(&stored("false")).ok().flatten(), None);
-        assert_eq!(killed(&stored(r#"{"enabled": false, "x": 1}"#)).ok().flatten(), None);
+        assert_eq!(
+            killed(&stored(r#"{"enabled": false, "x": 1}"#))
+                .ok()
+                .flatten(),
+            None
+        );
         assert!(killed(&stored("https://x")).is_err());
     }
 }

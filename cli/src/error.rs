@@ -137,12 +137,10 @@ impl AwsError {
                 let message = err.message().unwrap_or_default().to_owned();
                 Self::from_code(action, resource, code, message)
             }
-            SdkError::DispatchFailure(_) if is_credentials(&chain(&error)) => {
-                Self::Credentials {
-                    action,
-                    message: chain(&error),
-                }
-            }
+            SdkError::DispatchFailure(_) if is_credentials(&chain(&error)) => Self::Credentials {
+                action,
+                message: chain(&error),
+            },
             _ => Self::Unreachable {
                 action,
                 resource,

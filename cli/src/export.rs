@@ -52,12 +52,10 @@ pub fn export(flags: &Flags, include_secure: bool, out: Option<&Path>, json: boo
         Some(path) => write_file(path, &bytes, include_secure)?,
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&bytes)
-                .map_err(|source| CtlError::File {
-                    path: "stdout".to_owned(),
-                    source,
-                })?;
+            stdout.write_all(&bytes).map_err(|source| CtlError::File {
+                path: "stdout".to_owned(),
+                source,
+            })?;
         }
     }
     let file = out.map(|p| p.to_str().unwrap_or_default());

@@ -326,7 +326,10 @@ mod tests {
         let (severity, field, message) = &found[0];
         assert_eq!(*severity, Severity::Error);
         assert_eq!(field.as_deref(), Some("rollout_percentage"));
-        assert!(message.starts_with("parameter /app/flags/f: field `rollout_percentage`"), "{message}");
+        assert!(
+            message.starts_with("parameter /app/flags/f: field `rollout_percentage`"),
+            "{message}"
+        );
         let (severity, _, message) = &messages(r#"{"enabled": true,"#)[0];
         assert_eq!(*severity, Severity::Error);
         assert!(message.contains("invalid JSON"), "{message}");
@@ -353,10 +356,21 @@ mod tests {
         assert!(unsalted[0].2.contains("first 25%"), "{unsalted:?}");
 
         let typo = messages(r#"{"enabeld": true}"#);
-        assert!(typo.iter().any(|(_, _, m)| m.contains("`enabeld`: did you mean `enabled`")), "{typo:?}");
-        assert!(typo.iter().any(|(_, f, _)| f.as_deref() == Some("enabled")), "{typo:?}");
+        assert!(
+            typo.iter()
+                .any(|(_, _, m)| m.contains("`enabeld`: did you mean `enabled`")),
+            "{typo:?}"
+        );
+        assert!(
+            typo.iter().any(|(_, f, _)| f.as_deref() == Some("enabled")),
+            "{typo:?}"
+        );
         let typo = messages(r#"{"enabled": true, "rollout_percent": 5, "salt": "x"}"#);
-        assert!(typo.iter().any(|(_, _, m)| m.contains("did you mean `rollout_percentage`")), "{typo:?}");
+        assert!(
+            typo.iter()
+                .any(|(_, _, m)| m.contains("did you mean `rollout_percentage`")),
+            "{typo:?}"
+        );
 
         let region = messages(r#"{"enabled": true, "allowed_regions": ["us-east1", "eu-west-1"]}"#);
         assert_eq!(region.len(), 1, "{region:?}");
@@ -370,7 +384,10 @@ mod tests {
     #[test]
     fn a_user_list_near_the_size_limit_is_a_warning() {
         let ids: Vec<String> = (0..300).map(|i| format!("\"user-{i:05}\"")).collect();
-        let raw = format!(r#"{{"enabled": true, "allowed_user_ids": [{}]}}"#, ids.join(","));
+        let raw = format!(
+            r#"{{"enabled": true, "allowed_user_ids": [{}]}}"#,
+            ids.join(",")
+        );
         assert!(raw.len() > 3300 && raw.len() < 4096, "{}", raw.len());
         let found = messages(&raw);
         assert_eq!(found.len(), 1, "{found:?}");
@@ -385,7 +402,13 @@ mod tests {
         assert_eq!(misspelt_rule("allowed_region"), Some("allowed_regions"));
         assert_eq!(misspelt_rule("allowed-user-ids"), Some("allowed_user_ids"));
         assert_eq!(misspelt_rule("rollout"), Some("rollout_percentage"));
-        for config in ["timeout_ms", "endpoint", "variant", "max_retries", "salty_snacks_limit"] {
+        for config in [
+            "timeout_ms",
+            "endpoint",
+            "variant",
+            "max_retries",
+            "salty_snacks_limit",
+        ] {
             assert_eq!(misspelt_rule(config), None, "{config}");
         }
     }

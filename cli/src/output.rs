@@ -121,9 +121,15 @@ mod tests {
     fn states_read_as_an_operator_says_them() {
         assert_eq!(state(&entry("true")), "on");
         assert_eq!(state(&entry("false")), "off");
-        assert_eq!(state(&entry(r#"{"enabled": false, "rollout_percentage": 50}"#)), "off");
+        assert_eq!(
+            state(&entry(r#"{"enabled": false, "rollout_percentage": 50}"#)),
+            "off"
+        );
         assert_eq!(state(&entry(r#"{"enabled": true}"#)), "on");
-        assert_eq!(state(&entry(r#"{"enabled": true, "rollout_percentage": 12.5}"#)), "12.5%");
+        assert_eq!(
+            state(&entry(r#"{"enabled": true, "rollout_percentage": 12.5}"#)),
+            "12.5%"
+        );
         assert_eq!(
             state(&entry(
                 r#"{"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1"], "excluded_user_ids": ["a", "b"]}"#

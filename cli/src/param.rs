@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_ssm::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_ssm::types::{
-    ParameterMetadata, ParameterStringFilter, ParameterTier, ParameterType,
-};
+use aws_sdk_ssm::types::{ParameterMetadata, ParameterStringFilter, ParameterTier, ParameterType};
 use flags::{FlagPath, FlagValue, ParameterKind, Problem};
 
 use crate::error::{AwsError, CtlError};
@@ -147,11 +145,7 @@ fn not_found(name: &str, hint: &str) -> CtlError {
 
 /// Reads a parameter, decrypted, with its metadata. `hint` is added to the error when it does
 /// not exist.
-pub async fn read(
-    ssm: &aws_sdk_ssm::Client,
-    name: &str,
-    hint: &str,
-) -> Result<Stored, CtlError> {
+pub async fn read(ssm: &aws_sdk_ssm::Client, name: &str, hint: &str) -> Result<Stored, CtlError> {
     let answer = ssm
         .get_parameter()
         .name(name)
@@ -248,10 +242,7 @@ fn filter(key: &str, option: &str, value: &str) -> Result<ParameterStringFilter,
 }
 
 /// The metadata of one parameter, if it exists.
-pub async fn describe_one(
-    ssm: &aws_sdk_ssm::Client,
-    name: &str,
-) -> Result<Option<Meta>, CtlError> {
+pub async fn describe_one(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Option<Meta>, CtlError> {
     let mut found = describe(ssm, filter("Name", "Equals", name)?, name).await?;
     Ok(found.remove(name))
 }
@@ -261,7 +252,12 @@ pub async fn describe_path(
     ssm: &aws_sdk_ssm::Client,
     path: &FlagPath,
 ) -> Result<HashMap<String, Meta>, CtlError> {
-    describe(ssm, filter("Path", "Recursive", path.as_str())?, path.as_str()).await
+    describe(
+        ssm,
+        filter("Path", "Recursive", path.as_str())?,
+        path.as_str(),
+    )
+    .await
 }
 
 /// Writes `value` over `stored` as a new version, keeping its type, KMS key, tier, description,
@@ -374,14 +370,21 @@ pub async fn label(
     version: i64,
     label: &str,
 ) -> Result<(), CtlError> {
-    ssm.label_parameter_version()
+    let answer = ssm
+        .label_parameter_version()
         .name(name)
         .parameter_version(version)
         .labels(label)
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("ssm:LabelParameterVersion", name, e))?;
-    Ok(())
+    // SSM answers 200 and lists a label it refuses (one starting with `aws`, `ssm` or a digit).
+    match answer.invalid_labels().is_empty() {
+        true => Ok(()),
+        false => Err(CtlError::Source(format!(
+            "SSM refused the label {label:?} on {name} version {version}"
+        ))),
+    }
 }
 
 /// Removes `label` from `version`.

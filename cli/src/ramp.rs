@@ -24,8 +24,9 @@ use crate::error::{CtlError, Outcome};
 use crate::output;
 use crate::param::{self, Stored};
 
-/// The SSM label on the version a ramp started from.
-pub const START_LABEL: &str = "ssm-flags-ramp-start";
+/// The SSM label on the version a ramp started from (SSM refuses labels starting with `ssm` or
+/// `aws`).
+pub const START_LABEL: &str = "flags-ramp-start";
 
 /// What a ramp does.
 #[derive(Debug, Clone)]
@@ -51,9 +52,7 @@ pub fn parse_steps(raw: &str) -> Result<Vec<f64>, CtlError> {
             .parse()
             .map_err(|_| CtlError::usage(format!("--steps: {item:?} is not a percentage")))?;
         if !(0.0..=100.0).contains(&p) {
-            return Err(CtlError::usage(format!(
-                "--steps: {item} is outside 0–100"
-            )));
+            return Err(CtlError::usage(format!("--steps: {item} is outside 0–100")));
         }
         if steps.last().is_some_and(|last| p <= *last) {
             return Err(CtlError::usage(format!(
@@ -141,7 +140,11 @@ pub async fn run(ssm: &aws_sdk_ssm::Client, guard: &Guard, name: &str, plan: &Pl
     let outcome = ramp.steps(&stored, current).await;
     let (result, label, detail) = match outcome {
         Ok(detail) => (Ok(false), "completed", detail),
-        Err(Stop::RolledBack(detail)) => (Err(CtlError::Stopped(detail.clone())), "rolled_back", detail),
+        Err(Stop::RolledBack(detail)) => (
+            Err(CtlError::Stopped(detail.clone())),
+            "rolled_back",
+            detail,
+        ),
         Err(Stop::Changed(detail)) => (Err(CtlError::Stopped(detail.clone())), "stopped", detail),
         Err(Stop::Failed(error)) => {
             let detail = error.to_string();
@@ -290,7 +293,11 @@ impl Ramp<'_> {
             "ramping {} from {} through {} every {}, guarded by {}",
             self.name,
             output::percent(current),
-            steps.iter().map(|p| output::percent(*p)).collect::<Vec<_>>().join(", "),
+            steps
+                .iter()
+                .map(|p| output::percent(*p))
+                .collect::<Vec<_>>()
+                .join(", "),
             humantime::format_duration(self.plan.every),
             if self.guard.names().is_empty() {
                 "no alarm".to_owned()
@@ -387,9 +394,9 @@ impl Ramp<'_> {
     async fn roll_back(&mut self, why: &str) -> Stop {
         if let Err(stop) = self.check_unchanged().await {
             return match stop {
-                Stop::Changed(detail) => Stop::Changed(format!(
-                    "alarm {why}; but not rolling back: {detail}"
-                )),
+                Stop::Changed(detail) => {
+                    Stop::Changed(format!("alarm {why}; but not rolling back: {detail}"))
+                }
                 other => other,
             };
         }
@@ -410,7 +417,8 @@ impl Ramp<'_> {
                     "alarm {why}: rolled {} back to its value at the ramp's start (version {}, {}) as version {version}",
                     self.name,
                     self.start_version,
-                    percentage_of(&self.start_value).map_or("no rollout".to_owned(), output::percent)
+                    percentage_of(&self.start_value)
+                        .map_or("no rollout".to_owned(), output::percent)
                 );
                 self.say(&detail);
                 Stop::RolledBack(detail)
@@ -438,7 +446,10 @@ mod tests {
 
     #[test]
     fn steps_must_rise_within_0_to_100() {
-        assert_eq!(parse_steps("5,10,25,50,100").ok(), Some(vec![5.0, 10.0, 25.0, 50.0, 100.0]));
+        assert_eq!(
+            parse_steps("5,10,25,50,100").ok(),
+            Some(vec![5.0, 10.0, 25.0, 50.0, 100.0])
+        );
         assert_eq!(parse_steps("0.5, 1%, 2").ok(), Some(vec![0.5, 1.0, 2.0]));
         for bad in ["10,5", "5,5", "101", "-1", "x", ""] {
             assert!(parse_steps(bad).is_err(), "{bad}");
@@ -447,8 +458,14 @@ mod tests {
 
     #[test]
     fn fixed_steps_reach_the_target_exactly() {
-        assert_eq!(fixed_steps(0.0, 25.0, 100.0).ok(), Some(vec![25.0, 50.0, 75.0, 100.0]));
-        assert_eq!(fixed_steps(5.0, 10.0, 30.0).ok(), Some(vec![15.0, 25.0, 30.0]));
+        assert_eq!(
+            fixed_steps(0.0, 25.0, 100.0).ok(),
+            Some(vec![25.0, 50.0, 75.0, 100.0])
+        );
+        assert_eq!(
+            fixed_steps(5.0, 10.0, 30.0).ok(),
+            Some(vec![15.0, 25.0, 30.0])
+        );
         assert_eq!(fixed_steps(100.0, 10.0, 100.0).ok(), Some(vec![]));
         assert!(fixed_steps(0.0, 0.0, 100.0).is_err());
     }

@@ -45,6 +45,12 @@ pub enum Fault {
     /// Forward at most this many requests per second; answer the excess `ThrottlingException`
     /// (SSM's default quota is 40 per second).
     RateLimit(u32),
+    /// Refuse this SSM action (`PutParameter`) with the `AccessDeniedException` AWS sends a
+    /// caller without the IAM permission, naming the action and the parameter's ARN.
+    Deny(&'static str),
+    /// Forward, and set `LastModifiedUser` to this ARN in every parameter of the answer: moto
+    /// records no user (it answers `N/A`), real SSM records the caller's ARN.
+    ModifiedBy(&'static str),
 }
 
 /// Counts of what the proxy did.
@@ -242,7 +248,25 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
                 "User: arn:aws:sts::123456789012:assumed-role/flags-fn/flags-fn is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:123456789012:key/1234abcd because no identity-based policy allows the kms:Decrypt action",
             ));
         }
-        Fault::EmptyList | Fault::TruncateAfterFirstPage | Fault::DenyDecryption => {}
+        Fault::Deny(denied) if action(&request) == denied => {
+            let name = serde_json::from_slice::<serde_json::Value>(request.body())
+                .ok()
+                .and_then(|body| body.get("Name").and_then(|n| n.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let message = format!(
+                "User: arn:aws:sts::123456789012:assumed-role/ops/ann is not authorized to perform: ssm:{denied} on resource: arn:aws:ssm:us-east-1:123456789012:parameter{name} because no identity-based policy allows the ssm:{denied} action"
+            );
+            return Some(aws_error(
+                StatusCode::BAD_REQUEST,
+                "AccessDeniedException",
+                &message,
+            ));
+        }
+        Fault::EmptyList
+        | Fault::TruncateAfterFirstPage
+        | Fault::DenyDecryption
+        | Fault::Deny(_)
+        | Fault::ModifiedBy(_) => {}
         Fault::RateLimit(per_second) => {
             let allowed = state.window.lock().map(|mut w| {
                 if w.started.elapsed() >= Duration::from_secs(1) {
@@ -261,7 +285,10 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
         match forward(("127.0.0.1", state.upstream), request).await {
             Some(response) => {
                 state.counts.forwarded.fetch_add(1, Ordering::Relaxed);
-                response
+                match fault {
+                    Fault::ModifiedBy(user) => modified_by(response, user).await,
+                    _ => response,
+                }
             }
             None => aws_error(
                 StatusCode::BAD_GATEWAY,
@@ -270,6 +297,37 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
             ),
         },
     )
+}
+
+/// `response` with `LastModifiedUser` set to `user` in each of its `Parameters` (and
+/// `Parameter`).
+async fn modified_by(response: Response<Full<Bytes>>, user: &str) -> Response<Full<Bytes>> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let Ok(mut document) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Full::new(bytes));
+    };
+    let mut stamp = |parameter: &mut serde_json::Value| {
+        if let Some(object) = parameter.as_object_mut() {
+            object.insert("LastModifiedUser".to_owned(), user.into());
+        }
+    };
+    if let Some(parameters) = document
+        .get_mut("Parameters")
+        .and_then(|p| p.as_array_mut())
+    {
+        parameters.iter_mut().for_each(&mut stamp);
+    }
+    if let Some(parameter) = document.get_mut("Parameter") {
+        stamp(parameter);
+    }
+    let body = Bytes::from(document.to_string());
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Full::new(body))
 }
 
 /// Sends `request` to `upstream` on a fresh connection and reads the whole answer; `None` when

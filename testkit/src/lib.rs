@@ -2,10 +2,12 @@
 //! free ports and raw HTTP/1.1 ([`lib.rs`](self)), a fault-injecting proxy in front of moto
 //! ([`fault`]), the simulated Lambda environment running the real binaries ([`lambda`]), Lambda
 //! Managed Instances on top of it ([`managed`]), the binary as a sidecar ([`sidecar`]), and a
-//! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]).
+//! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]), and the
+//! operator CLI as a process ([`ctl`]).
 //! Dev-only; never shipped.
 
 pub mod appconfig;
+pub mod ctl;
 pub mod fault;
 pub mod lambda;
 pub mod managed;

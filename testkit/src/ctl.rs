@@ -1,0 +1,112 @@
+//! The operator CLI as a process: `ssm-flags-ctl` run with exactly an environment pointed at a
+//! local endpoint (moto, or the fault proxy in front of it), as an operator's shell would run it.
+
+use std::process::Stdio;
+
+use crate::lambda::{aws_env, binary};
+
+/// What a run printed, and how it exited.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Standard output as JSON (after `--json`); panics with both outputs when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}):\nstdout: {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Both outputs, for assertion messages and text checks.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// `ssm-flags-ctl` against the endpoint on a port.
+#[derive(Debug, Clone)]
+pub struct Ctl {
+    env: Vec<(String, String)>,
+}
+
+impl Ctl {
+    /// The CLI with fake credentials, the test region and every SDK pointed at `port`.
+    pub fn new(port: u16) -> Self {
+        Self { env: aws_env(port) }
+    }
+
+    /// The CLI with exactly `env`.
+    pub fn with_env(env: Vec<(String, String)>) -> Self {
+        Self { env }
+    }
+
+    /// Adds (or replaces) a variable.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Removes a variable.
+    pub fn without(mut self, name: &str) -> Self {
+        self.env.retain(|(k, _)| k != name);
+        self
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(binary("ssm-flags-ctl"));
+        command
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `ssm-flags-ctl <args>` to the end.
+    pub async fn run(&self, args: &[&str]) -> Ran {
+        let output = self
+            .command(args)
+            .output()
+            .await
+            .expect("run ssm-flags-ctl");
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts `ssm-flags-ctl <args>` (a ramp) with its outputs piped; killed on drop.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ssm-flags-ctl")
+    }
+}
+
+/// Waits for a spawned run to end and collects it.
+pub async fn finish(child: tokio::process::Child) -> Ran {
+    let output = child
+        .wait_with_output()
+        .await
+        .expect("wait for ssm-flags-ctl");
+    Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
