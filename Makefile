@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour venv node test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour ctl venv node test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -23,6 +23,9 @@ demo: venv ## The local demo: moto as SSM, the extension and the payment functio
 
 tour: ## A tour of the flags library alone, on the seed's flags (no AWS, no extension)
 	$(CARGO) run --quiet -p ssm-flags --example demo
+
+ctl: ## Install the operators' CLI, ssm-flags-ctl, into ~/.cargo/bin (see README: Operating flags)
+	$(CARGO) install --locked --path $(ROOT)/cli
 
 venv: $(VENV)/.installed ## Python tools (moto server) in .venv
 
@@ -95,7 +98,7 @@ layer: venv ## The extension layer zips (provided.al2023) for LAYER_ARCHS (arm64
 	@set -e; for arch in $(LAYER_ARCHS); do \
 	  flag=$$( [ $$arch = x86_64 ] && echo --x86-64 || echo --arm64 ); \
 	  out=$(ROOT)/target/lambda/$$arch; \
-	  $(CARGO_LAMBDA) lambda build --release --extension --bin ssm-flags $$flag --output-format zip --lambda-dir $$out; \
+	  $(CARGO_LAMBDA) lambda build --release --extension -p ssm-flags-extension --bin ssm-flags $$flag --output-format zip --lambda-dir $$out; \
 	  rm -rf $$out/unzipped && $(VENV)/bin/python -m zipfile -e $$out/extensions/ssm-flags.zip $$out/unzipped; \
 	  echo "$$arch: extensions/ssm-flags $$(stat -c %s $$out/unzipped/extensions/ssm-flags) bytes, layer zip $$(stat -c %s $$out/extensions/ssm-flags.zip) bytes ($$out/extensions/ssm-flags.zip)"; \
 	done
@@ -109,7 +112,7 @@ sam-build: venv ## sam build: layer (makefile method) + functions (rust-cargolam
 # SAM's makefile build method for the layer (template.yaml: SsmFlagsLayer). SAM runs it with
 # ARTIFACTS_DIR set, possibly from a scratch copy of the project: every path here is absolute.
 build-SsmFlagsLayer:
-	$(CARGO_LAMBDA) lambda build --release --extension --bin ssm-flags $(ARCH_FLAG) --manifest-path $(ROOT)/Cargo.toml --lambda-dir $(ROOT)/target/lambda/sam
+	$(CARGO_LAMBDA) lambda build --release --extension -p ssm-flags-extension --bin ssm-flags $(ARCH_FLAG) --manifest-path $(ROOT)/Cargo.toml --lambda-dir $(ROOT)/target/lambda/sam
 	mkdir -p $(ARTIFACTS_DIR)/extensions
 	cp $(ROOT)/target/lambda/sam/extensions/ssm-flags $(ARTIFACTS_DIR)/extensions/ssm-flags
 	chmod 755 $(ARTIFACTS_DIR)/extensions/ssm-flags

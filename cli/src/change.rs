@@ -174,13 +174,23 @@ pub async fn apply(
     check_kind(stored, &parsed, options.change_kind)?;
     let secure = stored.is_secure();
     let changes = compare(Some(&stored.value), Some(new_value), secure);
-    let warnings = warnings_for(stored, new_value);
+    let mut warnings = warnings_for(stored, new_value);
     let unchanged = stored.value == new_value;
     let new_version = if options.dry_run || unchanged {
         None
     } else {
         Some(param::overwrite(ssm, stored, new_value).await?)
     };
+    // SSM has no conditional write: a version further on than the next means someone else
+    // wrote in between, and this write replaced theirs.
+    if let Some(version) = new_version
+        && version != stored.meta.version + 1
+    {
+        warnings.push(format!(
+            "someone else wrote {} between this read (version {}) and this write (version {version}): check `ssm-flags-ctl history`",
+            stored.name, stored.meta.version
+        ));
+    }
     if options.json {
         output::print_json(&Report {
             parameter: &stored.name,

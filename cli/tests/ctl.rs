@@ -1036,3 +1036,57 @@ async fn every_command_has_help_with_an_example() {
     let ran = ctl.run(&["ramp", "x"]).await;
     assert_eq!(ran.code, Some(2), "a usage error exits 2: {}", ran.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_appconfig_profile_is_linted_listed_and_exported_as_the_extension_reads_it() {
+    let standin = testkit::appconfig::AppConfigData::start().await;
+    standin.deploy(
+        &testkit::appconfig::profile_key("flags-app", "prod", "feature-flags"),
+        r#"{"dark-mode": {"enabled": true}, "checkout": {"enabled": true, "rollout_percentage": "ten"}}"#,
+        "application/json",
+        Some("v7"),
+    );
+    let ctl = Ctl::new(1).env("AWS_ENDPOINT_URL_APPCONFIGDATA", &standin.endpoint());
+    let profile = "appconfig:flags-app/prod/feature-flags";
+
+    let ran = ctl.run(&["--json", "lint", profile]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.text());
+    let report = ran.json();
+    let error = &report["findings"][0];
+    assert_eq!(error["flag"], "checkout", "{report}");
+    assert_eq!(error["field"], "rollout_percentage");
+    assert_eq!(
+        error["parameter"],
+        "appconfig:flags-app/prod/feature-flags/checkout"
+    );
+
+    let ran = ctl.run(&["--json", "list", profile]).await;
+    let states: Vec<(String, String)> = ran
+        .json()
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["flag"].as_str().unwrap_or_default().to_owned(),
+                r["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states[1],
+        ("dark-mode".to_owned(), "on".to_owned()),
+        "{states:?}"
+    );
+
+    let ran = ctl.run(&["export", profile]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let doc: Value = serde_json::from_str(&ran.stdout).expect("a snapshot on stdout");
+    assert_eq!(doc["flags"]["dark-mode"]["value"], json!({"enabled": true}));
+    assert!(doc["flags"]["checkout"]["error"].is_string());
+
+    // Unknown profile: an AWS error, exit 2, naming it.
+    let ran = ctl.run(&["lint", "appconfig:flags-app/prod/nope"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.text());
+    assert!(ran.stderr.contains("flags-app/prod/nope"), "{}", ran.stderr);
+}
