@@ -111,6 +111,8 @@ pub fn check(source: &str, name: &str, loaded: &Loaded) -> Vec<Finding> {
         );
         return findings;
     }
+    // A SecureString's findings never quote its value (region names, user ids, the text).
+    let secure = loaded.kind == ParameterKind::SecureString || loaded.entry.is_secure();
     let limit = loaded
         .meta
         .as_ref()
@@ -118,12 +120,14 @@ pub fn check(source: &str, name: &str, loaded: &Loaded) -> Vec<Finding> {
     match loaded.entry.value() {
         Err(error) => add(Severity::Error, field_of(error), error.to_string()),
         Ok(FlagValue::Json(flag)) => {
-            for (severity, field, message) in json_risks(name, flag, loaded.raw.len(), limit) {
+            for (severity, field, message) in
+                json_risks(name, flag, loaded.raw.len(), limit, secure)
+            {
                 add(severity, field, message);
             }
         }
         Ok(FlagValue::Text(text)) if loaded.kind != ParameterKind::StringList => {
-            if let Some(message) = near_boolean(text) {
+            if let Some(message) = near_boolean(text, secure) {
                 add(Severity::Warning, None, message);
             }
         }
@@ -146,7 +150,20 @@ pub fn check(source: &str, name: &str, loaded: &Loaded) -> Vec<Finding> {
 
 type Risk = (Severity, Option<&'static str>, String);
 
-fn json_risks(name: &str, flag: &flags::JsonFlag, size: usize, limit: usize) -> Vec<Risk> {
+fn json_risks(
+    name: &str,
+    flag: &flags::JsonFlag,
+    size: usize,
+    limit: usize,
+    secure: bool,
+) -> Vec<Risk> {
+    let quote = |text: &str| {
+        if secure {
+            "a value".to_owned()
+        } else {
+            format!("{text:?}")
+        }
+    };
     let mut risks = Vec::new();
     let rules = flag.rules();
     let Some(document) = flag.document().as_object() else {
@@ -201,7 +218,10 @@ fn json_risks(name: &str, flag: &flags::JsonFlag, size: usize, limit: usize) -> 
             risks.push((
                 Severity::Warning,
                 Some("allowed_regions"),
-                format!("{region:?} is not an AWS region name (like us-east-1): no request will match it"),
+                format!(
+                    "{} is not an AWS region name (like us-east-1): no request will match it",
+                    quote(region)
+                ),
             ));
         }
     }
@@ -212,9 +232,9 @@ fn json_risks(name: &str, flag: &flags::JsonFlag, size: usize, limit: usize) -> 
                 Severity::Warning,
                 Some("excluded_user_ids"),
                 format!(
-                    "{} user(s) both allowed and excluded (excluded wins), e.g. {:?}",
+                    "{} user(s) both allowed and excluded (excluded wins), e.g. {}",
                     both.len(),
-                    both.iter().next().map(|s| s.as_str()).unwrap_or_default()
+                    quote(both.iter().next().map(|s| s.as_str()).unwrap_or_default())
                 ),
             ));
         }
@@ -276,15 +296,16 @@ fn looks_like_region(region: &str) -> bool {
 }
 
 /// A text value an operator probably meant as a boolean.
-fn near_boolean(text: &str) -> Option<String> {
+fn near_boolean(text: &str, secure: bool) -> Option<String> {
     const MEANT: [&str; 12] = [
         "yes", "no", "on", "off", "1", "0", "enabled", "disabled", "ture", "flase", "y", "n",
     ];
     let trimmed = text.trim().to_ascii_lowercase();
     let trimmed = trimmed.trim_matches(|c| c == '"' || c == '\'');
     (MEANT.contains(&trimmed) || trimmed == "true" || trimmed == "false").then(|| {
+        let shown = if secure { "the value".to_owned() } else { format!("{text:?}") };
         format!(
-            "{text:?} is a text value, not a boolean: `enabled()` reads it as off; write true or false"
+            "{shown} is a text value, not a boolean: `enabled()` reads it as off; write true or false"
         )
     })
 }
@@ -379,6 +400,35 @@ mod tests {
         let text = messages("yes");
         assert_eq!(text.len(), 1, "{text:?}");
         assert!(text[0].2.contains("not a boolean"), "{text:?}");
+    }
+
+    #[test]
+    fn findings_about_a_secure_string_never_quote_it() {
+        for raw in [
+            "yes",
+            r#"{"enabled": true, "allowed_regions": ["sk_live_9"]}"#,
+            r#"{"enabled": true, "allowed_user_ids": ["sk_9"], "excluded_user_ids": ["sk_9"]}"#,
+            r#"{"enabled": "sk_9"}"#,
+        ] {
+            let mut secure = loaded(raw);
+            secure.kind = ParameterKind::SecureString;
+            secure.entry = FlagEntry::from_parameter(&Parameter {
+                flag: "f".into(),
+                name: "/app/flags/f".into(),
+                kind: ParameterKind::SecureString,
+                value: raw.into(),
+                version: 1,
+            });
+            let found = check("/app/flags", "f", &secure);
+            assert!(!found.is_empty(), "{raw}");
+            for finding in found {
+                assert!(
+                    !finding.message.contains("sk") && !finding.message.contains("yes"),
+                    "{}",
+                    finding.message
+                );
+            }
+        }
     }
 
     #[test]

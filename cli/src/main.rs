@@ -166,10 +166,13 @@ async fn run(cli: Cli) -> Outcome {
             let value = match (&args.value, &args.file) {
                 (Some(value), _) => value.clone(),
                 (None, Some(file)) => {
-                    std::fs::read_to_string(file).map_err(|source| CtlError::File {
+                    let text = std::fs::read_to_string(file).map_err(|source| CtlError::File {
                         path: file.display().to_string(),
                         source,
-                    })?
+                    })?;
+                    // An editor's final newline is not part of the value.
+                    let end = text.strip_suffix('\n').unwrap_or(&text);
+                    end.strip_suffix('\r').unwrap_or(end).to_owned()
                 }
                 (None, None) => return Err(CtlError::usage("set: give a VALUE or --file")),
             };

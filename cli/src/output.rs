@@ -50,21 +50,25 @@ pub fn state(entry: &FlagEntry) -> String {
     match entry.value() {
         Ok(FlagValue::Bool(true)) => "on".to_owned(),
         Ok(FlagValue::Bool(false)) => "off".to_owned(),
-        Ok(FlagValue::Json(flag)) => json_state(flag),
+        Ok(FlagValue::Json(flag)) => json_state(flag, entry.is_secure()),
         Ok(FlagValue::List(items)) => format!("value ({} items)", items.len()),
         Ok(FlagValue::Text(_)) => "value".to_owned(),
         Err(_) => "INVALID (reads as its default)".to_owned(),
     }
 }
 
-fn json_state(flag: &JsonFlag) -> String {
+/// A secure flag's state never names the values in its rules (regions): only how many.
+fn json_state(flag: &JsonFlag, secure: bool) -> String {
     let rules: &Rules = flag.rules();
     if !rules.enabled {
         return "off".to_owned();
     }
     let mut parts = Vec::new();
     if let Some(regions) = &rules.allowed_regions {
-        parts.push(format!("regions {}", regions.join(",")));
+        parts.push(match secure {
+            true => format!("{} regions", regions.len()),
+            false => format!("regions {}", regions.join(",")),
+        });
     }
     if let Some(users) = &rules.allowed_user_ids {
         parts.push(format!("{} allowed users", users.len()));

@@ -103,10 +103,9 @@ pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlE
         Spec::Path(path) => {
             let source = SsmSource::new(aws.ssm.clone(), vec![path.clone()]);
             let fetched = fetch(&source).await?;
-            let meta = if with_meta {
-                param::describe_path(&aws.ssm, path).await?
-            } else {
-                HashMap::new()
+            let meta = match with_meta {
+                true => metadata(&aws.ssm, path).await,
+                false => HashMap::new(),
             };
             (fetched, meta)
         }
@@ -132,6 +131,21 @@ pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlE
         spec: spec.clone(),
         flags,
     })
+}
+
+/// The metadata of a path's parameters, or none (said on stderr) when the caller may not read it:
+/// the flags themselves are still checked and listed, without who changed them, when, or their
+/// tier (Standard's size limit is then assumed).
+async fn metadata(ssm: &aws_sdk_ssm::Client, path: &FlagPath) -> HashMap<String, Meta> {
+    match param::describe_path(ssm, path).await {
+        Ok(meta) => meta,
+        Err(error) => {
+            eprintln!(
+                "ssm-flags-ctl: warning: no metadata for {path} (last change, by whom, tier): {error}"
+            );
+            HashMap::new()
+        }
+    }
 }
 
 async fn fetch(source: &impl Source) -> Result<ssm_flags_extension::source::Fetched, CtlError> {
