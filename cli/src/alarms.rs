@@ -91,24 +91,19 @@ impl Guard {
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", &resource, e))?;
-            for alarm in page.metric_alarms() {
+            let metric = page
+                .metric_alarms()
+                .iter()
+                .map(|a| (a.alarm_name(), a.state_value(), a.state_reason()));
+            let composite = page
+                .composite_alarms()
+                .iter()
+                .map(|a| (a.alarm_name(), a.state_value(), a.state_reason()));
+            for (name, state, reason) in metric.chain(composite) {
                 found.push((
-                    alarm.alarm_name().unwrap_or_default().to_owned(),
-                    alarm
-                        .state_value()
-                        .cloned()
-                        .unwrap_or(StateValue::InsufficientData),
-                    alarm.state_reason().unwrap_or_default().to_owned(),
-                ));
-            }
-            for alarm in page.composite_alarms() {
-                found.push((
-                    alarm.alarm_name().unwrap_or_default().to_owned(),
-                    alarm
-                        .state_value()
-                        .cloned()
-                        .unwrap_or(StateValue::InsufficientData),
-                    alarm.state_reason().unwrap_or_default().to_owned(),
+                    name.unwrap_or_default().to_owned(),
+                    state.cloned().unwrap_or(StateValue::InsufficientData),
+                    reason.unwrap_or_default().to_owned(),
                 ));
             }
         }

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use ssm_flags_extension::source::error_chain as chain;
 
 /// Why a command did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -201,21 +202,6 @@ fn denied_in(message: &str) -> Option<(String, String)> {
 fn is_credentials(chain: &str) -> bool {
     let lower = chain.to_ascii_lowercase();
     lower.contains("credential") || lower.contains("no providers in chain")
-}
-
-/// An error and its sources, joined: the SDK's top-level text alone rarely says what failed.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The result of a command that ran: `Ok(true)` when it found something (lint findings,

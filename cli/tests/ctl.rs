@@ -97,6 +97,13 @@ async fn labels(ssm: &aws_sdk_ssm::Client, name: &str) -> Vec<(i64, Vec<String>)
         .collect()
 }
 
+/// Puts each (name, value, type).
+async fn seed(ssm: &aws_sdk_ssm::Client, parameters: &[(&str, &str, ParameterType)]) {
+    for (name, value, kind) in parameters {
+        put(ssm, name, value, kind.clone()).await;
+    }
+}
+
 fn flag(name: &str) -> String {
     format!("{PATH}/{name}")
 }
@@ -105,26 +112,26 @@ fn flag(name: &str) -> String {
 async fn lint_reports_invalid_flags_by_parameter_and_field_and_exits_by_severity() {
     let moto = Moto::start().await;
     let ssm = ssm_client(moto.port);
-    put(&ssm, &flag("dark-mode"), "true", ParameterType::String).await;
-    put(
+    seed(
         &ssm,
-        &flag("checkout"),
-        r#"{"enabled": true, "rollout_percentage": "25"}"#,
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &ssm,
-        &flag("payments"),
-        r#"{"enabled": true, "rollout_percentage": 5}"#,
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &ssm,
-        "/shop/staging/flags/dark-mode",
-        "true",
-        ParameterType::String,
+        &[
+            (&flag("dark-mode"), "true", ParameterType::String),
+            (
+                &flag("checkout"),
+                r#"{"enabled": true, "rollout_percentage": "25"}"#,
+                ParameterType::String,
+            ),
+            (
+                &flag("payments"),
+                r#"{"enabled": true, "rollout_percentage": 5}"#,
+                ParameterType::String,
+            ),
+            (
+                "/shop/staging/flags/dark-mode",
+                "true",
+                ParameterType::String,
+            ),
+        ],
     )
     .await;
     let ctl = Ctl::new(moto.port);
@@ -213,26 +220,26 @@ async fn lint_reports_invalid_flags_by_parameter_and_field_and_exits_by_severity
 async fn list_get_and_history_show_state_versions_and_who_changed_them() {
     let moto = Moto::start().await;
     let ssm = ssm_client(moto.port);
-    put(&ssm, &flag("dark-mode"), "true", ParameterType::String).await;
-    put(
+    seed(
         &ssm,
-        &flag("checkout"),
-        r#"{"enabled": true, "rollout_percentage": 25, "salt": "c"}"#,
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &ssm,
-        &flag("checkout"),
-        r#"{"enabled": true, "rollout_percentage": 50, "salt": "c"}"#,
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &ssm,
-        &flag("partner"),
-        r#"{"enabled": true, "api_key": "sk_live_9"}"#,
-        ParameterType::SecureString,
+        &[
+            (&flag("dark-mode"), "true", ParameterType::String),
+            (
+                &flag("checkout"),
+                r#"{"enabled": true, "rollout_percentage": 25, "salt": "c"}"#,
+                ParameterType::String,
+            ),
+            (
+                &flag("checkout"),
+                r#"{"enabled": true, "rollout_percentage": 50, "salt": "c"}"#,
+                ParameterType::String,
+            ),
+            (
+                &flag("partner"),
+                r#"{"enabled": true, "api_key": "sk_live_9"}"#,
+                ParameterType::SecureString,
+            ),
+        ],
     )
     .await;
     // moto records no LastModifiedUser: the proxy stamps what real SSM would.
@@ -433,19 +440,21 @@ async fn kill_switches_off_keeping_every_field_and_rollback_undoes_it() {
     let ssm = ssm_client(moto.port);
     let original =
         r#"{"enabled": true, "rollout_percentage": 25, "salt": "pp", "timeout_ms": 800}"#;
-    put(
+    seed(
         &ssm,
-        &flag("new-payment-processor"),
-        original,
-        ParameterType::String,
-    )
-    .await;
-    put(&ssm, &flag("dark-mode"), "true", ParameterType::String).await;
-    put(
-        &ssm,
-        &flag("endpoint"),
-        "https://pay.example",
-        ParameterType::String,
+        &[
+            (
+                &flag("new-payment-processor"),
+                original,
+                ParameterType::String,
+            ),
+            (&flag("dark-mode"), "true", ParameterType::String),
+            (
+                &flag("endpoint"),
+                "https://pay.example",
+                ParameterType::String,
+            ),
+        ],
     )
     .await;
     let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", PATH);
@@ -558,27 +567,27 @@ async fn explain_gives_the_handlers_decision_and_reason() {
 async fn export_writes_what_the_extension_serves_and_secrets_only_when_asked() {
     let moto = Moto::start().await;
     let ssm = ssm_client(moto.port);
-    put(&ssm, &flag("dark-mode"), "true", ParameterType::String).await;
-    put(
+    seed(
         &ssm,
-        &flag("checkout"),
-        r#"{"enabled": true, "rollout_percentage": 25}"#,
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &ssm,
-        &flag("regions"),
-        "us-east-1, eu-west-1",
-        ParameterType::StringList,
-    )
-    .await;
-    put(&ssm, &flag("broken"), "{oops", ParameterType::String).await;
-    put(
-        &ssm,
-        &flag("partner"),
-        r#"{"enabled": true, "api_key": "sk_live_3"}"#,
-        ParameterType::SecureString,
+        &[
+            (&flag("dark-mode"), "true", ParameterType::String),
+            (
+                &flag("checkout"),
+                r#"{"enabled": true, "rollout_percentage": 25}"#,
+                ParameterType::String,
+            ),
+            (
+                &flag("regions"),
+                "us-east-1, eu-west-1",
+                ParameterType::StringList,
+            ),
+            (&flag("broken"), "{oops", ParameterType::String),
+            (
+                &flag("partner"),
+                r#"{"enabled": true, "api_key": "sk_live_3"}"#,
+                ParameterType::SecureString,
+            ),
+        ],
     )
     .await;
     let ctl = Ctl::new(moto.port);
@@ -667,18 +676,20 @@ async fn diff_shows_added_removed_and_changed_fields_and_exits_1() {
         )
         .await;
     }
-    put(
+    seed(
         &ssm,
-        "/shop/staging/flags/new-search",
-        "true",
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &ssm,
-        "/shop/prod/flags/old-banner",
-        "false",
-        ParameterType::String,
+        &[
+            (
+                "/shop/staging/flags/new-search",
+                "true",
+                ParameterType::String,
+            ),
+            (
+                "/shop/prod/flags/old-banner",
+                "false",
+                ParameterType::String,
+            ),
+        ],
     )
     .await;
     let ctl = Ctl::new(moto.port);
@@ -705,15 +716,44 @@ async fn diff_shows_added_removed_and_changed_fields_and_exits_1() {
     );
 }
 
+/// A ramp's world: moto as SSM and CloudWatch, a JSON flag at 0% (salted) and an alarm.
+struct RampRig {
+    moto: Moto,
+    ssm: aws_sdk_ssm::Client,
+    cw: aws_sdk_cloudwatch::Client,
+    name: String,
+    start: String,
+}
+
+impl RampRig {
+    async fn start(flag_name: &str, alarm_name: &str, state: StateValue) -> Self {
+        let moto = Moto::start().await;
+        let ssm = ssm_client(moto.port);
+        let cw = cloudwatch(moto.port);
+        let start =
+            format!(r#"{{"enabled": true, "rollout_percentage": 0, "salt": "{flag_name}"}}"#);
+        let name = flag(flag_name);
+        put(&ssm, &name, &start, ParameterType::String).await;
+        alarm(&cw, alarm_name, state).await;
+        Self {
+            moto,
+            ssm,
+            cw,
+            name,
+            start,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ramp_steps_up_and_an_alarm_rolls_it_back_to_the_start() {
-    let moto = Moto::start().await;
-    let ssm = ssm_client(moto.port);
-    let cw = cloudwatch(moto.port);
-    let start = r#"{"enabled": true, "rollout_percentage": 0, "salt": "npp"}"#;
-    let name = flag("new-payment-processor");
-    put(&ssm, &name, start, ParameterType::String).await;
-    alarm(&cw, "payments-5xx", StateValue::Ok).await;
+    let RampRig {
+        moto,
+        ssm,
+        cw,
+        name,
+        start,
+    } = RampRig::start("new-payment-processor", "payments-5xx", StateValue::Ok).await;
     let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", PATH);
 
     // An alarm that does not exist is an error before anything changes.
@@ -780,13 +820,13 @@ async fn ramp_steps_up_and_an_alarm_rolls_it_back_to_the_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_ramp_continues_and_still_rolls_back_to_the_true_start() {
-    let moto = Moto::start().await;
-    let ssm = ssm_client(moto.port);
-    let cw = cloudwatch(moto.port);
-    let start = r#"{"enabled": true, "rollout_percentage": 0, "salt": "co"}"#;
-    let name = flag("checkout");
-    put(&ssm, &name, start, ParameterType::String).await;
-    alarm(&cw, "checkout-errors", StateValue::Ok).await;
+    let RampRig {
+        moto,
+        ssm,
+        cw,
+        name,
+        start,
+    } = RampRig::start("checkout", "checkout-errors", StateValue::Ok).await;
     let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", PATH);
     let args = [
         "ramp",
@@ -834,18 +874,9 @@ async fn an_interrupted_ramp_continues_and_still_rolls_back_to_the_true_start() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ramp_stops_without_writing_when_someone_else_changes_the_flag() {
-    let moto = Moto::start().await;
-    let ssm = ssm_client(moto.port);
-    let cw = cloudwatch(moto.port);
-    let name = flag("search");
-    put(
-        &ssm,
-        &name,
-        r#"{"enabled": true, "rollout_percentage": 0, "salt": "s"}"#,
-        ParameterType::String,
-    )
-    .await;
-    alarm(&cw, "search-errors", StateValue::Ok).await;
+    let RampRig {
+        moto, ssm, name, ..
+    } = RampRig::start("search", "search-errors", StateValue::Ok).await;
     let proxy = FaultProxy::start(moto.port).await;
     proxy.set(Fault::ModifiedBy(WHO));
     let ctl = Ctl::new(proxy.port).env("SSM_FLAGS_PATH", PATH);
@@ -881,18 +912,13 @@ async fn a_ramp_stops_without_writing_when_someone_else_changes_the_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ramp_holds_while_an_alarm_has_insufficient_data() {
-    let moto = Moto::start().await;
-    let ssm = ssm_client(moto.port);
-    let cw = cloudwatch(moto.port);
-    let name = flag("banner");
-    put(
-        &ssm,
-        &name,
-        r#"{"enabled": true, "rollout_percentage": 0, "salt": "b"}"#,
-        ParameterType::String,
-    )
-    .await;
-    alarm(&cw, "banner-errors", StateValue::InsufficientData).await;
+    let RampRig {
+        moto,
+        ssm,
+        cw,
+        name,
+        ..
+    } = RampRig::start("banner", "banner-errors", StateValue::InsufficientData).await;
     let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", PATH);
 
     let child = ctl.spawn(&[

@@ -460,7 +460,7 @@ where
 }
 
 /// The error and its sources, joined: the SDK's top-level message alone says little.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

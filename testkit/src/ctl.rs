@@ -16,6 +16,16 @@ pub struct Ran {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Ran {
+    fn from(output: std::process::Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Ran {
     /// Standard output as JSON (after `--json`); panics with both outputs when it is not.
     pub fn json(&self) -> serde_json::Value {
@@ -76,16 +86,11 @@ impl Ctl {
 
     /// Runs `ssm-flags-ctl <args>` to the end.
     pub async fn run(&self, args: &[&str]) -> Ran {
-        let output = self
-            .command(args)
+        self.command(args)
             .output()
             .await
-            .expect("run ssm-flags-ctl");
-        Ran {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .expect("run ssm-flags-ctl")
+            .into()
     }
 
     /// Starts `ssm-flags-ctl <args>` (a ramp) with its outputs piped; killed on drop.
@@ -100,13 +105,9 @@ impl Ctl {
 
 /// Waits for a spawned run to end and collects it.
 pub async fn finish(child: tokio::process::Child) -> Ran {
-    let output = child
+    child
         .wait_with_output()
         .await
-        .expect("wait for ssm-flags-ctl");
-    Ran {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .expect("wait for ssm-flags-ctl")
+        .into()
 }
