@@ -221,10 +221,11 @@ impl<'a> CurrentFlag<'a> {
     #[inline(always)]
     fn look<R>(&self, mut read: impl FnMut(Flag<'_>) -> R) -> R {
         let (name, default) = (self.name, self.default);
-        let flag = move |snapshot: &Snapshot| read(snapshot.get(name).default_to(default));
         match self.store {
-            None => crate::snapshot::read_global(flag),
-            Some(store) => store.read(flag),
+            None => crate::snapshot::read_global_flag(name, default, read),
+            Some(store) => {
+                store.read(move |snapshot: &Snapshot| read(snapshot.get(name).default_to(default)))
+            }
         }
     }
 

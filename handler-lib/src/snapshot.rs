@@ -5,7 +5,7 @@
 //! unchanged snapshot never has to be rebuilt or re-sent to stay current.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
@@ -129,10 +129,55 @@ fn invalid(parameter: &str, problem: Problem) -> FlagError {
     }
 }
 
-/// The flags by name. The hasher: flag names are chosen by the operator, not by callers, so a
-/// fast hash (foldhash, hashbrown's default) is safe here and a third of SipHash's cost. Entries
-/// sit in the table itself: a lookup finds the value beside the key, with no second indirection.
-type Index = HashMap<Box<str>, FlagEntry, foldhash::fast::RandomState>;
+/// The flags, in a hash table keyed by each entry's name. Entries sit in the table itself: a
+/// lookup finds the value beside the key, with no second indirection. A thread also remembers in
+/// which bucket it found a name ([`Memo`]) and, at its next read of that name, checks that
+/// entry's name instead of hashing. The hasher: flag names are chosen by the operator, not by
+/// callers, so a fast hash (foldhash, hashbrown's default) is safe here and a third of SipHash's
+/// cost.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    table: hashbrown::HashTable<FlagEntry>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Index {
+    #[inline(always)]
+    fn hash(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    /// Adds `entry`; a later entry replaces an earlier one of the same name.
+    fn insert(&mut self, entry: FlagEntry) {
+        let hash = self.hash(&entry.name);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |held| held.name == entry.name,
+            |held| hasher.hash_one(&*held.name),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = entry,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, name: &str) -> Option<&FlagEntry> {
+        self.table
+            .find(self.hash(name), |entry| &*entry.name == name)
+    }
+
+    /// The entry and its bucket.
+    #[inline(always)]
+    fn get_full(&self, name: &str) -> Option<(usize, &FlagEntry)> {
+        let at = self
+            .table
+            .find_bucket_index(self.hash(name), |entry| &*entry.name == name)?;
+        self.table.get_bucket(at).map(|entry| (at, entry))
+    }
+}
 
 /// An immutable set of flags with a version that increases whenever the content changes.
 #[derive(Debug, Default)]
@@ -161,10 +206,10 @@ impl Snapshot {
     /// Builds a snapshot, never fetched (see [`Snapshot::with_fetched_at`]). When two entries
     /// share a name the later one wins.
     pub fn new(version: u64, status: Status, entries: impl IntoIterator<Item = FlagEntry>) -> Self {
-        let flags = entries
-            .into_iter()
-            .map(|entry| (entry.name.clone(), entry))
-            .collect();
+        let mut flags = Index::default();
+        for entry in entries {
+            flags.insert(entry);
+        }
         Self {
             version,
             status,
@@ -277,17 +322,17 @@ impl Snapshot {
 
     /// Number of flags, valid or not.
     pub fn len(&self) -> usize {
-        self.flags.len()
+        self.flags.table.len()
     }
 
     /// Whether there are no flags at all.
     pub fn is_empty(&self) -> bool {
-        self.flags.is_empty()
+        self.flags.table.is_empty()
     }
 
     /// Every entry, in no particular order.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &FlagEntry> {
-        self.flags.values()
+        self.flags.table.iter()
     }
 
     /// One entry by flag name.
@@ -300,6 +345,62 @@ impl Snapshot {
     #[inline]
     pub fn get(&self, name: &str) -> Flag<'_> {
         Flag::new(self, self.flags.get(name))
+    }
+
+    /// The entry named `name`, looked for first where `memo` last found it (any snapshot's
+    /// bucket is only a hint: the entry there must carry that very name); `memo` learns where
+    /// it is.
+    #[inline(always)]
+    fn find(&self, name: &str, memo: &mut Memo) -> Option<&FlagEntry> {
+        let slot = Memo::slot(name);
+        if let Some(entry) = self.flags.table.get_bucket(memo.0[slot] as usize)
+            && same_name(&entry.name, name)
+        {
+            return Some(entry);
+        }
+        let (at, entry) = self.flags.get_full(name)?;
+        memo.0[slot] = u32::try_from(at).unwrap_or(u32::MAX);
+        Some(entry)
+    }
+}
+
+/// Where this thread last found names: buckets of the snapshot's index, in slots picked by
+/// the name's address. Only a hint, checked against the entry's own name: a slot two names share,
+/// a name's memory reused for another, a new snapshot with other positions — each just costs one
+/// hashed lookup.
+struct Memo([u32; MEMO_SLOTS]);
+
+/// A handler reads a handful of flags by literal names; 16 slots keep them apart.
+const MEMO_SLOTS: usize = 16;
+
+impl Memo {
+    const fn new() -> Self {
+        Self([u32::MAX; MEMO_SLOTS])
+    }
+
+    #[inline(always)]
+    fn slot(name: &str) -> usize {
+        let at = name.as_ptr().addr();
+        ((at >> 3) ^ (at >> 8) ^ name.len()) & (MEMO_SLOTS - 1)
+    }
+}
+
+/// `a == b`, with the common flag-name lengths (8 to 16 bytes) compared as two words rather than
+/// through a call to `memcmp`.
+#[inline(always)]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    match (
+        a.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.first_chunk::<8>(),
+        b.last_chunk::<8>(),
+    ) {
+        (Some(a1), Some(a2), Some(b1), Some(b2)) if a.len() <= 16 => a1 == b1 && a2 == b2,
+        _ => a == b,
     }
 }
 
@@ -365,7 +466,11 @@ impl Store {
         // nothing shared is written. Its `Guard`s (`load`) are the fallback: they are cheap too,
         // but take one of a few per-thread slots and are not to be held, so no handle keeps one.
         // A thread's cache keeps the snapshot it last read alive until its next read (at most
-        // one old snapshot per idle thread).
+        // one old snapshot per idle thread). `flags::get` goes one step further
+        // (`read_global_flag`): the thread also remembers in which bucket it found each name and
+        // checks that entry's name (two word compares for most names) before hashing, so a read
+        // costs about what the bare map lookup does; the hint is checked against the entry
+        // itself, so it is never wrong, only sometimes useless.
         if self.thread_cached {
             return read_global(read);
         }
@@ -395,7 +500,11 @@ pub(crate) static GLOBAL: LazyLock<Store> = LazyLock::new(|| {
     store
 });
 
-type SnapshotCache = Cache<&'static ArcSwap<Snapshot>, Arc<Snapshot>>;
+/// A thread's view of [`GLOBAL`]: its current snapshot, and where it found names.
+struct ThreadView {
+    snapshot: Cache<&'static ArcSwap<Snapshot>, Arc<Snapshot>>,
+    memo: Memo,
+}
 
 /// Runs `read` on [`GLOBAL`]'s current snapshot through this thread's cache (see [`Store::read`]).
 /// `FnMut`, called by reference: moving a handle into the call costs more than the read itself.
@@ -405,14 +514,47 @@ pub(crate) fn read_global<R>(mut read: impl FnMut(&Snapshot) -> R) -> R {
         // Busy: a read inside a read (say, a config type reading a flag as it deserializes);
         // the guard below serves it.
         let mut cache = cell.try_borrow_mut().ok()?;
-        let snapshot = cache
-            .get_or_insert_with(|| Cache::new(&GLOBAL.current))
-            .load();
-        Some(read(snapshot))
+        let view = cache.get_or_insert_with(ThreadView::new);
+        Some(read(view.snapshot.load()))
     });
     match cached {
         Ok(Some(result)) => result,
         _ => read_guarded(&GLOBAL, read),
+    }
+}
+
+/// Runs `read` on the flag `name` of [`GLOBAL`]'s current snapshot through this thread's view:
+/// the hot path of `flags::get(name)`, found through the thread's memo when it can be.
+#[inline(always)]
+pub(crate) fn read_global_flag<R>(
+    name: &str,
+    default: bool,
+    mut read: impl FnMut(Flag<'_>) -> R,
+) -> R {
+    let cached = THREAD_CACHE.try_with(|cell| {
+        let mut cache = cell.try_borrow_mut().ok()?;
+        let view = cache.get_or_insert_with(ThreadView::new);
+        let snapshot = view.snapshot.load();
+        let entry = snapshot.find(name, &mut view.memo);
+        Some(read(Flag::new(snapshot, entry).default_to(default)))
+    });
+    match cached {
+        Ok(Some(result)) => result,
+        _ => read_guarded(&GLOBAL, |snapshot| {
+            read(snapshot.get(name).default_to(default))
+        }),
+    }
+}
+
+impl ThreadView {
+    /// Once per thread: kept out of line, so the read path stays small.
+    #[cold]
+    #[inline(never)]
+    fn new() -> Self {
+        Self {
+            snapshot: Cache::new(&GLOBAL.current),
+            memo: Memo::new(),
+        }
     }
 }
 
@@ -424,7 +566,7 @@ fn read_guarded<R>(store: &Store, mut read: impl FnMut(&Snapshot) -> R) -> R {
 
 thread_local! {
     /// Each thread's view of [`GLOBAL`]'s current snapshot (see [`Store::read`]).
-    static THREAD_CACHE: RefCell<Option<SnapshotCache>> = const { RefCell::new(None) };
+    static THREAD_CACHE: RefCell<Option<ThreadView>> = const { RefCell::new(None) };
 }
 
 #[cfg(test)]
@@ -439,6 +581,92 @@ mod tests {
             value: raw.to_owned(),
             version: 1,
         })
+    }
+
+    fn names_of(entry: Option<&FlagEntry>) -> Option<&str> {
+        entry.map(FlagEntry::name)
+    }
+
+    #[test]
+    fn the_memo_is_only_a_hint_and_never_finds_another_flag() {
+        let names: Vec<String> = (0..200).map(|i| format!("team/feature-{i}")).collect();
+        let a = Snapshot::new(1, Status::Ok, names.iter().map(|n| entry(n, "true")));
+        let mut memo = Memo::new();
+        // Every name, twice (found by hashing, then through the memo), from fresh heap strings.
+        for _ in 0..2 {
+            for name in &names {
+                assert_eq!(
+                    names_of(a.find(&name.clone(), &mut memo)),
+                    Some(name.as_str())
+                );
+            }
+        }
+        // One buffer, same address and length, other content: never the first name's entry.
+        let mut reused = String::with_capacity(32);
+        for name in ["team/feature-11", "team/feature-12", "team/feature-13"] {
+            reused.clear();
+            reused.push_str(name);
+            assert_eq!(names_of(a.find(&reused, &mut memo)), Some(name));
+        }
+        reused.clear();
+        reused.push_str("team/feature-xx");
+        assert_eq!(a.find(&reused, &mut memo).map(FlagEntry::name), None);
+        // Another snapshot puts the names in other buckets: the memo's hints fail and are fixed.
+        let b = Snapshot::new(
+            2,
+            Status::Ok,
+            names
+                .iter()
+                .rev()
+                .chain(["x".to_owned()].iter())
+                .map(|n| entry(n, "false")),
+        );
+        for name in &names {
+            let found = b.find(name, &mut memo);
+            assert_eq!(names_of(found), Some(name.as_str()));
+            assert!(found.is_some_and(|e| e.value() == Ok(&FlagValue::Bool(false))));
+        }
+        // Names of every length around the word-compare fast path.
+        let odd: Vec<String> = (1..=40).map(|n| "n".repeat(n)).collect();
+        let c = Snapshot::new(3, Status::Ok, odd.iter().map(|n| entry(n, "true")));
+        for name in &odd {
+            assert_eq!(names_of(c.find(name, &mut memo)), Some(name.as_str()));
+            assert_eq!(
+                names_of(c.find(&format!("{name}n"), &mut memo)).is_some(),
+                name.len() < 40
+            );
+        }
+    }
+
+    #[test]
+    fn names_compare_equal_only_when_equal() {
+        for (a, b, same) in [
+            ("dark-mode", "dark-mode", true),
+            ("dark-mode", "dark-modf", false),
+            ("dark-mode", "eark-mode", false),
+            ("a-sixteen-bytes!", "a-sixteen-bytes!", true),
+            ("a-sixteen-bytes!", "a-sixteen-bytes?", false),
+            ("short", "short", true),
+            ("short", "shorT", false),
+            (
+                "a-name-longer-than-sixteen",
+                "a-name-longer-than-sixteen",
+                true,
+            ),
+            (
+                "a-name-longer-than-sixteen",
+                "a-name-longer-than-sixteeN",
+                false,
+            ),
+            (
+                "a-name-longer-than-sixteen",
+                "a-name-lXnger-than-sixteen",
+                false,
+            ),
+            ("abc", "abcd", false),
+        ] {
+            assert_eq!(same_name(a, b), same, "{a} vs {b}");
+        }
     }
 
     #[test]
