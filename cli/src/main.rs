@@ -134,7 +134,12 @@ async fn run(cli: Cli) -> Outcome {
                 Some(raw) => {
                     let spec = Spec::parse(raw)?;
                     let flags = sources::load(&aws, &spec, false).await?;
-                    let key = args.flag.rsplit('/').next().unwrap_or(&args.flag);
+                    // A flag named in full is looked up by its name under the source's path.
+                    let key = match &spec {
+                        Spec::Path(under) => under.flag_name(&args.flag),
+                        _ => None,
+                    }
+                    .unwrap_or(&args.flag);
                     flags
                         .flags
                         .get(key)
@@ -146,7 +151,11 @@ async fn run(cli: Cli) -> Outcome {
                 }
                 None => {
                     let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
-                    let flag = stored.name.rsplit('/').next().unwrap_or(&stored.name);
+                    // Named as handlers name it: relative to the path, else in full.
+                    let flag = path
+                        .as_ref()
+                        .and_then(|under| under.flag_name(&stored.name))
+                        .unwrap_or(&stored.name);
                     flags::FlagEntry::from_parameter(&flags::Parameter {
                         flag: flag.to_owned(),
                         name: stored.name.clone(),

@@ -561,6 +561,43 @@ async fn explain_gives_the_handlers_decision_and_reason() {
         (22.0..=28.0).contains(&share),
         "25% rollout, sampled {share}%"
     );
+
+    // A flag whose name holds `/`, by its name under the path, in full, and from a file.
+    put(
+        &ssm,
+        &flag("checkout/v2"),
+        r#"{"enabled": true, "allowed_user_ids": ["alice"]}"#,
+        ParameterType::String,
+    )
+    .await;
+    for name in ["checkout/v2", "/shop/prod/flags/checkout/v2"] {
+        let answer = ctl
+            .run(&["--json", "explain", name, "--user", "alice"])
+            .await
+            .json();
+        assert_eq!(
+            (answer["flag"].as_str(), answer["enabled"].as_bool()),
+            (Some("checkout/v2"), Some(true)),
+            "{answer}"
+        );
+    }
+    let answer = ctl
+        .run(&[
+            "--json",
+            "explain",
+            &flag("checkout/v2"),
+            "--user",
+            "bob",
+            "--from",
+            PATH,
+        ])
+        .await
+        .json();
+    assert_eq!(
+        (answer["flag"].as_str(), answer["reason"].as_str()),
+        (Some("checkout/v2"), Some("allow_list")),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
