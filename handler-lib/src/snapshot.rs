@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::{ArcSwap, Cache};
+use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::error::{FlagError, Problem};
@@ -353,13 +353,18 @@ impl Snapshot {
     #[inline(always)]
     fn find(&self, name: &str, memo: &mut Memo) -> Option<&FlagEntry> {
         let slot = Memo::slot(name);
-        if let Some(entry) = self.flags.table.get_bucket(memo.0[slot] as usize)
-            && same_name(&entry.name, name)
-        {
-            return Some(entry);
+        match self.flags.table.get_bucket(memo.0[slot] as usize) {
+            Some(entry) if same_name(&entry.name, name) => Some(entry),
+            _ => self.find_and_remember(name, &mut memo.0[slot]),
         }
+    }
+
+    /// A hashed lookup that remembers the bucket in `slot`: out of line, so the memo's hit, the
+    /// common case, stays small enough to be inlined where flags are read.
+    #[inline(never)]
+    fn find_and_remember(&self, name: &str, slot: &mut u32) -> Option<&FlagEntry> {
         let (at, entry) = self.flags.get_full(name)?;
-        memo.0[slot] = u32::try_from(at).unwrap_or(u32::MAX);
+        *slot = u32::try_from(at).unwrap_or(u32::MAX);
         Some(entry)
     }
 }
@@ -414,6 +419,8 @@ fn epoch_ms(at: SystemTime) -> u64 {
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
+    /// How many snapshots were installed: a thread's view compares it with the one it saw.
+    generation: AtomicU64,
     default_region: Option<Arc<str>>,
     /// Reads go through the per-thread cache ([`THREAD_CACHE`]): only the process-wide store.
     thread_cached: bool,
@@ -430,6 +437,7 @@ impl Store {
     pub fn new(initial: Snapshot) -> Self {
         Self {
             current: ArcSwap::from_pointee(initial),
+            generation: AtomicU64::new(0),
             default_region: None,
             thread_cached: false,
         }
@@ -460,17 +468,20 @@ impl Store {
     pub fn read<R>(&self, read: impl FnMut(&Snapshot) -> R) -> R {
         // Why a per-thread cache: pinning the snapshot on each read (`load_full`) increments and
         // decrements one reference count that every reader on every core writes, so reads slowed
-        // down as threads were added. arc-swap's `Cache` keeps a per-thread `Arc` of the current
-        // snapshot and, at each read, compares its pointer with the store's (one relaxed load of
-        // a cache line that only an install writes): a swap is seen at the very next read, and
-        // nothing shared is written. Its `Guard`s (`load`) are the fallback: they are cheap too,
-        // but take one of a few per-thread slots and are not to be held, so no handle keeps one.
-        // A thread's cache keeps the snapshot it last read alive until its next read (at most
-        // one old snapshot per idle thread). `flags::get` goes one step further
-        // (`read_global_flag`): the thread also remembers in which bucket it found each name and
-        // checks that entry's name (two word compares for most names) before hashing, so a read
-        // costs about what the bare map lookup does; the hint is checked against the entry
-        // itself, so it is never wrong, only sometimes useless.
+        // down as threads were added. Each thread keeps its own `Arc` of the current snapshot
+        // with the store's install count (`generation`) when it took it; at each read it compares
+        // that count with the store's (one load of a cache line that only an install writes): a
+        // swap is seen at the very next read, and nothing shared is written. (arc-swap's `Cache`
+        // does the same with the pointer; its reload path, inlined into every read, kept the read
+        // from being inlined where flags are read, which cost a call per read.) arc-swap's
+        // `Guard`s (`load`) are the fallback: cheap too, but they take one of a few per-thread
+        // slots and are not to be held, so no handle keeps one. A thread keeps the snapshot it
+        // last read alive until its next read (at most one old snapshot per idle thread).
+        // `flags::get` goes one step further (`read_global_flag`): the thread also remembers in
+        // which bucket it found each name and checks that entry's name (two word compares for
+        // most names) before hashing, so a read costs about what the bare map lookup does; the
+        // hint is checked against the entry itself, so it is never wrong, only sometimes useless.
+        // Everything but the hit (setup, reload, a hashed lookup, the fallback) is out of line.
         if self.thread_cached {
             return read_global(read);
         }
@@ -487,7 +498,10 @@ impl Store {
         if snapshot.default_region.is_none() {
             snapshot.default_region = self.default_region.clone();
         }
-        self.current.swap(Arc::new(snapshot))
+        let replaced = self.current.swap(Arc::new(snapshot));
+        // After the swap: a reader that sees the new generation loads the new snapshot.
+        self.generation.fetch_add(1, Ordering::Release);
+        replaced
     }
 }
 
@@ -502,7 +516,10 @@ pub(crate) static GLOBAL: LazyLock<Store> = LazyLock::new(|| {
 
 /// A thread's view of [`GLOBAL`]: its current snapshot, and where it found names.
 struct ThreadView {
-    snapshot: Cache<&'static ArcSwap<Snapshot>, Arc<Snapshot>>,
+    store: &'static Store,
+    /// The store's generation when `snapshot` was loaded.
+    generation: u64,
+    snapshot: Arc<Snapshot>,
     memo: Memo,
 }
 
@@ -514,8 +531,11 @@ pub(crate) fn read_global<R>(mut read: impl FnMut(&Snapshot) -> R) -> R {
         // Busy: a read inside a read (say, a config type reading a flag as it deserializes);
         // the guard below serves it.
         let mut cache = cell.try_borrow_mut().ok()?;
-        let view = cache.get_or_insert_with(ThreadView::new);
-        Some(read(view.snapshot.load()))
+        let view = match &mut *cache {
+            Some(view) => view,
+            None => ThreadView::install(&mut cache),
+        };
+        Some(read(view.current()))
     });
     match cached {
         Ok(Some(result)) => result,
@@ -533,28 +553,74 @@ pub(crate) fn read_global_flag<R>(
 ) -> R {
     let cached = THREAD_CACHE.try_with(|cell| {
         let mut cache = cell.try_borrow_mut().ok()?;
-        let view = cache.get_or_insert_with(ThreadView::new);
-        let snapshot = view.snapshot.load();
-        let entry = snapshot.find(name, &mut view.memo);
-        Some(read(Flag::new(snapshot, entry).default_to(default)))
+        let view = match &mut *cache {
+            Some(view) => view,
+            None => ThreadView::install(&mut cache),
+        };
+        view.refresh();
+        let entry = view.snapshot.find(name, &mut view.memo);
+        Some(read(Flag::new(&view.snapshot, entry).default_to(default)))
     });
     match cached {
         Ok(Some(result)) => result,
-        _ => read_guarded(&GLOBAL, |snapshot| {
-            read(snapshot.get(name).default_to(default))
-        }),
+        _ => read_flag_guarded(name, default, read),
     }
 }
 
+/// [`read_global_flag`] when this thread's view is busy or gone: out of line, so the read path
+/// stays small enough to be inlined where flags are read.
+#[cold]
+#[inline(never)]
+fn read_flag_guarded<R>(name: &str, default: bool, mut read: impl FnMut(Flag<'_>) -> R) -> R {
+    read_guarded(&GLOBAL, |snapshot| {
+        read(snapshot.get(name).default_to(default))
+    })
+}
+
 impl ThreadView {
-    /// Once per thread: kept out of line, so the read path stays small.
+    /// Sets up this thread's view, once per thread: out of line, so the read path stays small.
     #[cold]
     #[inline(never)]
+    fn install(slot: &mut Option<ThreadView>) -> &mut ThreadView {
+        slot.insert(Self::new())
+    }
+
     fn new() -> Self {
+        let store: &'static Store = &GLOBAL;
+        let generation = store.generation.load(Ordering::Acquire);
         Self {
-            snapshot: Cache::new(&GLOBAL.current),
+            store,
+            generation,
+            snapshot: store.current.load_full(),
             memo: Memo::new(),
         }
+    }
+
+    /// Brings the view up to the store's current snapshot: one load of a counter only an
+    /// install writes, compared with the one seen.
+    #[inline(always)]
+    fn refresh(&mut self) {
+        let now = self.store.generation.load(Ordering::Acquire);
+        if now != self.generation {
+            self.reload(now);
+        }
+    }
+
+    /// The view's snapshot, brought up to date.
+    #[inline(always)]
+    fn current(&mut self) -> &Snapshot {
+        self.refresh();
+        &self.snapshot
+    }
+
+    /// Loads the snapshot installed as of generation `now` (or a later one: then the next read
+    /// loads again). Out of line: it runs once per install per thread, and drops the snapshot
+    /// the thread held.
+    #[cold]
+    #[inline(never)]
+    fn reload(&mut self, now: u64) {
+        self.snapshot = self.store.current.load_full();
+        self.generation = now;
     }
 }
 
