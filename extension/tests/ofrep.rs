@@ -8,35 +8,30 @@ mod common;
 use common::{Moto, PATH, seed};
 use flags::wire::TOKEN_HEADER;
 use testkit::sidecar::{SIDECAR_TOKEN, Sidecar};
-use testkit::{http_request, workspace};
+use testkit::{http_request, process, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openfeatures_python_sdk_reads_the_seeds_flags_over_ofrep() {
     let moto = Moto::start().await;
     seed(&common::ssm_client(moto.port)).await;
     let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
-    let python = workspace().join(".venv/bin/python");
     let script = workspace().join("extension/tests/ofrep_python.py");
     let base = format!("http://127.0.0.1:{}", sidecar.port);
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .arg(base)
-            .arg(SIDECAR_TOKEN)
-            .env_clear()
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let script = script.to_str().expect("utf-8 path");
+    let ran = process::run(
+        process::python(),
+        &[script, &base, SIDECAR_TOKEN],
+        None,
+        &[],
+    )
+    .await;
+    assert!(ran.success(), "{}\n{}", ran.text(), sidecar.proc.log());
+    assert!(
+        ran.text().contains("matched the seed's semantics"),
+        "{}",
+        ran.text()
     );
-    assert!(output.status.success(), "{text}\n{}", sidecar.proc.log());
-    assert!(text.contains("matched the seed's semantics"), "{text}");
-    println!("{}", text.trim());
+    println!("{}", ran.text().trim());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,27 +47,20 @@ async fn openfeatures_node_sdk_reads_the_seeds_flags_over_ofrep() {
     seed(&common::ssm_client(moto.port)).await;
     let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
     let base = format!("http://127.0.0.1:{}", sidecar.port);
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(&dir)
-            .arg("check.mjs")
-            .arg(base)
-            .arg(SIDECAR_TOKEN)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .output()
-            .expect("run node")
-    })
-    .await
-    .expect("join");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let ran = process::run(
+        "node",
+        &["check.mjs", &base, SIDECAR_TOKEN],
+        Some(&dir),
+        &[],
+    )
+    .await;
+    assert!(ran.success(), "{}\n{}", ran.text(), sidecar.proc.log());
+    assert!(
+        ran.text().contains("matched the seed's semantics"),
+        "{}",
+        ran.text()
     );
-    assert!(output.status.success(), "{text}\n{}", sidecar.proc.log());
-    assert!(text.contains("matched the seed's semantics"), "{text}");
-    println!("{}", text.trim());
+    println!("{}", ran.text().trim());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

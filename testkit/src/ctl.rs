@@ -4,44 +4,7 @@
 use std::process::Stdio;
 
 use crate::lambda::{aws_env, binary};
-
-/// What a run printed, and how it exited.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    /// The exit code (`None`: killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl From<std::process::Output> for Ran {
-    fn from(output: std::process::Output) -> Self {
-        Self {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-impl Ran {
-    /// Standard output as JSON (after `--json`); panics with both outputs when it is not.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}):\nstdout: {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// Both outputs, for assertion messages and text checks.
-    pub fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
+pub use crate::process::Ran;
 
 /// `ssm-flags-ctl` against the endpoint on a port.
 #[derive(Debug, Clone)]

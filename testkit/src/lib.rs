@@ -3,7 +3,7 @@
 //! ([`fault`]), the simulated Lambda environment running the real binaries ([`lambda`]), Lambda
 //! Managed Instances on top of it ([`managed`]), the binary as a sidecar ([`sidecar`]), and a
 //! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]), and the
-//! operator CLI as a process ([`ctl`]).
+//! operator CLI as a process ([`ctl`]), and the programs tests run to their end ([`process`]).
 //! Dev-only; never shipped.
 
 pub mod appconfig;
@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod fault;
 pub mod lambda;
 pub mod managed;
+pub mod process;
 pub mod sidecar;
 
 use std::net::TcpListener as StdListener;

@@ -4,37 +4,23 @@
 //! unknown profile (`appconfig_boto3.py`).
 
 use testkit::appconfig::AppConfigData;
-use testkit::workspace;
+use testkit::{process, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_parses_every_answer_of_the_appconfig_stand_in() {
     let standin = AppConfigData::start().await;
-    let python = workspace().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} not found: run `make venv` (boto3 comes with moto)",
-        python.display()
-    );
     let script = workspace().join("testkit/tests/appconfig_boto3.py");
     let endpoint = standin.endpoint();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .arg(endpoint)
-            .env_clear()
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{text}");
-    assert!(text.contains("every answer parsed"), "{text}");
+    let script = script.to_str().expect("utf-8 path");
+    let ran = process::run(
+        process::python(),
+        &[script, &endpoint],
+        None,
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    )
+    .await;
+    assert!(ran.success(), "{}", ran.text());
+    assert!(ran.text().contains("every answer parsed"), "{}", ran.text());
     let counts = standin.counts();
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(
