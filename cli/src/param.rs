@@ -30,8 +30,6 @@ pub fn resolve(flag: &str, path: Option<&FlagPath>) -> Result<String, CtlError> 
 /// What SSM says about a parameter besides its value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Meta {
-    /// The parameter type.
-    pub kind: Option<ParameterKind>,
     /// Its current version.
     pub version: i64,
     /// When it last changed (RFC 3339).
@@ -53,7 +51,6 @@ pub struct Meta {
 impl Meta {
     fn from_metadata(p: &ParameterMetadata) -> Self {
         Self {
-            kind: p.r#type().map(kind_of),
             version: p.version(),
             last_modified: p.last_modified_date().map(rfc3339),
             last_modified_user: p.last_modified_user().map(str::to_owned),
@@ -168,7 +165,6 @@ pub async fn read(ssm: &aws_sdk_ssm::Client, name: &str, hint: &str) -> Result<S
     let kind = p.r#type().map(kind_of).unwrap_or(ParameterKind::String);
     let mut meta = describe_one(ssm, name).await?.unwrap_or_default();
     meta.version = p.version();
-    meta.kind = Some(kind);
     if meta.last_modified.is_none() {
         meta.last_modified = p.last_modified_date().map(rfc3339);
     }

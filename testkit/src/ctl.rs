@@ -18,11 +18,6 @@ impl Ctl {
         Self { env: aws_env(port) }
     }
 
-    /// The CLI with exactly `env`.
-    pub fn with_env(env: Vec<(String, String)>) -> Self {
-        Self { env }
-    }
-
     /// Adds (or replaces) a variable.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.retain(|(k, _)| k != name);
