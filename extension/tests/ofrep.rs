@@ -5,26 +5,26 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{Moto, PATH, seed};
 use flags::wire::TOKEN_HEADER;
 use testkit::sidecar::{SIDECAR_TOKEN, Sidecar};
 use testkit::{http_request, process, workspace};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openfeatures_python_sdk_reads_the_seeds_flags_over_ofrep() {
+/// Runs a published OpenFeature client, `program args… BASE TOKEN` (in `dir`), against a sidecar
+/// serving the seed's flags: it must exit 0, every evaluation matching the seed's semantics.
+async fn a_published_client_matches_the_seed(program: &Path, args: &[&str], dir: Option<&Path>) {
     let moto = Moto::start().await;
     seed(&common::ssm_client(moto.port)).await;
     let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
-    let script = workspace().join("extension/tests/ofrep_python.py");
     let base = format!("http://127.0.0.1:{}", sidecar.port);
-    let script = script.to_str().expect("utf-8 path");
-    let ran = process::run(
-        process::python(),
-        &[script, &base, SIDECAR_TOKEN],
-        None,
-        &[],
-    )
-    .await;
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain([base.as_str(), SIDECAR_TOKEN])
+        .collect();
+    let ran = process::run(program, &args, dir, &[]).await;
     assert!(ran.success(), "{}\n{}", ran.text(), sidecar.proc.log());
     assert!(
         ran.text().contains("matched the seed's semantics"),
@@ -32,6 +32,13 @@ async fn openfeatures_python_sdk_reads_the_seeds_flags_over_ofrep() {
         ran.text()
     );
     println!("{}", ran.text().trim());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfeatures_python_sdk_reads_the_seeds_flags_over_ofrep() {
+    let script = workspace().join("extension/tests/ofrep_python.py");
+    let script = script.to_str().expect("utf-8 path");
+    a_published_client_matches_the_seed(&process::python(), &[script], None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,24 +50,7 @@ async fn openfeatures_node_sdk_reads_the_seeds_flags_over_ofrep() {
         "{}/node_modules not installed: run `make node` (or `make test`)",
         dir.display()
     );
-    let moto = Moto::start().await;
-    seed(&common::ssm_client(moto.port)).await;
-    let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
-    let base = format!("http://127.0.0.1:{}", sidecar.port);
-    let ran = process::run(
-        "node",
-        &["check.mjs", &base, SIDECAR_TOKEN],
-        Some(&dir),
-        &[],
-    )
-    .await;
-    assert!(ran.success(), "{}\n{}", ran.text(), sidecar.proc.log());
-    assert!(
-        ran.text().contains("matched the seed's semantics"),
-        "{}",
-        ran.text()
-    );
-    println!("{}", ran.text().trim());
+    a_published_client_matches_the_seed(Path::new("node"), &["check.mjs"], Some(&dir)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
