@@ -235,7 +235,6 @@ pub fn reason_of(reason: &Reason) -> &'static str {
 mod tests {
     use super::*;
     use flags::wire::Status;
-    use flags::{FlagEntry, Parameter, ParameterKind};
 
     fn snapshot() -> Snapshot {
         let params = [
@@ -257,15 +256,7 @@ mod tests {
         Snapshot::new(
             3,
             Status::Ok,
-            params.iter().map(|(flag, value)| {
-                FlagEntry::from_parameter(&Parameter {
-                    flag: (*flag).into(),
-                    name: format!("/f/{flag}"),
-                    kind: ParameterKind::String,
-                    value: (*value).into(),
-                    version: 1,
-                })
-            }),
+            Snapshot::from_values(params).entries().cloned(),
         )
     }
 

@@ -318,7 +318,6 @@ impl FeatureProvider for SnapshotProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FlagEntry, Parameter, ParameterKind};
 
     fn provider(status: Status) -> SnapshotProvider {
         let params = [
@@ -335,19 +334,7 @@ mod tests {
             ("limit", "25"),
             ("broken", "{nope"),
         ];
-        let snapshot = Snapshot::new(
-            1,
-            status,
-            params.iter().map(|(flag, value)| {
-                FlagEntry::from_parameter(&Parameter {
-                    flag: (*flag).into(),
-                    name: format!("/f/{flag}"),
-                    kind: ParameterKind::String,
-                    value: (*value).into(),
-                    version: 1,
-                })
-            }),
-        );
+        let snapshot = Snapshot::from_values(params).with_status(status);
         SnapshotProvider::with_store(Arc::new(Store::new(snapshot)))
     }
 
