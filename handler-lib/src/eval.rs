@@ -111,6 +111,12 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Whether the flag's default applied (missing, not a toggle, or invalid) rather than the
+    /// flag deciding.
+    pub fn is_default(&self) -> bool {
+        matches!(self, Self::Default | Self::Config | Self::Error)
+    }
+
     /// The OpenFeature resolution reason: `STATIC` (a boolean flag, an enabled flag with no rule
     /// restricting it, a config value), `DISABLED`, `TARGETING_MATCH` (allow-list, exclusion,
     /// region or attribute decided), `SPLIT` (the rollout decided), `DEFAULT` (missing) or

@@ -54,17 +54,43 @@ impl<'s> Flag<'s> {
     /// value, or a JSON flag evaluated for an empty [`Context`].
     #[inline]
     pub fn enabled(&self) -> bool {
-        self.enabled_for(&Context::new())
+        // A boolean flag answers before any context is built; the rest is out of line.
+        match self.boolean() {
+            Some(on) => on,
+            None => self.evaluated(&Context::new()),
+        }
     }
 
     /// Whether the flag is on for this context.
     #[inline]
     pub fn enabled_for(&self, context: &Context<'_>) -> bool {
-        // The common case, a boolean flag, without building an `Evaluation`.
-        match self.entry.map(FlagEntry::value) {
-            Some(Ok(FlagValue::Bool(on))) => *on,
-            _ => self.evaluate(context).enabled,
+        match self.boolean() {
+            Some(on) => on,
+            None => self.evaluated(context),
         }
+    }
+
+    /// A boolean flag's value: the common case, read where the flag is read.
+    #[inline(always)]
+    fn boolean(&self) -> Option<bool> {
+        match self.entry.map(FlagEntry::value) {
+            Some(Ok(FlagValue::Bool(on))) => Some(*on),
+            _ => None,
+        }
+    }
+
+    /// Whether any other flag (JSON rules, missing, invalid, not a toggle) is on: out of line,
+    /// so the boolean read stays small enough to be inlined into the caller's loop.
+    #[inline(never)]
+    fn evaluated(&self, context: &Context<'_>) -> bool {
+        self.evaluate(context).enabled
+    }
+
+    /// What the flag says with no user: `Some(on)` when it decides, `None` when the default
+    /// applies (missing, invalid, not a toggle). [`Flag::enabled`] is this or the default.
+    pub(crate) fn toggle(&self) -> Option<bool> {
+        let evaluation = self.evaluate(&Context::new());
+        (!evaluation.reason.is_default()).then_some(evaluation.enabled)
     }
 
     /// Evaluates the flag for a context and says why it is on or off.
@@ -229,10 +255,14 @@ impl<'a> CurrentFlag<'a> {
         }
     }
 
-    /// Whether the flag is on with no user (see [`Flag::enabled`]).
-    #[inline]
+    /// Whether the flag is on with no user (see [`Flag::enabled`]). On the process-wide store
+    /// this is the hot read: this thread's remembered answer, while the snapshot is the same.
+    #[inline(always)]
     pub fn enabled(&self) -> bool {
-        self.look(|flag| flag.enabled())
+        match self.store {
+            None => crate::answers::enabled(self.name, self.default),
+            Some(_) => self.look(|flag| flag.enabled()),
+        }
     }
 
     /// Whether the flag is on for this context.

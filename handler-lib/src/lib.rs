@@ -29,6 +29,7 @@
 //! - `client` (feature `client`, on by default): [`sync`], [`watch`] and [`FlagsLayer`] keep the
 //!   snapshot current from the `ssm-flags` extension.
 
+mod answers;
 pub mod appconfig;
 #[cfg(feature = "client")]
 pub mod client;

@@ -419,8 +419,6 @@ fn epoch_ms(at: SystemTime) -> u64 {
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
-    /// How many snapshots were installed: a thread's view compares it with the one it saw.
-    generation: AtomicU64,
     default_region: Option<Arc<str>>,
     /// Reads go through the per-thread cache ([`THREAD_CACHE`]): only the process-wide store.
     thread_cached: bool,
@@ -437,7 +435,6 @@ impl Store {
     pub fn new(initial: Snapshot) -> Self {
         Self {
             current: ArcSwap::from_pointee(initial),
-            generation: AtomicU64::new(0),
             default_region: None,
             thread_cached: false,
         }
@@ -499,8 +496,10 @@ impl Store {
             snapshot.default_region = self.default_region.clone();
         }
         let replaced = self.current.swap(Arc::new(snapshot));
-        // After the swap: a reader that sees the new generation loads the new snapshot.
-        self.generation.fetch_add(1, Ordering::Release);
+        if self.thread_cached {
+            // After the swap: a reader that sees the new count loads the new snapshot.
+            GLOBAL_INSTALLS.0.fetch_add(1, Ordering::Release);
+        }
         replaced
     }
 }
@@ -514,10 +513,21 @@ pub(crate) static GLOBAL: LazyLock<Store> = LazyLock::new(|| {
     store
 });
 
+/// How many snapshots [`GLOBAL`] was given (starting at 1): each thread compares it with the count
+/// it saw when it took its snapshot ([`ThreadView`]) or worked out an answer
+/// ([`crate::answers`]). Outside the `LazyLock`, so a read loads it without touching the lock,
+/// and alone in its cache lines, so no write to a neighbouring value reaches the readers' caches.
+pub(crate) static GLOBAL_INSTALLS: Installs = Installs(AtomicU64::new(1));
+
+/// A counter alone in its cache lines (128 bytes: two lines, as adjacent-line prefetchers pair
+/// them).
+#[repr(align(128))]
+pub(crate) struct Installs(pub(crate) AtomicU64);
+
 /// A thread's view of [`GLOBAL`]: its current snapshot, and where it found names.
 struct ThreadView {
     store: &'static Store,
-    /// The store's generation when `snapshot` was loaded.
+    /// [`GLOBAL_INSTALLS`] when `snapshot` was loaded.
     generation: u64,
     snapshot: Arc<Snapshot>,
     memo: Memo,
@@ -567,6 +577,29 @@ pub(crate) fn read_global_flag<R>(
     }
 }
 
+/// The flag `name` of [`GLOBAL`]'s current snapshot read with no context ([`Flag::toggle`]),
+/// with the install count it was read at: `None` when this thread's view was busy or gone (the
+/// answer then comes from an arc-swap guard, and is not to be remembered).
+pub(crate) fn global_toggle(name: &str) -> (Option<u64>, Option<bool>) {
+    let viewed = THREAD_CACHE.try_with(|cell| {
+        let mut cache = cell.try_borrow_mut().ok()?;
+        let view = match &mut *cache {
+            Some(view) => view,
+            None => ThreadView::install(&mut cache),
+        };
+        view.refresh();
+        let entry = view.snapshot.find(name, &mut view.memo);
+        Some((view.generation, Flag::new(&view.snapshot, entry).toggle()))
+    });
+    match viewed {
+        Ok(Some((generation, toggle))) => (Some(generation), toggle),
+        _ => (
+            None,
+            read_guarded(&GLOBAL, |snapshot| snapshot.get(name).toggle()),
+        ),
+    }
+}
+
 /// [`read_global_flag`] when this thread's view is busy or gone: out of line, so the read path
 /// stays small enough to be inlined where flags are read.
 #[cold]
@@ -587,7 +620,7 @@ impl ThreadView {
 
     fn new() -> Self {
         let store: &'static Store = &GLOBAL;
-        let generation = store.generation.load(Ordering::Acquire);
+        let generation = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
         Self {
             store,
             generation,
@@ -600,7 +633,7 @@ impl ThreadView {
     /// install writes, compared with the one seen.
     #[inline(always)]
     fn refresh(&mut self) {
-        let now = self.store.generation.load(Ordering::Acquire);
+        let now = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
         if now != self.generation {
             self.reload(now);
         }
