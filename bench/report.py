@@ -22,16 +22,26 @@ CRITERION = TARGET / "criterion"
 RESULTS = TARGET / "ssm-flags-bench"
 RUN_STARTED = RESULTS / ".run-started"
 BASELINE = ROOT / "bench" / "baseline" / "read-path-before.json"
-# The read path between the two steps of issue 10: per-thread snapshot cache, name hashed per read.
-CACHE_BASELINE = ROOT / "bench" / "baseline" / "read-path-cache.json"
+# The read paths between the steps of issue 10, in order, each with the design it measured.
+BASELINES = [
+    (BASELINE, "pin per read", "pinning the snapshot on every read"),
+    (ROOT / "bench" / "baseline" / "read-path-cache.json", "hashed per read",
+     "the per-thread snapshot cache, the name hashed on every read"),
+    (ROOT / "bench" / "baseline" / "read-path-memo.json", "bucket memo",
+     "the per-thread view with a memo of buckets, the entry's name compared on every read"),
+]
 
 
 def baseline_ratios(path):
-    """Reads per second against the floor, by thread count, of a committed baseline."""
+    """Concurrent reads against the floor, by thread count, of a committed baseline: the paired
+    harness's ratios where that design was measured with it, else the earlier harness's."""
     if not path.exists():
         return {}
     base = json.loads(path.read_text())
-    return {r["threads"]: r["ours_reads_per_s"] / r["floor_reads_per_s"] for r in base["concurrent"]}
+    if "concurrent_paired" in base:
+        return {r["threads"]: f"{r['ratio']:.2f}" for r in base["concurrent_paired"]["rows"]}
+    return {r["threads"]: f"{r['ours_reads_per_s'] / r['floor_reads_per_s']:.2f}*"
+            for r in base.get("concurrent", [])}
 
 
 def this_run(path):
@@ -48,6 +58,10 @@ READS = [
      "`flags::get(\"dark-mode\").enabled()` vs `HashMap<String, bool>::get` with foldhash (the index's hasher: the headline floor)"),
     ("bool", "flags_get", "hashmap_floor", None,
      "the same read vs `HashMap<String, bool>::get` with std's SipHash (an easier floor, for reference)"),
+    ("bool", "flags_get_for_user", "hashmap_foldhash_floor", None,
+     "`flags::get(\"dark-mode\").enabled_for(&user)`: not a remembered answer (the thread's view and bucket memo) vs the floor"),
+    ("bool", "flags_get_long_name", "hashmap_foldhash_floor_long_name", None,
+     "`flags::get` of a 42-byte name (past the 32 remembered: the view and bucket memo) vs the floor for that name"),
     ("bool", "pinned_get", "hashmap_foldhash_floor", ("<=", 2.0),
      "`pinned.get(\"dark-mode\").enabled()` on a pinned snapshot vs the foldhash floor"),
     ("rollout", "flags_eval", "hashmap_md5_floor", ("<=", 2.0),
@@ -325,24 +339,31 @@ def concurrent(missed):
         missed.append("concurrent reads: not measured")
         return ["Not measured in this run (`cargo bench -p ssm-flags --bench concurrent`)."]
     rows = json.loads(path.read_text())
-    before, cached = baseline_ratios(BASELINE), baseline_ratios(CACHE_BASELINE)
+    before = [(label, baseline_ratios(p)) for p, label, _ in BASELINES if p.exists()]
     out = [
-        "| reader threads | `flags::get` reads/s | floor reads/s | ratio | goal ≥ 0.8 "
-        "| before: pin per read (ratio) | before: hashed per read (ratio) |",
-        "|---|---|---|---|---|---|---|",
+        "| reader threads | `flags::get` reads/s | floor reads/s | ratio (paired median) | samples (min–max) "
+        "| goal ≥ 0.8 | " + " | ".join(f"before: {label}" for label, _ in before) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(before),
     ]
     for r in rows:
-        ratio = r["ours_reads_per_s"] / r["floor_reads_per_s"]
-        _, verdict = judge(ratio, (">=", 0.8), f"concurrent reads, {r['threads']} threads", missed)
-        prior = f"{before[r['threads']]:.2f}" if r["threads"] in before else "—"
-        hashed = f"{cached[r['threads']]:.2f}" if r["threads"] in cached else "—"
+        _, verdict = judge(r["ratio"], (">=", 0.8), f"concurrent reads, {r['threads']} threads", missed)
+        prior = " | ".join(ratios.get(r["threads"], "—") for _, ratios in before)
         out.append(f"| {r['threads']} | {r['ours_reads_per_s'] / 1e6:.1f} M | {r['floor_reads_per_s'] / 1e6:.1f} M "
-                   f"| {ratio:.2f} | {verdict} | {prior} | {hashed} |")
+                   f"| {r['ratio']:.2f} | {r['ratio_min']:.2f}–{r['ratio_max']:.2f} | {verdict} | {prior} |")
     cores = os.cpu_count() or 1
-    out.append("")
-    out.append(f"{rows[0]['reps']} runs of {rows[0]['run_ms']} ms per side and thread count, alternating; medians. "
-               f"This machine has {cores} cores, so every count above {cores} measures oversubscription, "
-               "not parallel reads: the many-core figure is unverified until `make bench` runs on a larger machine.")
+    paired = [json.loads(p.read_text()).get("concurrent_paired") for p, _, _ in BASELINES if p.exists()]
+    measured = sorted({f"{c['machine']}, {c['measured']}" for c in paired if c})
+    out += [
+        "",
+        f"Both sides run on the same threads in alternating {rows[0]['phase_ms']} ms phases (floor, ours, ours, "
+        f"floor), all readers on one side at a time; each group of four phases is one paired sample, and the "
+        f"ratio is the median of {rows[0]['samples']}. The earlier designs' columns were measured with this "
+        f"same harness ({'; '.join(measured) or 'see the baseline files'}); a figure marked * is from the "
+        "earlier harness (long alternating runs, medians of each side), which could not separate the "
+        "designs from this machine's drift. "
+        f"This machine has {cores} cores, so every count above {cores} measures oversubscription, "
+        "not parallel reads: the many-core figure is unverified until `make bench` runs on a larger machine.",
+    ]
     return out
 
 
@@ -357,8 +378,7 @@ def before_after():
     except OSError:
         return []
     lines = [""]
-    for path, design in [(BASELINE, "pinning the snapshot on every read"),
-                         (CACHE_BASELINE, "the per-thread snapshot cache, the name hashed on every read")]:
+    for path, _, design in BASELINES:
         if not path.exists():
             continue
         base = json.loads(path.read_text())
@@ -406,18 +426,23 @@ def main():
     out += before_after()
     out += [
         "",
-        "A read is a lookup in the current snapshot, found through this thread's cached view of it:",
-        "no I/O, no lock, no allocation, and no write to memory another thread reads. The thread",
-        "also remembers in which bucket it found each name and checks that entry's name (two word",
-        "compares) before hashing: a hint checked against the entry itself, never trusted. What a",
-        "read costs beyond the bare map is that thread-local check (one relaxed load compared with",
-        "the cached pointer), the handle, and, for rollouts, the rules around the md5.",
+        "`flags::get(name).enabled()` answers from what this thread remembered for that name in the",
+        "current snapshot: one load of the store's install count (a cache line only an install writes)",
+        "and a compare of the name's length and words with the slot the name maps to (constants for a",
+        "literal name), in a thread-local with no destructor, so the whole read is inlined where it is",
+        "written. The first read of a name after an install works the answer out through the thread's",
+        "view of the snapshot and remembers it; a swap is seen at every thread's next read. Every other",
+        "read (`enabled_for` a user, `config`, a name past 32 bytes) goes through that view: a lookup",
+        "in the thread's own `Arc` of the snapshot, found through a memo of buckets checked against",
+        "the entry's name. No read does I/O, takes a lock, allocates, or writes memory another",
+        "thread reads.",
         "",
         "### Under concurrency",
         "",
         "Reproduce: `cargo bench -p ssm-flags --bench concurrent`. Reads per second with every thread",
-        "reading `dark-mode` at once, against an `Arc<HashMap<String, bool>>` (foldhash) read by the",
-        "same threads, each holding its own clone (no shared counter touched).",
+        "reading `dark-mode` at once (`flags::get(\"dark-mode\").enabled()`), against an",
+        "`Arc<HashMap<String, bool>>` (foldhash) read by the same threads, each holding its own clone",
+        "(no shared counter touched).",
         "",
     ]
     out += concurrent(missed)

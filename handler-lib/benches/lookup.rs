@@ -3,6 +3,10 @@
 //! - `bool/*`: `flags::get` of a boolean flag vs a `HashMap<String, bool>` lookup of the same key,
 //!   with both hashers: std's SipHash (`hashmap_floor`) and foldhash (`hashmap_foldhash_floor`),
 //!   the snapshot index's own hasher — the faster, harder floor, which the headline ratio uses.
+//!   `enabled()` answers from the thread's remembered answers; two reads that cannot —
+//!   `enabled_for` a user (`flags_get_for_user`) and a name longer than the 32 bytes remembered
+//!   (`flags_get_long_name`, against the floor for that name) — show the path underneath: the
+//!   thread's view of the snapshot and its bucket memo.
 //! - `rollout/*`: a JSON rollout flag evaluated for a user vs that lookup plus one md5 of the id.
 //!
 //! Flag names are literals, as in a handler; both sides still hash them at run time (seeded
@@ -17,10 +21,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use flags::{Context, FlagEntry, Parameter, ParameterKind, Snapshot, Status};
 use md5::{Digest, Md5};
 
+/// A name past the 32 bytes whose answers a thread remembers.
+const LONG_NAME: &str = "platform/checkout/new-payment-processor-v2";
+
 /// The seed's flags plus filler, so both sides search a map of realistic size.
 fn parameters() -> Vec<(String, String)> {
     let mut params = vec![
         ("dark-mode".to_owned(), "true".to_owned()),
+        (LONG_NAME.to_owned(), "true".to_owned()),
         (
             "new-analytics".to_owned(),
             r#"{"enabled": true, "rollout_percentage": 25, "allowed_regions": ["us-east-1", "us-west-2"], "excluded_user_ids": ["user-123", "user-456"]}"#.to_owned(),
@@ -34,7 +42,7 @@ fn parameters() -> Vec<(String, String)> {
             r#"{"enabled": true, "allowed_user_ids": ["user-1", "user-2"]}"#.to_owned(),
         ),
     ];
-    params.extend((0..26).map(|i| (format!("team/feature-{i}"), "false".to_owned())));
+    params.extend((0..25).map(|i| (format!("team/feature-{i}"), "false".to_owned())));
     params
 }
 
@@ -76,6 +84,16 @@ fn bench_bool(c: &mut Criterion) {
     });
     group.bench_function("flags_get", |b| {
         b.iter(|| flags::get("dark-mode").enabled())
+    });
+    group.bench_function("flags_get_for_user", |b| {
+        let user = Context::user(black_box("user-123"));
+        b.iter(|| flags::get("dark-mode").enabled_for(&user))
+    });
+    group.bench_function("hashmap_foldhash_floor_long_name", |b| {
+        b.iter(|| fast_floor.get(LONG_NAME).copied().unwrap_or(false))
+    });
+    group.bench_function("flags_get_long_name", |b| {
+        b.iter(|| flags::get(LONG_NAME).enabled())
     });
     let pinned = flags::pin();
     group.bench_function("pinned_get", |b| {

@@ -474,11 +474,13 @@ impl Store {
         // `Guard`s (`load`) are the fallback: cheap too, but they take one of a few per-thread
         // slots and are not to be held, so no handle keeps one. A thread keeps the snapshot it
         // last read alive until its next read (at most one old snapshot per idle thread).
-        // `flags::get` goes one step further (`read_global_flag`): the thread also remembers in
-        // which bucket it found each name and checks that entry's name (two word compares for
-        // most names) before hashing, so a read costs about what the bare map lookup does; the
-        // hint is checked against the entry itself, so it is never wrong, only sometimes useless.
-        // Everything but the hit (setup, reload, a hashed lookup, the fallback) is out of line.
+        // `flags::get` goes further. Its reads (`read_global_flag`) also remember in which
+        // bucket each name was found and check that entry's name before hashing: a hint checked
+        // against the entry itself, never wrong, only sometimes useless. And its hottest read,
+        // `enabled()` with no user, answers from the thread's remembered answers
+        // (`crate::answers`), checked against the same install count: no destructor and no
+        // `RefCell` on that path, so it inlines where flags are read. Everything but the hit
+        // (setup, reload, a hashed lookup, working an answer out, the fallback) is out of line.
         if self.thread_cached {
             return read_global(read);
         }
