@@ -3,10 +3,10 @@
 //! - `bool/*`: `flags::get` of a boolean flag vs a `HashMap<String, bool>` lookup of the same key,
 //!   with both hashers: std's SipHash (`hashmap_floor`) and foldhash (`hashmap_foldhash_floor`),
 //!   the snapshot index's own hasher — the faster, harder floor, which the headline ratio uses.
-//!   `enabled()` answers from the thread's remembered answers; two reads that cannot —
-//!   `enabled_for` a user (`flags_get_for_user`) and a name longer than the 32 bytes remembered
-//!   (`flags_get_long_name`, against the floor for that name) — show the path underneath: the
-//!   thread's view of the snapshot and its bucket memo.
+//!   `enabled()` answers from the thread's remembered answers, and so does `enabled_for` a user
+//!   of a boolean flag (`flags_get_for_user`: every user gets the same answer); a 42-byte name,
+//!   past the 32 bytes remembered (`flags_get_long_name`, against the floor for that name),
+//!   shows the path underneath: the thread's view of the snapshot and its bucket memo.
 //! - `rollout/*`: a JSON rollout flag evaluated for a user vs that lookup plus one md5 of the id.
 //!
 //! Flag names are literals, as in a handler; both sides still hash them at run time (seeded
@@ -21,7 +21,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use flags::{Context, FlagEntry, Parameter, ParameterKind, Snapshot, Status};
 use md5::{Digest, Md5};
 
-/// A name past the 32 bytes whose answers a thread remembers.
+/// A long name: 42 bytes, past the 32 whose answers a thread remembers.
 const LONG_NAME: &str = "platform/checkout/new-payment-processor-v2";
 
 /// The seed's flags plus filler, so both sides search a map of realistic size.

@@ -2,14 +2,16 @@
 //!
 //! With no context, a flag's answer depends only on the snapshot and the name, and a handler
 //! asks the same few names again and again. So each thread remembers its last answers, each
-//! with the process-wide store's install count when it was worked out
-//! ([`GLOBAL_INSTALLS`]), for names of up to 32 bytes — keyed by the name's bytes themselves
-//! (its length and four words), not by its address, so a buffer reused for another name can never
-//! return the first name's answer. A read loads the install count (a cache line only an install
-//! writes), compares it and the name with the slot the name maps to, and returns the answer;
-//! anything else — another snapshot, another name in the slot, a longer name — is worked out
-//! through the thread's view of the snapshot ([`crate::snapshot`]) and remembered. A swap is
-//! therefore seen at every thread's next read, and nothing shared is written.
+//! with the process-wide store's install count when it was worked out ([`GLOBAL_INSTALLS`]),
+//! for names of up to 32 bytes — keyed by the name's bytes themselves (its length and four
+//! words), not by its address, so a buffer reused for another name never gets the first
+//! name's answer. A read loads the install count (a cache line only an install writes),
+//! compares it and the name with the slot the name maps to, and returns the answer; anything
+//! else — another snapshot, another name in the slot — is worked out through the thread's view
+//! of the snapshot ([`crate::snapshot`]) and remembered, and a longer name is read through that
+//! view. A swap is therefore seen at every thread's next read, and nothing shared is written.
+//! `enabled_for` a context uses the same answer when every context gets it (a boolean flag, a
+//! disabled one, a default) and evaluates the rules otherwise.
 //!
 //! Why apart from the view: the slots hold plain values, so this thread-local needs no
 //! destructor, and std reduces its access to an address computation — the whole read, slot and
@@ -22,22 +24,25 @@
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
-use crate::snapshot::{GLOBAL_INSTALLS, global_toggle};
+use crate::snapshot::{GLOBAL_INSTALLS, global_evaluation};
 
 /// Slots per thread: a handler reads a handful of flags; 16 keep them apart.
 const SLOT_BITS: u32 = 4;
 const SLOTS: usize = 1 << SLOT_BITS;
-/// The longest name remembered: its bytes fit in the key's words (names like
-/// `checkout/new-payment-flow` included).
+/// The longest name remembered: its bytes fit in the key's words. Four words: with eight,
+/// the comparison grew past what the inliner takes in some callers (a criterion loop took a
+/// call per read, 20 ns), while a longer name, read through the thread's view, costs about
+/// what hashing it does (`make bench`, "flags_get_long_name").
 const MAX_NAME: usize = 32;
 const WORDS: usize = MAX_NAME / 8;
 
 /// A name of up to [`MAX_NAME`] bytes, exactly: its length and words read from it.
 ///
-/// The words are read at fixed places for each length, overlapping where the name is shorter
-/// than they span, so two names of one length have the same words only if they have the same
-/// bytes. Whole-word loads, no byte buffer: for a literal name the compiler folds them into
-/// constants, and for others there is no store to reload through.
+/// The words are read at fixed places for each length — word `i` at byte `8 i`, or the last
+/// eight bytes where that would run past the end — so two names of one length have the same
+/// words only if they have the same bytes.
+/// Whole-word loads, no byte buffer: for a literal name the compiler folds them into constants,
+/// and for others there is no store to reload through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     len: usize,
@@ -50,29 +55,25 @@ impl Key {
     fn of(name: &str) -> Option<Self> {
         let bytes = name.as_bytes();
         let len = bytes.len();
-        let words = match len {
-            0 => [0; WORDS],
+        let mut words = [0; WORDS];
+        match len {
+            0 => {}
             // Bytes 0, len / 2 and len - 1: every byte of a name of 1 to 3 bytes.
             1..4 => {
                 let at = |i: usize| bytes.get(i).copied().map_or(0, u64::from);
-                [at(0) | at(len / 2) << 8 | at(len - 1) << 16, 0, 0, 0]
+                words[0] = at(0) | at(len / 2) << 8 | at(len - 1) << 16;
             }
             // The first four bytes and the last four.
-            4..8 => [
-                u64::from(half(bytes, 0)?) | u64::from(half(bytes, len - 4)?) << 32,
-                0,
-                0,
-                0,
-            ],
-            // Words at 0, 8 (or the end), 16 (or the end) and the end.
-            8..=MAX_NAME => [
-                word(bytes, 0)?,
-                word(bytes, 8.min(len - 8))?,
-                word(bytes, 16.min(len - 8))?,
-                word(bytes, len - 8)?,
-            ],
+            4..8 => {
+                words[0] = u64::from(half(bytes, 0)?) | u64::from(half(bytes, len - 4)?) << 32;
+            }
+            8..=MAX_NAME => {
+                for (i, held) in words.iter_mut().enumerate() {
+                    *held = word(bytes, (8 * i).min(len - 8))?;
+                }
+            }
             _ => return None,
-        };
+        }
         Some(Self { len, words })
     }
 
@@ -102,15 +103,35 @@ fn half(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(*chunk))
 }
 
-/// One remembered answer: `toggle` is what the flag said ([`crate::Flag::toggle`]: `None` when
-/// the caller's default applies) as of install `generation`, for the name of `len` and `words`.
-/// A cell per field, so a read loads the words it compares and nothing else (copying the whole
-/// answer out first went through the stack and stalled the loads that followed).
+/// What a flag says with no user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// `Some(on)` when the flag decides, `None` when the caller's default applies (missing,
+    /// invalid, not a toggle).
+    pub(crate) toggle: Option<bool>,
+    /// Whether every context gets the same answer ([`crate::Reason::ignores_context`]): then
+    /// `enabled_for` may use it too.
+    pub(crate) any_context: bool,
+}
+
+impl Answer {
+    /// The answer of an evaluation with no user (made with `false` as the default).
+    pub(crate) fn of(evaluation: &crate::Evaluation) -> Self {
+        Self {
+            toggle: (!evaluation.reason.is_default()).then_some(evaluation.enabled),
+            any_context: evaluation.reason.ignores_context(),
+        }
+    }
+}
+
+/// One remembered [`Answer`] as of install `generation`, for the name of `len` and `words`. A
+/// cell per field, so a read loads the words it compares and nothing else (copying the whole
+/// slot out first went through the stack and stalled the loads that followed).
 struct Slot {
     generation: Cell<u64>,
     len: Cell<usize>,
     words: [Cell<u64>; WORDS],
-    toggle: Cell<Option<bool>>,
+    answer: Cell<Answer>,
 }
 
 impl Slot {
@@ -120,13 +141,16 @@ impl Slot {
             generation: Cell::new(0),
             len: Cell::new(usize::MAX),
             words: [const { Cell::new(0) }; WORDS],
-            toggle: Cell::new(None),
+            answer: Cell::new(Answer {
+                toggle: None,
+                any_context: false,
+            }),
         }
     }
 
     /// The remembered answer, if it is `key`'s as of install `installs`.
     #[inline(always)]
-    fn answer(&self, installs: u64, key: &Key) -> Option<Option<bool>> {
+    fn answer(&self, installs: u64, key: &Key) -> Option<Answer> {
         // Every comparison at once, without a branch per word.
         let differs = self
             .words
@@ -136,16 +160,16 @@ impl Slot {
                 d | (held.get() ^ word)
             })
             | (self.len.get() ^ key.len) as u64;
-        (differs == 0).then(|| self.toggle.get())
+        (differs == 0).then(|| self.answer.get())
     }
 
-    fn remember(&self, generation: u64, key: &Key, toggle: Option<bool>) {
+    fn remember(&self, generation: u64, key: &Key, answer: Answer) {
         self.generation.set(generation);
         self.len.set(key.len);
         for (held, word) in self.words.iter().zip(key.words) {
             held.set(word);
         }
-        self.toggle.set(toggle);
+        self.answer.set(answer);
     }
 }
 
@@ -154,32 +178,52 @@ thread_local! {
     static ANSWERS: [Slot; SLOTS] = const { [const { Slot::empty() }; SLOTS] };
 }
 
-/// `flags::get(name).enabled()` (or `get_or(name, default)`) on the process-wide store.
+/// `flags::get(name).enabled()` (or `get_or(name, default)`) on the process-wide store; `None`
+/// for a name too long to remember, which the caller reads through the thread's view.
 #[inline(always)]
-pub(crate) fn enabled(name: &str, default: bool) -> bool {
-    // Before the slot is read: an answer worked out at this count or later is current.
-    let installs = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
-    let Some(key) = Key::of(name) else {
-        return work_out(name, None, default);
-    };
+pub(crate) fn enabled(name: &str, default: bool) -> Option<bool> {
+    let key = Key::of(name)?;
+    let answer = remembered(key).unwrap_or_else(|slot| work_out(name, key, slot));
+    Some(answer.toggle.unwrap_or(default))
+}
+
+/// `flags::get(name).enabled_for(context)` when the answer is the same for every context (a
+/// boolean flag, a disabled one, a default); `None` when the context must be evaluated.
+#[inline(always)]
+pub(crate) fn enabled_for_any(name: &str, default: bool) -> Option<bool> {
+    // A name too long to remember goes straight to the evaluation: working out an answer that
+    // cannot be kept would only add to it.
+    let key = Key::of(name)?;
+    let answer = remembered(key).unwrap_or_else(|slot| work_out(name, key, slot));
+    answer.any_context.then(|| answer.toggle.unwrap_or(default))
+}
+
+/// The answer this thread remembers for `key` in the current snapshot, or the slot to keep it in.
+#[inline(always)]
+fn remembered(key: Key) -> Result<Answer, usize> {
+    // Relaxed: the slot is this thread's own, so no load of shared data depends on this one. A
+    // count that moved sends the read to `work_out`, whose view loads the count again with
+    // Acquire before it loads the snapshot (`ThreadView::reload`).
+    let installs = GLOBAL_INSTALLS.0.load(Ordering::Relaxed);
     let slot = key.slot();
     match ANSWERS.try_with(|answers| answers[slot].answer(installs, &key)) {
-        Ok(Some(toggle)) => toggle.unwrap_or(default),
-        _ => work_out(name, Some((key, slot)), default),
+        Ok(Some(answer)) => Ok(answer),
+        _ => Err(slot),
     }
 }
 
-/// Works `name`'s answer out through the thread's view of the snapshot and, if it has a key,
-/// remembers it. Out of line: it runs once per name, slot collision or install per thread.
+/// Works `name`'s answer out through the thread's view of the snapshot and remembers it in
+/// `slot`. Out of line: it runs once per name, slot collision or install per thread.
 #[cold]
 #[inline(never)]
-fn work_out(name: &str, key: Option<(Key, usize)>, default: bool) -> bool {
-    let (generation, toggle) = global_toggle(name);
-    if let (Some(generation), Some((key, slot))) = (generation, key) {
+fn work_out(name: &str, key: Key, slot: usize) -> Answer {
+    let (generation, evaluation) = global_evaluation(name);
+    let answer = Answer::of(&evaluation);
+    if let Some(generation) = generation {
         // No destructor, so never gone; if it were, the answer just is not remembered.
-        let _ = ANSWERS.try_with(|answers| answers[slot].remember(generation, &key, toggle));
+        let _ = ANSWERS.try_with(|answers| answers[slot].remember(generation, &key, answer));
     }
-    toggle.unwrap_or(default)
+    answer
 }
 
 #[cfg(test)]
@@ -217,11 +261,21 @@ mod tests {
         }
         // Zero bytes pad short names: a name ending in NULs is still told apart by its length.
         assert_ne!(Key::of("ab"), Key::of("ab\0"));
+        let long = "0123456789abcdef".repeat(2);
+        assert!(Key::of(&long).is_some(), "32 bytes: remembered");
         assert_eq!(
-            Key::of("0123456789abcdef0123456789abcdef!"),
+            Key::of(&format!("{long}!")),
             None,
             "33 bytes: not remembered"
         );
+        // Two 30-byte names that differ in one byte of every word in turn.
+        let base = "x".repeat(30);
+        for at in 0..30 {
+            let mut other = base.clone().into_bytes();
+            other[at] = b'y';
+            let other = String::from_utf8(other).expect("ascii");
+            assert_ne!(Key::of(&base), Key::of(&other), "byte {at}");
+        }
         assert!(
             names
                 .iter()

@@ -117,6 +117,12 @@ impl Reason {
         matches!(self, Self::Default | Self::Config | Self::Error)
     }
 
+    /// Whether every context would get the same answer: a boolean flag, a disabled JSON flag
+    /// (`enabled: false` decides before any rule looks at the context), or a default.
+    pub fn ignores_context(&self) -> bool {
+        matches!(self, Self::Static | Self::Disabled) || self.is_default()
+    }
+
     /// The OpenFeature resolution reason: `STATIC` (a boolean flag, an enabled flag with no rule
     /// restricting it, a config value), `DISABLED`, `TARGETING_MATCH` (allow-list, exclusion,
     /// region or attribute decided), `SPLIT` (the rollout decided), `DEFAULT` (missing) or

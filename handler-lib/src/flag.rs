@@ -86,13 +86,6 @@ impl<'s> Flag<'s> {
         self.evaluate(context).enabled
     }
 
-    /// What the flag says with no user: `Some(on)` when it decides, `None` when the default
-    /// applies (missing, invalid, not a toggle). [`Flag::enabled`] is this or the default.
-    pub(crate) fn toggle(&self) -> Option<bool> {
-        let evaluation = self.evaluate(&Context::new());
-        (!evaluation.reason.is_default()).then_some(evaluation.enabled)
-    }
-
     /// Evaluates the flag for a context and says why it is on or off.
     #[inline]
     pub fn evaluate(&self, context: &Context<'_>) -> Evaluation {
@@ -259,15 +252,38 @@ impl<'a> CurrentFlag<'a> {
     /// this is the hot read: this thread's remembered answer, while the snapshot is the same.
     #[inline(always)]
     pub fn enabled(&self) -> bool {
-        match self.store {
-            None => crate::answers::enabled(self.name, self.default),
-            Some(_) => self.look(|flag| flag.enabled()),
+        if self.store.is_none()
+            && let Some(on) = crate::answers::enabled(self.name, self.default)
+        {
+            return on;
         }
+        self.evaluated()
     }
 
-    /// Whether the flag is on for this context.
-    #[inline]
+    /// [`CurrentFlag::enabled`] read in the snapshot: out of line, so the remembered answer stays
+    /// small where flags are read.
+    #[inline(never)]
+    fn evaluated(&self) -> bool {
+        self.look(|flag| flag.enabled())
+    }
+
+    /// Whether the flag is on for this context. On the process-wide store, a flag whose answer
+    /// is the same for every context (a boolean flag, a disabled one, a default) answers as
+    /// [`CurrentFlag::enabled`] does, from the thread's remembered answer.
+    #[inline(always)]
     pub fn enabled_for(&self, context: &Context<'_>) -> bool {
+        if self.store.is_none()
+            && let Some(on) = crate::answers::enabled_for_any(self.name, self.default)
+        {
+            return on;
+        }
+        self.evaluated_for(context)
+    }
+
+    /// [`CurrentFlag::enabled_for`] evaluated for the context: out of line, so the remembered
+    /// answer stays small where flags are read.
+    #[inline(never)]
+    fn evaluated_for(&self, context: &Context<'_>) -> bool {
         self.look(|flag| flag.enabled_for(context))
     }
 

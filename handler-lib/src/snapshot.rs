@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::error::{FlagError, Problem};
+use crate::eval::{Context, Evaluation};
 use crate::flag::{CurrentFlag, Flag};
 use crate::model::{FlagValue, Parameter, ParameterKind};
 use crate::wire::Status;
@@ -579,10 +580,10 @@ pub(crate) fn read_global_flag<R>(
     }
 }
 
-/// The flag `name` of [`GLOBAL`]'s current snapshot read with no context ([`Flag::toggle`]),
+/// The flag `name` of [`GLOBAL`]'s current snapshot evaluated with no context (default `false`),
 /// with the install count it was read at: `None` when this thread's view was busy or gone (the
 /// answer then comes from an arc-swap guard, and is not to be remembered).
-pub(crate) fn global_toggle(name: &str) -> (Option<u64>, Option<bool>) {
+pub(crate) fn global_evaluation(name: &str) -> (Option<u64>, Evaluation) {
     let viewed = THREAD_CACHE.try_with(|cell| {
         let mut cache = cell.try_borrow_mut().ok()?;
         let view = match &mut *cache {
@@ -591,13 +592,16 @@ pub(crate) fn global_toggle(name: &str) -> (Option<u64>, Option<bool>) {
         };
         view.refresh();
         let entry = view.snapshot.find(name, &mut view.memo);
-        Some((view.generation, Flag::new(&view.snapshot, entry).toggle()))
+        let evaluation = Flag::new(&view.snapshot, entry).evaluate(&Context::new());
+        Some((view.generation, evaluation))
     });
     match viewed {
-        Ok(Some((generation, toggle))) => (Some(generation), toggle),
+        Ok(Some((generation, evaluation))) => (Some(generation), evaluation),
         _ => (
             None,
-            read_guarded(&GLOBAL, |snapshot| snapshot.get(name).toggle()),
+            read_guarded(&GLOBAL, |snapshot| {
+                snapshot.get(name).evaluate(&Context::new())
+            }),
         ),
     }
 }
@@ -635,9 +639,9 @@ impl ThreadView {
     /// install writes, compared with the one seen.
     #[inline(always)]
     fn refresh(&mut self) {
-        let now = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
-        if now != self.generation {
-            self.reload(now);
+        // Relaxed: only a change matters here, and `reload` loads the count again with Acquire.
+        if GLOBAL_INSTALLS.0.load(Ordering::Relaxed) != self.generation {
+            self.reload();
         }
     }
 
@@ -648,12 +652,15 @@ impl ThreadView {
         &self.snapshot
     }
 
-    /// Loads the snapshot installed as of generation `now` (or a later one: then the next read
-    /// loads again). Out of line: it runs once per install per thread, and drops the snapshot
-    /// the thread held.
+    /// Loads the current snapshot and the install count it is at least as new as. The count is
+    /// loaded first, with Acquire: an install swaps the snapshot before it raises the count
+    /// (Release), so a count seen here means its snapshot (or a later one) is what loads next;
+    /// if a later one, the next read sees the count move and loads again. Out of line: it runs
+    /// once per install per thread, and drops the snapshot the thread held.
     #[cold]
     #[inline(never)]
-    fn reload(&mut self, now: u64) {
+    fn reload(&mut self) {
+        let now = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
         self.snapshot = self.store.current.load_full();
         self.generation = now;
     }

@@ -77,8 +77,8 @@ fn a_remembered_answer_is_never_a_wrong_one() {
     check_all(&names);
 
     // One buffer, one address and length, other bytes: each read answers for its own bytes.
-    let mut reused = String::with_capacity(64);
-    for len in [3, 7, 9, 16, 25, 32] {
+    let mut reused = String::with_capacity(128);
+    for len in [3, 7, 9, 16, 25, 32, 33, 40] {
         let (name, twin) = (&names[2 * len], &names[2 * len + 1]);
         for _ in 0..3 {
             for which in [name, twin] {
@@ -102,6 +102,51 @@ fn a_remembered_answer_is_never_a_wrong_one() {
             assert_eq!(answer, expected("beta", default));
         }
     }
+
+    // `enabled_for` uses a remembered answer only when every context gets it: a boolean flag
+    // (or a disabled or missing one), never rules that look at the user or the region.
+    let users = [
+        Context::new(),
+        Context::user("user-1"),
+        Context::user("user-2").with_region("eu-west-1"),
+        Context::new().with_region("eu-west-1"),
+    ];
+    let check_users = |name: &str| {
+        for _ in 0..2 {
+            for user in &users {
+                for default in [false, true] {
+                    let pinned = flags::pin();
+                    let want = pinned.get(name).default_to(default).evaluate(user).enabled;
+                    assert_eq!(
+                        flags::get_or(name, default).enabled_for(user),
+                        want,
+                        "{name} for {user:?} (default {default})"
+                    );
+                }
+            }
+            let _ = flags::get(name).enabled(); // the no-user answer, remembered in between
+        }
+    };
+    for value in [
+        "true",
+        r#"{"enabled": true, "allowed_user_ids": ["user-1"]}"#,
+        r#"{"enabled": true, "allowed_regions": ["eu-west-1"]}"#,
+        r#"{"enabled": false, "allowed_user_ids": ["user-1"]}"#,
+        r#"{"enabled": true}"#,
+        "false",
+        "{",
+        "text",
+    ] {
+        flags::install(Snapshot::from_values([("per-user", value)]));
+        check_users("per-user");
+    }
+    // Each allowed user and region said yes above only if the rules were evaluated.
+    flags::install(Snapshot::from_values([(
+        "per-user",
+        r#"{"enabled": true, "allowed_user_ids": ["user-1"]}"#,
+    )]));
+    assert!(!flags::get("per-user").enabled());
+    assert!(flags::get("per-user").enabled_for(&Context::user("user-1")));
 
     // The default is the caller's, each time: missing, invalid, and config flags.
     flags::install(Snapshot::from_values([
