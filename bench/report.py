@@ -60,6 +60,8 @@ READS = [
      "the same read vs `HashMap<String, bool>::get` with std's SipHash (an easier floor, for reference)"),
     ("bool", "flags_get_for_user", "hashmap_foldhash_floor", None,
      "`flags::get(\"dark-mode\").enabled_for(&user)`: a boolean flag's answer holds for every user, so remembered too, vs the floor"),
+    ("bool", "flags_get_five", "hashmap_foldhash_floor_five", None,
+     "five flags read in turn (`dark-mode`, two JSON flags, two filler flags) vs the same five map lookups"),
     ("bool", "flags_get_long_name", "hashmap_foldhash_floor_long_name", None,
      "`flags::get` of a 42-byte name (past the 32 bytes remembered: read through the thread's view and bucket memo) vs the floor for that name"),
     ("bool", "pinned_get", "hashmap_foldhash_floor", ("<=", 2.0),

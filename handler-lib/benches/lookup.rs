@@ -7,6 +7,7 @@
 //!   of a boolean flag (`flags_get_for_user`: every user gets the same answer); a 42-byte name,
 //!   past the 32 bytes remembered (`flags_get_long_name`, against the floor for that name),
 //!   shows the path underneath: the thread's view of the snapshot and its bucket memo.
+//!   `*_five`: five names read in turn, as a handler reads its flags for one request.
 //! - `rollout/*`: a JSON rollout flag evaluated for a user vs that lookup plus one md5 of the id.
 //!
 //! Flag names are literals, as in a handler; both sides still hash them at run time (seeded
@@ -20,6 +21,15 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flags::{Context, FlagEntry, Parameter, ParameterKind, Snapshot, Status};
 use md5::{Digest, Md5};
+
+/// Five flags a handler might read for one request.
+const FIVE: [&str; 5] = [
+    "dark-mode",
+    "new-checkout-flow",
+    "new-analytics",
+    "team/feature-1",
+    "team/feature-7",
+];
 
 /// A long name: 42 bytes, past the 32 whose answers a thread remembers.
 const LONG_NAME: &str = "platform/checkout/new-payment-processor-v2";
@@ -88,6 +98,13 @@ fn bench_bool(c: &mut Criterion) {
     group.bench_function("flags_get_for_user", |b| {
         let user = Context::user(black_box("user-123"));
         b.iter(|| flags::get("dark-mode").enabled_for(&user))
+    });
+    // A handler reads several flags per request: five in turn, each side the same five names.
+    group.bench_function("hashmap_foldhash_floor_five", |b| {
+        b.iter(|| FIVE.map(|name| fast_floor.get(name).copied().unwrap_or(false)))
+    });
+    group.bench_function("flags_get_five", |b| {
+        b.iter(|| FIVE.map(|name| flags::get(name).enabled()))
     });
     group.bench_function("hashmap_foldhash_floor_long_name", |b| {
         b.iter(|| fast_floor.get(LONG_NAME).copied().unwrap_or(false))

@@ -26,8 +26,10 @@ use std::sync::atomic::Ordering;
 
 use crate::snapshot::{GLOBAL_INSTALLS, global_evaluation};
 
-/// Slots per thread: a handler reads a handful of flags; 16 keep them apart.
-const SLOT_BITS: u32 = 4;
+/// Slots per thread: 32, and each name may live in either of two ([`Key::slots`]), so the
+/// handful of flags a handler reads in turn settle in slots of their own instead of evicting
+/// each other (with one slot per name, two of five names would share it about half the time).
+const SLOT_BITS: u32 = 5;
 const SLOTS: usize = 1 << SLOT_BITS;
 /// The longest name remembered: its bytes fit in the key's words. Four words: with eight,
 /// the comparison grew past what the inliner takes in some callers (a criterion loop took a
@@ -77,15 +79,18 @@ impl Key {
         Some(Self { len, words })
     }
 
-    /// The slot this key's answer lives in: the top bits of a multiplicative hash of its words.
+    /// The two slots this key's answer may live in, first choice first: two fields of a
+    /// multiplicative hash of its words (distinct, so a name always has a second choice).
     #[inline(always)]
-    fn slot(&self) -> usize {
+    fn slots(&self) -> [usize; 2] {
         let folded = self
             .words
             .iter()
             .fold(self.len as u64, |h, w| h.rotate_left(23) ^ w);
         let mixed = folded.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> (u64::BITS - SLOT_BITS)) as usize
+        let first = (mixed >> (u64::BITS - SLOT_BITS)) as usize;
+        let second = (mixed >> (u64::BITS - 2 * SLOT_BITS)) as usize % SLOTS;
+        [first, if second == first { first ^ 1 } else { second }]
     }
 }
 
@@ -163,6 +168,11 @@ impl Slot {
         (differs == 0).then(|| self.answer.get())
     }
 
+    /// Whether the slot holds an answer worked out at install `generation`.
+    fn is_current(&self, generation: u64) -> bool {
+        self.generation.get() == generation
+    }
+
     fn remember(&self, generation: u64, key: &Key, answer: Answer) {
         self.generation.set(generation);
         self.len.set(key.len);
@@ -183,8 +193,7 @@ thread_local! {
 #[inline(always)]
 pub(crate) fn enabled(name: &str, default: bool) -> Option<bool> {
     let key = Key::of(name)?;
-    let answer = remembered(key).unwrap_or_else(|slot| work_out(name, key, slot));
-    Some(answer.toggle.unwrap_or(default))
+    Some(answer(name, key).toggle.unwrap_or(default))
 }
 
 /// `flags::get(name).enabled_for(context)` when the answer is the same for every context (a
@@ -194,34 +203,56 @@ pub(crate) fn enabled_for_any(name: &str, default: bool) -> Option<bool> {
     // A name too long to remember goes straight to the evaluation: working out an answer that
     // cannot be kept would only add to it.
     let key = Key::of(name)?;
-    let answer = remembered(key).unwrap_or_else(|slot| work_out(name, key, slot));
+    let answer = answer(name, key);
     answer.any_context.then(|| answer.toggle.unwrap_or(default))
 }
 
-/// The answer this thread remembers for `key` in the current snapshot, or the slot to keep it in.
+/// `name`'s answer in the current snapshot: from its first slot here, else further on.
 #[inline(always)]
-fn remembered(key: Key) -> Result<Answer, usize> {
-    // Relaxed: the slot is this thread's own, so no load of shared data depends on this one. A
-    // count that moved sends the read to `work_out`, whose view loads the count again with
+fn answer(name: &str, key: Key) -> Answer {
+    // Relaxed: the slots are this thread's own, so no load of shared data depends on this one.
+    // A count that moved sends the read to `work_out`, whose view loads the count again with
     // Acquire before it loads the snapshot (`ThreadView::reload`).
     let installs = GLOBAL_INSTALLS.0.load(Ordering::Relaxed);
-    let slot = key.slot();
-    match ANSWERS.try_with(|answers| answers[slot].answer(installs, &key)) {
-        Ok(Some(answer)) => Ok(answer),
-        _ => Err(slot),
+    let slots = key.slots();
+    match ANSWERS.try_with(|answers| answers[slots[0]].answer(installs, &key)) {
+        Ok(Some(answer)) => answer,
+        _ => look_further(name, key, installs, slots),
     }
 }
 
-/// Works `name`'s answer out through the thread's view of the snapshot and remembers it in
-/// `slot`. Out of line: it runs once per name, slot collision or install per thread.
+/// The answer in the key's second slot, else worked out. Out of line, and not cold: a name
+/// whose first slot another holds lives in its second.
+#[inline(never)]
+fn look_further(name: &str, key: Key, installs: u64, slots: [usize; 2]) -> Answer {
+    match ANSWERS.try_with(|answers| answers[slots[1]].answer(installs, &key)) {
+        Ok(Some(answer)) => answer,
+        _ => work_out(name, key, slots),
+    }
+}
+
+/// Works `name`'s answer out through the thread's view of the snapshot and remembers it: in its
+/// first slot, unless another name's current answer is there and not in the second. Out of
+/// line: it runs once per name and install per thread (and when three names contend for two
+/// slots).
 #[cold]
 #[inline(never)]
-fn work_out(name: &str, key: Key, slot: usize) -> Answer {
+fn work_out(name: &str, key: Key, slots: [usize; 2]) -> Answer {
     let (generation, evaluation) = global_evaluation(name);
     let answer = Answer::of(&evaluation);
+    #[cfg(test)]
+    tests::WORKED_OUT.with(|n| n.set(n.get() + 1));
     if let Some(generation) = generation {
         // No destructor, so never gone; if it were, the answer just is not remembered.
-        let _ = ANSWERS.try_with(|answers| answers[slot].remember(generation, &key, answer));
+        let _ = ANSWERS.try_with(|answers| {
+            let [first, second] = slots.map(|at| &answers[at]);
+            let slot = if first.is_current(generation) && !second.is_current(generation) {
+                second
+            } else {
+                first
+            };
+            slot.remember(generation, &key, answer);
+        });
     }
     answer
 }
@@ -276,11 +307,48 @@ mod tests {
             let other = String::from_utf8(other).expect("ascii");
             assert_ne!(Key::of(&base), Key::of(&other), "byte {at}");
         }
-        assert!(
-            names
-                .iter()
-                .filter_map(|n| Key::of(n))
-                .all(|k| k.slot() < SLOTS)
+        assert!(names.iter().filter_map(|n| Key::of(n)).all(|k| {
+            let [first, second] = k.slots();
+            first < SLOTS && second < SLOTS && first != second
+        }));
+    }
+
+    thread_local! {
+        /// How many answers this thread worked out (not found remembered).
+        pub(super) static WORKED_OUT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Reads `names` in turn, `rounds` times; returns how many answers were worked out, or
+    /// `None` if another test installed flags meanwhile (the count would include that).
+    fn worked_out_reading(names: &[String], rounds: usize) -> Option<usize> {
+        let installs = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
+        let before = WORKED_OUT.with(Cell::get);
+        for _ in 0..rounds {
+            for name in names {
+                assert_eq!(enabled(name, false), Some(name.ends_with('1')), "{name}");
+            }
+        }
+        let after = WORKED_OUT.with(Cell::get);
+        (GLOBAL_INSTALLS.0.load(Ordering::Acquire) == installs).then_some(after - before)
+    }
+
+    #[test]
+    fn flags_read_in_turn_settle_in_slots_of_their_own() {
+        // Twelve names, as a busy handler might read: after a few rounds (a name evicted from
+        // its first slot moves to its second) every answer is remembered, none evicting another (other tests in this process may install flags at
+        // any time: a round they disturb is run again).
+        let names: Vec<String> = (0..12).map(|i| format!("team/feature-{i}")).collect();
+        crate::install(crate::Snapshot::from_values(names.iter().map(|n| {
+            (n.as_str(), if n.ends_with('1') { "true" } else { "false" })
+        })));
+        let settled = (0..20).find_map(|_| {
+            worked_out_reading(&names, 3)?;
+            worked_out_reading(&names, 5)
+        });
+        assert_eq!(
+            settled,
+            Some(0),
+            "answers still worked out once the names had settled"
         );
     }
 }
