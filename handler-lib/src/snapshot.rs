@@ -540,20 +540,28 @@ struct ThreadView {
 /// `FnMut`, called by reference: moving a handle into the call costs more than the read itself.
 #[inline(always)]
 pub(crate) fn read_global<R>(mut read: impl FnMut(&Snapshot) -> R) -> R {
-    let cached = THREAD_CACHE.try_with(|cell| {
-        // Busy: a read inside a read (say, a config type reading a flag as it deserializes);
-        // the guard below serves it.
-        let mut cache = cell.try_borrow_mut().ok()?;
-        let view = match &mut *cache {
-            Some(view) => view,
-            None => ThreadView::install(&mut cache),
-        };
-        Some(read(view.current()))
-    });
-    match cached {
-        Ok(Some(result)) => result,
-        _ => read_guarded(&GLOBAL, read),
+    match with_view(|view| read(view.current())) {
+        Some(result) => result,
+        None => read_guarded(&GLOBAL, read),
     }
+}
+
+/// Runs `read` on this thread's view of [`GLOBAL`], set up on the thread's first read; `None`
+/// when the view is busy — a read inside a read (say, a config type reading a flag as it
+/// deserializes) — or gone (the thread is exiting): the caller then reads through a guard.
+#[inline(always)]
+fn with_view<R>(read: impl FnOnce(&mut ThreadView) -> R) -> Option<R> {
+    THREAD_CACHE
+        .try_with(|cell| {
+            let mut cache = cell.try_borrow_mut().ok()?;
+            let view = match &mut *cache {
+                Some(view) => view,
+                None => ThreadView::install(&mut cache),
+            };
+            Some(read(view))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Runs `read` on the flag `name` of [`GLOBAL`]'s current snapshot through this thread's view:
@@ -564,19 +572,9 @@ pub(crate) fn read_global_flag<R>(
     default: bool,
     mut read: impl FnMut(Flag<'_>) -> R,
 ) -> R {
-    let cached = THREAD_CACHE.try_with(|cell| {
-        let mut cache = cell.try_borrow_mut().ok()?;
-        let view = match &mut *cache {
-            Some(view) => view,
-            None => ThreadView::install(&mut cache),
-        };
-        view.refresh();
-        let entry = view.snapshot.find(name, &mut view.memo);
-        Some(read(Flag::new(&view.snapshot, entry).default_to(default)))
-    });
-    match cached {
-        Ok(Some(result)) => result,
-        _ => read_flag_guarded(name, default, read),
+    match with_view(|view| read(view.flag(name).default_to(default))) {
+        Some(result) => result,
+        None => read_flag_guarded(name, default, read),
     }
 }
 
@@ -584,20 +582,13 @@ pub(crate) fn read_global_flag<R>(
 /// with the install count it was read at: `None` when this thread's view was busy or gone (the
 /// answer then comes from an arc-swap guard, and is not to be remembered).
 pub(crate) fn global_evaluation(name: &str) -> (Option<u64>, Evaluation) {
-    let viewed = THREAD_CACHE.try_with(|cell| {
-        let mut cache = cell.try_borrow_mut().ok()?;
-        let view = match &mut *cache {
-            Some(view) => view,
-            None => ThreadView::install(&mut cache),
-        };
-        view.refresh();
-        let entry = view.snapshot.find(name, &mut view.memo);
-        let evaluation = Flag::new(&view.snapshot, entry).evaluate(&Context::new());
-        Some((view.generation, evaluation))
+    let viewed = with_view(|view| {
+        let evaluation = view.flag(name).evaluate(&Context::new());
+        (view.generation, evaluation)
     });
     match viewed {
-        Ok(Some((generation, evaluation))) => (Some(generation), evaluation),
-        _ => (
+        Some((generation, evaluation)) => (Some(generation), evaluation),
+        None => (
             None,
             read_guarded(&GLOBAL, |snapshot| {
                 snapshot.get(name).evaluate(&Context::new())
@@ -643,6 +634,14 @@ impl ThreadView {
         if GLOBAL_INSTALLS.0.load(Ordering::Relaxed) != self.generation {
             self.reload();
         }
+    }
+
+    /// The flag `name` in the view's snapshot, brought up to date, found through the memo.
+    #[inline(always)]
+    fn flag(&mut self, name: &str) -> Flag<'_> {
+        self.refresh();
+        let entry = self.snapshot.find(name, &mut self.memo);
+        Flag::new(&self.snapshot, entry)
     }
 
     /// The view's snapshot, brought up to date.
