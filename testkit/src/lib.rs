@@ -3,7 +3,8 @@
 //! ([`fault`]), the simulated Lambda environment running the real binaries ([`lambda`]), Lambda
 //! Managed Instances on top of it ([`managed`]), the binary as a sidecar ([`sidecar`]), and a
 //! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]), and the
-//! operator CLI as a process ([`ctl`]), and the programs tests run to their end ([`process`]).
+//! operator CLI as a process ([`ctl`]), the programs tests run to their end ([`process`]), and a
+//! slow link that makes a large transfer take its time ([`slow_link`]).
 //! Dev-only; never shipped.
 
 pub mod appconfig;
@@ -13,6 +14,7 @@ pub mod lambda;
 pub mod managed;
 pub mod process;
 pub mod sidecar;
+pub mod slow_link;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
