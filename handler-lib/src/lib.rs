@@ -17,7 +17,9 @@
 //! Modules:
 //! - [`model`]: what an operator stores in SSM, parsed into [`FlagValue`]s and [`Rules`];
 //! - [`eval`]: targeting and the deterministic percentage rollout ([`bucket`]);
-//! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`];
+//! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`], read by each thread
+//!   through its own view; `answers` (private): each thread's remembered answers to
+//!   `flags::get(name).enabled()`, the hot read;
 //! - [`flag`]: the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot);
 //! - [`wire`]: the contract with the extension: port, token header, endpoint paths, [`Status`],
 //!   and the documents of every body (snapshot, evaluation, health, error), also used by files;
