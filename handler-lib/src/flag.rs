@@ -257,14 +257,7 @@ impl<'a> CurrentFlag<'a> {
         {
             return on;
         }
-        self.evaluated()
-    }
-
-    /// [`CurrentFlag::enabled`] read in the snapshot: out of line, so the remembered answer stays
-    /// small where flags are read.
-    #[inline(never)]
-    fn evaluated(&self) -> bool {
-        self.look(|flag| flag.enabled())
+        self.evaluated_for(&Context::new())
     }
 
     /// Whether the flag is on for this context. On the process-wide store, a flag whose answer
@@ -280,8 +273,8 @@ impl<'a> CurrentFlag<'a> {
         self.evaluated_for(context)
     }
 
-    /// [`CurrentFlag::enabled_for`] evaluated for the context: out of line, so the remembered
-    /// answer stays small where flags are read.
+    /// [`CurrentFlag::enabled_for`] (and `enabled`, for an empty context) evaluated in the current
+    /// snapshot: out of line, so the remembered answer stays small where flags are read.
     #[inline(never)]
     fn evaluated_for(&self, context: &Context<'_>) -> bool {
         self.look(|flag| flag.enabled_for(context))

@@ -529,7 +529,6 @@ pub(crate) struct Installs(pub(crate) AtomicU64);
 
 /// A thread's view of [`GLOBAL`]: its current snapshot, and where it found names.
 struct ThreadView {
-    store: &'static Store,
     /// [`GLOBAL_INSTALLS`] when `snapshot` was loaded.
     generation: u64,
     snapshot: Arc<Snapshot>,
@@ -616,12 +615,10 @@ impl ThreadView {
     }
 
     fn new() -> Self {
-        let store: &'static Store = &GLOBAL;
         let generation = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
         Self {
-            store,
             generation,
-            snapshot: store.current.load_full(),
+            snapshot: GLOBAL.current.load_full(),
             memo: Memo::new(),
         }
     }
@@ -660,7 +657,7 @@ impl ThreadView {
     #[inline(never)]
     fn reload(&mut self) {
         let now = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
-        self.snapshot = self.store.current.load_full();
+        self.snapshot = GLOBAL.current.load_full();
         self.generation = now;
     }
 }
