@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flags::env::{NumberError, parse_port};
-use flags::wire::{DEFAULT_PORT, HEALTH_PATH, HealthDoc, Status, TOKEN_HEADER};
+use flags::wire::{DEFAULT_PORT, HEALTH_PATH, Status, TOKEN_HEADER};
 use http::Request;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::client::conn::http1;
@@ -24,8 +24,32 @@ use tokio::net::TcpStream;
 
 /// How long the check waits for the agent, in all.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
-/// The largest health document read.
-const MAX_BODY: usize = 64 * 1024;
+/// The largest health document read: far above any the agent writes (it lists at most
+/// [`flags::wire::HealthDoc::MAX_LISTED`] names), so an agent that answers is never judged by its size.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What the check reads of the health document: its status (the one field it judges by) and
+/// what the summary line says; everything else (lists of names) is skipped unread.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Health {
+    /// The agent's status.
+    pub status: Status,
+    /// The content version.
+    #[serde(default)]
+    pub version: u64,
+    /// Seconds since the last successful fetch.
+    #[serde(default)]
+    pub age_seconds: Option<f64>,
+    /// Number of flags.
+    #[serde(default)]
+    pub flags: usize,
+    /// Number of invalid flags.
+    #[serde(default)]
+    pub invalid: usize,
+    /// Why the last refresh failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
 
 /// Why the check failed.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +133,7 @@ impl Target {
 
 /// Asks the agent at `target` for its health; with `strict`, a `degraded` or `fallback` agent
 /// fails the check too.
-pub async fn check(target: &Target, strict: bool) -> Result<HealthDoc, HealthError> {
+pub async fn check(target: &Target, strict: bool) -> Result<Health, HealthError> {
     let port = target.port;
     let doc = tokio::time::timeout(CHECK_TIMEOUT, fetch(target))
         .await
@@ -123,7 +147,7 @@ pub async fn check(target: &Target, strict: bool) -> Result<HealthDoc, HealthErr
     Ok(doc)
 }
 
-async fn fetch(target: &Target) -> Result<HealthDoc, HealthError> {
+async fn fetch(target: &Target) -> Result<Health, HealthError> {
     let port = target.port;
     let unreachable = |reason: String| HealthError::Unreachable { port, reason };
     let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
@@ -166,7 +190,7 @@ async fn fetch(target: &Target) -> Result<HealthDoc, HealthError> {
 }
 
 /// The one line printed for a healthy agent.
-pub fn summary(doc: &HealthDoc) -> String {
+pub fn summary(doc: &Health) -> String {
     let age = doc.age_seconds.map_or_else(
         || "never fetched".to_owned(),
         |a| format!("fetched {a:.0} s ago"),
@@ -185,6 +209,7 @@ pub fn summary(doc: &HealthDoc) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flags::wire::HealthDoc;
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -238,16 +263,77 @@ mod tests {
         );
     }
 
+    /// An agent answering `body` to one request, on a port of its own.
+    async fn answering(body: String) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_large_health_document_still_passes_the_check() {
+        // 400 undecryptable SecureStrings with long names, as an agent before the cap listed them.
+        let names: Vec<String> = (0..400)
+            .map(|i| {
+                format!(
+                    "team/payments/secrets/provider-api-key-rotation-{i:04}-{}",
+                    "x".repeat(120)
+                )
+            })
+            .collect();
+        let doc = HealthDoc {
+            status: Status::Ok,
+            version: 9,
+            age_seconds: Some(1.0),
+            flags: 400,
+            invalid: 0,
+            last_error: Some("cannot decrypt".into()),
+            undecryptable: names,
+            undecryptable_count: 400,
+        };
+        let body = serde_json::to_string(&doc).expect("json");
+        assert!(body.len() > 64 * 1024, "{} bytes", body.len());
+        let port = answering(body).await;
+        let health = check(&Target { port, token: None }, true)
+            .await
+            .expect("an answering agent is healthy");
+        assert_eq!(health.status, Status::Ok);
+        assert_eq!(health.version, 9);
+    }
+
+    #[tokio::test]
+    async fn only_the_status_is_needed() {
+        let port = answering(r#"{"status": "stale", "future_field": [1, 2]}"#.to_owned()).await;
+        let health = check(&Target { port, token: None }, false)
+            .await
+            .expect("healthy");
+        assert_eq!(health.status, Status::Stale);
+    }
+
     #[test]
     fn the_summary_says_status_and_age() {
-        let doc = HealthDoc {
+        let doc = Health {
             status: Status::Stale,
             version: 3,
             age_seconds: Some(75.2),
             flags: 12,
             invalid: 1,
             last_error: Some("SSM throttled".into()),
-            undecryptable: Vec::new(),
         };
         assert_eq!(
             summary(&doc),

@@ -65,6 +65,12 @@ impl RequestContext {
             code: "PARSE_ERROR",
             details: format!("the request body is not JSON: {e}"),
         })?;
+        let Value::Object(request) = request else {
+            return Err(BadRequest {
+                code: "INVALID_CONTEXT",
+                details: "the request body must be a JSON object: {\"context\": {…}}".to_owned(),
+            });
+        };
         let context = match request.get("context") {
             None | Some(Value::Null) => return Ok(Self::default()),
             Some(Value::Object(context)) => context,
@@ -185,19 +191,13 @@ fn evaluation(snapshot: &Snapshot, key: &str, request: &RequestContext) -> Resul
     let mut metadata = Map::new();
     metadata.insert("reason_code".into(), evaluated.reason.code().into());
     metadata.insert("detail".into(), evaluated.to_string().into());
+    for (field, v) in entry.metadata_fields() {
+        if !metadata.contains_key(field) {
+            metadata.insert(field.to_owned(), v.clone());
+        }
+    }
     let (value, variant, reason) = match value {
         FlagValue::Bool(_) | FlagValue::Json(_) => {
-            if let FlagValue::Json(flag) = value
-                && let Value::Object(document) = flag.document()
-            {
-                for (field, v) in document {
-                    if matches!(v, Value::Bool(_) | Value::Number(_) | Value::String(_))
-                        && !metadata.contains_key(field.as_str())
-                    {
-                        metadata.insert(field.clone(), v.clone());
-                    }
-                }
-            }
             let on = evaluated.enabled;
             (
                 Value::Bool(on),
@@ -363,6 +363,59 @@ mod tests {
                 .code,
             "INVALID_CONTEXT"
         );
+        // JSON, but not an object: never evaluated as an empty context.
+        for body in [&b"[1,2]"[..], b"\"x\"", b"5", b"null", b"true"] {
+            let bad = RequestContext::from_body(body).expect_err("not an object");
+            assert_eq!(
+                bad.code,
+                "INVALID_CONTEXT",
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_secure_flags_config_fields_never_reach_the_metadata() {
+        let secret = flags::Parameter {
+            flag: "payments".into(),
+            name: "/app/features/payments".into(),
+            kind: flags::ParameterKind::SecureString,
+            value: r#"{"enabled": true, "api_key": "sk_live_123", "timeout_ms": 800}"#.into(),
+            version: 1,
+        };
+        let plain = flags::Parameter {
+            flag: "checkout".into(),
+            kind: flags::ParameterKind::String,
+            value: r#"{"enabled": true, "api_key": "pk_public"}"#.into(),
+            ..secret.clone()
+        };
+        let secret_text = flags::Parameter {
+            flag: "token".into(),
+            value: "sk_live_456".into(),
+            ..secret.clone()
+        };
+        let snapshot = Snapshot::new(
+            1,
+            Status::Ok,
+            [&secret, &plain, &secret_text].map(flags::FlagEntry::from_parameter),
+        );
+        let (status, body) = evaluate_one(&snapshot, "payments", &ctx("{}"));
+        assert_eq!(status, 200);
+        assert_eq!(body["value"], true, "still evaluated");
+        assert_eq!(body["metadata"]["secure"], true);
+        assert!(body["metadata"].get("api_key").is_none(), "{body}");
+        assert!(body["metadata"].get("timeout_ms").is_none(), "{body}");
+        assert_eq!(
+            evaluate_one(&snapshot, "token", &ctx("{}")).1["metadata"]["secure"],
+            true
+        );
+        let all = evaluate_all(&snapshot, &ctx("{}")).to_string();
+        assert!(!all.contains("sk_live_123"), "{all}");
+        // The same fields of a String flag are config, served as metadata.
+        let (_, checkout) = evaluate_one(&snapshot, "checkout", &ctx("{}"));
+        assert_eq!(checkout["metadata"]["api_key"], "pk_public");
+        assert!(checkout["metadata"].get("secure").is_none());
     }
 
     #[test]

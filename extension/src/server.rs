@@ -39,8 +39,9 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use crate::guard::{HEADER_TIMEOUT, HeaderDeadline};
+use crate::guard::{Admitted, Connections, HEADER_TIMEOUT, HeaderDeadline};
 use crate::ofrep;
 use crate::snapshot::{Served, Shared};
 
@@ -52,6 +53,9 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Requests held at once waiting for a change: half the connections, so that held requests
 /// never starve ordinary ones.
 pub const MAX_WAITERS: usize = MAX_CONNECTIONS / 2;
+/// How long an OFREP request's body may take to arrive once its headers have: a body is not
+/// headers (the header deadline stops at them), but it is bounded too.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a request is held (`Prefer: wait=N` above it is cut to it).
 pub const MAX_WAIT: Duration = Duration::from_secs(MAX_WAIT_SECONDS);
 
@@ -88,11 +92,8 @@ impl Api {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        if !loopback_host(&request) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "the Host header must be a loopback name or address (localhost, 127.0.0.1, [::1])",
-            );
+        if let Err(problem) = check_host(&request) {
+            return host_refused(problem);
         }
         if !self.authorized(&request) {
             return error(
@@ -118,9 +119,18 @@ impl Api {
         if announced.is_some_and(|n| n > ofrep::MAX_BODY_BYTES) {
             return too_large();
         }
-        let body = match BodyExt::collect(http_body_util::Limited::new(body, ofrep::MAX_BODY_BYTES))
-            .await
-        {
+        let limited = http_body_util::Limited::new(body, ofrep::MAX_BODY_BYTES);
+        let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, BodyExt::collect(limited)).await
+        else {
+            return closing(error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ));
+        };
+        let body = match collected {
             Ok(collected) => collected.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -234,12 +244,9 @@ impl Api {
                 "only GET is supported (and POST on the OFREP paths, /ofrep/v1/evaluate/flags…)",
             );
         }
-        if !loopback_host(request) {
+        if let Err(problem) = check_host(request) {
             // A page in a browser can reach 127.0.0.1 by DNS rebinding; its Host is its own name.
-            return error(
-                StatusCode::FORBIDDEN,
-                "the Host header must be a loopback name or address (localhost, 127.0.0.1, [::1])",
-            );
+            return host_refused(problem);
         }
         if has_body(request) {
             // Only GET is served: a body is never read, so it is never accepted either.
@@ -277,7 +284,8 @@ impl Api {
         }
     }
 
-    fn authorized<B>(&self, request: &Request<B>) -> bool {
+    /// Whether `request` carries the API's token (compared in constant time).
+    pub fn authorized<B>(&self, request: &Request<B>) -> bool {
         let expected = &self.token;
         request
             .headers()
@@ -327,26 +335,84 @@ fn has_body<B>(request: &Request<B>) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
-/// Whether the request names a loopback host: `localhost`, `127.x.x.x` or `[::1]`, with or
-/// without a port (the `Host` header, or the authority of an absolute URI).
-fn loopback_host<B>(request: &Request<B>) -> bool {
-    let host = match request.headers().get(HOST) {
-        Some(value) => value.to_str().ok(),
-        None => request.uri().authority().map(|a| a.as_str()),
+/// Why a request's host is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostProblem {
+    /// Well-formed, but not a loopback name or address: 403 (DNS rebinding, a proxy's request).
+    NotLoopback,
+    /// Missing, repeated, or not a valid host: 400.
+    Malformed(&'static str),
+}
+
+/// The host a request names, judged: the authority of an absolute-form target (RFC 9112
+/// §3.2.2: it wins over `Host`), else the one `Host` header. Loopback is `localhost`,
+/// `127.x.x.x` or `[::1]`, with or without a port.
+fn check_host<B>(request: &Request<B>) -> Result<(), HostProblem> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostProblem::Malformed("more than one Host header"));
+    }
+    let authority = match request.uri().authority() {
+        Some(authority) => authority.clone(),
+        None => {
+            let value = header.ok_or(HostProblem::Malformed("no Host header"))?;
+            let text = value
+                .to_str()
+                .map_err(|_| HostProblem::Malformed("the Host header is not ASCII"))?;
+            text.parse::<http::uri::Authority>()
+                .map_err(|_| HostProblem::Malformed("the Host header is not a valid host"))?
+        }
     };
-    let Some(host) = host else {
-        return false;
+    if authority.as_str().contains('@') {
+        return Err(HostProblem::Malformed(
+            "a host must not carry user information",
+        ));
+    }
+    let host = authority.host();
+    let port = authority.as_str().get(host.len()..).unwrap_or_default();
+    if !(port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok()))
+    {
+        return Err(HostProblem::Malformed("not a valid port"));
+    }
+    let loopback = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .strip_suffix(']')
+            .and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok())
+            .ok_or(HostProblem::Malformed("not a valid bracketed IPv6 address"))?
+            .is_loopback(),
+        None if host.contains(['[', ']', ':']) => {
+            return Err(HostProblem::Malformed("not a valid host"));
+        }
+        None => {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
     };
-    let name = match host.rsplit_once(':') {
-        // `[::1]:2774`, `localhost:2774`; a bare `[::1]` has its colons inside brackets.
-        Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    if loopback {
+        Ok(())
+    } else {
+        Err(HostProblem::NotLoopback)
+    }
+}
+
+/// The answer to a request whose host is refused.
+fn host_refused(problem: HostProblem) -> Response<Full<Bytes>> {
+    match problem {
+        HostProblem::NotLoopback => error(
+            StatusCode::FORBIDDEN,
+            "the request's host (its Host header, or the authority of an absolute URI) must be a loopback name or address (localhost, 127.0.0.1, [::1])",
+        ),
+        HostProblem::Malformed(why) => closing(error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad request: {why}"),
+        )),
+    }
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
@@ -467,18 +533,22 @@ fn health(served: &Served) -> Response<Full<Bytes>> {
             flags: served.snapshot.len(),
             invalid: served.invalid,
             last_error: served.last_error.clone(),
-            undecryptable: served.undecryptable.clone(),
-        },
+            undecryptable: Vec::new(),
+            undecryptable_count: 0,
+        }
+        .with_undecryptable(&served.undecryptable),
     )
 }
 
 /// Serves `api` on `listener` until `shutdown` completes, then releases the held requests.
-/// Connections from outside loopback, and beyond [`MAX_CONNECTIONS`] at once, are closed
-/// unanswered; a request whose headers take longer than [`HEADER_TIMEOUT`] from their first
-/// byte is cut (see [`crate::guard`]).
+/// Connections from outside loopback are closed unanswered; at most [`MAX_CONNECTIONS`] are
+/// served at once, a connection that has not authenticated making room for a new one; a
+/// connection with no authenticated request within [`crate::guard::AUTH_TIMEOUT`] of its accept is closed,
+/// and a request whose headers take longer than [`HEADER_TIMEOUT`] from their first byte is
+/// cut (see [`crate::guard`]).
 pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Connections::new(MAX_CONNECTIONS);
     let mut refused_logged = false;
     loop {
         let (stream, peer) = tokio::select! {
@@ -500,44 +570,65 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
             tracing::warn!(%peer, "refused a connection from outside loopback");
             continue;
         }
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        let accepted = Instant::now();
+        let Some(admitted) = connections.admit().await else {
             if !std::mem::replace(&mut refused_logged, true) {
                 tracing::warn!(
                     max = MAX_CONNECTIONS,
-                    "local API connections at their limit: closing new ones"
+                    "local API connections at their limit, every one authenticated: closing new ones"
                 );
             }
             continue;
         };
         refused_logged = false;
-        let api = api.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let api = api.clone();
-                async move {
-                    let response = if request.method() == Method::POST
-                        && request.uri().path().starts_with(ofrep::PATH_PREFIX)
-                    {
-                        api.respond_ofrep(request).await
-                    } else {
-                        api.respond(&request).await
-                    };
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            // hyper's header-read timeout also counts idle keep-alive time, and the handler's
-            // connection idles (frozen) between invocations: ours counts from a request's first
-            // byte instead.
-            let guarded = HeaderDeadline::new(stream, HEADER_TIMEOUT);
-            let connection = http1::Builder::new()
-                .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(guarded), service);
-            if let Err(err) = connection.await {
+        tokio::spawn(serve_connection(stream, api.clone(), admitted, accepted));
+    }
+}
+
+/// Serves one accepted connection until it ends, is evicted, or fails to authenticate in time.
+async fn serve_connection<S>(stream: S, api: Api, admitted: Admitted, accepted: Instant)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let tracker = Arc::clone(&admitted.tracker);
+    let service = {
+        let tracker = Arc::clone(&tracker);
+        service_fn(move |request: Request<hyper::body::Incoming>| {
+            let (api, tracker) = (api.clone(), Arc::clone(&tracker));
+            async move {
+                tracker.request_started(api.authorized(&request));
+                let response = if request.method() == Method::POST
+                    && request.uri().path().starts_with(ofrep::PATH_PREFIX)
+                {
+                    api.respond_ofrep(request).await
+                } else {
+                    api.respond(&request).await
+                };
+                tracker.request_done();
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    // hyper's header-read timeout also counts idle keep-alive time, and the handler's
+    // connection idles (frozen) between invocations: ours counts from a request's first byte.
+    let guarded = HeaderDeadline::new(stream, HEADER_TIMEOUT, Arc::clone(&tracker));
+    let connection = http1::Builder::new()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .serve_connection(TokioIo::new(guarded), service);
+    tokio::select! {
+        ended = connection => {
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "local API connection ended with an error");
             }
-        });
+        }
+        () = tracker.closed(accepted) => {
+            tracing::debug!(
+                authenticated = tracker.is_authenticated(),
+                "local API connection closed: no authenticated request in time, or evicted for a new one"
+            );
+        }
     }
+    drop(admitted);
 }
 
 #[cfg(test)]
@@ -830,7 +921,7 @@ mod tests {
             "localhost.evil.example.com",
             "127.0.0.1.nip.io",
             "10.0.0.1:2774",
-            "",
+            "[::2]",
         ] {
             let (status, body, _) = get(&api, HEALTH_PATH, &[("host", host)]);
             assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
@@ -840,6 +931,54 @@ mod tests {
                     .is_some_and(|e| e.contains("loopback"))
             );
         }
+        // Malformed hosts are bad requests, never guessed at.
+        for host in [
+            "",
+            "[[::1]]",
+            "[::1",
+            "::1",
+            "user@localhost",
+            "localhost:port",
+        ] {
+            let (status, _, headers) = get(&api, HEALTH_PATH, &[("host", host)]);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{host:?}");
+            assert_eq!(
+                headers.get("connection").map(|v| v.as_bytes()),
+                Some(&b"close"[..])
+            );
+        }
+    }
+
+    #[test]
+    fn an_absolute_target_is_judged_by_its_authority_and_one_host_only() {
+        let api = api(None);
+        // RFC 9112 §3.2.2: the target's authority wins over Host.
+        let (status, _, _) = get(&api, "http://evil.com/v1/health", &[("host", "localhost")]);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = get(
+            &api,
+            "http://127.0.0.1:2774/v1/health",
+            &[("host", "evil.com")],
+        );
+        assert_eq!(status, StatusCode::OK);
+        let request = Request::get(HEALTH_PATH)
+            .header("host", "localhost")
+            .header("host", "evil.com")
+            .header(TOKEN_HEADER, TEST_TOKEN)
+            .body(())
+            .expect("request");
+        assert_eq!(api.handle(&request).status(), StatusCode::BAD_REQUEST);
+        let twice_loopback = Request::get(HEALTH_PATH)
+            .header("host", "localhost")
+            .header("host", "localhost")
+            .header(TOKEN_HEADER, TEST_TOKEN)
+            .body(())
+            .expect("request");
+        assert_eq!(
+            api.handle(&twice_loopback).status(),
+            StatusCode::BAD_REQUEST,
+            "duplicate Host headers, even equal ones"
+        );
     }
 
     #[test]

@@ -33,8 +33,8 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -48,7 +48,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use crate::env::{parse_number, parse_port};
-use crate::snapshot::{GLOBAL, Snapshot, Store};
+use crate::snapshot::{GLOBAL, Offered, Snapshot, Store};
 use crate::wire::{
     DEFAULT_PORT, DEFAULT_TOKEN_FILE, FETCHED_AT_HEADER, FLAGS_PATH, MAX_WAIT_SECONDS,
     PREFER_HEADER, PREFERENCE_APPLIED_HEADER, SnapshotDoc, Status, TOKEN_HEADER, configured_token,
@@ -126,6 +126,8 @@ enum SyncError {
 struct Connection {
     sender: Option<SendRequest<Empty<Bytes>>>,
     etag: Option<HeaderValue>,
+    /// The snapshot `etag` names (installed or declined): a 304 confirms this one, and only it.
+    known: Option<Arc<Snapshot>>,
     /// The outcome of the last sync, shared with the syncs that waited for it.
     last: Option<Synced>,
 }
@@ -308,8 +310,10 @@ impl Client {
         match result {
             Ok(Answer::Unchanged { fetched_at, .. }) => {
                 self.recovered();
-                if let Some(at) = fetched_at {
-                    store.pin().mark_fetched(at);
+                // The extension confirmed the snapshot this connection knows — not whatever is
+                // installed now (the other connection may have installed a newer one).
+                if let (Some(at), Some(known)) = (fetched_at, &connection.known) {
+                    known.mark_fetched(at);
                 }
                 Synced::Unchanged
             }
@@ -326,21 +330,29 @@ impl Client {
                 let (version, status) = (snapshot.version(), snapshot.status());
                 // Its tag is kept either way: a declined snapshot is not fetched again.
                 connection.etag = etag;
-                let held = store.pin();
-                if !snapshot.supersedes(&held) {
-                    tracing::warn!(
-                        declined = %status,
-                        held = %held.status(),
-                        flags = held.len(),
-                        "the extension's snapshot is no better than the flags held: keeping them"
-                    );
-                    return Synced::Kept { declined: status };
+                match store.offer(snapshot) {
+                    Offered::Declined { held } => {
+                        // The tag now names the declined snapshot: a 304 confirms none held.
+                        connection.known = None;
+                        tracing::warn!(
+                            declined = %status,
+                            held = %held.status(),
+                            flags = held.len(),
+                            "the extension's snapshot is no better than the flags held: keeping them"
+                        );
+                        Synced::Kept { declined: status }
+                    }
+                    Offered::Installed {
+                        replaced,
+                        installed,
+                    } => {
+                        if replaced.status() != status {
+                            log_status(&installed);
+                        }
+                        connection.known = Some(installed);
+                        Synced::Updated { version, status }
+                    }
                 }
-                let previous = store.install(snapshot);
-                if previous.status() != status {
-                    log_status(&store.pin());
-                }
-                Synced::Updated { version, status }
             }
             Err(error) => {
                 // A broken connection is not reused; the next sync reconnects.
@@ -702,7 +714,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -964,6 +975,155 @@ mod tests {
             Synced::Unchanged,
             "the declined snapshot's tag is kept: it is not fetched again"
         );
+    }
+
+    /// An extension whose long polls are held until the test releases each with an answer of its
+    /// choosing (`held`); other requests get `answers` in turn. Says when a long poll arrives.
+    async fn holding_long_polls(
+        answers: Vec<String>,
+    ) -> (
+        u16,
+        tokio::sync::mpsc::Sender<String>,
+        tokio::sync::mpsc::Receiver<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (release, held) = tokio::sync::mpsc::channel::<String>(4);
+        let (arrived_tx, arrived) = tokio::sync::mpsc::channel::<()>(4);
+        let answers = Arc::new(std::sync::Mutex::new(answers.into_iter()));
+        let held = Arc::new(tokio::sync::Mutex::new(held));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (answers, held, arrived_tx) =
+                    (Arc::clone(&answers), Arc::clone(&held), arrived_tx.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                        let answer = if request.contains("prefer:") {
+                            let _ = arrived_tx.send(()).await;
+                            held.lock().await.recv().await
+                        } else {
+                            answers.lock().ok().and_then(|mut a| a.next())
+                        };
+                        let Some(answer) = answer else { return };
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        (port, release, arrived)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_watch_answer_never_puts_older_flags_over_a_newer_sync() {
+        let at = |s: &str| humantime::parse_rfc3339(s).expect("time");
+        let (t1, t2, t3) = (
+            "2026-11-24T10:00:00.000Z",
+            "2026-11-24T10:01:00.000Z",
+            "2026-11-24T10:02:00.000Z",
+        );
+        let doc = |version: u64, on: bool, fetched: &str| {
+            format!(
+                r#"{{"version": {version}, "status": "ok", "fetched_at": "{fetched}", "flags": {{"a": {{"value": {on}}}}}}}"#
+            )
+        };
+        let (v1, v2) = (doc(1, false, t1), doc(2, true, t2));
+        let (port, release, mut arrived) = holding_long_polls(vec![
+            // The watch's first request (no tag yet: not held), then the sync's.
+            response(
+                "200 OK",
+                &[("etag", "\"v1\""), (FETCHED_AT_HEADER, t1)],
+                &v1,
+            ),
+            response(
+                "200 OK",
+                &[("etag", "\"v2\""), (FETCHED_AT_HEADER, t2)],
+                &v2,
+            ),
+        ])
+        .await;
+        let client = Arc::new(Client::new(port, None, Duration::from_secs(2)));
+        let store = Arc::new(Store::default());
+        let watch = {
+            let (client, store) = (Arc::clone(&client), Arc::clone(&store));
+            tokio::spawn(async move { client.watch_into(&store).await })
+        };
+        // The watch installs v1, then its long poll (tagged v1) is held.
+        tokio::time::timeout(Duration::from_secs(10), arrived.recv())
+            .await
+            .expect("the watch's long poll arrives");
+        assert_eq!(store.version(), 1);
+        // Meanwhile a sync, on its own connection, installs the newer v2.
+        assert_eq!(
+            client.sync_into(&store).await,
+            Synced::Updated {
+                version: 2,
+                status: Status::Ok
+            }
+        );
+        // The held answer is released: "v1 unchanged, confirmed at t3". It confirms v1, not v2.
+        release
+            .send(response(
+                "304 Not Modified",
+                &[("etag", "\"v1\""), (FETCHED_AT_HEADER, t3)],
+                "",
+            ))
+            .await
+            .expect("release");
+        tokio::time::timeout(Duration::from_secs(10), arrived.recv())
+            .await
+            .expect("the watch polls again");
+        assert_eq!(store.version(), 2);
+        assert_eq!(
+            store.pin().fetched_at(),
+            Some(at(t2)),
+            "v2's fetch time taken from a 304 about v1"
+        );
+        // Released again, now with v1 itself (an answer overtaken on its way): v2 stays.
+        release
+            .send(response(
+                "200 OK",
+                &[("etag", "\"v1\""), (FETCHED_AT_HEADER, t1)],
+                &v1,
+            ))
+            .await
+            .expect("release");
+        tokio::time::timeout(Duration::from_secs(10), arrived.recv())
+            .await
+            .expect("the watch polls again");
+        assert_eq!(store.version(), 2, "older flags installed over newer ones");
+        assert!(store.get("a").enabled());
+        watch.abort();
+    }
+
+    #[test]
+    fn offers_racing_from_many_threads_leave_the_latest_fetch_installed() {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for _ in 0..50 {
+            let store = Arc::new(Store::default());
+            let threads: Vec<_> = (1..=8u64)
+                .map(|n| {
+                    let store = Arc::clone(&store);
+                    std::thread::spawn(move || {
+                        let snapshot = Snapshot::new(n, Status::Ok, [])
+                            .with_fetched_at(Some(base + Duration::from_secs(n)));
+                        let _ = store.offer(snapshot);
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().expect("offer");
+            }
+            assert_eq!(
+                store.version(),
+                8,
+                "a later fetch was replaced by an earlier one"
+            );
+        }
     }
 
     /// A server answering every request with `body` after `delay`, counting requests.

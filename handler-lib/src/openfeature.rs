@@ -220,10 +220,8 @@ impl FeatureProvider for SnapshotProvider {
         let mut metadata = FlagMetadata::default()
             .with_value("reason_code", evaluation.reason.code())
             .with_value("detail", evaluation.to_string());
-        if let FlagValue::Json(flag) = value
-            && let serde_json::Value::Object(document) = flag.document()
-        {
-            for (field, v) in document {
+        if let Some(entry) = snapshot.entry(key) {
+            for (field, v) in entry.metadata_fields() {
                 let entry = match v {
                     serde_json::Value::Bool(b) => Some(open_feature::FlagMetadataValue::Bool(*b)),
                     serde_json::Value::Number(n) => n
@@ -238,7 +236,7 @@ impl FeatureProvider for SnapshotProvider {
                 if let Some(entry) = entry
                     && !metadata.values.contains_key(field)
                 {
-                    metadata.values.insert(field.clone(), entry);
+                    metadata.values.insert(field.to_owned(), entry);
                 }
             }
         }

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -111,6 +111,24 @@ impl FlagEntry {
         self.secure
     }
 
+    /// What an OpenFeature answer (OFREP, the provider) carries as this flag's metadata beyond
+    /// its evaluation: a JSON flag's top-level boolean, number and string fields. A
+    /// `SecureString` flag's fields may be secrets (an API key beside `enabled`) and metadata is
+    /// what logging hooks write out: for it, only `secure: true`.
+    pub fn metadata_fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        static SECURE: Value = Value::Bool(true);
+        let secure = self.secure.then_some(("secure", &SECURE));
+        let document = match &self.value {
+            Ok(FlagValue::Json(flag)) if !self.secure => flag.document().as_object(),
+            _ => None,
+        };
+        let fields = document.into_iter().flatten().filter_map(|(field, value)| {
+            matches!(value, Value::Bool(_) | Value::Number(_) | Value::String(_))
+                .then_some((field.as_str(), value))
+        });
+        secure.into_iter().chain(fields)
+    }
+
     /// The parsed value, or why it is invalid.
     #[inline]
     pub fn value(&self) -> Result<&FlagValue, &FlagError> {
@@ -189,6 +207,10 @@ pub struct Snapshot {
     fetched_at_ms: AtomicU64,
     default_region: Option<Arc<str>>,
     flags: Index,
+    /// The [`GLOBAL_INSTALLS`] count [`GLOBAL`] gave it when installed (0 for any other store):
+    /// a reader that pins it raises the count to it, so the thread never reads older flags
+    /// after it (see [`Store::pin`]).
+    installed_as: u64,
 }
 
 impl Clone for Snapshot {
@@ -199,6 +221,7 @@ impl Clone for Snapshot {
             fetched_at_ms: AtomicU64::new(self.fetched_at_ms.load(Ordering::Relaxed)),
             default_region: self.default_region.clone(),
             flags: self.flags.clone(),
+            installed_as: 0,
         }
     }
 }
@@ -217,6 +240,7 @@ impl Snapshot {
             fetched_at_ms: AtomicU64::new(0),
             default_region: None,
             flags,
+            installed_as: 0,
         }
     }
 
@@ -423,6 +447,9 @@ pub struct Store {
     default_region: Option<Arc<str>>,
     /// Reads go through the per-thread cache ([`THREAD_CACHE`]): only the process-wide store.
     thread_cached: bool,
+    /// Held by an install from its decision to its count: installs are decided and numbered
+    /// ([`GLOBAL`]'s) in the order they swap snapshots in.
+    installing: Mutex<()>,
 }
 
 impl Default for Store {
@@ -438,6 +465,7 @@ impl Store {
             current: ArcSwap::from_pointee(initial),
             default_region: None,
             thread_cached: false,
+            installing: Mutex::new(()),
         }
     }
 
@@ -451,7 +479,13 @@ impl Store {
     /// Pins the current snapshot: reads through it agree, whatever is installed meanwhile.
     /// (One reference-count increment: pin once per invocation, not per read.)
     pub fn pin(&self) -> Arc<Snapshot> {
-        self.current.load_full()
+        let snapshot = self.current.load_full();
+        if self.thread_cached {
+            // An install swaps, then raises the count: a pin in between would hand out a
+            // snapshot newer than the one `flags::get` answers from on this very thread.
+            caught_up(&snapshot);
+        }
+        snapshot
     }
 
     /// A handle on one flag by name; each read looks it up in the snapshot current then.
@@ -494,17 +528,76 @@ impl Store {
     }
 
     /// Installs `snapshot` atomically and returns the one it replaced.
-    pub fn install(&self, mut snapshot: Snapshot) -> Arc<Snapshot> {
+    pub fn install(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let _one_at_a_time = self.one_at_a_time();
+        self.swap_in(snapshot).0
+    }
+
+    /// Installs `snapshot` only if it [supersedes](Snapshot::supersedes) the one held, deciding
+    /// and installing as one step: two sources offering at once (a watch's answer and a sync's)
+    /// can never put the older one over the newer.
+    #[cfg(feature = "client")]
+    pub(crate) fn offer(&self, snapshot: Snapshot) -> Offered {
+        let _one_at_a_time = self.one_at_a_time();
+        let held = self.current.load_full();
+        if !snapshot.supersedes(&held) {
+            return Offered::Declined { held };
+        }
+        let (replaced, installed) = self.swap_in(snapshot);
+        Offered::Installed {
+            replaced,
+            installed,
+        }
+    }
+
+    /// The install lock. (A std mutex: held for a comparison, a swap and two atomic operations,
+    /// never across I/O or an await; a panic while held leaves nothing half-done.)
+    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.installing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Swaps `snapshot` in (the install lock held); returns the replaced and the installed one.
+    fn swap_in(&self, mut snapshot: Snapshot) -> (Arc<Snapshot>, Arc<Snapshot>) {
         if snapshot.default_region.is_none() {
             snapshot.default_region = self.default_region.clone();
         }
-        let replaced = self.current.swap(Arc::new(snapshot));
-        if self.thread_cached {
-            // After the swap: a reader that sees the new count loads the new snapshot.
-            GLOBAL_INSTALLS.0.fetch_add(1, Ordering::Release);
+        if !self.thread_cached {
+            let installed = Arc::new(snapshot);
+            return (self.current.swap(Arc::clone(&installed)), installed);
         }
-        replaced
+        // Under the lock only installs raise the count past what is installed (a pin raises it
+        // only to a snapshot already swapped in), so this is the next number.
+        let number = GLOBAL_INSTALLS.0.load(Ordering::Acquire) + 1;
+        snapshot.installed_as = number;
+        let installed = Arc::new(snapshot);
+        let replaced = self.current.swap(Arc::clone(&installed));
+        #[cfg(test)]
+        tests::between_swap_and_count();
+        // After the swap: a reader that sees the new count loads the new snapshot. `fetch_max`:
+        // a reader that pinned the new snapshot may have raised it already.
+        GLOBAL_INSTALLS.0.fetch_max(number, Ordering::Release);
+        (replaced, installed)
     }
+}
+
+/// What [`Store::offer`] did.
+#[cfg(feature = "client")]
+#[derive(Debug)]
+pub(crate) enum Offered {
+    /// The offered snapshot is installed.
+    Installed {
+        /// The one it replaced.
+        replaced: Arc<Snapshot>,
+        /// The offered one, as installed.
+        installed: Arc<Snapshot>,
+    },
+    /// The held snapshot is better: it stays.
+    Declined {
+        /// The snapshot held.
+        held: Arc<Snapshot>,
+    },
 }
 
 /// The process-wide store read by [`crate::get`]. A context without a region is evaluated in the
@@ -615,10 +708,10 @@ impl ThreadView {
     }
 
     fn new() -> Self {
-        let generation = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
+        let (generation, snapshot) = load_current();
         Self {
             generation,
-            snapshot: GLOBAL.current.load_full(),
+            snapshot,
             memo: Memo::new(),
         }
     }
@@ -648,24 +741,49 @@ impl ThreadView {
         &self.snapshot
     }
 
-    /// Loads the current snapshot and the install count it is at least as new as. The count is
-    /// loaded first, with Acquire: an install swaps the snapshot before it raises the count
-    /// (Release), so a count seen here means its snapshot (or a later one) is what loads next;
-    /// if a later one, the next read sees the count move and loads again. Out of line: it runs
-    /// once per install per thread, and drops the snapshot the thread held.
+    /// Loads the current snapshot and the install count it is at least as new as (see
+    /// [`load_current`]). Out of line: it runs once per install per thread, and drops the
+    /// snapshot the thread held.
     #[cold]
     #[inline(never)]
     fn reload(&mut self) {
-        let now = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
-        self.snapshot = GLOBAL.current.load_full();
-        self.generation = now;
+        (self.generation, self.snapshot) = load_current();
+    }
+}
+
+/// [`GLOBAL`]'s current snapshot and the install count it is labelled with. The count is loaded
+/// first, with Acquire: an install swaps the snapshot before it raises the count (Release), so
+/// the snapshot that loads next is the one of that count or a later one. A later one (loaded
+/// between another install's swap and its count) is labelled with its own number, and the
+/// count is raised to it ([`caught_up`]): answers this thread remembered at the older count are
+/// then out of date, so no read on this thread answers from flags older than it has seen.
+fn load_current() -> (u64, Arc<Snapshot>) {
+    let counted = GLOBAL_INSTALLS.0.load(Ordering::Acquire);
+    let snapshot = GLOBAL.current.load_full();
+    caught_up(&snapshot);
+    (counted.max(snapshot.installed_as), snapshot)
+}
+
+/// Raises [`GLOBAL_INSTALLS`] to `snapshot`'s number when a reader met it between its install's
+/// swap and count: from then on, every read on this thread answers from it or a later one.
+/// (A load that finds the count there already, at every pin but one in that window.)
+#[inline]
+fn caught_up(snapshot: &Snapshot) {
+    if GLOBAL_INSTALLS.0.load(Ordering::Acquire) < snapshot.installed_as {
+        GLOBAL_INSTALLS
+            .0
+            .fetch_max(snapshot.installed_as, Ordering::AcqRel);
     }
 }
 
 /// A read through an arc-swap guard: stores other than [`GLOBAL`], and [`GLOBAL`] when this
 /// thread's cache is busy or gone.
 fn read_guarded<R>(store: &Store, mut read: impl FnMut(&Snapshot) -> R) -> R {
-    read(&store.current.load())
+    let snapshot = store.current.load();
+    if store.thread_cached {
+        caught_up(&snapshot);
+    }
+    read(&snapshot)
 }
 
 thread_local! {
@@ -943,9 +1061,12 @@ mod tests {
         );
     }
 
-    /// The only unit test that touches the process-wide store (the others use their own).
+    /// One of the unit tests that touch the process-wide store (most use their own).
     #[test]
     fn the_global_store_serves_reads_inside_reads_and_every_swap_at_the_next_read() {
+        let _global = GLOBAL_TESTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         GLOBAL.install(Snapshot::from_values([("a", "true"), ("b", "false")]));
         assert!(crate::get("a").enabled());
         // A read inside a read (the thread's cache is in use): served through a guard.
@@ -960,6 +1081,80 @@ mod tests {
         assert_eq!(crate::version(), 2);
         let elsewhere = std::thread::spawn(|| (crate::version(), crate::get("a").enabled()));
         assert_eq!(elsewhere.join().ok(), Some((2, false)));
+    }
+
+    /// Held by the tests here that install into the process-wide store and expect to read back
+    /// what they installed (`answers`' tests tolerate installs meanwhile).
+    static GLOBAL_TESTS: Mutex<()> = Mutex::new(());
+
+    thread_local! {
+        /// Run by an install on this thread between its swap and its count (see `install`).
+        static BETWEEN_SWAP_AND_COUNT: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+    }
+
+    /// The test-only hook in [`Store::install`]: runs this thread's closure, if it set one.
+    pub(super) fn between_swap_and_count() {
+        BETWEEN_SWAP_AND_COUNT.with(|hook| {
+            if let Some(hook) = hook.borrow_mut().as_mut() {
+                hook();
+            }
+        });
+    }
+
+    #[test]
+    fn a_thread_never_reads_older_flags_than_it_has_seen() {
+        use std::sync::mpsc;
+        let _global = GLOBAL_TESTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Names within and past the 32 bytes remembered answers cover.
+        let names = ["order/short", "order/a-name-well-past-the-thirty-two-bytes"];
+        let build = move |version: u64, raw: &str| {
+            Snapshot::new(version, Status::Ok, names.iter().map(|n| entry(n, raw)))
+        };
+        let older = 900_001;
+        let newer = 900_002;
+        GLOBAL.install(build(older, "false"));
+        // This thread remembers its answers from the older snapshot.
+        for name in names {
+            assert!(!crate::get(name).enabled(), "{name}");
+        }
+        // Another thread installs the newer one and stops between the swap and the count.
+        let (swapped_tx, swapped) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            BETWEEN_SWAP_AND_COUNT.with(|hook| {
+                *hook.borrow_mut() = Some(Box::new(move || {
+                    let _ = swapped_tx.send(());
+                    let _ = go_rx.recv();
+                }));
+            });
+            GLOBAL.install(build(newer, "true"));
+        });
+        swapped.recv().expect("the writer swapped");
+        // Installs are one at a time: nothing else is installed while the writer is held.
+        let pinned = crate::pin();
+        assert_eq!(
+            pinned.version(),
+            newer,
+            "pin returns the swapped-in snapshot"
+        );
+        for name in names {
+            assert!(
+                pinned.get(name).enabled(),
+                "{name}: the pinned snapshot is the new one"
+            );
+            assert!(
+                crate::get(name).enabled(),
+                "{name}: flags::get answered from an older snapshot than pin() returned"
+            );
+        }
+        assert_eq!(crate::version(), newer);
+        // A thread that starts reading inside the window sees the new flags too.
+        let fresh = std::thread::spawn(move || names.map(|n| crate::get(n).enabled()));
+        assert_eq!(fresh.join().ok(), Some([true, true]));
+        go.send(()).expect("release the writer");
+        writer.join().expect("writer");
     }
 
     #[test]

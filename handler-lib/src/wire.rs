@@ -169,9 +169,29 @@ pub struct HealthDoc {
     /// could not be decrypted.
     pub last_error: Option<String>,
     /// SecureString flags SSM would not decrypt at the last refresh: served from their last good
-    /// value, or as their default if never decrypted. Absent when there are none.
+    /// value, or as their default if never decrypted. Absent when there are none; at most
+    /// [`HealthDoc::MAX_LISTED`] names (all of them are counted in `undecryptable_count`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub undecryptable: Vec<String>,
+    /// How many SecureString flags SSM would not decrypt, listed or not. Absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub undecryptable_count: usize,
+}
+
+impl HealthDoc {
+    /// The most flag names a health document lists: it stays small however many flags fail.
+    pub const MAX_LISTED: usize = 100;
+
+    /// Sets the undecryptable flags: at most [`HealthDoc::MAX_LISTED`] names, and their count.
+    pub fn with_undecryptable(mut self, names: &[String]) -> Self {
+        self.undecryptable = names.iter().take(Self::MAX_LISTED).cloned().collect();
+        self.undecryptable_count = names.len();
+        self
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The body of every error answer (4xx).
@@ -503,6 +523,7 @@ mod tests {
             invalid: 0,
             last_error: Some("down".into()),
             undecryptable: Vec::new(),
+            undecryptable_count: 0,
         };
         assert_eq!(
             serde_json::to_value(&health).expect("serialize"),

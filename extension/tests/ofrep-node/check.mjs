@@ -3,9 +3,16 @@
 // flags for a few hundred users must match the seed article's semantics (md5 buckets) exactly.
 // Run by tests/ofrep.rs: node check.mjs <base-url> <token>.
 import { createHash } from "node:crypto";
+import diagnosticsChannel from "node:diagnostics_channel";
 import assert from "node:assert/strict";
 import { OpenFeature, ErrorCode, StandardResolutionReasons } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
+
+// Every connection fetch (undici) opens, counted from the first request on.
+let connections = 0;
+diagnosticsChannel.subscribe("undici:client:connected", () => {
+  connections += 1;
+});
 
 const [baseUrl, token] = process.argv.slice(2);
 await OpenFeature.setProviderAndWait(
@@ -69,5 +76,18 @@ const mismatch = await client.getStringDetails("dark-mode", "fallback", alice);
 assert.equal(mismatch.value, "fallback");
 assert.equal(mismatch.errorCode, ErrorCode.TYPE_MISMATCH);
 
+// One kept-alive connection across pauses longer than the server's header deadline (2 s) and
+// shorter than undici's own keep-alive (4 s): a POST's body must not count as the next
+// request's headers (the server once cut such connections).
+assert.ok(connections >= 1, "undici's connections are counted");
+const opened = connections;
+for (let pause = 0; pause < 3; pause += 1) {
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const details = await client.getBooleanDetails("new-checkout-flow", false, alice);
+  assert.equal(details.value, true);
+  assert.equal(details.errorCode, undefined);
+}
+assert.equal(connections, opened, "the kept-alive connection was not kept across a pause");
+
 await OpenFeature.close();
-console.log(`openfeature node: ${checked} evaluations matched the seed's semantics`);
+console.log(`openfeature node: ${checked} evaluations matched the seed's semantics; one connection held across 3 pauses of 3 s`);
