@@ -749,18 +749,21 @@ async fn limits_on_what_a_client_may_hold() {
         started.elapsed()
     );
 
-    // A kept-alive connection idle longer than that is still served.
+    // A kept-alive connection that authenticated may idle longer than that and is still served.
+    let request =
+        format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{TOKEN_HEADER}: {TOKEN}\r\n\r\n");
     let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
-    tokio::time::sleep(ssm_flags_extension::guard::HEADER_TIMEOUT + Duration::from_secs(1)).await;
-    let request =
-        format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{TOKEN_HEADER}: {TOKEN}\r\n\r\n");
+    idle.write_all(request.as_bytes()).await.expect("write");
+    let n = idle.read(&mut buf).await.expect("answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(ssm_flags_extension::guard::AUTH_TIMEOUT + Duration::from_secs(1)).await;
     idle.write_all(request.as_bytes()).await.expect("write");
     let n = idle.read(&mut buf).await.expect("answer");
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-        "idle is fine"
+        "idle is fine once authenticated"
     );
 
     // A request with a body: refused, and the body is never read.
@@ -772,11 +775,13 @@ async fn limits_on_what_a_client_may_hold() {
         .expect("reachable");
     assert_eq!(status, 413);
 
-    // At most MAX_CONNECTIONS at once: one more is closed unanswered until one is freed.
+    // Issue 21 §7: connections without the token cannot starve its holder. MAX_CONNECTIONS
+    // connections that never send a byte: the token holder is still served (the oldest
+    // anonymous one is evicted for it), and every one of them is closed within AUTH_TIMEOUT.
     let max = ssm_flags_extension::server::MAX_CONNECTIONS;
-    let mut held = vec![idle];
-    while held.len() < max {
-        held.push(
+    let mut squatters = Vec::with_capacity(max);
+    while squatters.len() < max {
+        squatters.push(
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .expect("connect"),
@@ -786,8 +791,62 @@ async fn limits_on_what_a_client_may_hold() {
     let status = testkit::raw_request(port, request.as_bytes())
         .await
         .expect("reachable");
-    assert_eq!(status, 0, "over the limit: closed unanswered");
-    held.truncate(10);
+    assert_eq!(
+        status, 200,
+        "the token holder is served while {max} anonymous connections sit idle"
+    );
+    let (status, _) = f.api(HEALTH_PATH).await;
+    assert_eq!(status, 200);
+    // Anonymous connections that asked without the token are no better off.
+    let anonymous = format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut unauthorized = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    unauthorized
+        .write_all(anonymous.as_bytes())
+        .await
+        .expect("write");
+    let n = unauthorized.read(&mut buf).await.expect("answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
+    squatters.push(unauthorized);
+    let deadline =
+        Instant::now() + ssm_flags_extension::guard::AUTH_TIMEOUT + Duration::from_secs(10);
+    for (i, squatter) in squatters.iter_mut().enumerate() {
+        // Whatever it was answered is read first; then it must be closed.
+        let read = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, squatter.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => continue,
+                other => break other,
+            }
+        };
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "anonymous connection {i} still open: {read:?}"
+        );
+    }
+    drop(squatters);
+
+    // Connections that authenticated keep their slots: with all of them taken by token holders,
+    // a new connection is closed unanswered until one is freed.
+    let mut holders = vec![idle];
+    while holders.len() < max {
+        let mut holder = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        holder.write_all(request.as_bytes()).await.expect("write");
+        let n = holder.read(&mut buf).await.expect("answer");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        holders.push(holder);
+    }
+    let status = testkit::raw_request(port, request.as_bytes())
+        .await
+        .expect("reachable");
+    assert_eq!(
+        status, 0,
+        "over the limit of token holders: closed unanswered"
+    );
+    holders.truncate(10);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = f.api(HEALTH_PATH).await;
     assert_eq!(status, 200, "served again once connections are freed");

@@ -120,4 +120,38 @@ async fn the_bulk_etag_covers_the_context_and_requests_are_checked() {
     .await
     .expect("answer");
     assert_eq!(status, 405);
+
+    // Issue 21 §10: JSON that is not an object is no context: 400 INVALID_CONTEXT, never an
+    // evaluation with an empty one.
+    for body in ["[1,2]", "\"x\"", "5"] {
+        let (status, _, answer) = post(body, vec![]).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains("INVALID_CONTEXT"), "{body}: {answer}");
+    }
+    // An absolute-form target is judged by its authority, not by Host (RFC 9112 §3.2.2); a
+    // repeated or malformed Host is a bad request.
+    let raw = |target: &str, hosts: &[&str]| {
+        let hosts: String = hosts.iter().map(|h| format!("Host: {h}\r\n")).collect();
+        format!(
+            "GET {target} HTTP/1.1\r\n{hosts}{TOKEN_HEADER}: {SIDECAR_TOKEN}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for (request, want) in [
+        (raw("http://evil.com/v1/health", &["localhost"]), 403),
+        (
+            raw(
+                &format!("http://127.0.0.1:{port}/v1/health"),
+                &["localhost"],
+            ),
+            200,
+        ),
+        (raw("/v1/health", &["localhost", "evil.com"]), 400),
+        (raw("/v1/health", &["[[::1]]"]), 400),
+        (raw("/v1/health", &["[::1]"]), 200),
+    ] {
+        let status = testkit::raw_request(port, request.as_bytes())
+            .await
+            .expect("answer");
+        assert_eq!(status, want, "{request}");
+    }
 }
