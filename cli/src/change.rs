@@ -3,12 +3,13 @@
 //! text) is refused unless asked for; the old and new values are shown side by side (secrets
 //! masked); the parameter keeps its type, KMS key and tier; the new version is printed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use flags::{FlagValue, ParameterKind};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::edit;
 use crate::error::{CtlError, Outcome};
 use crate::lint;
 use crate::output::{self, HIDDEN};
@@ -55,16 +56,26 @@ impl FieldChange {
     }
 }
 
-/// The fields of two raw values side by side: each top-level field of two JSON flags, else the
+/// The fields of two raw values side by side: each top-level field of two JSON flags (its text
+/// as written, whitespace between tokens dropped: a 30-digit number shows as stored), else the
 /// whole value. Secure values are compared but never shown.
 pub fn compare(old: Option<&str>, new: Option<&str>, secure: bool) -> Vec<FieldChange> {
-    let object = |raw: Option<&str>| -> Option<serde_json::Map<String, Value>> {
-        match raw.map(str::trim) {
-            Some(text) if text.starts_with('{') => match serde_json::from_str(text) {
-                Ok(Value::Object(map)) => Some(map),
-                _ => None,
-            },
-            None => Some(serde_json::Map::new()),
+    // A key written twice reads as its last value, as every JSON reader here takes it.
+    let object = |raw: Option<&str>| -> Option<BTreeMap<String, String>> {
+        match raw {
+            Some(text) if text.trim_start().starts_with('{') => {
+                edit::fields(text).ok().map(|fields| {
+                    fields
+                        .into_iter()
+                        .map(|field| {
+                            let value =
+                                text.get(field.value).map(edit::compact).unwrap_or_default();
+                            (field.key, value)
+                        })
+                        .collect()
+                })
+            }
+            None => Some(BTreeMap::new()),
             _ => None,
         }
     };
@@ -76,8 +87,8 @@ pub fn compare(old: Option<&str>, new: Option<&str>, secure: bool) -> Vec<FieldC
                 .into_iter()
                 .map(|field| FieldChange {
                     field: field.clone(),
-                    old: a.get(field).map(Value::to_string),
-                    new: b.get(field).map(Value::to_string),
+                    old: a.get(field).cloned(),
+                    new: b.get(field).cloned(),
                 })
                 .collect()
         }
@@ -256,8 +267,9 @@ fn warnings_for(stored: &Stored, value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The `kill` value of a flag: `false` for a boolean, `enabled: false` with every other field
-/// kept for a JSON flag. `Ok(None)`: already off.
+/// The `kill` value of a flag: `false` for a boolean; for a JSON flag its text with only the
+/// value of `enabled` replaced by `false` (appended when absent), every other byte kept.
+/// `Ok(None)`: already off.
 pub fn killed(stored: &Stored) -> Result<Option<String>, CtlError> {
     match stored.parsed() {
         Ok(FlagValue::Bool(false)) => Ok(None),
@@ -267,11 +279,9 @@ pub fn killed(stored: &Stored) -> Result<Option<String>, CtlError> {
             {
                 return Ok(None);
             }
-            let mut document = flag.document().clone();
-            if let Value::Object(map) = &mut document {
-                map.insert("enabled".to_owned(), Value::Bool(false));
-            }
-            Ok(Some(document.to_string()))
+            edit::set_field(&stored.value, "enabled", "false")
+                .map(Some)
+                .map_err(|e| CtlError::refused(format!("{}: {e}", stored.name)))
         }
         Ok(other) => Err(CtlError::refused(format!(
             "{} is a {} value, not a toggle: there is nothing to switch off (use `set`)",
@@ -320,6 +330,57 @@ mod tests {
         assert_eq!(
             (row.old.as_deref(), row.new.as_deref()),
             (Some("5"), Some("10"))
+        );
+    }
+
+    #[test]
+    fn the_table_shows_numbers_and_fields_as_written() {
+        let old = "{\"id\": 123456789012345678901234567890,\n \"enabled\" : true, \"ids\": [ \"a\", \"b c\" ]}";
+        let killed = killed(&stored(old)).expect("killable").expect("a change");
+        let rows = compare(Some(old), Some(&killed), false);
+        let row = |field: &str| {
+            rows.iter()
+                .find(|r| r.field == field)
+                .map(|r| (r.old.as_deref(), r.new.as_deref(), r.changed()))
+        };
+        assert_eq!(
+            row("id"),
+            Some((
+                Some("123456789012345678901234567890"),
+                Some("123456789012345678901234567890"),
+                false
+            ))
+        );
+        assert_eq!(row("enabled"), Some((Some("true"), Some("false"), true)));
+        assert_eq!(
+            row("ids"),
+            Some((Some(r#"["a","b c"]"#), Some(r#"["a","b c"]"#), false))
+        );
+        // Two numbers no f64 tells apart are still two values.
+        let rows = compare(
+            Some(r#"{"id": 123456789012345678901234567890}"#),
+            Some(r#"{"id": 123456789012345678901234567891}"#),
+            false,
+        );
+        assert!(rows[0].changed(), "{rows:?}");
+    }
+
+    #[test]
+    fn kill_keeps_every_byte_but_the_value_of_enabled() {
+        let old = "{ \"zeta\":123456789012345678901234567890 ,\"en\\u0061bled\":\ttrue,\n\"name\":\"caf\\u00e9\"}";
+        assert_eq!(
+            killed(&stored(old)).ok().flatten().as_deref(),
+            Some(
+                "{ \"zeta\":123456789012345678901234567890 ,\"en\\u0061bled\":\tfalse,\n\"name\":\"caf\\u00e9\"}"
+            )
+        );
+        // Without `enabled`: appended, nothing else moves.
+        assert_eq!(
+            killed(&stored(r#"{"rollout_percentage": 5,"salt": "s"}"#))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some(r#"{"rollout_percentage": 5,"salt": "s","enabled": false}"#)
         );
     }
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use ssm_flags_extension::source::error_chain as chain;
+use ssm_flags_extension::source::{SourceError, Unconfigured, error_chain as chain, unconfigured};
 
 /// Why a command did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,16 @@ pub enum AwsError {
         /// What the SDK said.
         message: String,
     },
+    /// No AWS region: the call was never sent.
+    #[error(
+        "no AWS region for {action}: {message} (pass --region, set AWS_REGION, or give the profile a region)"
+    )]
+    Region {
+        /// The IAM action.
+        action: String,
+        /// What the SDK said.
+        message: String,
+    },
     /// AWS throttled the call.
     #[error("AWS throttled {action} on {resource}: {message} (try again in a moment)")]
     Throttled {
@@ -138,15 +148,40 @@ impl AwsError {
                 let message = err.message().unwrap_or_default().to_owned();
                 Self::from_code(action, resource, code, message)
             }
-            SdkError::DispatchFailure(_) if is_credentials(&chain(&error)) => Self::Credentials {
-                action,
-                message: chain(&error),
+            _ => match unconfigured(&error) {
+                Some(Unconfigured::Credentials { .. }) => Self::Credentials {
+                    action,
+                    message: chain(&error),
+                },
+                Some(Unconfigured::Region) => Self::Region {
+                    action,
+                    message: chain(&error),
+                },
+                None => Self::Unreachable {
+                    action,
+                    resource,
+                    message: chain(&error),
+                },
             },
-            _ => Self::Unreachable {
-                action,
-                resource,
-                message: chain(&error),
-            },
+        }
+    }
+
+    /// The error of a source (a path or profile) read for `action`: a missing credential or
+    /// region says what to pass, as every other command does; anything else as the source
+    /// said it.
+    pub fn from_source(action: &str, error: SourceError) -> CtlError {
+        match error {
+            SourceError::Credentials { message, .. } => Self::Credentials {
+                action: action.to_owned(),
+                message,
+            }
+            .into(),
+            SourceError::Region { message, .. } => Self::Region {
+                action: action.to_owned(),
+                message,
+            }
+            .into(),
+            other => CtlError::Source(other.to_string()),
         }
     }
 
@@ -199,11 +234,6 @@ fn denied_in(message: &str) -> Option<(String, String)> {
     Some((action.trim().to_owned(), resource.to_owned()))
 }
 
-fn is_credentials(chain: &str) -> bool {
-    let lower = chain.to_ascii_lowercase();
-    lower.contains("credential") || lower.contains("no providers in chain")
-}
-
 /// The result of a command that ran: `Ok(true)` when it found something (lint findings,
 /// differences), which exits 1.
 pub type Outcome = Result<bool, CtlError>;
@@ -240,6 +270,49 @@ mod tests {
                 .to_string()
                 .contains("may not cloudwatch:DescribeAlarms on alarm payments-errors"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_source_without_credentials_or_region_gets_the_commands_remedy() {
+        let path = "/app/flags".to_owned();
+        let credentials = AwsError::from_source(
+            "ssm:GetParametersByPath",
+            SourceError::Credentials {
+                path: path.clone(),
+                message: "no providers in chain provided credentials".into(),
+                transient: false,
+            },
+        )
+        .to_string();
+        assert!(
+            credentials.starts_with("no AWS credentials for ssm:GetParametersByPath")
+                && credentials.contains("--profile"),
+            "{credentials}"
+        );
+        let region = AwsError::from_source(
+            "ssm:GetParametersByPath",
+            SourceError::Region {
+                path: path.clone(),
+                message: "missing signing region".into(),
+            },
+        )
+        .to_string();
+        assert!(
+            region.starts_with("no AWS region for ssm:GetParametersByPath")
+                && region.contains("--region"),
+            "{region}"
+        );
+        let unreachable = AwsError::from_source(
+            "ssm:GetParametersByPath",
+            SourceError::Unreachable {
+                path,
+                message: "connection refused".into(),
+            },
+        );
+        assert!(
+            matches!(unreachable, CtlError::Source(_)),
+            "{unreachable:?}"
         );
     }
 

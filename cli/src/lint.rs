@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::output;
 use crate::param::STANDARD_LIMIT;
-use crate::sources::{Flags, Loaded};
+use crate::sources::{Flags, Loaded, Spec};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,10 +56,15 @@ const RULE_FIELDS: [&str; 8] = [
 const NEAR_LIMIT: f64 = 0.8;
 
 /// Every finding about the flags of `sources`; with two or more, also flags missing from some.
+/// A source without a single flag is an error: a mistyped path lists nothing, and every
+/// handler reading it would get its defaults.
 pub fn lint(sources: &[Flags]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for source in sources {
         let origin = source.spec.to_string();
+        if source.flags.is_empty() {
+            findings.push(empty(source));
+        }
         for (name, loaded) in &source.flags {
             findings.extend(check(&origin, name, loaded));
         }
@@ -88,6 +93,24 @@ pub fn lint(sources: &[Flags]) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// The finding about a source with no flags: `no flags under /typo/path`.
+fn empty(source: &Flags) -> Finding {
+    let message = match &source.spec {
+        Spec::Path(path) => format!(
+            "no flags under {path}: check the path (a mistyped path lists nothing, and handlers reading it get their defaults)"
+        ),
+        Spec::Profile(_) | Spec::File(_) => format!("no flags in {}", source.spec),
+    };
+    Finding {
+        severity: Severity::Error,
+        source: source.spec.to_string(),
+        flag: String::new(),
+        parameter: String::new(),
+        field: None,
+        message,
+    }
 }
 
 /// The findings about one flag.
@@ -338,6 +361,31 @@ mod tests {
             .into_iter()
             .map(|f| (f.severity, f.field, f.message))
             .collect()
+    }
+
+    #[test]
+    fn a_source_without_flags_is_an_error() {
+        let flags = |spec: &str, with: bool| Flags {
+            spec: Spec::parse(spec).expect("spec"),
+            flags: match with {
+                true => [("f".to_owned(), loaded("true"))].into(),
+                false => Default::default(),
+            },
+        };
+        let found = lint(&[flags("/typo/path", false)]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].severity, Severity::Error);
+        assert!(
+            found[0].message.starts_with("no flags under /typo/path"),
+            "{found:?}"
+        );
+        assert!(lint(&[flags("/app/flags", true)]).is_empty());
+        assert_eq!(
+            lint(&[flags("empty.json", false)])
+                .first()
+                .map(|f| f.message.as_str()),
+            Some("no flags in empty.json")
+        );
     }
 
     #[test]

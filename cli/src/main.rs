@@ -6,6 +6,7 @@
 //! - [`args`]: the command line;
 //! - [`aws`]: the AWS clients, configured as the AWS CLI is;
 //! - [`error`]: errors in words, and exit codes (0 done, 1 findings or refused, 2 usage or AWS);
+//! - [`edit`]: a JSON flag's text changed one top-level field at a time, every other byte kept;
 //! - [`param`]: one flag's parameter: read, written back as stored, history, labels;
 //! - [`sources`]: SSM paths, AppConfig profiles and snapshot files, read as the extension reads them;
 //! - [`output`]: kinds, states, masking, tables and JSON;
@@ -17,6 +18,7 @@ mod args;
 mod aws;
 mod change;
 mod diff;
+mod edit;
 mod error;
 mod explain;
 mod export;
@@ -318,7 +320,11 @@ fn report_lint(loaded: &[sources::Flags], strict: bool, json: bool) -> Outcome {
                     lint::Severity::Warning => "warning",
                 },
                 f.source.as_str(),
-                f.flag.as_str(),
+                // A finding about a whole source (it has no flags) names no flag.
+                match f.flag.as_str() {
+                    "" => "-",
+                    flag => flag,
+                },
                 f.field.as_deref().unwrap_or("-"),
                 f.message.as_str(),
             ]);

@@ -307,13 +307,13 @@ impl Ramp<'_> {
         ));
         self.say("raising a percentage only adds users: whoever has the flag keeps it (bucket ≤ percentage); the salt is never touched. Interrupt at any time: the flag stays at its step; run the same command to continue.");
         self.guarded_wait(Duration::ZERO).await?;
-        let mut value: Value = serde_json::from_str(&stored.value)
-            .map_err(|e| Stop::Failed(CtlError::refused(e.to_string())))?;
         let mut from = current;
         for (i, p) in steps.iter().enumerate() {
             self.check_unchanged().await?;
-            value["rollout_percentage"] = number(*p);
-            let written = param::overwrite(self.ssm, stored, &value.to_string()).await?;
+            // Only the percentage's bytes change: every other field stays as written.
+            let value = raised(&stored.value, *p)
+                .map_err(|e| Stop::Failed(CtlError::refused(format!("{}: {e}", self.name))))?;
+            let written = param::overwrite(self.ssm, stored, &value).await?;
             self.expected = written;
             self.taken.push(Step {
                 percentage: *p,
@@ -431,6 +431,11 @@ impl Ramp<'_> {
     }
 }
 
+/// `raw` (a JSON flag's text) with `rollout_percentage` set to `p`, every other byte kept.
+fn raised(raw: &str, p: f64) -> Result<String, crate::edit::EditError> {
+    crate::edit::set_field(raw, "rollout_percentage", &number(p).to_string())
+}
+
 /// A percentage as JSON: an integer when it is one (`25`, not `25.0`).
 fn number(p: f64) -> Value {
     if p.fract() == 0.0 && (0.0..=100.0).contains(&p) {
@@ -468,6 +473,17 @@ mod tests {
         );
         assert_eq!(fixed_steps(100.0, 10.0, 100.0).ok(), Some(vec![]));
         assert!(fixed_steps(0.0, 0.0, 100.0).is_err());
+    }
+
+    #[test]
+    fn a_step_changes_only_the_percentage_bytes() {
+        let raw = "{\"id\":123456789012345678901234567890, \"rollout_percentage\" :5 ,\"enabled\":true,\"salt\":\"caf\\u00e9\"}";
+        assert_eq!(
+            raised(raw, 10.0).as_deref(),
+            Ok(
+                "{\"id\":123456789012345678901234567890, \"rollout_percentage\" :10 ,\"enabled\":true,\"salt\":\"caf\\u00e9\"}"
+            )
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ssm_flags_extension::appconfig::{AppConfigProfile, ProfileId, Sources};
 use ssm_flags_extension::source::{Progress, Source, SourceError, SsmSource};
 
 use crate::aws::Aws;
-use crate::error::CtlError;
+use crate::error::{AwsError, CtlError};
 use crate::param::{self, Meta};
 
 /// A place flags are read from, as given on the command line.
@@ -102,7 +102,7 @@ pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlE
         Spec::File(file) => return load_file(spec, file),
         Spec::Path(path) => {
             let source = SsmSource::new(aws.ssm.clone(), vec![path.clone()]);
-            let fetched = fetch(&source).await?;
+            let fetched = fetch(&source, "ssm:GetParametersByPath").await?;
             let meta = match with_meta {
                 true => metadata(&aws.ssm, path).await,
                 false => HashMap::new(),
@@ -112,7 +112,8 @@ pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlE
         Spec::Profile(id) => {
             let profile = AppConfigProfile::new(id.clone(), aws.appconfig.clone());
             let source = Sources::<SsmSource>::new(None, vec![profile]);
-            (fetch(&source).await?, HashMap::new())
+            let action = "appconfig:StartConfigurationSession";
+            (fetch(&source, action).await?, HashMap::new())
         }
     };
     let mut flags = std::collections::BTreeMap::new();
@@ -148,12 +149,16 @@ async fn metadata(ssm: &aws_sdk_ssm::Client, path: &FlagPath) -> HashMap<String,
     }
 }
 
-async fn fetch(source: &impl Source) -> Result<ssm_flags_extension::source::Fetched, CtlError> {
+/// Everything `source` has; `action` (its first IAM action) names a missing credential or region.
+async fn fetch(
+    source: &impl Source,
+    action: &str,
+) -> Result<ssm_flags_extension::source::Fetched, CtlError> {
     let mut progress = Progress::default();
     source
         .fetch_into(&mut progress)
         .await
-        .map_err(|e: SourceError| CtlError::Source(e.to_string()))?;
+        .map_err(|e: SourceError| AwsError::from_source(action, e))?;
     let fetched = progress.into_fetched();
     // A profile that failed is reported stale rather than failing the fetch (the extension
     // serves its last good): here there is no last good, so it is an error.

@@ -1153,3 +1153,157 @@ async fn an_appconfig_profile_is_linted_listed_and_exported_as_the_extension_rea
     assert_eq!(ran.code, Some(2), "{}", ran.text());
     assert!(ran.stderr.contains("flags-app/prod/nope"), "{}", ran.stderr);
 }
+
+/// A JSON flag as people write them by hand: a number no `f64` holds, keys in no order, odd
+/// whitespace, unicode escapes, a nested `enabled` that is not the flag's.
+const HAND_WRITTEN: &str = "{ \"zeta\" :123456789012345678901234567890,\"en\\u0061bled\":\ttrue ,\n  \"name\": \"caf\\u00e9 \u{2615}\", \"rollout_percentage\" : 5 , \"nested\": {\"enabled\": true}\n}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_ramp_keep_every_byte_outside_the_field_they_change() {
+    let moto = Moto::start().await;
+    let ssm = ssm_client(moto.port);
+    seed(
+        &ssm,
+        &[
+            (&flag("killed"), HAND_WRITTEN, ParameterType::String),
+            (&flag("ramped"), HAND_WRITTEN, ParameterType::String),
+        ],
+    )
+    .await;
+    let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", PATH);
+
+    let ran = ctl.run(&["kill", "killed"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let (stored, version) = value(&ssm, &flag("killed")).await;
+    assert_eq!(version, 2);
+    let expected = HAND_WRITTEN.replacen("\ttrue ,", "\tfalse ,", 1);
+    assert_ne!(expected, HAND_WRITTEN);
+    assert_eq!(stored, expected, "only the value of enabled changed");
+    // The table shows the number as written, on both sides, unchanged.
+    let row = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains("zeta"))
+        .unwrap_or_default();
+    assert_eq!(
+        row.matches("123456789012345678901234567890").count(),
+        2,
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("e+29"), "{}", ran.stdout);
+    assert!(!row.trim_start().starts_with('*'), "{}", ran.stdout);
+
+    let ran = ctl
+        .run(&["ramp", "ramped", "--steps", "10,25", "--every", "0s"])
+        .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let (stored, version) = value(&ssm, &flag("ramped")).await;
+    assert_eq!(version, 3, "two steps");
+    assert_eq!(
+        stored,
+        HAND_WRITTEN.replacen("\" : 5 ,", "\" : 25 ,", 1),
+        "only the percentage changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lint_on_a_path_without_flags_is_a_finding() {
+    let moto = Moto::start().await;
+    put(
+        &ssm_client(moto.port),
+        &flag("dark-mode"),
+        "true",
+        ParameterType::String,
+    )
+    .await;
+    let ctl = Ctl::new(moto.port);
+
+    let ran = ctl.run(&["lint", "/typo/path"]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.text());
+    assert!(
+        ran.stdout.contains("no flags under /typo/path"),
+        "{}",
+        ran.stdout
+    );
+    let report = ctl.run(&["--json", "lint", "/typo/path"]).await.json();
+    assert_eq!(report["errors"], 1, "{report}");
+    assert_eq!(ctl.run(&["lint", PATH]).await.code, Some(0));
+}
+
+/// A CLI with no credentials anywhere: none in the environment, empty config and credentials
+/// files, no instance metadata.
+fn without_credentials(ctl: Ctl, dir: &std::path::Path) -> Ctl {
+    std::fs::create_dir_all(dir).expect("dir");
+    let (config, credentials) = (dir.join("config"), dir.join("credentials"));
+    std::fs::write(&config, "").expect("config");
+    std::fs::write(&credentials, "").expect("credentials");
+    ctl.without("AWS_ACCESS_KEY_ID")
+        .without("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", config.to_str().expect("utf-8"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials.to_str().expect("utf-8"),
+        )
+        .env("HOME", dir.to_str().expect("utf-8"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_commands_say_credentials_or_region_not_unreachable() {
+    let moto = Moto::start().await;
+    put(
+        &ssm_client(moto.port),
+        &flag("dark-mode"),
+        "true",
+        ParameterType::String,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("ctl-no-credentials-{}", std::process::id()));
+    let reads: [&[&str]; 6] = [
+        &["list", PATH],
+        &["lint", PATH],
+        &["export", PATH],
+        &["diff", PATH, "/shop/staging/flags"],
+        &["get", &flag("dark-mode")],
+        &["list", "appconfig:shop/prod/flags"],
+    ];
+
+    let no_credentials = without_credentials(Ctl::new(moto.port), &dir);
+    for args in reads {
+        let ran = no_credentials.run(args).await;
+        assert_eq!(ran.code, Some(2), "{args:?}: {}", ran.text());
+        assert!(
+            ran.stderr.contains("no AWS credentials")
+                && ran.stderr.contains("--profile")
+                && !ran.stderr.contains("cannot reach"),
+            "{args:?}: {}",
+            ran.stderr
+        );
+    }
+
+    // No region: with an endpoint (the signer has none) and without one (nor the endpoint).
+    let with_endpoint = Ctl::new(moto.port).without("AWS_REGION");
+    let without_endpoint = with_endpoint.clone().without("AWS_ENDPOINT_URL");
+    for ctl in [
+        without_credentials(with_endpoint, &dir)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test"),
+        without_credentials(without_endpoint, &dir)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test"),
+    ] {
+        for args in reads {
+            let ran = ctl.run(args).await;
+            assert_eq!(ran.code, Some(2), "{args:?}: {}", ran.text());
+            assert!(
+                ran.stderr.contains("no AWS region")
+                    && ran.stderr.contains("--region")
+                    && !ran.stderr.contains("cannot reach"),
+                "{args:?}: {}",
+                ran.stderr
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -292,7 +292,21 @@ impl AppConfigProfile {
                     transient,
                 )
             }
-            other => self.error("Unreachable", &other.to_string(), true),
+            // A missing credential or region is said as such, never as "unreachable".
+            other => {
+                let path = format!("appconfig:{}", self.key);
+                let message = crate::source::error_chain(other);
+                use crate::source::{Unconfigured, unconfigured};
+                match unconfigured(other) {
+                    Some(Unconfigured::Credentials { transient }) => SourceError::Credentials {
+                        path,
+                        message,
+                        transient,
+                    },
+                    Some(Unconfigured::Region) => SourceError::Region { path, message },
+                    None => self.error("Unreachable", &other.to_string(), true),
+                }
+            }
         }
     }
 }

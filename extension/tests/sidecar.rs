@@ -278,3 +278,51 @@ async fn a_sidecar_on_ec2_gets_credentials_from_the_instance_metadata_service() 
     );
     assert!(!sidecar.proc.log().contains("role-secret-never-logged"));
 }
+
+/// A host with no credentials (none in the environment, empty profile files, no instance
+/// metadata), or no region: the sidecar's log and health say which, never "cannot reach SSM".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_without_credentials_or_region_says_so_not_unreachable() {
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let dir = std::env::temp_dir().join(format!("sidecar-unconfigured-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("config"), "").expect("config");
+    std::fs::write(dir.join("credentials"), "").expect("credentials");
+    let files = [
+        ("AWS_CONFIG_FILE", dir.join("config")),
+        ("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials")),
+        ("HOME", dir.clone()),
+    ];
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (*k, v.to_str().expect("utf-8")))
+        .collect();
+    let base = Sidecar::env(moto.port, PATH, free_port(), 60, &files);
+    let without = |names: &[&str]| -> Vec<(String, String)> {
+        base.iter()
+            .filter(|(k, _)| !names.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    };
+    for (removed, said) in [
+        (
+            &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"][..],
+            "no AWS credentials to read /myapp/test/features",
+        ),
+        (
+            &["AWS_REGION"][..],
+            "no AWS region to read /myapp/test/features",
+        ),
+    ] {
+        let sidecar = Sidecar::start_with(without(removed)).await;
+        let health = sidecar.health().await.expect("health");
+        assert_eq!(health["status"], "degraded", "{health}");
+        let last_error = health["last_error"].as_str().unwrap_or_default();
+        assert!(last_error.contains(said), "{removed:?}: {health}");
+        let log = sidecar.proc.log();
+        assert!(log.contains(said), "{removed:?}:\n{log}");
+        assert!(!log.contains("cannot reach"), "{removed:?}:\n{log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
