@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::host::{Host, Mode};
+pub use crate::source::{DEFAULT_MAX_PARAMETERS, MAX_PARAMETERS_CEILING};
 use flags::FlagPath;
 use flags::env::{NumberError, parse_number, parse_port};
 pub use flags::wire::DEFAULT_PORT;
@@ -30,6 +31,10 @@ pub enum ConfigError {
         /// What to set it to.
         hint: &'static str,
     },
+    /// The configured API token is not valid (what is wrong, naming the variable; its value is
+    /// never shown).
+    #[error("{0}")]
+    Token(String),
     /// A variable is set to a value that is not allowed.
     #[error("{var}={value:?} is invalid: {reason}")]
     Invalid {
@@ -76,6 +81,11 @@ pub struct Config {
     /// (Lambda's init limit is 10 s); past it the extension is ready, degraded, and the load goes
     /// on at the first invocations.
     pub init_timeout: Duration,
+    /// `SSM_FLAGS_MAX_PARAMETERS` (default [`DEFAULT_MAX_PARAMETERS`], 10000; 1–100000): the most
+    /// parameters one fetch may list, and the most listing pages it may read. A listing past it
+    /// (or one that repeats a `NextToken` or a name) fails the fetch: the last good flags are
+    /// served, stale, with the usual backoff.
+    pub max_parameters: usize,
     /// `SSM_FLAGS_LOG_LEVEL` (default `info`): `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: Level,
     /// `SSM_FLAGS_LOG_FORMAT` (default `json`): `json` or `text`.
@@ -177,6 +187,15 @@ impl Config {
                 Duration::from_millis(parse_number("SSM_FLAGS_INIT_TIMEOUT_MS", v, 100, 9_000)?)
             }
         };
+        let max_parameters = match get("SSM_FLAGS_MAX_PARAMETERS") {
+            None => DEFAULT_MAX_PARAMETERS,
+            Some(v) => parse_number(
+                "SSM_FLAGS_MAX_PARAMETERS",
+                v,
+                1,
+                MAX_PARAMETERS_CEILING as u64,
+            )? as usize,
+        };
         // No combination can overrun Lambda's 10 s init: the load at init has its own budget,
         // capped at 9 s, whatever the refresh timeout (which bounds invocations, not init).
         let log_level = match get("SSM_FLAGS_LOG_LEVEL") {
@@ -224,9 +243,11 @@ impl Config {
             port,
             refresh_timeout,
             init_timeout,
+            max_parameters,
             log_level,
             log_format,
-            token: flags::wire::configured_token(|var| vars.get(var).cloned()),
+            token: flags::token::configured(|var| vars.get(var).cloned())
+                .map_err(|error| ConfigError::Token(error.to_string()))?,
             token_file: flags::wire::token_file(|var| vars.get(var).cloned()),
             region: get("AWS_REGION").map(str::to_owned),
             metrics,
@@ -285,6 +306,7 @@ mod tests {
         assert_eq!(c.port, 2774);
         assert_eq!(c.refresh_timeout, Duration::from_secs(2));
         assert_eq!(c.init_timeout, Duration::from_secs(8));
+        assert_eq!(c.max_parameters, 10_000);
         assert_eq!(c.log_level, Level::INFO);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.token, None);
@@ -353,12 +375,30 @@ mod tests {
     }
 
     #[test]
+    fn a_token_that_no_client_could_send_stops_the_start_naming_its_variable() {
+        for bad in ["s3cr3t\n", "s3cr3t ", " ", "s3cr\u{f6}t"] {
+            let err = config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_TOKEN", bad)])
+                .expect_err("invalid token");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("SSM_FLAGS_TOKEN is not a usable API token"),
+                "{text}"
+            );
+            assert!(!text.contains("s3cr"), "the token is never shown: {text}");
+        }
+        let err = config(&[("SSM_FLAGS_PATH", "/a"), ("AWS_SESSION_TOKEN", "a\tb")])
+            .expect_err("invalid token");
+        assert!(err.to_string().starts_with("AWS_SESSION_TOKEN"), "{err}");
+    }
+
+    #[test]
     fn every_variable_is_read() {
         let c = config(&[
             ("SSM_FLAGS_PATH", " /a/features/ , /b/flags,/a/features"),
             ("SSM_FLAGS_MAX_AGE", "5"),
             ("SSM_FLAGS_PORT", "9999"),
             ("SSM_FLAGS_REFRESH_TIMEOUT_MS", "750"),
+            ("SSM_FLAGS_MAX_PARAMETERS", "100000"),
             ("SSM_FLAGS_LOG_LEVEL", "debug"),
             ("SSM_FLAGS_LOG_FORMAT", "TEXT"),
             ("AWS_SESSION_TOKEN", "tok"),
@@ -376,6 +416,7 @@ mod tests {
         assert_eq!(c.max_age, Duration::from_secs(5));
         assert_eq!(c.port, 9999);
         assert_eq!(c.refresh_timeout, Duration::from_millis(750));
+        assert_eq!(c.max_parameters, 100_000);
         assert_eq!(c.log_level, Level::DEBUG);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.token.as_deref(), Some("tok"));
@@ -455,7 +496,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 13] = [
+        let cases: [(&[(&str, &str)], &str); 16] = [
             (
                 &[("SSM_FLAGS_PATH", "/a,/a/b")],
                 "SSM_FLAGS_PATH=\"/a,/a/b\" is invalid: paths \"/a\" and \"/a/b\" overlap: \"/a/b\" is inside \"/a\"",
@@ -510,6 +551,24 @@ mod tests {
             (
                 &[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_LOG_LEVEL", "loud")],
                 "SSM_FLAGS_LOG_LEVEL=\"loud\" is invalid: use error, warn, info, debug or trace",
+            ),
+            (
+                &[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_MAX_PARAMETERS", "0")],
+                "SSM_FLAGS_MAX_PARAMETERS=\"0\" is invalid: must be a whole number from 1 to 100000",
+            ),
+            (
+                &[
+                    ("SSM_FLAGS_PATH", "/a"),
+                    ("SSM_FLAGS_MAX_PARAMETERS", "100001"),
+                ],
+                "SSM_FLAGS_MAX_PARAMETERS=\"100001\" is invalid: must be a whole number from 1 to 100000",
+            ),
+            (
+                &[
+                    ("SSM_FLAGS_PATH", "/a"),
+                    ("SSM_FLAGS_MAX_PARAMETERS", "10k"),
+                ],
+                "SSM_FLAGS_MAX_PARAMETERS=\"10k\" is invalid: must be a whole number from 1 to 100000",
             ),
         ];
         for (vars, expected) in cases {

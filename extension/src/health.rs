@@ -57,6 +57,9 @@ pub enum HealthError {
     /// `SSM_FLAGS_PORT` is not a port.
     #[error(transparent)]
     Port(#[from] NumberError),
+    /// No usable token: the one configured is invalid, or the token file cannot be read.
+    #[error(transparent)]
+    Token(#[from] flags::token::TokenError),
     /// Nothing answered in time.
     #[error("no answer from ssm-flags on 127.0.0.1:{port} within {CHECK_TIMEOUT:?}")]
     Timeout {
@@ -121,13 +124,15 @@ impl Target {
             Some(v) => parse_port("SSM_FLAGS_PORT", &v)?,
             None => DEFAULT_PORT,
         };
-        let token = flags::wire::configured_token(&var).or_else(|| {
-            std::fs::read_to_string(flags::wire::token_file(&var))
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-        });
-        Ok(Self { port, token })
+        let token = match flags::token::configured(&var)? {
+            Some(token) => token,
+            // Bounded: a FIFO or a link at the path fails at once, never hangs the check.
+            None => flags::token::read_file(&flags::wire::token_file(&var))?,
+        };
+        Ok(Self {
+            port,
+            token: Some(token),
+        })
     }
 }
 

@@ -39,6 +39,11 @@ pub enum LifecycleError {
         /// Why.
         source: std::io::Error,
     },
+    /// The token file's directory is not private: another user could read or swap the token.
+    #[error(
+        "refusing to write the API token (SSM_FLAGS_TOKEN_FILE) into a directory others control: {0}"
+    )]
+    TokenDir(flags::file::FileError),
     /// `AWS_LAMBDA_RUNTIME_API` is missing or not an address.
     #[error(
         "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path); outside Lambda, run it with SSM_FLAGS_MODE=sidecar"
@@ -55,7 +60,8 @@ pub enum LifecycleError {
 /// Runs the extension with flags from SSM until SHUTDOWN (or SIGTERM / Ctrl-C).
 pub async fn run(config: Config) -> Result<(), LifecycleError> {
     let sdk = crate::source::sdk_config(config.refresh_timeout).await;
-    let ssm = SsmSource::new(aws_sdk_ssm::Client::new(&sdk), config.paths.clone());
+    let ssm = SsmSource::new(aws_sdk_ssm::Client::new(&sdk), config.paths.clone())
+        .with_max_parameters(config.max_parameters);
     if config.appconfig.is_empty() {
         return run_with(config, ssm).await;
     }
@@ -324,13 +330,15 @@ fn generated_token(path: &std::path::Path) -> Result<String, LifecycleError> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(|e| failed(std::io::Error::other(e.to_string())))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(failed)?;
-    }
+    let dir = flags::token::parent_of(path);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(failed)?;
+    // `create` succeeds on a directory that already exists, whoever made it: it must be this
+    // user's own, not a link, and writable by no one else, or the token is not private.
+    flags::file::check_private_dir(dir).map_err(LifecycleError::TokenDir)?;
     // Written whole under another name, then renamed: a reader never sees half a token.
     let partial = path.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
@@ -419,6 +427,16 @@ mod tests {
         assert_eq!(mode(&dir.join("nested")), Some(0o700));
         let second = generated_token(&path).expect("rewritten");
         assert_ne!(first, second, "a new token at each start");
+        // A directory others may write to, or a link to one: refused, naming the variable.
+        std::fs::set_permissions(dir.join("nested"), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let err = generated_token(&path).expect_err("world-writable");
+        assert!(err.to_string().contains("SSM_FLAGS_TOKEN_FILE"), "{err}");
+        std::fs::set_permissions(dir.join("nested"), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        std::os::unix::fs::symlink(dir.join("nested"), dir.join("linked")).expect("symlink");
+        let err = generated_token(&dir.join("linked").join("token")).expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -443,6 +461,31 @@ mod tests {
         std::fs::write(&malformed, "{\"flags\": ").expect("write");
         assert!(load_fallback(&malformed).is_none());
         assert!(load_fallback(&dir.join("missing.json")).is_none());
+        // A FIFO or a device at the path: refused at once, never waited on (it once blocked the
+        // start for good); a parse error says where, never what the file holds.
+        let fifo = dir.join("fifo.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let started = std::time::Instant::now();
+        assert!(load_fallback(&fifo).is_none());
+        assert!(load_fallback(std::path::Path::new("/dev/zero")).is_none());
+        assert!(started.elapsed() < Duration::from_secs(5), "it blocked");
+        let wrong = dir.join("wrong.json");
+        std::fs::write(
+            &wrong,
+            r#"{"flags": {"api": {"value": true, "version": "sk_live_123"}}}"#,
+        )
+        .expect("write");
+        let err = flags::wire::read_file(&wrong).expect_err("a string version");
+        let text = err.to_string();
+        assert!(!text.contains("sk_live"), "{text}");
+        assert!(
+            text.contains("wrong.json") && text.contains("line 1"),
+            "{text}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

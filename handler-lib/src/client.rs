@@ -51,8 +51,8 @@ use crate::env::{parse_number, parse_port};
 use crate::snapshot::{GLOBAL, Offered, Snapshot, Store};
 use crate::wire::{
     DEFAULT_PORT, DEFAULT_TOKEN_FILE, FETCHED_AT_HEADER, FLAGS_PATH, MAX_WAIT_SECONDS,
-    PREFER_HEADER, PREFERENCE_APPLIED_HEADER, SnapshotDoc, Status, TOKEN_HEADER, configured_token,
-    parse_time, token_file,
+    PREFER_HEADER, PREFERENCE_APPLIED_HEADER, SnapshotDoc, Status, TOKEN_HEADER, parse_time,
+    token_file,
 };
 
 /// Default bound on one sync's wait for the extension.
@@ -120,6 +120,8 @@ enum SyncError {
     TooLarge(usize),
     #[error("the snapshot's transfer failed: {0}")]
     Body(String),
+    #[error("{0}")]
+    Token(String),
 }
 
 #[derive(Default)]
@@ -163,8 +165,8 @@ impl Client {
     /// A client of the extension on 127.0.0.1:`port`, sending `token`; without one, the token
     /// the extension generated, read from the default token file.
     pub fn new(port: u16, token: Option<&str>, timeout: Duration) -> Self {
-        let token = match token.and_then(|t| HeaderValue::from_str(t).ok()) {
-            Some(value) => Token::Configured(value),
+        let token = match token {
+            Some(token) => Token::configured(token),
             None => Token::from_file(DEFAULT_TOKEN_FILE.into()),
         };
         Self {
@@ -204,9 +206,14 @@ impl Client {
         let mut client = Self::new(port, None, Duration::from_millis(timeout_ms))
             .with_max_body(mib(max_body_mib))
             .with_wait(Duration::from_secs(wait_s));
-        client.token = match configured_token(env).and_then(|t| HeaderValue::from_str(&t).ok()) {
-            Some(value) => Token::Configured(value),
-            None => Token::from_file(token_file(env)),
+        client.token = match crate::token::configured(env) {
+            Ok(Some(token)) => Token::configured(&token),
+            Ok(None) => Token::from_file(token_file(env)),
+            Err(error) => {
+                // Logged once here (the client is made once per process); each sync fails.
+                tracing::error!(%error, "flags cannot be synced from the ssm-flags extension");
+                Token::Unusable(error.to_string())
+            }
         };
         client
     }
@@ -431,7 +438,7 @@ impl Client {
                 headers.insert(PREFER_HEADER, value);
             }
         }
-        if let Some(token) = self.token.value() {
+        if let Some(token) = self.token.value()? {
             headers.insert(TOKEN_HEADER, token);
         }
         let response = tokio::time::timeout_at(deadline, sender.send_request(request))
@@ -503,40 +510,82 @@ fn mib(n: u64) -> usize {
 /// generated, read from its file when first needed (and again after a 401).
 enum Token {
     Configured(HeaderValue),
+    /// The configured token is not a valid one: every sync fails, saying so (no fallback to
+    /// another source, which would hide the mistake).
+    Unusable(String),
     File {
         path: std::path::PathBuf,
         read: std::sync::Mutex<Option<HeaderValue>>,
+        /// Whether a failure to read the file was logged (once, until it is read).
+        failure_logged: AtomicBool,
     },
 }
 
 impl Token {
+    /// A configured token, or why it cannot be used.
+    fn configured(token: &str) -> Self {
+        let unusable = |why: String| {
+            let var = crate::wire::TOKEN_VAR;
+            Self::Unusable(crate::token::TokenError::Variable { var, why }.to_string())
+        };
+        match crate::token::check(token) {
+            Err(why) => unusable(why),
+            Ok(()) => HeaderValue::from_str(token).map_or_else(
+                |_| unusable("not a header value".to_owned()),
+                Self::Configured,
+            ),
+        }
+    }
+
     fn from_file(path: std::path::PathBuf) -> Self {
         Self::File {
             path,
             read: std::sync::Mutex::new(None),
+            failure_logged: AtomicBool::new(false),
         }
     }
 
-    fn value(&self) -> Option<HeaderValue> {
+    /// The token to send: `Ok(None)` when the file cannot be read (the request goes without,
+    /// and is refused); an error when the configured one is unusable.
+    fn value(&self) -> Result<Option<HeaderValue>, SyncError> {
         match self {
-            Self::Configured(value) => Some(value.clone()),
-            Self::File { path, read } => {
-                let mut read = read.lock().ok()?;
+            Self::Configured(value) => Ok(Some(value.clone())),
+            Self::Unusable(why) => Err(SyncError::Token(why.clone())),
+            Self::File {
+                path,
+                read,
+                failure_logged,
+            } => {
+                let mut read = read
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if read.is_none() {
-                    *read = std::fs::read_to_string(path)
-                        .ok()
-                        .and_then(|token| HeaderValue::from_str(token.trim()).ok());
+                    // Bounded: opened without following a link or blocking, at most 4 KiB.
+                    match crate::token::read_file(path) {
+                        Ok(token) => {
+                            *read = HeaderValue::from_str(&token).ok();
+                            failure_logged.store(false, Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            if !failure_logged.swap(true, Ordering::Relaxed) {
+                                tracing::warn!(
+                                    %error,
+                                    "no usable API token: requests to the ssm-flags extension go without one until the file can be read"
+                                );
+                            }
+                        }
+                    }
                 }
-                read.clone()
+                Ok(read.clone())
             }
         }
     }
 
     fn forget(&self) {
-        if let Self::File { read, .. } = self
-            && let Ok(mut read) = read.lock()
-        {
-            *read = None;
+        if let Self::File { read, .. } = self {
+            *read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
     }
 }
@@ -1098,6 +1147,41 @@ mod tests {
         assert_eq!(store.version(), 2, "older flags installed over newer ones");
         assert!(store.get("a").enabled());
         watch.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unusable_token_fails_every_sync_and_a_fifo_token_file_never_blocks_one() {
+        // An extension that would serve anyone: the client must refuse on its own.
+        let client = client_of(vec![response("200 OK", &[("etag", "\"t\"")], BODY); 4]).await;
+        let mut client = client;
+        client.token = Token::configured("s3cr3t\n");
+        let store = Store::default();
+        assert_eq!(client.sync_into(&store).await, Synced::Unavailable);
+        assert_eq!(store.version(), 0, "no fallback to another token source");
+        // A FIFO at the token file: the sync ends within its bound instead of blocking forever.
+        let dir =
+            std::env::temp_dir().join(format!("ssm-flags-client-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("token");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        client.token = Token::from_file(fifo);
+        let started = std::time::Instant::now();
+        let synced = tokio::time::timeout(Duration::from_secs(10), client.sync_into(&store))
+            .await
+            .expect("the sync ended");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // No token is sent; this stand-in answers anyway (the real extension answers 401).
+        assert_ne!(synced, Synced::Unchanged);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

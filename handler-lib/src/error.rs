@@ -1,7 +1,5 @@
 //! Errors: what is wrong with one flag's value, and why a snapshot could not be loaded.
 
-use std::path::PathBuf;
-
 /// What is wrong with a flag's value. Its text says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
@@ -65,20 +63,31 @@ pub enum FlagError {
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The snapshot file could not be read.
-    #[error("cannot read flag snapshot file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The document is not a snapshot (see the README's snapshot format).
-    #[error("{origin} is not a valid flag snapshot: {source}")]
+    /// The snapshot file could not be read (missing, a link, not a regular file, too large).
+    #[error("cannot read flag snapshot file {0}")]
+    File(#[from] crate::file::FileError),
+    /// The document is not a snapshot (see the README's snapshot format). The message gives
+    /// where, never what: a snapshot holds SecureString values.
+    #[error(
+        "{origin} is not a valid flag snapshot: {} at line {}, column {}",
+        what_went_wrong(.cause),
+        .cause.line(),
+        .cause.column()
+    )]
     Format {
         /// Where the document came from (a path, or "the extension's response").
         origin: String,
-        /// The decoding error, with line and column.
-        source: serde_json::Error,
+        /// The decoding error (its own message may quote a value: not shown).
+        cause: serde_json::Error,
     },
+}
+
+/// What kind of decoding error `error` is, in words that quote nothing from the document.
+fn what_went_wrong(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Eof => "the document ends too early",
+        serde_json::error::Category::Data => "a field is missing or has the wrong type",
+        serde_json::error::Category::Io => "it could not be read",
+    }
 }

@@ -27,6 +27,8 @@
 //! - [`appconfig`]: flags from an AppConfig profile's document (freeform or feature flags);
 //! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
 //! - [`error`]: what is wrong with a flag, or with a snapshot document;
+//! - [`file`]: local files read without following links or blocking, and private directories;
+//! - [`token`]: the local API's token: what is valid, where it is configured, its file;
 //! - `openfeature` (feature `openfeature`): an OpenFeature provider over the snapshot;
 //! - `client` (feature `client`, on by default): [`sync`], [`watch`] and [`FlagsLayer`] keep the
 //!   snapshot current from the `ssm-flags` extension.
@@ -38,12 +40,14 @@ pub mod client;
 pub mod env;
 pub mod error;
 pub mod eval;
+pub mod file;
 pub mod flag;
 pub mod model;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 pub mod path;
 pub mod snapshot;
+pub mod token;
 pub mod wire;
 
 use std::path::Path;

@@ -291,9 +291,9 @@ impl SnapshotDoc {
 
     /// Decodes a snapshot document; `origin` names it in errors.
     pub fn from_slice(bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
-        serde_json::from_slice(bytes).map_err(|source| LoadError::Format {
+        serde_json::from_slice(bytes).map_err(|cause| LoadError::Format {
             origin: origin.to_owned(),
-            source,
+            cause,
         })
     }
 
@@ -330,14 +330,8 @@ impl SnapshotDoc {
     }
 }
 
-/// The API token configured for both sides, in this order: [`TOKEN_VAR`], else (in Lambda)
-/// `AWS_SESSION_TOKEN`, as AWS's own extensions do. `None`: the extension generates a random one
-/// and shares it through the [`token_file`]. The API is never open.
-pub fn configured_token(get: impl Fn(&str) -> Option<String>) -> Option<String> {
-    [TOKEN_VAR, "AWS_SESSION_TOKEN"]
-        .into_iter()
-        .find_map(|var| get(var).filter(|token| !token.trim().is_empty()))
-}
+/// The largest snapshot file read ([`read_file`]: `flags::load_file`, `SSM_FLAGS_FALLBACK_FILE`).
+pub const MAX_SNAPSHOT_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The token file: [`TOKEN_FILE_VAR`], else [`DEFAULT_TOKEN_FILE`].
 pub fn token_file(get: impl Fn(&str) -> Option<String>) -> std::path::PathBuf {
@@ -360,10 +354,7 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
 
 /// Reads a snapshot file in the wire format.
 pub fn read_file(path: &Path) -> Result<Snapshot, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = crate::file::read_regular(path, MAX_SNAPSHOT_FILE_BYTES)?;
     SnapshotDoc::from_slice(&bytes, &path.display().to_string()).map(SnapshotDoc::into_snapshot)
 }
 
@@ -497,7 +488,17 @@ mod tests {
         );
         let err = SnapshotDoc::from_slice(br#"{"status": "fine", "flags": {}}"#, "f.json")
             .expect_err("unknown status");
-        assert!(err.to_string().contains("unknown variant `fine`"), "{err}");
+        // Where, never what: a snapshot document holds SecureString values.
+        assert_eq!(
+            err.to_string(),
+            "f.json is not a valid flag snapshot: a field is missing or has the wrong type at line 1, column 17"
+        );
+        let err = SnapshotDoc::from_slice(
+            br#"{"flags": {"key": {"value": "sk_live_123", "version": "sk_live_456"}}}"#,
+            "f.json",
+        )
+        .expect_err("a string version");
+        assert!(!err.to_string().contains("sk_live"), "{err}");
     }
 
     #[test]
@@ -542,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn the_token_comes_from_ssm_flags_token_then_the_session_token() {
+    fn the_token_file_is_ssm_flags_token_file_else_the_default() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |var: &str| {
                 pairs
@@ -551,11 +552,6 @@ mod tests {
                     .map(|(_, v)| (*v).to_owned())
             }
         };
-        let both = env(&[("SSM_FLAGS_TOKEN", "shared"), ("AWS_SESSION_TOKEN", "aws")]);
-        assert_eq!(configured_token(both).as_deref(), Some("shared"));
-        let lambda = env(&[("SSM_FLAGS_TOKEN", " "), ("AWS_SESSION_TOKEN", "aws")]);
-        assert_eq!(configured_token(lambda).as_deref(), Some("aws"));
-        assert_eq!(configured_token(env(&[])), None);
         assert_eq!(
             token_file(env(&[])),
             std::path::PathBuf::from(DEFAULT_TOKEN_FILE)
