@@ -56,9 +56,9 @@ impl FieldChange {
     }
 }
 
-/// The fields of two raw values side by side: each top-level field of two JSON flags (its text
-/// as written, whitespace between tokens dropped: a 30-digit number shows as stored), else the
-/// whole value. Secure values are compared but never shown.
+/// The fields of two raw values side by side: each top-level field of two JSON flags (in
+/// [`edit::canonical`] form: keys sorted, numbers as written, so a 30-digit number shows as
+/// stored), else the whole value. Secure values are compared but never shown.
 pub fn compare(old: Option<&str>, new: Option<&str>, secure: bool) -> Vec<FieldChange> {
     // A key written twice reads as its last value, as every JSON reader here takes it.
     let object = |raw: Option<&str>| -> Option<BTreeMap<String, String>> {
@@ -68,8 +68,10 @@ pub fn compare(old: Option<&str>, new: Option<&str>, secure: bool) -> Vec<FieldC
                     fields
                         .into_iter()
                         .map(|field| {
-                            let value =
-                                text.get(field.value).map(edit::compact).unwrap_or_default();
+                            let value = text
+                                .get(field.value)
+                                .map(edit::canonical)
+                                .unwrap_or_default();
                             (field.key, value)
                         })
                         .collect()
@@ -363,6 +365,13 @@ mod tests {
             false,
         );
         assert!(rows[0].changed(), "{rows:?}");
+        // Nested keys in another order, a string escaped otherwise: the same value.
+        let rows = compare(
+            Some(r#"{"rules": {"x": 1, "y": "caf\u00e9"}}"#),
+            Some(r#"{"rules": {"y": "café", "x": 1}}"#),
+            false,
+        );
+        assert!(!rows[0].changed(), "{rows:?}");
     }
 
     #[test]

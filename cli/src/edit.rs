@@ -1,7 +1,7 @@
 //! A JSON flag's text edited in place: `kill` and `ramp` change one top-level field and keep
 //! every other byte as stored — key order, whitespace, escapes, and numbers no `f64` can hold
 //! (`123456789012345678901234567890` stays that, never `1.2345678901234568e+29`). The old/new
-//! table reads each field's text the same way, so it shows numbers as they are written.
+//! table reads each field's text the same way ([`canonical`]), so it shows numbers as written.
 //!
 //! The scanner only finds where each top-level value starts and ends; the text has already been
 //! parsed as a flag, and anything it cannot follow is an error, never a guess.
@@ -195,29 +195,74 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// `raw` (one JSON value's text) without the whitespace between tokens: strings and numbers
-/// exactly as written. How a field's value is shown and compared in the old/new table.
-pub fn compact(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in raw.chars() {
-        if in_string {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
+/// One JSON value's text in a canonical form, for showing and comparing a field in the old/new
+/// table: object keys sorted, strings re-escaped, no whitespace between tokens — and numbers
+/// exactly as written, so two numbers no `f64` tells apart are still two values. Text the scanner
+/// cannot follow is returned trimmed.
+pub fn canonical(raw: &str) -> String {
+    let text = raw.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    let canonical = match text.as_bytes().first() {
+        Some(b'{') => fields(text).ok().map(|fields| {
+            // A key written twice reads as its last value, as every JSON reader here takes it.
+            let sorted: std::collections::BTreeMap<String, String> = fields
+                .into_iter()
+                .map(|f| (f.key, text.get(f.value).map(canonical).unwrap_or_default()))
+                .collect();
+            let inner: Vec<String> = sorted
+                .into_iter()
+                .map(|(key, value)| format!("{}:{value}", quote(&key)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }),
+        Some(b'[') => items(text).ok().map(|items| {
+            let inner: Vec<String> = items
+                .into_iter()
+                .map(|item| text.get(item).map(canonical).unwrap_or_default())
+                .collect();
+            format!("[{}]", inner.join(","))
+        }),
+        Some(b'"') => serde_json::from_str::<String>(text).ok().map(|s| quote(&s)),
+        _ => None,
+    };
+    canonical.unwrap_or_else(|| text.to_owned())
+}
+
+fn quote(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| format!("\"{text}\""))
+}
+
+/// Where each element of the JSON array `text` is.
+fn items(text: &str) -> Result<Vec<Range<usize>>, EditError> {
+    let bytes = text.as_bytes();
+    let err = |what, at| EditError::NotAnObject { what, at };
+    let open = skip_ws(bytes, 0);
+    if bytes.get(open) != Some(&b'[') {
+        return Err(err("expected `[`", open));
+    }
+    let mut items = Vec::new();
+    let mut at = open + 1;
+    loop {
+        let start = skip_ws(bytes, at);
+        if items.is_empty() && bytes.get(start) == Some(&b']') {
+            at = start + 1;
+            break;
+        }
+        let end = value_end(bytes, start).ok_or_else(|| err("bad value", start))?;
+        items.push(start..end);
+        let next = skip_ws(bytes, end);
+        match bytes.get(next) {
+            Some(b',') => at = next + 1,
+            Some(b']') => {
+                at = next + 1;
+                break;
             }
-        } else if !c.is_ascii_whitespace() {
-            if c == '"' {
-                in_string = true;
-            }
-            out.push(c);
+            _ => return Err(err("expected `,` or `]`", next)),
         }
     }
-    out
+    match skip_ws(bytes, at) == bytes.len() {
+        true => Ok(items),
+        false => Err(err("text after the array", at)),
+    }
 }
 
 #[cfg(test)]
@@ -298,8 +343,20 @@ mod tests {
         );
         assert_eq!(found[0].1, "123456789012345678901234567890");
         assert_eq!(found[2].1, "\"caf\\u00e9 \u{2615}\"");
-        assert_eq!(compact(found[5].1), "[1,2]");
-        assert_eq!(compact(found[4].1), "{\"enabled\":true,\"s\":\"}\\\"{\"}");
+        assert_eq!(canonical(found[5].1), "[1,2]");
+        assert_eq!(canonical(found[4].1), "{\"enabled\":true,\"s\":\"}\\\"{\"}");
+    }
+
+    #[test]
+    fn the_canonical_form_sorts_keys_and_keeps_numbers_as_written() {
+        assert_eq!(
+            canonical(
+                " {\"b\" : [ 123456789012345678901234567890, 1.50 ], \"a\":\"caf\\u00e9\", \"a\": {\"y\":1 , \"x\":[ ]}} "
+            ),
+            "{\"a\":{\"x\":[],\"y\":1},\"b\":[123456789012345678901234567890,1.50]}"
+        );
+        assert_eq!(canonical("\"caf\\u00e9\""), "\"café\"");
+        assert_eq!(canonical(" {oops "), "{oops");
     }
 
     #[test]
