@@ -81,6 +81,7 @@ bench: venv ## Every benchmark (reads, concurrent reads, sync, cold start, propa
 	mkdir -p $(ROOT)/target/ssm-flags-bench && touch $(ROOT)/target/ssm-flags-bench/.run-started
 	$(CARGO) bench -p ssm-flags --bench lookup
 	$(CARGO) bench -p ssm-flags --bench concurrent
+	$(CARGO) bench -p ssm-flags --bench order
 	$(CARGO) bench -p ssm-flags --features openfeature --bench openfeature
 	$(CARGO) bench -p ssm-flags-extension --bench sync
 	$(CARGO) bench -p ssm-flags-extension --bench cold_start

@@ -369,6 +369,20 @@ def concurrent(missed):
     return out
 
 
+def order(missed):
+    path = this_run(RESULTS / "order.json")
+    if path is None:
+        missed.append("pin-then-get order: not measured")
+        return ["Not measured in this run (`cargo bench -p ssm-flags --bench order`)."]
+    o = json.loads(path.read_text())
+    _, verdict = judge(o["older"], ("<=", 0), "reads older than a pinned snapshot", missed)
+    return [
+        "| readers | snapshots installed | pin-then-get checks | answered from an older snapshot | goal 0 |",
+        "|---|---|---|---|---|",
+        f"| {o['readers']} | {o['installs']:,} in {o['seconds']} s | {o['checks']:,} | {o['older']:,} | {verdict} |",
+    ]
+
+
 def before_after():
     """The single-threaded read before and after issue 10, from the committed baseline."""
     if not BASELINE.exists():
@@ -448,6 +462,18 @@ def main():
         "",
     ]
     out += concurrent(missed)
+    out += [
+        "",
+        "### Never older after newer",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags --bench order` (release build). One writer installs",
+        "snapshot after snapshot while readers pin one (`flags::pin()`) and then read through",
+        "`flags::get` (names within and past 32 bytes): every read must answer from the pinned",
+        "snapshot or a later one. Before the fix (an install raised the count after its swap, and a",
+        "pin did not help it) 12,516 of 166 M such reads answered from an older snapshot.",
+        "",
+    ]
+    out += order(missed)
     out += [
         "",
         "### Through OpenFeature",
