@@ -19,7 +19,7 @@ use aws_sdk_appconfigdata::types::{BadRequestDetails, InvalidParameterProblem};
 use flags::Parameter;
 use flags::appconfig::parse_document;
 
-use crate::source::{Progress, Source, SourceError};
+use crate::source::{LookedUp, Progress, Source, SourceError};
 
 /// The poll interval assumed when AppConfig announces none (its documented default).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
@@ -132,14 +132,19 @@ impl AppConfigProfile {
             };
         }
         let mut calls = 0;
-        // An expired or corrupted token starts a new session, once per poll.
+        // An expired or corrupted token starts a new session, once per poll. Any other failure
+        // (throttling, 5xx, a broken connection, a budget that ran out mid-call) keeps the token
+        // for the next poll: a new session would send the whole document again.
         for _attempt in 0..2 {
-            let token = match state.token.take() {
+            let token = match state.token.clone() {
                 Some(token) => token,
                 None => {
                     calls += 1;
                     match self.start_session().await {
-                        Ok(token) => token,
+                        Ok(token) => {
+                            state.token = Some(token.clone());
+                            token
+                        }
                         Err(error) => return Err(self.failed(&mut state, error, calls)),
                     }
                 }
@@ -169,13 +174,18 @@ impl AppConfigProfile {
                             body
                         };
                         match parse_document(&self.key, out.content_type(), body, version) {
-                            Ok(flags) => {
+                            Ok(mut flags) => {
                                 state.versions = version;
+                                let changed = carry_versions(
+                                    &mut flags.parameters,
+                                    state.last_good.as_deref(),
+                                );
                                 tracing::info!(
                                     profile = %self.key,
                                     version_label = out.version_label(),
                                     version,
                                     flags = flags.parameters.len(),
+                                    changed,
                                     shape = ?flags.shape,
                                     next_poll_s = interval.as_secs(),
                                     "AppConfig configuration received"
@@ -311,6 +321,32 @@ impl AppConfigProfile {
     }
 }
 
+/// Gives each flag of a newly received document (all at the profile's new version) the version
+/// it had in `previous` when its content (kind and value) is the same: a flag's version is the
+/// profile version at which its content last changed. So one changed flag is one change, and a
+/// document sent again whole (a new session) changes nothing. Returns how many flags are new
+/// or changed.
+fn carry_versions(parameters: &mut [Parameter], previous: Option<&[Parameter]>) -> usize {
+    let before: std::collections::HashMap<&str, &Parameter> = previous
+        .unwrap_or_default()
+        .iter()
+        .map(|p| (p.flag.as_str(), p))
+        .collect();
+    let mut changed = 0;
+    for parameter in parameters {
+        match before.get(parameter.flag.as_str()) {
+            Some(old)
+                if (old.kind, &old.value, &old.name)
+                    == (parameter.kind, &parameter.value, &parameter.name) =>
+            {
+                parameter.version = old.version;
+            }
+            _ => changed += 1,
+        }
+    }
+    changed
+}
+
 /// Whether the answer says the token itself is the problem (expired after 24 hours, used twice,
 /// mangled): a new session fixes it.
 fn token_unusable<R>(
@@ -428,11 +464,12 @@ impl<S: Source> Source for Sources<S> {
         }
     }
 
-    async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {
-        // Only SSM's listings are checked by name (AppConfig versions replace whole).
+    async fn look_up(&self, names: &[String]) -> Result<LookedUp, SourceError> {
+        // Only SSM's listings are checked by name (AppConfig versions replace whole, and their
+        // names never start with '/', so none is asked for without an SSM source).
         match &self.ssm {
-            Some(ssm) => ssm.still_present(names).await,
-            None => Ok(Vec::new()),
+            Some(ssm) => ssm.look_up(names).await,
+            None => Ok(LookedUp::default()),
         }
     }
 }
@@ -457,5 +494,48 @@ mod tests {
                 .expect_err("invalid")
                 .contains("must be given by their ID")
         );
+    }
+
+    fn flag(name: &str, value: &str, version: u64) -> Parameter {
+        Parameter {
+            flag: name.to_owned(),
+            name: format!("appconfig:app/env/profile/{name}"),
+            kind: flags::ParameterKind::String,
+            value: value.to_owned(),
+            version,
+        }
+    }
+
+    #[test]
+    fn a_flag_keeps_the_version_at_which_its_content_last_changed() {
+        let v1 = [
+            flag("a", "true", 1),
+            flag("b", "true", 1),
+            flag("c", "1", 1),
+        ];
+        // Version 2 of the profile changes b only.
+        let mut v2 = vec![
+            flag("a", "true", 2),
+            flag("b", "false", 2),
+            flag("c", "1", 2),
+        ];
+        assert_eq!(carry_versions(&mut v2, Some(&v1)), 1);
+        let versions: Vec<u64> = v2.iter().map(|p| p.version).collect();
+        assert_eq!(versions, [1, 2, 1]);
+        // Version 3: the same document sent again whole (a new session): nothing changes.
+        let mut v3 = vec![
+            flag("a", "true", 3),
+            flag("b", "false", 3),
+            flag("c", "1", 3),
+        ];
+        assert_eq!(carry_versions(&mut v3, Some(&v2)), 0);
+        assert_eq!(v3, v2);
+        // Version 4 adds d and drops c; the first document has nothing to carry.
+        let mut v4 = vec![flag("a", "true", 4), flag("d", "x", 4)];
+        assert_eq!(carry_versions(&mut v4, Some(&v3)), 1);
+        assert_eq!((v4[0].version, v4[1].version), (1, 4));
+        let mut first = vec![flag("a", "true", 1)];
+        assert_eq!(carry_versions(&mut first, None), 1);
+        assert_eq!(first[0].version, 1);
     }
 }

@@ -263,16 +263,12 @@ impl<S: Source> Refresher<S> {
         let (source, last_good) = (&self.source, self.last_good.as_deref());
         let outcome = tokio::time::timeout(budget, async {
             source.fetch_into(&mut progress).await?;
-            verify_vanished(source, last_good, progress.fetched()).await
+            verify_vanished(source, last_good, &mut progress).await
         })
         .await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let outcome = match outcome {
-            Ok(Ok(check_calls)) => {
-                let mut fetched = progress.into_fetched();
-                fetched.calls += check_calls;
-                self.fetched(fetched, elapsed_ms)
-            }
+            Ok(Ok(())) => self.fetched(progress.into_fetched(), elapsed_ms),
             Ok(Err(error)) => self.failed(error, elapsed_ms),
             // At least one call came back within the budget: SSM is answering, just not all yet.
             Err(_) if progress.calls() > calls_before => {
@@ -492,52 +488,74 @@ fn undecryptable_entry(parameter: &Parameter) -> FlagEntry {
 }
 
 /// A fetch that left out flags the last good fetch had is taken as the whole truth only when
-/// SSM, asked for those flags by name, confirms they are gone: a listing cut short, emptied or
-/// mangled by any fault, for any length of time, never removes a flag, while a real deletion
-/// takes effect at the next fetch. Up to [`VERIFY_AT_MOST`] of the vanished flags are asked for,
-/// spread over them in name order; if any still exists, the fetch fails as incomplete. Returns
-/// the SSM calls the check made.
+/// SSM, asked for every one of those flags by name, confirms each is gone (`GetParameters` lists
+/// it in `InvalidParameters`): a listing cut short, emptied or mangled by any fault, for any
+/// length of time, never removes a flag that exists, while a real deletion takes effect at the
+/// next fetch. The names are asked for in name order, [`VERIFY_AT_MOST`] a call (⌈n/10⌉ calls);
+/// each confirmation is kept in `progress` as it arrives, so a check longer than one refresh's
+/// budget goes on at the next without asking twice. If any still exists, the fetch fails as
+/// incomplete; an answer that neither returns a name nor lists it as invalid fails it too.
 async fn verify_vanished<S: Source>(
     source: &S,
     last_good: Option<&[Parameter]>,
-    fetched: &Fetched,
-) -> Result<u32, SourceError> {
+    progress: &mut Progress,
+) -> Result<(), SourceError> {
     let Some(last_good) = last_good else {
-        return Ok(0);
+        return Ok(());
     };
-    let listed: HashSet<&str> = fetched.parameters.iter().map(|p| p.name.as_str()).collect();
+    let listed: HashSet<&str> = progress
+        .fetched()
+        .parameters
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     // Only SSM parameters (names start with '/'): an AppConfig version replaces the previous one
     // whole, as AppConfig validated and deployed it.
-    let mut vanished: Vec<&str> = last_good
+    let mut vanished: Vec<String> = last_good
         .iter()
         .map(|p| p.name.as_str())
         .filter(|name| name.starts_with('/') && !listed.contains(name))
+        .map(str::to_owned)
         .collect();
-    if vanished.is_empty() {
-        return Ok(0);
-    }
     vanished.sort_unstable();
     vanished.dedup();
-    let step = vanished.len().div_ceil(VERIFY_AT_MOST);
-    let asked: Vec<String> = vanished
-        .iter()
-        .step_by(step)
-        .map(|name| (*name).to_owned())
-        .collect();
-    let still_there = source.still_present(&asked).await?;
-    match still_there.into_iter().next() {
-        None => Ok(1),
-        Some(example) => Err(SourceError::Incomplete {
-            vanished: vanished.len(),
-            example,
-        }),
+    let total = vanished.len();
+    vanished.retain(|name| !progress.is_confirmed_gone(name));
+    if total > 0 {
+        tracing::debug!(
+            vanished = total,
+            to_check = vanished.len(),
+            "flags left out of the listing: asking SSM for each by name"
+        );
     }
+    for asked in vanished.chunks(VERIFY_AT_MOST) {
+        let answer = source.look_up(asked).await;
+        // From here on nothing awaits: a confirmation is kept whole or not at all.
+        progress.count_call();
+        let answer = answer?;
+        if let Some(example) = answer.found.into_iter().next() {
+            return Err(SourceError::Incomplete {
+                vanished: total,
+                example,
+            });
+        }
+        let invalid: HashSet<&str> = answer.invalid.iter().map(String::as_str).collect();
+        if let Some(name) = asked.iter().find(|name| !invalid.contains(name.as_str())) {
+            return Err(SourceError::Unconfirmed { name: name.clone() });
+        }
+        for name in asked {
+            progress.confirm_gone(name.clone());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    use crate::source::LookedUp;
 
     use flags::ParameterKind;
 
@@ -631,6 +649,12 @@ mod tests {
         fetches: Mutex<Vec<Result<Vec<Parameter>, SourceError>>>,
         /// The parameter names SSM still has when asked by name.
         present: Mutex<HashSet<String>>,
+        /// Names the answer by name leaves out of both arrays.
+        unanswered: Mutex<HashSet<String>>,
+        /// How an answer by name fails, if it does.
+        look_up_error: Mutex<Option<SourceError>>,
+        /// The names of each `look_up` call.
+        asked: Mutex<Vec<Vec<String>>>,
     }
 
     impl Script {
@@ -638,7 +662,14 @@ mod tests {
             Self {
                 fetches: Mutex::new(fetches),
                 present: Mutex::new(HashSet::new()),
+                unanswered: Mutex::new(HashSet::new()),
+                look_up_error: Mutex::new(None),
+                asked: Mutex::new(Vec::new()),
             }
+        }
+
+        fn asked(&self) -> Vec<Vec<String>> {
+            self.asked.lock().map(|a| a.clone()).unwrap_or_default()
         }
 
         fn set_present(&self, flags: &[&str]) {
@@ -660,13 +691,30 @@ mod tests {
             Ok(())
         }
 
-        async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {
+        async fn look_up(&self, names: &[String]) -> Result<LookedUp, SourceError> {
+            assert!(
+                names.len() <= VERIFY_AT_MOST,
+                "{} names in one call",
+                names.len()
+            );
+            if let Ok(mut asked) = self.asked.lock() {
+                asked.push(names.to_vec());
+            }
+            if let Some(error) = self.look_up_error.lock().ok().and_then(|e| e.clone()) {
+                return Err(error);
+            }
             let present = self.present.lock().map(|p| p.clone()).unwrap_or_default();
-            Ok(names
+            let unanswered = self
+                .unanswered
+                .lock()
+                .map(|u| u.clone())
+                .unwrap_or_default();
+            let (found, invalid) = names
                 .iter()
-                .filter(|n| present.contains(*n))
+                .filter(|n| !unanswered.contains(*n))
                 .cloned()
-                .collect())
+                .partition(|n| present.contains(n));
+            Ok(LookedUp { found, invalid })
         }
     }
 
@@ -932,11 +980,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn many_vanished_flags_are_checked_with_a_spread_sample() {
+    async fn many_vanished_flags_that_still_exist_fail_the_fetch() {
         let all: Vec<Parameter> = (0..40)
             .map(|i| param(&format!("f{i:02}"), "true", 1))
             .collect();
-        // The listing loses its last 30 flags, which SSM still has: ten of them are asked for.
+        // The listing loses its last 30 flags, which SSM still has: the first call finds them.
         let script = Script::new(vec![Ok(all.clone()), Ok(all[..10].to_vec())]);
         let lost: Vec<String> = (10..40).map(|i| format!("f{i:02}")).collect();
         script.set_present(&lost.iter().map(String::as_str).collect::<Vec<_>>());
@@ -949,6 +997,173 @@ mod tests {
                 example: "/f/f10".into()
             })
         );
+    }
+
+    /// 45 flags, a listing cut to its first 10 while 30 were really deleted: the 5 left out that
+    /// still exist sit where a sample of one in four would not look. Every name is asked for,
+    /// ten a call, so nothing is removed; once the listing is whole, exactly the 30 go.
+    #[tokio::test]
+    async fn every_flag_left_out_is_asked_for_by_name_ten_a_call() {
+        let all: Vec<Parameter> = (0..45)
+            .map(|i| param(&format!("f{i:02}"), "true", 1))
+            .collect();
+        let stay = ["f11", "f12", "f13", "f15", "f16"];
+        let mut whole: Vec<Parameter> = all[..10].to_vec();
+        whole.extend(
+            all.iter()
+                .filter(|p| stay.contains(&p.flag.as_str()))
+                .cloned(),
+        );
+        let script = Script::new(vec![
+            Ok(all.clone()),
+            Ok(all[..10].to_vec()),
+            Ok(whole.clone()),
+        ]);
+        let mut present: Vec<&str> = stay.to_vec();
+        let first: Vec<String> = (0..10).map(|i| format!("f{i:02}")).collect();
+        present.extend(first.iter().map(String::as_str));
+        script.set_present(&present);
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
+        let shared = r.shared();
+        r.refresh().await;
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Failed(SourceError::Incomplete {
+                vanished: 35,
+                example: "/f/f11".into()
+            })
+        );
+        assert_eq!(shared.load().snapshot.len(), 45, "nothing removed");
+        assert_eq!(r.source.asked().len(), 1, "the first call found one");
+
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Fetched {
+                changes: 30,
+                calls: 4
+            },
+            "one listing and ⌈30/10⌉ = 3 calls by name"
+        );
+        let asked = r.source.asked();
+        let sizes: Vec<usize> = asked[1..].iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 10]);
+        let mut names: Vec<&String> = asked[1..].iter().flatten().collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 30, "each deleted flag asked for once");
+        let s = shared.load();
+        assert_eq!((s.status(), s.snapshot.len()), (Status::Ok, 15));
+        assert!(stay.iter().all(|f| s.snapshot.get(f).is_known()));
+    }
+
+    #[tokio::test]
+    async fn an_answer_by_name_that_confirms_nothing_removes_nothing() {
+        let both = || Ok(vec![param("a", "true", 1), param("b", "true", 1)]);
+        let a_only = || Ok(vec![param("a", "true", 1)]);
+        let script = Script::new(vec![both(), a_only(), a_only(), a_only()]);
+        script.set_present(&["a"]);
+        let mut r = Refresher::new(script, Duration::ZERO, Duration::from_secs(1));
+        let shared = r.shared();
+        r.refresh().await;
+        // A malformed answer (as `200 {}` is): the fetch fails, b stays.
+        let malformed = SourceError::MalformedCheck {
+            first: "/f/b".into(),
+            asked: 1,
+            missing: "Parameters and InvalidParameters arrays",
+        };
+        if let Ok(mut e) = r.source.look_up_error.lock() {
+            *e = Some(malformed.clone());
+        }
+        assert_eq!(r.refresh().await, Refreshed::Failed(malformed));
+        // An answer that lists b in neither array: not confirmed.
+        if let Ok(mut e) = r.source.look_up_error.lock() {
+            *e = None;
+        }
+        if let Ok(mut u) = r.source.unanswered.lock() {
+            u.insert("/f/b".into());
+        }
+        assert_eq!(
+            r.refresh().await,
+            Refreshed::Failed(SourceError::Unconfirmed {
+                name: "/f/b".into()
+            })
+        );
+        let s = shared.load();
+        assert_eq!((s.status(), s.snapshot.len()), (Status::Stale, 2));
+        // Listed in InvalidParameters: removed.
+        if let Ok(mut u) = r.source.unanswered.lock() {
+            u.clear();
+        }
+        assert!(matches!(
+            r.refresh().await,
+            Refreshed::Fetched { changes: 1, .. }
+        ));
+        assert_eq!(shared.load().snapshot.len(), 1);
+    }
+
+    /// A source whose listings are given whole and whose answers by name take `delay` each
+    /// (every name asked for is gone).
+    struct SlowCheck {
+        listings: Mutex<Vec<Vec<Parameter>>>,
+        delay: Duration,
+        asked: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Source for SlowCheck {
+        async fn fetch_into(&self, progress: &mut Progress) -> Result<(), SourceError> {
+            if !progress.is_complete() {
+                let listing = self.listings.lock().map(|mut l| l.remove(0));
+                progress.push_page(listing.unwrap_or_default());
+                progress.mark_complete();
+            }
+            Ok(())
+        }
+
+        async fn look_up(&self, names: &[String]) -> Result<LookedUp, SourceError> {
+            tokio::time::sleep(self.delay).await;
+            if let Ok(mut asked) = self.asked.lock() {
+                asked.push(names.to_vec());
+            }
+            Ok(LookedUp {
+                found: Vec::new(),
+                invalid: names.to_vec(),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_confirmation_longer_than_a_budget_goes_on_at_the_next_refresh() {
+        let all: Vec<Parameter> = (0..45)
+            .map(|i| param(&format!("f{i:02}"), "true", 1))
+            .collect();
+        let source = SlowCheck {
+            listings: Mutex::new(vec![all.clone(), all[..10].to_vec()]),
+            delay: Duration::from_millis(100),
+            asked: Mutex::new(Vec::new()),
+        };
+        let mut r = Refresher::new(source, Duration::ZERO, Duration::from_secs(2));
+        let shared = r.shared();
+        r.refresh().await;
+        // 35 flags left out: 4 calls of 100 ms, two per 250 ms budget.
+        let budget = Duration::from_millis(250);
+        assert_eq!(
+            r.refresh_within(budget).await,
+            Refreshed::Continues { read: 10, calls: 3 }
+        );
+        assert_eq!(shared.load().snapshot.len(), 45, "nothing removed yet");
+        assert!(r.is_resuming());
+        assert_eq!(
+            r.refresh_within(budget).await,
+            Refreshed::Fetched {
+                changes: 35,
+                calls: 5
+            },
+            "one listing and ⌈35/10⌉ = 4 calls by name, over two refreshes"
+        );
+        let asked = r.source.asked.lock().map(|a| a.clone()).unwrap_or_default();
+        let sizes: Vec<usize> = asked.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 10, 5], "no name asked for twice");
+        assert_eq!(shared.load().snapshot.len(), 10);
     }
 
     #[tokio::test]
@@ -1025,8 +1240,11 @@ mod tests {
             Ok(())
         }
 
-        async fn still_present(&self, _: &[String]) -> Result<Vec<String>, SourceError> {
-            Ok(Vec::new())
+        async fn look_up(&self, names: &[String]) -> Result<LookedUp, SourceError> {
+            Ok(LookedUp {
+                found: Vec::new(),
+                invalid: names.to_vec(),
+            })
         }
     }
 
@@ -1098,7 +1316,7 @@ mod tests {
             Err(down())
         }
 
-        async fn still_present(&self, _: &[String]) -> Result<Vec<String>, SourceError> {
+        async fn look_up(&self, _: &[String]) -> Result<LookedUp, SourceError> {
             Err(down())
         }
     }

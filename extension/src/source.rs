@@ -1,6 +1,7 @@
 //! Where flags come from: every parameter under the configured paths, read with
 //! `GetParametersByPath` (recursive, every page, decrypted).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -10,6 +11,12 @@ use flags::{FlagPath, Parameter, ParameterKind};
 
 /// `GetParametersByPath` returns at most 10 parameters per page.
 const PAGE_SIZE: i32 = 10;
+
+/// Default `SSM_FLAGS_MAX_PARAMETERS`: the most parameters one fetch may list (and the most
+/// pages it may read) before it fails as a listing that does not end.
+pub const DEFAULT_MAX_PARAMETERS: usize = 10_000;
+/// The highest `SSM_FLAGS_MAX_PARAMETERS` allowed.
+pub const MAX_PARAMETERS_CEILING: usize = 100_000;
 
 /// A successful fetch: every parameter, and how many SSM calls it took.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,6 +55,25 @@ pub struct Progress {
     done: bool,
     /// Every AppConfig profile has been polled (see [`crate::appconfig::Sources`]).
     profiles_done: bool,
+    /// The `NextToken`s this path's listing has handed out: one handed out twice means a
+    /// listing that never ends.
+    tokens: HashSet<String>,
+    /// Every parameter name listed so far: one listed twice means a listing going round.
+    names: HashSet<String>,
+    /// Listing pages read, over every path.
+    pages: usize,
+    /// Flags the listing left out that SSM has confirmed gone by name (`InvalidParameters`), so
+    /// a confirmation spanning several refreshes never asks for a name twice.
+    confirmed_gone: HashSet<String>,
+}
+
+/// One parameter as a listing page gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listed {
+    name: String,
+    kind: ParameterKind,
+    value: String,
+    version: u64,
 }
 
 impl Progress {
@@ -119,6 +145,105 @@ impl Progress {
     /// Whether the AppConfig profiles have been polled.
     pub fn profiles_done(&self) -> bool {
         self.profiles_done
+    }
+
+    /// Counts one SSM call that is not a listing page (a check by name).
+    pub fn count_call(&mut self) {
+        self.fetched.calls += 1;
+    }
+
+    /// Whether SSM has confirmed, during this fetch, that the parameter `name` is gone.
+    pub fn is_confirmed_gone(&self, name: &str) -> bool {
+        self.confirmed_gone.contains(name)
+    }
+
+    /// Records that SSM confirmed the parameter `name` gone (it listed it in
+    /// `InvalidParameters`).
+    pub fn confirm_gone(&mut self, name: String) {
+        self.confirmed_gone.insert(name);
+    }
+
+    /// Takes one listing page of `path` (the path being read): its parameters and the token of
+    /// its next page. A listing that does not end fails the fetch: a `NextToken` handed out
+    /// twice, a name listed twice, more than `max_parameters` parameters, or more than
+    /// `max_parameters` pages (a page may be short, even empty, yet every page costs a call).
+    /// Without a next token, the path is done and the next one is read.
+    fn take_page(
+        &mut self,
+        path: &FlagPath,
+        parameters: Vec<Listed>,
+        next_token: Option<&str>,
+        max_parameters: usize,
+    ) -> Result<(), SourceError> {
+        self.pages += 1;
+        let next_token = next_token.filter(|t| !t.is_empty());
+        if let Some(token) = next_token
+            && !self.tokens.insert(token.to_owned())
+        {
+            return Err(SourceError::RepeatedToken {
+                path: path.to_string(),
+                pages: self.pages,
+            });
+        }
+        for p in parameters {
+            let Some(flag) = path.flag_name(&p.name) else {
+                // Not an answer SSM gives; a flag cannot be named outside its path.
+                tracing::warn!(parameter = p.name, %path, "ignored a parameter outside the path asked for");
+                continue;
+            };
+            if !self.names.insert(p.name.clone()) {
+                return Err(SourceError::RepeatedName {
+                    path: path.to_string(),
+                    name: p.name,
+                });
+            }
+            if self.plain && p.kind == ParameterKind::SecureString {
+                self.fetched.undecrypted.push(p.name.clone());
+            }
+            self.fetched.parameters.push(Parameter {
+                flag: flag.to_owned(),
+                name: p.name,
+                kind: p.kind,
+                value: p.value,
+                version: p.version,
+            });
+        }
+        if self.fetched.parameters.len() > max_parameters {
+            return Err(SourceError::TooManyParameters {
+                path: path.to_string(),
+                limit: max_parameters,
+            });
+        }
+        match next_token {
+            Some(_) if self.pages >= max_parameters => Err(SourceError::TooManyPages {
+                path: path.to_string(),
+                limit: max_parameters,
+            }),
+            Some(token) => {
+                self.next_token = Some(token.to_owned());
+                Ok(())
+            }
+            // A page may come back short (or empty) with more to come: only the token ends it.
+            None => {
+                self.path += 1;
+                self.next_token = None;
+                self.plain = false;
+                self.tokens.clear();
+                self.path_start = self.fetched.parameters.len();
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts this path's listing over without decryption: what it read so far is dropped.
+    fn restart_path_plain(&mut self) {
+        let start = self.path_start;
+        for p in self.fetched.parameters.drain(start..) {
+            self.names.remove(&p.name);
+        }
+        self.plain = true;
+        self.next_token = None;
+        self.tokens.clear();
     }
 
     /// The complete fetch.
@@ -228,6 +353,69 @@ pub enum SourceError {
         /// One parameter the listing left out that still exists.
         example: String,
     },
+    /// The listing handed out the same `NextToken` twice: followed, it would never end.
+    #[error(
+        "SSM's listing of {path} repeated its NextToken after {pages} page(s): a listing that never ends, not taken as complete; keeping the last good flags"
+    )]
+    RepeatedToken {
+        /// The path being read.
+        path: String,
+        /// Pages read when the token came back.
+        pages: usize,
+    },
+    /// The listing listed one parameter twice: it is going round in circles.
+    #[error(
+        "SSM's listing of {path} listed {name} twice: a listing going round in circles, not taken as complete; keeping the last good flags"
+    )]
+    RepeatedName {
+        /// The path being read.
+        path: String,
+        /// The parameter listed twice.
+        name: String,
+    },
+    /// The listing went past `SSM_FLAGS_MAX_PARAMETERS` parameters.
+    #[error(
+        "SSM's listing of {path} went past {limit} parameters (SSM_FLAGS_MAX_PARAMETERS): not taken as complete; keeping the last good flags (raise SSM_FLAGS_MAX_PARAMETERS, at most 100000, if that many flags are meant)"
+    )]
+    TooManyParameters {
+        /// The path being read.
+        path: String,
+        /// `SSM_FLAGS_MAX_PARAMETERS`.
+        limit: usize,
+    },
+    /// The listing went past `SSM_FLAGS_MAX_PARAMETERS` pages without ending (pages may be short
+    /// or empty, but not that many).
+    #[error(
+        "SSM's listing of {path} went past {limit} pages without ending (SSM_FLAGS_MAX_PARAMETERS): not taken as complete; keeping the last good flags"
+    )]
+    TooManyPages {
+        /// The path being read.
+        path: String,
+        /// `SSM_FLAGS_MAX_PARAMETERS`.
+        limit: usize,
+    },
+    /// A `GetParameters` answer without its `Parameters` or `InvalidParameters` array: real SSM
+    /// always sends both, so this answer confirms nothing, least of all a deletion.
+    #[error(
+        "SSM answered GetParameters ({asked} name(s) from {first}) without {missing}: a malformed answer, which confirms no deletion; keeping the last good flags"
+    )]
+    MalformedCheck {
+        /// The first name asked for.
+        first: String,
+        /// How many names were asked for.
+        asked: usize,
+        /// What the answer lacked.
+        missing: &'static str,
+    },
+    /// A `GetParameters` answer that neither returned a name asked for nor listed it in
+    /// `InvalidParameters`: its deletion is not confirmed.
+    #[error(
+        "SSM's GetParameters answer neither returned {name} nor listed it in InvalidParameters: its deletion is not confirmed; keeping the last good flags"
+    )]
+    Unconfirmed {
+        /// The parameter.
+        name: String,
+    },
     /// The whole fetch did not finish within the refresh timeout.
     #[error("SSM did not answer within {0:?} (SSM_FLAGS_REFRESH_TIMEOUT_MS)")]
     Timeout(Duration),
@@ -254,7 +442,14 @@ impl SourceError {
             | Self::Unreachable { .. }
             | Self::Timeout(_)
             | Self::Malformed { .. }
-            | Self::Incomplete { .. } => true,
+            | Self::Incomplete { .. }
+            | Self::RepeatedToken { .. }
+            | Self::RepeatedName { .. }
+            | Self::MalformedCheck { .. }
+            | Self::Unconfirmed { .. } => true,
+            // As many flags as that are either meant (raise the limit) or a fault that keeps
+            // going: retrying alone does not fix the first.
+            Self::TooManyParameters { .. } | Self::TooManyPages { .. } => false,
             Self::Service { transient, .. }
             | Self::AppConfig { transient, .. }
             | Self::Credentials { transient, .. } => *transient,
@@ -273,16 +468,26 @@ pub trait Source: Send + Sync {
         progress: &mut Progress,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
-    /// Which of `names` (full parameter names, at most [`VERIFY_AT_MOST`]) still exist: asked by
-    /// name, to check a listing that left them out.
-    fn still_present(
+    /// Asks for `names` (full parameter names, at most [`VERIFY_AT_MOST`]) by name, to check a
+    /// listing that left them out: which exist, and which SSM says do not. An answer that cannot
+    /// tell (an array missing) is an error, never "gone".
+    fn look_up(
         &self,
         names: &[String],
-    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+    ) -> impl Future<Output = Result<LookedUp, SourceError>> + Send;
 }
 
-/// `GetParameters` takes at most 10 names: a listing that left out flags is checked with up to
-/// this many of them, spread over the ones that vanished.
+/// What SSM answered about parameters asked for by name (`GetParameters`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookedUp {
+    /// The names it returned: they exist.
+    pub found: Vec<String>,
+    /// The names it listed in `InvalidParameters`: they do not exist.
+    pub invalid: Vec<String>,
+}
+
+/// `GetParameters` takes at most 10 names: a listing that left out flags is checked with every
+/// one of them, this many a call (⌈n/10⌉ calls for n flags).
 pub const VERIFY_AT_MOST: usize = 10;
 
 /// Parameter Store, through `aws-sdk-ssm`.
@@ -290,12 +495,24 @@ pub const VERIFY_AT_MOST: usize = 10;
 pub struct SsmSource {
     client: aws_sdk_ssm::Client,
     paths: Vec<FlagPath>,
+    max_parameters: usize,
 }
 
 impl SsmSource {
     /// A source reading `paths`.
     pub fn new(client: aws_sdk_ssm::Client, paths: Vec<FlagPath>) -> Self {
-        Self { client, paths }
+        Self {
+            client,
+            paths,
+            max_parameters: DEFAULT_MAX_PARAMETERS,
+        }
+    }
+
+    /// Fails a fetch whose listings go past `max` parameters, or `max` pages
+    /// (`SSM_FLAGS_MAX_PARAMETERS`; default [`DEFAULT_MAX_PARAMETERS`]).
+    pub fn with_max_parameters(mut self, max: usize) -> Self {
+        self.max_parameters = max;
+        self
     }
 
     /// Builds the SDK client from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL[_SSM]`,
@@ -352,9 +569,7 @@ impl Source for SsmSource {
             let page = match page.map_err(|e| classify(LIST, path.as_str(), e)) {
                 Ok(page) => page,
                 Err(error @ SourceError::Decryption { .. }) if decrypt => {
-                    progress.fetched.parameters.truncate(progress.path_start);
-                    progress.plain = true;
-                    progress.next_token = None;
+                    progress.restart_path_plain();
                     progress.fetched.decryption_error = Some(error.to_string());
                     continue;
                 }
@@ -365,45 +580,31 @@ impl Source for SsmSource {
                     path: path.to_string(),
                 });
             };
-            for p in parameters {
-                let Some(name) = p.name() else { continue };
-                let Some(flag) = path.flag_name(name) else {
-                    // Not an answer SSM gives; a flag cannot be named outside its path.
-                    tracing::warn!(parameter = name, %path, "ignored a parameter outside the path asked for");
-                    continue;
-                };
-                let kind = match p.r#type() {
-                    Some(ParameterType::StringList) => ParameterKind::StringList,
-                    Some(ParameterType::SecureString) => ParameterKind::SecureString,
-                    _ => ParameterKind::String,
-                };
-                if !decrypt && kind == ParameterKind::SecureString {
-                    progress.fetched.undecrypted.push(name.to_owned());
-                }
-                progress.fetched.parameters.push(Parameter {
-                    flag: flag.to_owned(),
-                    name: name.to_owned(),
-                    kind,
-                    value: p.value().unwrap_or_default().to_owned(),
-                    version: u64::try_from(p.version()).unwrap_or(0),
-                });
-            }
-            // A page may come back short (or empty) with more to come: follow the token.
-            match page.next_token() {
-                Some(token) if !token.is_empty() => progress.next_token = Some(token.to_owned()),
-                _ => {
-                    progress.path += 1;
-                    progress.next_token = None;
-                    progress.plain = false;
-                    progress.path_start = progress.fetched.parameters.len();
-                }
-            }
+            let listed = parameters
+                .iter()
+                .filter_map(|p| {
+                    Some(Listed {
+                        name: p.name()?.to_owned(),
+                        kind: match p.r#type() {
+                            Some(ParameterType::StringList) => ParameterKind::StringList,
+                            Some(ParameterType::SecureString) => ParameterKind::SecureString,
+                            _ => ParameterKind::String,
+                        },
+                        value: p.value().unwrap_or_default().to_owned(),
+                        version: u64::try_from(p.version()).unwrap_or(0),
+                    })
+                })
+                .collect();
+            progress.take_page(path, listed, page.next_token(), self.max_parameters)?;
         }
         progress.done = true;
         Ok(())
     }
 
-    async fn still_present(&self, names: &[String]) -> Result<Vec<String>, SourceError> {
+    /// One `GetParameters` call (without decryption: only existence matters). Real SSM always
+    /// answers both `Parameters` and `InvalidParameters`; an answer lacking either (a mangled
+    /// `200 {}`) fails, so it can never be taken as "all gone".
+    async fn look_up(&self, names: &[String]) -> Result<LookedUp, SourceError> {
         let asked = names.get(..VERIFY_AT_MOST).unwrap_or(names);
         let answer = self
             .client
@@ -413,11 +614,27 @@ impl Source for SsmSource {
             .send()
             .await
             .map_err(|e| classify("GetParameters", &asked.join(","), e))?;
-        Ok(answer
-            .parameters()
-            .iter()
-            .filter_map(|p| p.name().map(str::to_owned))
-            .collect())
+        let missing = match (&answer.parameters, &answer.invalid_parameters) {
+            (Some(_), Some(_)) => None,
+            (None, Some(_)) => Some("a Parameters array"),
+            (Some(_), None) => Some("an InvalidParameters array"),
+            (None, None) => Some("Parameters and InvalidParameters arrays"),
+        };
+        if let Some(missing) = missing {
+            return Err(SourceError::MalformedCheck {
+                first: asked.first().cloned().unwrap_or_default(),
+                asked: asked.len(),
+                missing,
+            });
+        }
+        Ok(LookedUp {
+            found: answer
+                .parameters()
+                .iter()
+                .filter_map(|p| p.name().map(str::to_owned))
+                .collect(),
+            invalid: answer.invalid_parameters().to_vec(),
+        })
     }
 }
 
@@ -719,5 +936,271 @@ mod tests {
             }
             .is_transient()
         );
+    }
+}
+
+/// The bound on a listing ([`Progress::take_page`]) and the answer by name
+/// ([`SsmSource::look_up`]).
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    fn path() -> FlagPath {
+        FlagPath::parse("/app/flags").expect("path")
+    }
+
+    fn listed(flag: &str) -> Listed {
+        Listed {
+            name: format!("/app/flags/{flag}"),
+            kind: ParameterKind::String,
+            value: "true".into(),
+            version: 1,
+        }
+    }
+
+    fn page(flags: std::ops::Range<usize>) -> Vec<Listed> {
+        flags.map(|i| listed(&format!("f{i:03}"))).collect()
+    }
+
+    #[test]
+    fn a_listing_ends_when_a_page_has_no_token() {
+        let mut p = Progress::default();
+        p.take_page(&path(), page(0..10), Some("t1"), 100)
+            .expect("page 1");
+        assert_eq!((p.path, p.next_token.as_deref()), (0, Some("t1")));
+        // A short, even empty, page with a token: more to come.
+        p.take_page(&path(), Vec::new(), Some("t2"), 100)
+            .expect("page 2");
+        p.take_page(&path(), page(10..15), Some(""), 100)
+            .expect("page 3: an empty token ends it");
+        assert_eq!((p.path, p.next_token.as_deref()), (1, None));
+        assert_eq!(p.parameters(), 15);
+        assert_eq!(p.fetched.parameters[14].flag, "f014");
+        // The next path may hand out the same opaque tokens: they are per path.
+        let other = FlagPath::parse("/other").expect("path");
+        p.take_page(&other, Vec::new(), Some("t1"), 100)
+            .expect("another path's t1");
+    }
+
+    #[test]
+    fn a_repeated_next_token_fails_the_fetch() {
+        let mut p = Progress::default();
+        p.take_page(&path(), page(0..10), Some("t1"), 100)
+            .expect("page 1");
+        p.take_page(&path(), page(10..20), Some("t2"), 100)
+            .expect("page 2");
+        let error = p
+            .take_page(&path(), page(20..30), Some("t1"), 100)
+            .expect_err("t1 again");
+        assert_eq!(
+            error,
+            SourceError::RepeatedToken {
+                path: "/app/flags".into(),
+                pages: 3
+            }
+        );
+        assert!(
+            error.to_string().contains("repeated its NextToken"),
+            "{error}"
+        );
+        assert!(error.is_transient());
+        // The same token twice in a row (the commonest loop) too.
+        let mut p = Progress::default();
+        p.take_page(&path(), Vec::new(), Some("t"), 100)
+            .expect("page 1");
+        assert!(matches!(
+            p.take_page(&path(), Vec::new(), Some("t"), 100),
+            Err(SourceError::RepeatedToken { pages: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_name_listed_twice_fails_the_fetch() {
+        let mut p = Progress::default();
+        p.take_page(&path(), page(0..10), Some("t1"), 100)
+            .expect("page 1");
+        // Fresh tokens, but the first page again: a listing going round.
+        assert_eq!(
+            p.take_page(&path(), page(5..15), Some("t2"), 100),
+            Err(SourceError::RepeatedName {
+                path: "/app/flags".into(),
+                name: "/app/flags/f005".into()
+            })
+        );
+        // Within one page too.
+        let mut p = Progress::default();
+        assert!(matches!(
+            p.take_page(&path(), vec![listed("a"), listed("a")], None, 100),
+            Err(SourceError::RepeatedName { .. })
+        ));
+    }
+
+    #[test]
+    fn more_parameters_than_the_limit_fail_the_fetch() {
+        let mut p = Progress::default();
+        p.take_page(&path(), page(0..10), Some("t1"), 25)
+            .expect("10");
+        p.take_page(&path(), page(10..20), Some("t2"), 25)
+            .expect("20");
+        let error = p
+            .take_page(&path(), page(20..30), Some("t3"), 25)
+            .expect_err("30 > 25");
+        assert_eq!(
+            error,
+            SourceError::TooManyParameters {
+                path: "/app/flags".into(),
+                limit: 25
+            }
+        );
+        assert!(
+            error.to_string().contains("SSM_FLAGS_MAX_PARAMETERS"),
+            "{error}"
+        );
+        assert!(
+            !error.is_transient(),
+            "more flags than allowed: raise the limit"
+        );
+        // Exactly the limit is fine.
+        let mut p = Progress::default();
+        p.take_page(&path(), page(0..10), Some("t1"), 25)
+            .expect("10");
+        p.take_page(&path(), page(10..20), Some("t2"), 25)
+            .expect("20");
+        p.take_page(&path(), page(20..25), None, 25)
+            .expect("25 = the limit");
+        assert_eq!(p.parameters(), 25);
+    }
+
+    #[test]
+    fn more_pages_than_the_limit_fail_even_when_they_are_empty() {
+        let mut p = Progress::default();
+        for i in 1..3 {
+            p.take_page(&path(), Vec::new(), Some(&format!("t{i}")), 3)
+                .expect("a short page");
+        }
+        // The third page may end the listing, not ask for a fourth.
+        let mut ends = Progress::default();
+        for i in 1..3 {
+            ends.take_page(&path(), Vec::new(), Some(&format!("t{i}")), 3)
+                .expect("a short page");
+        }
+        ends.take_page(&path(), page(0..3), None, 3)
+            .expect("the last page");
+        assert_eq!(
+            p.take_page(&path(), Vec::new(), Some("t3"), 3),
+            Err(SourceError::TooManyPages {
+                path: "/app/flags".into(),
+                limit: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_path_read_again_without_decryption_forgets_what_it_listed() {
+        let mut p = Progress::default();
+        p.take_page(&path(), page(0..10), Some("t1"), 100)
+            .expect("decrypted page");
+        p.restart_path_plain();
+        assert_eq!((p.parameters(), p.next_token.as_deref()), (0, None));
+        // The same names and tokens again, now without decryption: no repeat.
+        let mut secure = listed("s");
+        secure.kind = ParameterKind::SecureString;
+        let mut first = page(0..9);
+        first.push(secure);
+        p.take_page(&path(), first, Some("t1"), 100)
+            .expect("plain page");
+        assert_eq!(p.fetched.undecrypted, ["/app/flags/s"]);
+    }
+
+    /// Serves each `answers` body once, in order, as SSM's JSON 1.1 answers: a stub SSM for
+    /// [`SsmSource`] without moto.
+    async fn stub_ssm(answers: Vec<&'static str>) -> SsmSource {
+        use http_body_util::Full;
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(answers.into_iter()));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let answers = std::sync::Arc::clone(&answers);
+                tokio::spawn(async move {
+                    let service = service_fn(move |_request| {
+                        let body = answers
+                            .lock()
+                            .ok()
+                            .and_then(|mut a| a.next())
+                            .unwrap_or("{}");
+                        async move {
+                            let mut response =
+                                http::Response::new(Full::new(bytes::Bytes::from(body)));
+                            response.headers_mut().insert(
+                                "content-type",
+                                http::HeaderValue::from_static("application/x-amz-json-1.1"),
+                            );
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                "test", "test", None, None, "stub",
+            ))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .build();
+        SsmSource::new(aws_sdk_ssm::Client::from_conf(config), vec![path()])
+    }
+
+    #[tokio::test]
+    async fn an_answer_by_name_without_both_arrays_confirms_nothing() {
+        let names = vec!["/app/flags/a".to_owned(), "/app/flags/b".to_owned()];
+        let ssm = stub_ssm(vec![
+            "{}",
+            r#"{"Parameters": []}"#,
+            r#"{"InvalidParameters": ["/app/flags/a", "/app/flags/b"]}"#,
+            r#"{"Parameters": [{"Name": "/app/flags/a", "Type": "String", "Value": "true", "Version": 1}], "InvalidParameters": ["/app/flags/b"]}"#,
+        ])
+        .await;
+        for missing in [
+            "Parameters and InvalidParameters arrays",
+            "an InvalidParameters array",
+            "a Parameters array",
+        ] {
+            assert_eq!(
+                ssm.look_up(&names).await,
+                Err(SourceError::MalformedCheck {
+                    first: "/app/flags/a".into(),
+                    asked: 2,
+                    missing
+                })
+            );
+        }
+        assert_eq!(
+            ssm.look_up(&names).await,
+            Ok(LookedUp {
+                found: vec!["/app/flags/a".into()],
+                invalid: vec!["/app/flags/b".into()]
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_listing_whose_token_repeats_fails_through_the_sdk() {
+        let page = r#"{"Parameters": [{"Name": "/app/flags/a", "Type": "String", "Value": "true", "Version": 1}], "NextToken": "again"}"#;
+        let ssm = stub_ssm(vec![page, page]).await;
+        let mut progress = Progress::default();
+        assert!(matches!(
+            ssm.fetch_into(&mut progress).await,
+            Err(SourceError::RepeatedToken { pages: 2, .. })
+        ));
+        assert_eq!(progress.calls(), 2, "stopped at the repeat");
     }
 }

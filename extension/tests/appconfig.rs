@@ -214,3 +214,109 @@ async fn a_cold_start_with_appconfig_down_serves_the_deployed_fallback() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Polls until `done` holds; panics with `what` after `limit`.
+async fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 21 §6: a throttled poll keeps the session (no new session, no re-download counted as
+/// changes); a new session's document is diffed by content; one changed flag is one change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_poll_keeps_the_session_and_only_changed_flags_are_changes() {
+    let standin = AppConfigData::start().await;
+    standin.set_poll_interval(1);
+    deploy(&standin, true, "v1");
+    let endpoint = standin.endpoint();
+    let sidecar = testkit::sidecar::Sidecar::start(
+        testkit::free_port(),
+        "",
+        1,
+        &[
+            ("SSM_FLAGS_PATH", ""),
+            ("SSM_FLAGS_APPCONFIG", PROFILE),
+            ("AWS_ENDPOINT_URL_APPCONFIGDATA", endpoint.as_str()),
+        ],
+    )
+    .await;
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(
+        (
+            health["status"].as_str(),
+            health["flags"].as_u64(),
+            health["version"].as_u64()
+        ),
+        (Some("ok"), Some(4), Some(1)),
+        "{health}"
+    );
+    let audit = || -> Vec<Value> {
+        sidecar
+            .proc
+            .json_lines()
+            .into_iter()
+            .filter(|l| l["target"] == "ssm_flags::audit" && l["change"] != "added")
+            .collect()
+    };
+    let counts = standin.counts();
+    assert_eq!(counts.sessions.load(Relaxed), 1);
+
+    // One throttled poll, then AppConfig answers again: the same session goes on.
+    standin.set_fault(AppConfigFault::Throttle);
+    wait_for("a throttled poll", Duration::from_secs(5), || {
+        counts.throttled.load(Relaxed) >= 1
+    })
+    .await;
+    standin.set_fault(AppConfigFault::None);
+    let polls = counts.polls.load(Relaxed);
+    wait_for(
+        "two polls after the throttling",
+        Duration::from_secs(10),
+        || counts.polls.load(Relaxed) >= polls + 2,
+    )
+    .await;
+    assert_eq!(
+        counts.sessions.load(Relaxed),
+        1,
+        "the session token was kept across the throttled poll"
+    );
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(health["version"], 1, "no new snapshot: {health}");
+    assert!(audit().is_empty(), "{:#?}", audit());
+
+    // Expired tokens: a new session, whose document is the same content: no change.
+    standin.expire_tokens();
+    let (sessions, changed) = (counts.sessions.load(Relaxed), counts.changed.load(Relaxed));
+    wait_for("a new session's document", Duration::from_secs(10), || {
+        counts.changed.load(Relaxed) > changed
+    })
+    .await;
+    assert_eq!(counts.sessions.load(Relaxed), sessions + 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(
+        health["version"], 1,
+        "same content, same snapshot: {health}"
+    );
+    assert!(audit().is_empty(), "{:#?}", audit());
+
+    // One flag changed: one change, the others keep their versions.
+    deploy(&standin, false, "v2");
+    wait_for("the change", Duration::from_secs(10), || {
+        !audit().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let changes = audit();
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(
+        (changes[0]["flag"].as_str(), changes[0]["change"].as_str()),
+        (Some("dark-mode"), Some("changed"))
+    );
+    assert_eq!(changes[0]["previous_ssm_version"], 1, "{}", changes[0]);
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(health["version"], 2, "{health}");
+}

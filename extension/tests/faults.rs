@@ -564,3 +564,305 @@ async fn a_cold_start_during_an_outage_serves_the_deployed_fallback_not_defaults
     assert_eq!(health["flags"], 32, "{health}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The flags a sidecar serves (`/v1/flags`), by name, and its health status.
+async fn served(sidecar: &testkit::sidecar::Sidecar) -> (Vec<String>, String) {
+    let (_, all) = sidecar.api(flags::wire::FLAGS_PATH).await;
+    let names = all["flags"]
+        .as_object()
+        .map(|f| f.keys().cloned().collect())
+        .unwrap_or_default();
+    let health = sidecar.health().await.unwrap_or_default();
+    (
+        names,
+        health["status"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Polls the sidecar every 50 ms until `done` holds for what it serves; panics after `limit`.
+async fn sidecar_until(
+    sidecar: &testkit::sidecar::Sidecar,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[String], &str) -> bool,
+) -> (Vec<String>, String, Duration) {
+    let started = Instant::now();
+    loop {
+        let (names, status) = served(sidecar).await;
+        if done(&names, &status) {
+            return (names, status, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not within {limit:?} ({} flags, {status}):\n{}",
+            names.len(),
+            sidecar.proc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The sidecar's resident memory in kB (Linux), for the report.
+fn rss_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Issue 21 §4: a listing that never ends — its `NextToken` repeats, or it brings new names page
+/// after page — fails the fetch: the flags are served stale (EMF `Stale` = 1, so the alarm
+/// fires), the refresh backs off instead of resuming at once, and memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_never_ends_fails_the_fetch_backs_off_and_raises_the_stale_alarm() {
+    /// A fault, the sidecar's extra environment, and what the logged error says.
+    type Case = (Fault, &'static [(&'static str, &'static str)], &'static str);
+    let cases: [Case; 2] = [
+        (Fault::RepeatedNextToken, &[], "repeated its NextToken"),
+        (
+            Fault::EndlessListing,
+            &[("SSM_FLAGS_MAX_PARAMETERS", "100")],
+            "SSM_FLAGS_MAX_PARAMETERS",
+        ),
+    ];
+    for (fault, extra, expected) in cases {
+        let (_moto, proxy) = setup().await;
+        let sidecar = testkit::sidecar::Sidecar::start(proxy.port, common::PATH, 1, extra).await;
+        let (names, status) = served(&sidecar).await;
+        assert_eq!((names.len(), status.as_str()), (32, "ok"));
+        let pid = sidecar.proc.child.id();
+        let rss_before = rss_kb(pid);
+        proxy.set(fault);
+        let listings = || {
+            proxy
+                .counts()
+                .listings
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = listings();
+        let (names, _, took) = sidecar_until(&sidecar, Duration::from_secs(6), "stale", |_, s| {
+            s == "stale"
+        })
+        .await;
+        assert_eq!(names.len(), 32, "{fault:?}: every flag kept");
+        // Four more seconds: a failing fetch backs off (0.5–1 s at a 1 s max age), it never
+        // resumes at once.
+        let window = Instant::now();
+        let at_window = listings();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let in_window = listings() - at_window;
+        let (names, status) = served(&sidecar).await;
+        let rss_after = rss_kb(pid);
+        println!(
+            "{fault:?}: stale {took:?} after the fault began; {in_window} listing calls in {:?} \
+             after ({} in all); RSS {rss_before:?} → {rss_after:?} kB",
+            window.elapsed(),
+            listings() - before,
+        );
+        assert_eq!((names.len(), status.as_str()), (32, "stale"), "{fault:?}");
+        let per_attempt = if fault == Fault::RepeatedNextToken {
+            2
+        } else {
+            11
+        };
+        assert!(
+            in_window <= per_attempt * 9,
+            "{fault:?}: {in_window} listing calls in 4 s: no backoff"
+        );
+        let lines = sidecar.proc.json_lines();
+        let failure = lines
+            .iter()
+            .find(|l| l["message"] == "flag refresh failed: serving the last good flags")
+            .unwrap_or_else(|| panic!("{fault:?}: no failure logged:\n{}", sidecar.proc.log()));
+        assert!(
+            failure["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(expected)),
+            "{fault:?}: {failure}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.get("_aws").is_some() && l["Stale"] == 1 && l["RefreshFailed"] == 1),
+            "{fault:?}: the EMF Stale metric is raised:\n{}",
+            sidecar.proc.log()
+        );
+        proxy.set(Fault::Pass);
+        sidecar_until(&sidecar, Duration::from_secs(5), "ok again", |n, s| {
+            s == "ok" && n.len() == 32
+        })
+        .await;
+    }
+}
+
+/// `count` flags `f00`, `f01`, … under [`common::PATH`] in a fresh moto, and a proxy in front.
+async fn flags_behind_a_proxy(count: usize) -> (Moto, FaultProxy, aws_sdk_ssm::Client) {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    for i in 0..count {
+        common::put(
+            &ssm,
+            &format!("f{i:02}"),
+            "true",
+            aws_sdk_ssm::types::ParameterType::String,
+        )
+        .await;
+    }
+    let proxy = FaultProxy::start(moto.port).await;
+    (moto, proxy, ssm)
+}
+
+async fn delete(ssm: &aws_sdk_ssm::Client, flags: &[String]) {
+    let names: Vec<String> = flags
+        .iter()
+        .map(|f| format!("{}/{f}", common::PATH))
+        .collect();
+    for chunk in names.chunks(10) {
+        ssm.delete_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("delete");
+    }
+}
+
+fn audit_removed(sidecar: &testkit::sidecar::Sidecar) -> Vec<String> {
+    sidecar
+        .proc
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["target"] == "ssm_flags::audit" && l["change"] == "removed")
+        .filter_map(|l| l["flag"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Issue 21 §5a: a listing cut short while 30 flags were really deleted. Every flag the listing
+/// left out is asked for by name (⌈n/10⌉ `GetParameters` calls), so the five that still exist
+/// are found and nothing is removed until the listing is whole; then exactly the 30 go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_cut_short_during_a_real_deletion_never_removes_a_flag_that_exists() {
+    let (_moto, proxy, ssm) = flags_behind_a_proxy(45).await;
+    let sidecar = testkit::sidecar::Sidecar::start(proxy.port, common::PATH, 1, &[]).await;
+    sidecar_until(&sidecar, Duration::from_secs(5), "loaded", |n, s| {
+        s == "ok" && n.len() == 45
+    })
+    .await;
+    // The first page, as the extension reads it: the only flags a truncated listing shows.
+    let first: Vec<String> = ssm
+        .get_parameters_by_path()
+        .path(common::PATH)
+        .recursive(true)
+        .max_results(10)
+        .send()
+        .await
+        .expect("first page")
+        .parameters()
+        .iter()
+        .filter_map(|p| p.name()?.rsplit('/').next().map(str::to_owned))
+        .collect();
+    assert_eq!(first.len(), 10);
+    let mut left_out: Vec<String> = (0..45)
+        .map(|i| format!("f{i:02}"))
+        .filter(|f| !first.contains(f))
+        .collect();
+    left_out.sort();
+    // Five that stay, placed where a sample of one name in four (10 of 35) does not look.
+    let stay: Vec<String> = [1, 2, 3, 5, 6]
+        .iter()
+        .map(|&i| left_out[i].clone())
+        .collect();
+    let deleted: Vec<String> = left_out
+        .iter()
+        .filter(|f| !stay.contains(f))
+        .cloned()
+        .collect();
+    assert_eq!(deleted.len(), 30);
+
+    proxy.set(Fault::TruncateAfterFirstPage);
+    delete(&ssm, &deleted).await;
+    let started = Instant::now();
+    let mut noticed = false;
+    while started.elapsed() < Duration::from_secs(3) {
+        let (names, status) = served(&sidecar).await;
+        for f in &stay {
+            assert!(names.contains(f), "{f} exists and was removed ({status})");
+        }
+        noticed |= status == "stale";
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(noticed, "the incomplete listing is marked stale");
+    assert!(audit_removed(&sidecar).is_empty(), "{}", sidecar.proc.log());
+
+    proxy.set(Fault::Pass);
+    let (names, _, took) = sidecar_until(&sidecar, Duration::from_secs(5), "deletion", |n, s| {
+        s == "ok" && n.len() == 15
+    })
+    .await;
+    println!("the 30 deletions applied {took:?} after the listing was whole again");
+    for f in stay.iter().chain(&first) {
+        assert!(names.contains(f), "{f}: {names:?}");
+    }
+    let mut removed = audit_removed(&sidecar);
+    removed.sort();
+    assert_eq!(removed, deleted);
+    let refreshed = sidecar
+        .proc
+        .json_lines()
+        .into_iter()
+        .find(|l| l["message"] == "flags refreshed" && l["changes"] == 30)
+        .expect("the refresh that applied them");
+    assert_eq!(
+        refreshed["ssm_calls"], 5,
+        "two listing pages and ⌈30/10⌉ = 3 GetParameters calls: {refreshed}"
+    );
+}
+
+/// Issue 21 §5b: a `GetParameters` answer that lacks `InvalidParameters` (`200 {}`, or only
+/// `Parameters`) confirms nothing: the fetch fails and every flag stays; only a real answer
+/// listing the names as invalid removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_by_name_answer_without_invalid_parameters_never_removes_a_flag() {
+    use testkit::fault::ByName;
+    let (_moto, proxy, ssm) = flags_behind_a_proxy(27).await;
+    let sidecar = testkit::sidecar::Sidecar::start(proxy.port, common::PATH, 1, &[]).await;
+    sidecar_until(&sidecar, Duration::from_secs(5), "loaded", |n, s| {
+        s == "ok" && n.len() == 27
+    })
+    .await;
+    let hold = |what: &'static str| {
+        let sidecar = &sidecar;
+        async move {
+            let started = Instant::now();
+            let mut noticed = false;
+            while started.elapsed() < Duration::from_secs(3) {
+                let (names, status) = served(sidecar).await;
+                assert_eq!(names.len(), 27, "{what}: a flag was removed ({status})");
+                noticed |= status == "stale";
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(noticed, "{what}: marked stale");
+        }
+    };
+    // A listing cut short, and `200 {}` by name.
+    proxy.set(Fault::TruncateAfterFirstPage);
+    proxy.set_by_name(ByName::Empty);
+    hold("200 {} by name").await;
+    // 17 flags really deleted, and an answer by name without InvalidParameters.
+    proxy.set(Fault::Pass);
+    proxy.set_by_name(ByName::WithoutInvalidParameters);
+    let gone: Vec<String> = (10..27).map(|i| format!("f{i:02}")).collect();
+    delete(&ssm, &gone).await;
+    hold("no InvalidParameters").await;
+    assert!(audit_removed(&sidecar).is_empty(), "{}", sidecar.proc.log());
+    let log = sidecar.proc.log();
+    assert!(log.contains("without an InvalidParameters array"), "{log}");
+
+    // A real answer: the 17 are removed.
+    proxy.set_by_name(ByName::Pass);
+    sidecar_until(&sidecar, Duration::from_secs(5), "deletion", |n, s| {
+        s == "ok" && n.len() == 10
+    })
+    .await;
+    assert_eq!(audit_removed(&sidecar).len(), 17);
+}

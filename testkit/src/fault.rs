@@ -51,6 +51,28 @@ pub enum Fault {
     /// Forward, and set `LastModifiedUser` to this ARN in every parameter of the answer: moto
     /// records no user (it answers `N/A`), real SSM records the caller's ARN.
     ModifiedBy(&'static str),
+    /// Give every `GetParametersByPath` answer the same `NextToken`; a request carrying it is
+    /// forwarded without it, so moto answers the first page again: a listing that never ends and
+    /// repeats its token (and its names).
+    RepeatedNextToken,
+    /// Give every `GetParametersByPath` answer a fresh `NextToken`; a request carrying one is
+    /// forwarded without it and the names of the page that comes back are made new
+    /// (`<name>-p<n>`): a listing that never ends, never repeats a token or a name, and grows
+    /// without bound.
+    EndlessListing,
+}
+
+/// What the proxy does to `GetParameters` answers (the check of flags a listing left out by
+/// name), on top of the [`Fault`] in force: see [`FaultProxy::set_by_name`]. Real SSM always
+/// answers both `Parameters` and `InvalidParameters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByName {
+    /// As the [`Fault`] in force says.
+    Pass,
+    /// Answer `200 {}`: neither array.
+    Empty,
+    /// Forward, and drop `InvalidParameters` from the answer.
+    WithoutInvalidParameters,
 }
 
 /// Counts of what the proxy did.
@@ -66,6 +88,10 @@ pub struct Counts {
     pub server_errors: AtomicU64,
     /// Connections reset.
     pub resets: AtomicU64,
+    /// `GetParametersByPath` requests received.
+    pub listings: AtomicU64,
+    /// `GetParameters` requests received.
+    pub by_name: AtomicU64,
 }
 
 struct Window {
@@ -76,8 +102,11 @@ struct Window {
 struct State {
     upstream: u16,
     fault: Mutex<Fault>,
+    by_name: Mutex<ByName>,
     window: Mutex<Window>,
     counts: Counts,
+    /// The last `NextToken` number [`Fault::EndlessListing`] handed out.
+    tokens: AtomicU64,
 }
 
 /// The proxy: point `AWS_ENDPOINT_URL` at [`FaultProxy::endpoint`].
@@ -96,11 +125,13 @@ impl FaultProxy {
         let state = Arc::new(State {
             upstream,
             fault: Mutex::new(Fault::Pass),
+            by_name: Mutex::new(ByName::Pass),
             window: Mutex::new(Window {
                 started: Instant::now(),
                 used: 0,
             }),
             counts: Counts::default(),
+            tokens: AtomicU64::new(0),
         });
         let serving = Arc::clone(&state);
         tokio::spawn(async move {
@@ -121,6 +152,13 @@ impl FaultProxy {
     pub fn set(&self, fault: Fault) {
         if let Ok(mut f) = self.state.fault.lock() {
             *f = fault;
+        }
+    }
+
+    /// Changes what happens to the next `GetParameters` requests (on top of [`FaultProxy::set`]).
+    pub fn set_by_name(&self, by_name: ByName) {
+        if let Ok(mut b) = self.state.by_name.lock() {
+            *b = by_name;
         }
     }
 
@@ -212,6 +250,31 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
     let body = body.collect().await.ok()?.to_bytes();
     let request = Request::from_parts(parts, body);
     let listing = action(&request) == "GetParametersByPath";
+    if listing {
+        state.counts.listings.fetch_add(1, Ordering::Relaxed);
+    }
+    if action(&request) == "GetParameters" {
+        state.counts.by_name.fetch_add(1, Ordering::Relaxed);
+        match state.by_name.lock().map(|b| *b).unwrap_or(ByName::Pass) {
+            ByName::Pass => {}
+            ByName::Empty => return Some(ok_json(b"{}")),
+            ByName::WithoutInvalidParameters => {
+                let response = forward(("127.0.0.1", state.upstream), request).await?;
+                state.counts.forwarded.fetch_add(1, Ordering::Relaxed);
+                return Some(
+                    edit_json(response, |d| {
+                        if let Some(object) = d.as_object_mut() {
+                            object.remove("InvalidParameters");
+                        }
+                    })
+                    .await,
+                );
+            }
+        }
+    }
+    if listing && matches!(fault, Fault::RepeatedNextToken | Fault::EndlessListing) {
+        return Some(endless(state, fault, request).await);
+    }
     match fault {
         Fault::Pass => {}
         Fault::Throttle(share) => {
@@ -266,7 +329,9 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
         | Fault::TruncateAfterFirstPage
         | Fault::DenyDecryption
         | Fault::Deny(_)
-        | Fault::ModifiedBy(_) => {}
+        | Fault::ModifiedBy(_)
+        | Fault::RepeatedNextToken
+        | Fault::EndlessListing => {}
         Fault::RateLimit(per_second) => {
             let allowed = state.window.lock().map(|mut w| {
                 if w.started.elapsed() >= Duration::from_secs(1) {
@@ -297,6 +362,91 @@ async fn handle(state: &State, request: Request<Incoming>) -> Option<Response<Fu
             ),
         },
     )
+}
+
+/// The token [`Fault::RepeatedNextToken`] always answers, and the prefix of those
+/// [`Fault::EndlessListing`] answers.
+const PROXY_TOKEN: &str = "fault-proxy-token";
+
+/// A listing page under [`Fault::RepeatedNextToken`] or [`Fault::EndlessListing`]: a request
+/// carrying one of the proxy's tokens is forwarded without it (moto answers its first page), and
+/// the answer always carries a token.
+async fn endless(state: &State, fault: Fault, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    let (mut parts, body) = request.into_parts();
+    let mut document = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let asked = document
+        .get("NextToken")
+        .and_then(|t| t.as_str())
+        .and_then(|t| t.strip_prefix(PROXY_TOKEN))
+        .map(|n| n.trim_start_matches('-').to_owned());
+    if asked.is_some()
+        && let Some(object) = document.as_object_mut()
+    {
+        object.remove("NextToken");
+    }
+    let body = Bytes::from(document.to_string());
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        HeaderValue::from(body.len() as u64),
+    );
+    let Some(response) = forward(
+        ("127.0.0.1", state.upstream),
+        Request::from_parts(parts, body),
+    )
+    .await
+    else {
+        return aws_error(
+            StatusCode::BAD_GATEWAY,
+            "InternalServerError",
+            "moto unreachable",
+        );
+    };
+    state.counts.forwarded.fetch_add(1, Ordering::Relaxed);
+    let token = match fault {
+        Fault::EndlessListing => format!(
+            "{PROXY_TOKEN}-{}",
+            state.tokens.fetch_add(1, Ordering::Relaxed) + 1
+        ),
+        _ => PROXY_TOKEN.to_owned(),
+    };
+    edit_json(response, |document| {
+        if let (Fault::EndlessListing, Some(page)) = (fault, asked.as_deref())
+            && let Some(parameters) = document
+                .get_mut("Parameters")
+                .and_then(|p| p.as_array_mut())
+        {
+            for parameter in parameters {
+                if let Some(name) = parameter.get_mut("Name")
+                    && let Some(text) = name.as_str()
+                {
+                    *name = format!("{text}-p{page}").into();
+                }
+            }
+        }
+        if let Some(object) = document.as_object_mut() {
+            object.insert("NextToken".to_owned(), token.into());
+        }
+    })
+    .await
+}
+
+/// `response` with its JSON body changed by `edit` (unchanged if the body is not JSON).
+async fn edit_json(
+    response: Response<Full<Bytes>>,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Response<Full<Bytes>> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let Ok(mut document) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Full::new(bytes));
+    };
+    edit(&mut document);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Full::new(Bytes::from(document.to_string())))
 }
 
 /// `response` with `LastModifiedUser` set to `user` in each of its `Parameters` (and
