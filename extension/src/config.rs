@@ -35,6 +35,9 @@ pub enum ConfigError {
     /// never shown).
     #[error("{0}")]
     Token(String),
+    /// `SSM_FLAGS_SOCKET` is not an absolute path.
+    #[error(transparent)]
+    Socket(#[from] flags::endpoint::EndpointError),
     /// A variable is set to a value that is not allowed.
     #[error("{var}={value:?} is invalid: {reason}")]
     Invalid {
@@ -73,6 +76,12 @@ pub struct Config {
     pub max_age: Duration,
     /// `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`], 2774): the local API's TCP port on 127.0.0.1.
     pub port: u16,
+    /// `SSM_FLAGS_SOCKET` (optional, an absolute path): serve the API on this Unix socket
+    /// (mode 0660) instead of TCP; its directory must be this user's and not writable by others.
+    pub socket: Option<std::path::PathBuf>,
+    /// `SSM_FLAGS_SOCKET_GROUP` (optional): the group given the socket (a name or numeric id);
+    /// by default the agent's own group.
+    pub socket_group: Option<String>,
     /// `SSM_FLAGS_REFRESH_TIMEOUT_MS` (default 2000, 100–10000): how long one refresh may
     /// stretch one invocation (never past the INVOKE's deadline), and the bound on each SSM call.
     /// A fetch that needs longer goes on at the next invocations and is served once complete.
@@ -241,6 +250,8 @@ impl Config {
             paths,
             max_age,
             port,
+            socket: flags::endpoint::socket_path(|var| vars.get(var).cloned())?,
+            socket_group: get(flags::endpoint::SOCKET_GROUP_VAR).map(str::to_owned),
             refresh_timeout,
             init_timeout,
             max_parameters,

@@ -7,15 +7,15 @@
 //! also fails while no flags from the source are served (`degraded`: never loaded; `fallback`:
 //! only the deployed file), for those who prefer a restart then.
 //!
-//! It reads what the agent reads: `SSM_FLAGS_PORT`, and the token from `SSM_FLAGS_TOKEN`,
+//! It reads what the agent reads: `SSM_FLAGS_SOCKET` or `SSM_FLAGS_PORT`, and the token from `SSM_FLAGS_TOKEN`,
 //! `AWS_SESSION_TOKEN` or the file in `SSM_FLAGS_TOKEN_FILE`.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flags::env::{NumberError, parse_port};
-use flags::wire::{DEFAULT_PORT, HEALTH_PATH, Status, TOKEN_HEADER};
+use flags::endpoint::{Endpoint, EndpointError};
+use flags::wire::{HEALTH_PATH, Status, TOKEN_HEADER};
 use http::Request;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::client::conn::http1;
@@ -54,44 +54,42 @@ pub struct Health {
 /// Why the check failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
-    /// `SSM_FLAGS_PORT` is not a port.
+    /// `SSM_FLAGS_PORT` is not a port, or `SSM_FLAGS_SOCKET` not an absolute path.
     #[error(transparent)]
-    Port(#[from] NumberError),
+    Endpoint(#[from] EndpointError),
     /// No usable token: the one configured is invalid, or the token file cannot be read.
     #[error(transparent)]
     Token(#[from] flags::token::TokenError),
     /// Nothing answered in time.
-    #[error("no answer from ssm-flags on 127.0.0.1:{port} within {CHECK_TIMEOUT:?}")]
+    #[error("no answer from ssm-flags on {at} within {CHECK_TIMEOUT:?}")]
     Timeout {
-        /// The port.
-        port: u16,
+        /// Where the agent was asked (`127.0.0.1:PORT` or `unix:PATH`).
+        at: String,
     },
     /// The connection or the exchange failed.
-    #[error("cannot reach ssm-flags on 127.0.0.1:{port}: {reason}")]
+    #[error("cannot reach ssm-flags on {at}: {reason}")]
     Unreachable {
-        /// The port.
-        port: u16,
+        /// Where the agent was asked (`127.0.0.1:PORT` or `unix:PATH`).
+        at: String,
         /// Why.
         reason: String,
     },
     /// The agent answered, but not with its health.
     #[error(
-        "ssm-flags on 127.0.0.1:{port} answered {status}{hint}",
+        "ssm-flags on {at} answered {status}{hint}",
         hint = if *status == 401 { " (the token differs: check SSM_FLAGS_TOKEN / SSM_FLAGS_TOKEN_FILE)" } else { "" }
     )]
     Status {
-        /// The port.
-        port: u16,
+        /// Where the agent was asked (`127.0.0.1:PORT` or `unix:PATH`).
+        at: String,
         /// The HTTP status.
         status: u16,
     },
     /// The answer is not a health document.
-    #[error(
-        "ssm-flags on 127.0.0.1:{port} answered a body that is not a health document: {reason}"
-    )]
+    #[error("ssm-flags on {at} answered a body that is not a health document: {reason}")]
     Body {
-        /// The port.
-        port: u16,
+        /// Where the agent was asked (`127.0.0.1:PORT` or `unix:PATH`).
+        at: String,
         /// Why.
         reason: String,
     },
@@ -111,8 +109,8 @@ pub enum HealthError {
 /// Where the agent listens and the token it wants, from `var`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The local API port.
-    pub port: u16,
+    /// Where the agent listens: TCP on loopback, or its Unix socket.
+    pub endpoint: Endpoint,
     /// The token sent; `None`: none could be found (the agent will answer 401).
     pub token: Option<String>,
 }
@@ -120,17 +118,14 @@ pub struct Target {
 impl Target {
     /// Read as the agent reads its own configuration.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, HealthError> {
-        let port = match var("SSM_FLAGS_PORT").filter(|v| !v.trim().is_empty()) {
-            Some(v) => parse_port("SSM_FLAGS_PORT", &v)?,
-            None => DEFAULT_PORT,
-        };
+        let endpoint = Endpoint::from_env(&var)?;
         let token = match flags::token::configured(&var)? {
             Some(token) => token,
             // Bounded: a FIFO or a link at the path fails at once, never hangs the check.
             None => flags::token::read_file(&flags::wire::token_file(&var))?,
         };
         Ok(Self {
-            port,
+            endpoint,
             token: Some(token),
         })
     }
@@ -139,10 +134,11 @@ impl Target {
 /// Asks the agent at `target` for its health; with `strict`, a `degraded` or `fallback` agent
 /// fails the check too.
 pub async fn check(target: &Target, strict: bool) -> Result<Health, HealthError> {
-    let port = target.port;
     let doc = tokio::time::timeout(CHECK_TIMEOUT, fetch(target))
         .await
-        .map_err(|_| HealthError::Timeout { port })??;
+        .map_err(|_| HealthError::Timeout {
+            at: target.endpoint.to_string(),
+        })??;
     if strict && matches!(doc.status, Status::Degraded | Status::Fallback) {
         return Err(HealthError::NoFlags {
             status: doc.status,
@@ -153,15 +149,29 @@ pub async fn check(target: &Target, strict: bool) -> Result<Health, HealthError>
 }
 
 async fn fetch(target: &Target) -> Result<Health, HealthError> {
-    let port = target.port;
-    let unreachable = |reason: String| HealthError::Unreachable { port, reason };
-    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    tokio::spawn(connection);
+    let at = target.endpoint.to_string();
+    let unreachable = |reason: String| HealthError::Unreachable {
+        at: at.clone(),
+        reason,
+    };
+    let mut sender = match &target.endpoint {
+        Endpoint::Tcp(port) => {
+            let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, *port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            handshake(stream)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+        }
+        Endpoint::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            handshake(stream)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+        }
+    };
     let mut request = Request::get(HEALTH_PATH).header(http::header::HOST, "127.0.0.1");
     if let Some(token) = &target.token {
         request = request.header(TOKEN_HEADER, token);
@@ -176,7 +186,7 @@ async fn fetch(target: &Target) -> Result<Health, HealthError> {
     let status = response.status();
     if !status.is_success() {
         return Err(HealthError::Status {
-            port,
+            at,
             status: status.as_u16(),
         });
     }
@@ -184,14 +194,24 @@ async fn fetch(target: &Target) -> Result<Health, HealthError> {
         .collect()
         .await
         .map_err(|e| HealthError::Body {
-            port,
+            at: at.clone(),
             reason: e.to_string(),
         })?
         .to_bytes();
     serde_json::from_slice(&body).map_err(|e| HealthError::Body {
-        port,
+        at,
         reason: e.to_string(),
     })
+}
+
+/// An HTTP/1.1 connection over `stream`, driven by its own task.
+async fn handshake<S>(stream: S) -> Result<http1::SendRequest<Empty<Bytes>>, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// The one line printed for a healthy agent.
@@ -234,7 +254,7 @@ mod tests {
             ]))
             .expect("valid"),
             Target {
-                port: 9100,
+                endpoint: Endpoint::Tcp(9100),
                 token: Some("t".into())
             }
         );
@@ -247,7 +267,7 @@ mod tests {
             file.to_str().expect("utf-8"),
         )]))
         .expect("valid");
-        assert_eq!(target.port, DEFAULT_PORT);
+        assert_eq!(target.endpoint, Endpoint::Tcp(flags::wire::DEFAULT_PORT));
         assert_eq!(target.token.as_deref(), Some("from-file"));
         let _ = std::fs::remove_dir_all(&dir);
         let err = Target::from_vars(vars(&[("SSM_FLAGS_PORT", "http")])).expect_err("invalid");
@@ -259,9 +279,15 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let err = check(&Target { port, token: None }, false)
-            .await
-            .expect_err("nobody there");
+        let err = check(
+            &Target {
+                endpoint: Endpoint::Tcp(port),
+                token: None,
+            },
+            false,
+        )
+        .await
+        .expect_err("nobody there");
         assert!(
             err.to_string().contains(&format!("127.0.0.1:{port}")),
             "{err}"
@@ -314,9 +340,15 @@ mod tests {
         let body = serde_json::to_string(&doc).expect("json");
         assert!(body.len() > 64 * 1024, "{} bytes", body.len());
         let port = answering(body).await;
-        let health = check(&Target { port, token: None }, true)
-            .await
-            .expect("an answering agent is healthy");
+        let health = check(
+            &Target {
+                endpoint: Endpoint::Tcp(port),
+                token: None,
+            },
+            true,
+        )
+        .await
+        .expect("an answering agent is healthy");
         assert_eq!(health.status, Status::Ok);
         assert_eq!(health.version, 9);
     }
@@ -324,9 +356,15 @@ mod tests {
     #[tokio::test]
     async fn only_the_status_is_needed() {
         let port = answering(r#"{"status": "stale", "future_field": [1, 2]}"#.to_owned()).await;
-        let health = check(&Target { port, token: None }, false)
-            .await
-            .expect("healthy");
+        let health = check(
+            &Target {
+                endpoint: Endpoint::Tcp(port),
+                token: None,
+            },
+            false,
+        )
+        .await
+        .expect("healthy");
         assert_eq!(health.status, Status::Stale);
     }
 

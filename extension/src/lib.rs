@@ -16,7 +16,8 @@
 //! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
 //! - [`server`]: the local HTTP API, token-checked;
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol on the same API;
-//! - [`guard`]: how long a client may take to send a request's headers;
+//! - [`listener`]: where the API listens: TCP on loopback, or a Unix socket (`SSM_FLAGS_SOCKET`);
+//! - [`guard`]: what a client may hold: the time to send headers and to authenticate, and slots;
 //! - [`host`]: on-demand Lambda, Managed Instances or sidecar, and all that differs between them;
 //! - [`lifecycle`]: registration, the load at start, refreshes, SHUTDOWN and signals;
 //! - [`health`]: `ssm-flags --health-check`, for container orchestrators;
@@ -29,6 +30,7 @@ pub mod guard;
 pub mod health;
 pub mod host;
 pub mod lifecycle;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod ofrep;

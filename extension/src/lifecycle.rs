@@ -10,6 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_extension::{Extension, LambdaEvent, NextEvent, service_fn};
 use tokio::net::TcpListener;
+
+use crate::listener::{Socket, SocketError, bind_socket};
+use flags::endpoint::Endpoint;
 use tokio::sync::{Mutex, watch};
 
 use crate::appconfig::{AppConfigProfile, Sources};
@@ -39,6 +42,9 @@ pub enum LifecycleError {
         /// Why.
         source: std::io::Error,
     },
+    /// The Unix socket (`SSM_FLAGS_SOCKET`) could not be made.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
     /// The token file's directory is not private: another user could read or swap the token.
     #[error(
         "refusing to write the API token (SSM_FLAGS_TOKEN_FILE) into a directory others control: {0}"
@@ -87,12 +93,17 @@ pub async fn run_with<S: Source + 'static>(
     if host.events().is_some() {
         check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
     }
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
-        .await
-        .map_err(|source| LifecycleError::Bind {
-            port: config.port,
-            source,
-        })?;
+    let listener = match &config.socket {
+        Some(path) => Bound::Socket(bind_socket(path, config.socket_group.as_deref())?),
+        None => Bound::Tcp(
+            TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+                .await
+                .map_err(|source| LifecycleError::Bind {
+                    port: config.port,
+                    source,
+                })?,
+        ),
+    };
 
     let metrics = config
         .metrics
@@ -132,9 +143,13 @@ pub async fn run_with<S: Source + 'static>(
 
     let server = {
         let mut stop = shutdown_rx.clone();
-        tokio::spawn(serve(listener, api, async move {
+        let stopped = async move {
             let _ = stop.wait_for(|stop| *stop).await;
-        }))
+        };
+        match listener {
+            Bound::Tcp(listener) => tokio::spawn(serve(listener, api, stopped)),
+            Bound::Socket(socket) => tokio::spawn(serve(socket, api, stopped)),
+        }
     };
 
     // Load before asking for the first event, so the first invocation finds the flags. The load
@@ -145,7 +160,11 @@ pub async fn run_with<S: Source + 'static>(
         .await
         .refresh_within(config.init_timeout)
         .await;
-    log_ready(host, &outcome, started, config.port);
+    let endpoint = match &config.socket {
+        Some(path) => Endpoint::Unix(path.clone()),
+        None => Endpoint::Tcp(config.port),
+    };
+    log_ready(host, &outcome, started, &endpoint);
 
     let timer = (host.trigger() == Trigger::Timer).then(|| {
         if config.max_age < MIN_TIMER_INTERVAL {
@@ -264,7 +283,7 @@ async fn refresh_on_timer<S: Source + 'static>(
 }
 
 /// Says the extension is ready, and how complete the first load is.
-fn log_ready(host: Host, outcome: &Refreshed, started: Instant, port: u16) {
+fn log_ready(host: Host, outcome: &Refreshed, started: Instant, api: &Endpoint) {
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     let retry = match host.trigger() {
         Trigger::Invoke => "at the next INVOKEs",
@@ -272,18 +291,18 @@ fn log_ready(host: Host, outcome: &Refreshed, started: Instant, port: u16) {
     };
     match outcome {
         Refreshed::Fetched { calls, .. } => {
-            tracing::info!(host = %host, ready_ms, ssm_calls = calls, port, "ready")
+            tracing::info!(host = %host, ready_ms, ssm_calls = calls, api = %api, "ready")
         }
         Refreshed::Failed(_) => tracing::warn!(
             host = %host,
             ready_ms,
-            port,
+            api = %api,
             "ready, degraded: no flags yet, handlers read their defaults; retrying {retry}"
         ),
         Refreshed::Continues { read, calls } => tracing::warn!(
             host = %host,
             ready_ms,
-            port,
+            api = %api,
             parameters_read = read,
             ssm_calls = calls,
             "ready, degraded: the flags did not all arrive within SSM_FLAGS_INIT_TIMEOUT_MS; the fetch goes on {retry} and is served once complete"
@@ -314,6 +333,12 @@ fn load_fallback(path: &std::path::Path) -> Option<flags::Snapshot> {
             None
         }
     }
+}
+
+/// What the API listens on.
+enum Bound {
+    Tcp(TcpListener),
+    Socket(Socket),
 }
 
 /// No token configured (no `SSM_FLAGS_TOKEN`, no `AWS_SESSION_TOKEN`: SnapStart, Managed

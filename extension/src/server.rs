@@ -37,11 +37,11 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::guard::{Admitted, Connections, HEADER_TIMEOUT, HeaderDeadline};
+use crate::listener::Listener;
 use crate::ofrep;
 use crate::snapshot::{Served, Shared};
 
@@ -540,24 +540,25 @@ fn health(served: &Served) -> Response<Full<Bytes>> {
     )
 }
 
-/// Serves `api` on `listener` until `shutdown` completes, then releases the held requests.
-/// Connections from outside loopback are closed unanswered; at most [`MAX_CONNECTIONS`] are
+/// Serves `api` on `listener` (TCP on loopback, or a Unix socket) until `shutdown` completes,
+/// then releases the held requests. TCP connections from outside loopback are closed unanswered; at most [`MAX_CONNECTIONS`] are
 /// served at once, a connection that has not authenticated making room for a new one; a
 /// connection with no authenticated request within [`crate::guard::AUTH_TIMEOUT`] of its accept is closed,
 /// and a request whose headers take longer than [`HEADER_TIMEOUT`] from their first byte is
 /// cut (see [`crate::guard`]).
-pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output = ()>) {
+pub async fn serve<L: Listener>(listener: L, api: Api, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let connections = Connections::new(MAX_CONNECTIONS);
     let mut refused_logged = false;
     loop {
-        let (stream, peer) = tokio::select! {
+        let stream = tokio::select! {
             () = &mut shutdown => {
                 api.shared.close();
                 return;
             }
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+            accepted = listener.next() => match accepted {
+                Ok(Some(stream)) => stream,
+                Ok(None) => continue,
                 Err(err) => {
                     // Out of file descriptors and the like: pause rather than spin.
                     tracing::warn!(error = %err, "local API accept failed");
@@ -566,10 +567,6 @@ pub async fn serve(listener: TcpListener, api: Api, shutdown: impl Future<Output
                 }
             },
         };
-        if !peer.ip().is_loopback() {
-            tracing::warn!(%peer, "refused a connection from outside loopback");
-            continue;
-        }
         let accepted = Instant::now();
         let Some(admitted) = connections.admit().await else {
             if !std::mem::replace(&mut refused_logged, true) {

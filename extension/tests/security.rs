@@ -217,3 +217,100 @@ async fn a_fallback_file_that_is_a_fifo_or_leaks_a_value_is_refused_and_the_agen
     assert!(!log.contains("sk_live"), "a value in the log: {log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 21 §19: on a shared host, `SSM_FLAGS_SOCKET` serves the same API on a Unix socket
+/// (mode 0660) instead of TCP; the token is still required; the Rust client and
+/// `--health-check` reach it; the socket goes away with the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_serves_the_api_to_the_client_and_the_health_check_only() {
+    use flags::endpoint::Endpoint;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let moto = Moto::start().await;
+    seed(&common::ssm_client(moto.port)).await;
+    let dir = scratch("socket");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let socket = dir.join("api.sock");
+    let socket_var = socket.to_str().expect("utf-8").to_owned();
+    let port = free_port();
+    let env = Sidecar::env(
+        moto.port,
+        PATH,
+        port,
+        60,
+        &[
+            ("SSM_FLAGS_SOCKET", &socket_var),
+            ("SSM_FLAGS_SOCKET_GROUP", "0"),
+        ],
+    );
+    let agent = testkit::lambda::spawn_process(&extension_binary(), [], &env, "sidecar");
+
+    // The flags client, over the socket.
+    let client = flags::client::Client::new(
+        0,
+        Some(testkit::sidecar::SIDECAR_TOKEN),
+        Duration::from_secs(2),
+    )
+    .with_endpoint(Endpoint::Unix(socket.clone()));
+    let store = flags::Store::default();
+    let started = Instant::now();
+    loop {
+        if let flags::Synced::Updated { status, .. } = client.sync_into(&store).await
+            && status == flags::Status::Ok
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < EXIT_BOUND,
+            "no flags over the socket:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store.get("dark-mode").enabled());
+
+    // 0660, the group asked for; and no TCP listener at all.
+    let meta = std::fs::symlink_metadata(&socket).expect("the socket");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 0);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "the API is not on TCP when a socket is configured"
+    );
+
+    // The token is still required.
+    let mut raw = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connect");
+    raw.write_all(b"GET /v1/flags HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(EXIT_BOUND, raw.read_to_end(&mut answer)).await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // The health check, with the agent's own settings.
+    let (code, out) = run_to_exit(&env, &["--health-check"]).expect("the check ends");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ssm-flags ok"), "{out}");
+
+    // Stopped: the socket is removed.
+    agent.terminate();
+    let started = Instant::now();
+    while socket.exists() {
+        assert!(
+            started.elapsed() < EXIT_BOUND,
+            "the socket outlived the agent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,7 +23,8 @@
 //! On on-demand Lambda it syncs per invocation: the extension refreshes at INVOKE and the
 //! process is frozen between invocations.
 //!
-//! Environment (read once): `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
+//! Environment (read once): `SSM_FLAGS_SOCKET` (a Unix socket the extension serves on; see
+//! [`crate::endpoint`]), else `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
 //! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50: the wait for the extension's answer),
 //! `SSM_FLAGS_CLIENT_MAX_BODY_MIB` (default 64), `SSM_FLAGS_CLIENT_WAIT_S` (default 30, 1–300:
 //! how long one long poll of [`watch`] is held), and the token sent in [`TOKEN_HEADER`]:
@@ -31,7 +32,7 @@
 //! `SSM_FLAGS_TOKEN_FILE` (default [`DEFAULT_TOKEN_FILE`]).
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -47,7 +48,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use crate::env::{parse_number, parse_port};
+use crate::endpoint::Endpoint;
+use crate::env::parse_number;
 use crate::snapshot::{GLOBAL, Offered, Snapshot, Store};
 use crate::wire::{
     DEFAULT_PORT, DEFAULT_TOKEN_FILE, FETCHED_AT_HEADER, FLAGS_PATH, MAX_WAIT_SECONDS,
@@ -99,9 +101,9 @@ pub enum Synced {
 /// Why a sync failed (logged, never returned to the handler).
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
-    #[error("cannot connect to the ssm-flags extension at {addr}: {source}")]
+    #[error("cannot connect to the ssm-flags extension at {endpoint}: {source}")]
     Connect {
-        addr: SocketAddr,
+        endpoint: String,
         source: std::io::Error,
     },
     #[error("HTTP error talking to the ssm-flags extension: {0}")]
@@ -136,7 +138,7 @@ struct Connection {
 
 /// A client of the extension's local API.
 pub struct Client {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     token: Token,
     max_body: usize,
     timeout: Duration,
@@ -154,7 +156,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("addr", &self.addr)
+            .field("endpoint", &self.endpoint)
             .field("token", &"(not shown)")
             .field("timeout", &self.timeout)
             .finish()
@@ -170,7 +172,7 @@ impl Client {
             None => Token::from_file(DEFAULT_TOKEN_FILE.into()),
         };
         Self {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            endpoint: Endpoint::Tcp(port),
             token,
             max_body: mib(DEFAULT_MAX_BODY_MIB),
             timeout,
@@ -186,7 +188,11 @@ impl Client {
     /// A client configured from the environment (see the module docs). An invalid value is
     /// logged and replaced by its default: the handler must start whatever happens.
     pub fn from_env() -> Self {
-        let port = env_or("SSM_FLAGS_PORT", DEFAULT_PORT, parse_port);
+        let env = |var: &str| std::env::var(var).ok();
+        let endpoint = Endpoint::from_env(env).unwrap_or_else(|error| {
+            tracing::warn!(%error, default = %Endpoint::Tcp(DEFAULT_PORT), "using the default");
+            Endpoint::Tcp(DEFAULT_PORT)
+        });
         let timeout_ms = env_or(
             "SSM_FLAGS_CLIENT_TIMEOUT_MS",
             DEFAULT_TIMEOUT.as_millis() as u64,
@@ -202,8 +208,8 @@ impl Client {
             DEFAULT_WAIT.as_secs(),
             |var, v| parse_number(var, v, 1, MAX_WAIT_SECONDS),
         );
-        let env = |var: &str| std::env::var(var).ok();
-        let mut client = Self::new(port, None, Duration::from_millis(timeout_ms))
+        let mut client = Self::new(DEFAULT_PORT, None, Duration::from_millis(timeout_ms))
+            .with_endpoint(endpoint)
             .with_max_body(mib(max_body_mib))
             .with_wait(Duration::from_secs(wait_s));
         client.token = match crate::token::configured(env) {
@@ -216,6 +222,12 @@ impl Client {
             }
         };
         client
+    }
+
+    /// The same client, talking to the extension at `endpoint` (a TCP port, or a Unix socket).
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
     }
 
     /// The same client, refusing snapshots larger than `bytes`.
@@ -485,21 +497,45 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, SyncError> {
-        let stream = TcpStream::connect(self.addr)
-            .await
-            .map_err(|source| SyncError::Connect {
-                addr: self.addr,
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // The connection is driven by its own task and ends when the sender is dropped or the
-        // extension closes it.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        let failed = |source| SyncError::Connect {
+            endpoint: self.endpoint.to_string(),
+            source,
+        };
+        match &self.endpoint {
+            Endpoint::Tcp(port) => {
+                let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, *port))
+                    .await
+                    .map_err(failed)?;
+                let _ = stream.set_nodelay(true);
+                handshake(stream).await
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(failed)?;
+                handshake(stream).await
+            }
+            #[cfg(not(unix))]
+            Endpoint::Unix(_) => Err(failed(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "Unix sockets are not supported on this system",
+            ))),
+        }
     }
+}
+
+/// An HTTP/1.1 connection over `stream`, driven by its own task until the sender is dropped or
+/// the extension closes it.
+async fn handshake<S>(stream: S) -> Result<SendRequest<Empty<Bytes>>, SyncError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 fn mib(n: u64) -> usize {

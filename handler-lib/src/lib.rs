@@ -26,6 +26,7 @@
 //! - [`path`]: flag paths, and a flag's name relative to its path;
 //! - [`appconfig`]: flags from an AppConfig profile's document (freeform or feature flags);
 //! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
+//! - [`endpoint`]: where the local API is: TCP on 127.0.0.1, or a Unix socket;
 //! - [`error`]: what is wrong with a flag, or with a snapshot document;
 //! - [`file`]: local files read without following links or blocking, and private directories;
 //! - [`token`]: the local API's token: what is valid, where it is configured, its file;
@@ -37,6 +38,7 @@ mod answers;
 pub mod appconfig;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod endpoint;
 pub mod env;
 pub mod error;
 pub mod eval;
