@@ -101,8 +101,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The local API's token, which every request must carry in `X-SSM-Flags-Token`:
     /// `SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN` (set by Lambda). `None`: the extension
-    /// generates a random one at start and writes it to [`Config::token_file`].
-    pub token: Option<String>,
+    /// generates a random one at start and writes it to [`Config::token_file`]. Never shown by
+    /// `Debug`.
+    pub token: Option<flags::token::Secret>,
     /// `SSM_FLAGS_TOKEN_FILE` (default `/tmp/ssm-flags/token`): where a generated token is
     /// written (mode 0600, in a 0700 directory), for the function's `flags` client to read.
     pub token_file: std::path::PathBuf,
@@ -382,6 +383,17 @@ mod tests {
                 ("SSM_FLAGS_METRICS", "prometheus")
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn the_configuration_never_shows_its_token() {
+        let c = config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_TOKEN", "s3cr3t")]).expect("valid");
+        assert_eq!(c.token.as_deref(), Some("s3cr3t"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("redacted"),
+            "{shown}"
         );
     }
 

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,26 +31,57 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a new connection has to carry a request with the right token, counted from accept.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A connection that has not carried an authenticated request.
+const ANONYMOUS: u8 = 0;
+/// A connection that has carried an authenticated request.
+const AUTHENTICATED: u8 = 1;
+/// A connection chosen to make room: it is being closed.
+const EVICTED: u8 = 2;
+
 /// What the server knows of one connection: whether it has authenticated, whether a request is
-/// being served, and a way to close it from outside.
-#[derive(Debug, Default)]
+/// being served, since when it idles, and a way to close it from outside.
+#[derive(Debug)]
 pub struct Tracker {
-    /// A request on it carried the right token.
-    authenticated: AtomicBool,
+    /// [`ANONYMOUS`], [`AUTHENTICATED`] or [`EVICTED`]: moved by compare-and-swap only, so a
+    /// connection that authenticates as it is chosen for eviction is one or the other, never
+    /// both.
+    state: AtomicU8,
     /// Requests whose headers hyper has parsed.
     started: AtomicU64,
     /// A request's headers are parsed and its answer is not ready yet: bytes read now are its
     /// body (or the next request, pipelined), not slow headers.
     serving: AtomicBool,
+    /// When its last answer was ready (ms since its [`Connections`]' start): the longest idle
+    /// authenticated connection makes room when no anonymous one can.
+    idle_since_ms: AtomicU64,
     /// Notified to close the connection (evicted for a newer one).
     evict: Notify,
+    /// The clock `idle_since_ms` counts from.
+    epoch: Instant,
 }
 
 impl Tracker {
+    fn new(epoch: Instant) -> Self {
+        Self {
+            state: AtomicU8::new(ANONYMOUS),
+            started: AtomicU64::new(0),
+            serving: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(millis_since(epoch)),
+            evict: Notify::new(),
+            epoch,
+        }
+    }
+
     /// Records that hyper parsed a request's headers, and whether it carried the right token.
     pub fn request_started(&self, authenticated: bool) {
         if authenticated {
-            self.authenticated.store(true, Ordering::Release);
+            // Fails only if the connection was evicted meanwhile: it is being closed anyway.
+            let _ = self.state.compare_exchange(
+                ANONYMOUS,
+                AUTHENTICATED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
         self.serving.store(true, Ordering::Release);
         self.started.fetch_add(1, Ordering::AcqRel);
@@ -58,12 +89,26 @@ impl Tracker {
 
     /// Records that the request's answer is ready (its body, if any, has been read or refused).
     pub fn request_done(&self) {
+        self.idle_since_ms
+            .store(millis_since(self.epoch), Ordering::Release);
         self.serving.store(false, Ordering::Release);
     }
 
     /// Whether a request on this connection carried the right token.
     pub fn is_authenticated(&self) -> bool {
-        self.authenticated.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == AUTHENTICATED
+    }
+
+    /// Chooses this connection to make room, if it is still in `from`: the caller then closes it.
+    fn evict_if(&self, from: u8) -> bool {
+        let chosen = self
+            .state
+            .compare_exchange(from, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if chosen {
+            self.evict.notify_one();
+        }
+        chosen
     }
 
     /// Completes when the connection is evicted, or when [`AUTH_TIMEOUT`] after `accepted` it
@@ -83,6 +128,10 @@ impl Tracker {
     }
 }
 
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The connections being served, at most `max` at once.
 #[derive(Debug)]
 pub struct Connections {
@@ -90,6 +139,7 @@ pub struct Connections {
     /// Every live connection by accept order, for eviction.
     live: Mutex<BTreeMap<u64, Arc<Tracker>>>,
     next: AtomicU64,
+    epoch: Instant,
 }
 
 /// A connection's place among [`Connections`]: frees its slot when dropped.
@@ -99,7 +149,30 @@ pub struct Admitted {
     pub tracker: Arc<Tracker>,
     id: u64,
     connections: Arc<Connections>,
-    _slot: OwnedSemaphorePermit,
+    /// Its slot: held, or to be taken over from the connection evicted for it.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Admitted {
+    /// Waits for the slot of the connection evicted to make room for this one (at once when it
+    /// had a free one); `false` if it was not freed in time, or this one was evicted meanwhile.
+    /// Called by the connection's own task: the accept loop never waits.
+    pub async fn ready(&mut self) -> bool {
+        if self.slot.is_some() {
+            return true;
+        }
+        let slots = Arc::clone(&self.connections.slots);
+        tokio::select! {
+            acquired = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()) => match acquired {
+                Ok(Ok(slot)) => {
+                    self.slot = Some(slot);
+                    true
+                }
+                _ => false,
+            },
+            () = self.tracker.evict.notified() => false,
+        }
+    }
 }
 
 impl Drop for Admitted {
@@ -122,34 +195,24 @@ impl Connections {
             slots: Arc::new(Semaphore::new(max)),
             live: Mutex::new(BTreeMap::new()),
             next: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
-    /// A slot for a new connection. When all are taken, the oldest connection that has not
-    /// authenticated is evicted and its slot given to this one; `None` when every connection
-    /// has authenticated (the new one is then closed: token holders keep theirs).
-    pub async fn admit(self: &Arc<Self>) -> Option<Admitted> {
+    /// A place for a new connection, at once (the accept loop never waits). When every slot is
+    /// taken, one connection is evicted to make room — the oldest that never authenticated,
+    /// else the authenticated one idle the longest (not one being served) — and the new one
+    /// takes over its slot ([`Admitted::ready`]); `None` when every connection is busy serving.
+    pub fn admit(self: &Arc<Self>) -> Option<Admitted> {
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(slot) => slot,
+            Ok(slot) => Some(slot),
             Err(_) => {
-                let victim = {
-                    let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-                    let id = live
-                        .iter()
-                        .find(|(_, tracker)| !tracker.is_authenticated())
-                        .map(|(id, _)| *id)?;
-                    // Out of the list at once: another newcomer picks another victim.
-                    live.remove(&id)?
-                };
-                victim.evict.notify_one();
-                tokio::time::timeout(EVICTION_WAIT, Arc::clone(&self.slots).acquire_owned())
-                    .await
-                    .ok()?
-                    .ok()?
+                self.evict_one()?;
+                None
             }
         };
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let tracker = Arc::new(Tracker::default());
+        let tracker = Arc::new(Tracker::new(self.epoch));
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -158,8 +221,30 @@ impl Connections {
             tracker,
             id,
             connections: Arc::clone(self),
-            _slot: slot,
+            slot,
         })
+    }
+
+    /// Evicts one connection to make room (see [`Connections::admit`]).
+    fn evict_one(&self) -> Option<()> {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let anonymous = live
+            .iter()
+            .find(|(_, tracker)| tracker.evict_if(ANONYMOUS))
+            .map(|(id, _)| *id);
+        let id = anonymous.or_else(|| {
+            let mut idle: Vec<(u64, u64)> = live
+                .iter()
+                .filter(|(_, t)| t.is_authenticated() && !t.serving.load(Ordering::Acquire))
+                .map(|(id, t)| (t.idle_since_ms.load(Ordering::Acquire), *id))
+                .collect();
+            idle.sort_unstable();
+            idle.into_iter()
+                .map(|(_, id)| id)
+                .find(|id| live.get(id).is_some_and(|t| t.evict_if(AUTHENTICATED)))
+        })?;
+        // Out of the list at once: another newcomer picks another victim.
+        live.remove(&id).map(|_| ())
     }
 }
 
@@ -212,8 +297,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeaderDeadline<S> {
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        // Line breaks alone between requests start no clock: RFC 9112 §2.2 has servers ignore
+        // empty lines before a request, and some clients send one after a POST's body.
         if let Poll::Ready(Ok(())) = polled
-            && buf.filled().len() > before
+            && buf.filled()[before..]
+                .iter()
+                .any(|b| !matches!(b, b'\r' | b'\n'))
             && self.deadline.is_none()
             && !self.tracker.serving.load(Ordering::Acquire)
         {
@@ -250,7 +339,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_headers_are_cut_but_idle_time_and_bodies_are_not() {
         let (client, server) = tokio::io::duplex(1024);
-        let tracker = Arc::new(Tracker::default());
+        let tracker = Arc::new(Tracker::new(Instant::now()));
         let mut guarded = HeaderDeadline::new(server, Duration::from_secs(2), tracker.clone());
         let (_reader, mut writer) = tokio::io::split(client);
         let mut buf = [0u8; 64];
@@ -287,7 +376,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_served_between_two_reads_stops_its_clock() {
         let (client, server) = tokio::io::duplex(1024);
-        let tracker = Arc::new(Tracker::default());
+        let tracker = Arc::new(Tracker::new(Instant::now()));
         let mut guarded = HeaderDeadline::new(server, Duration::from_secs(2), tracker.clone());
         let (_reader, mut writer) = tokio::io::split(client);
         let mut buf = [0u8; 64];
@@ -312,14 +401,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_without_a_token_is_closed_and_one_with_it_stays() {
-        let anonymous = Tracker::default();
+        let anonymous = Tracker::new(Instant::now());
         let accepted = Instant::now();
         anonymous.request_started(false);
         anonymous.request_done();
         anonymous.closed(accepted).await;
         assert_eq!(accepted.elapsed(), AUTH_TIMEOUT);
 
-        let holder = Arc::new(Tracker::default());
+        let holder = Arc::new(Tracker::new(Instant::now()));
         holder.request_started(true);
         let waiting = tokio::spawn({
             let holder = Arc::clone(&holder);
@@ -331,31 +420,89 @@ mod tests {
         waiting.await.expect("evicted");
     }
 
+    /// Runs `admitted` as the server's connection task would: closed when evicted.
+    fn run(mut admitted: Admitted) -> tokio::task::JoinHandle<bool> {
+        tokio::spawn(async move {
+            if !admitted.ready().await {
+                return false;
+            }
+            admitted.tracker.closed(Instant::now()).await;
+            true
+        })
+    }
+
     #[tokio::test]
-    async fn full_slots_evict_the_oldest_anonymous_connection_never_a_token_holder() {
-        let connections = Connections::new(2);
-        let holder = connections.admit().await.expect("slot");
-        holder.tracker.request_started(true);
-        let anonymous = connections.admit().await.expect("slot");
-        // The anonymous connection's task closes it when evicted.
-        let closing = tokio::spawn(async move {
-            anonymous.tracker.closed(Instant::now()).await;
-            drop(anonymous);
-        });
-        let newcomer = connections
-            .admit()
-            .await
-            .expect("the anonymous one is evicted");
-        closing.await.expect("closed");
+    async fn full_slots_evict_an_anonymous_connection_first_then_the_longest_idle_holder() {
+        let connections = Connections::new(3);
+        let first_holder = connections.admit().expect("slot");
+        first_holder.tracker.request_started(true);
+        first_holder.tracker.request_done();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second_holder = connections.admit().expect("slot");
+        second_holder.tracker.request_started(true);
+        second_holder.tracker.request_done();
+        let anonymous = run(connections.admit().expect("slot"));
+        // Full: the anonymous connection makes room, never a holder; the accept loop did not wait.
+        let newcomer = connections.admit().expect("room is made");
+        assert!(
+            anonymous.await.expect("closed"),
+            "the anonymous one was evicted"
+        );
+        let mut newcomer = newcomer;
+        assert!(newcomer.ready().await, "its slot is taken over");
         newcomer.tracker.request_started(true);
+        // Only holders left, one of them being served: the longest idle one makes room.
+        let (first, second) = (run(first_holder), second_holder);
+        second.tracker.request_started(true);
+        let mut latest = connections.admit().expect("room is made");
         assert!(
-            connections.admit().await.is_none(),
-            "token holders are never evicted"
+            first.await.expect("closed"),
+            "the longest idle holder was evicted"
         );
-        drop(holder);
+        assert!(latest.ready().await);
         assert!(
-            connections.admit().await.is_some(),
-            "a freed slot is reused"
+            second.tracker.is_authenticated(),
+            "the one being served stays"
         );
+        // Every connection busy serving a request: no room.
+        latest.tracker.request_started(true);
+        assert!(connections.admit().is_none());
+        drop(latest);
+        assert!(connections.admit().is_some(), "a freed slot is reused");
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_authenticates_as_it_is_chosen_is_one_or_the_other() {
+        let connections = Connections::new(1);
+        let only = connections.admit().expect("slot");
+        // Chosen first: its late authentication does not undo the eviction.
+        let _newcomer = connections.admit().expect("room is made");
+        only.tracker.request_started(true);
+        assert!(!only.tracker.is_authenticated());
+        // Authenticated first: it is not taken for an anonymous one.
+        let connections = Connections::new(1);
+        let holder = connections.admit().expect("slot");
+        holder.tracker.request_started(true);
+        assert!(connections.admit().is_none(), "it is being served");
+        holder.tracker.request_done();
+        assert!(connections.admit().is_some(), "idle: it makes room");
+        assert!(!holder.tracker.is_authenticated());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn line_breaks_between_requests_start_no_clock() {
+        let (client, server) = tokio::io::duplex(1024);
+        let tracker = Arc::new(Tracker::new(Instant::now()));
+        let mut guarded = HeaderDeadline::new(server, Duration::from_secs(2), tracker.clone());
+        let (_reader, mut writer) = tokio::io::split(client);
+        let mut buf = [0u8; 64];
+        writer.write_all(b"\r\n").await.expect("write");
+        assert!(guarded.read(&mut buf).await.is_ok());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        writer
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        assert!(guarded.read(&mut buf).await.is_ok(), "not cut");
     }
 }

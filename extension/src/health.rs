@@ -111,8 +111,9 @@ pub enum HealthError {
 pub struct Target {
     /// Where the agent listens: TCP on loopback, or its Unix socket.
     pub endpoint: Endpoint,
-    /// The token sent; `None`: none could be found (the agent will answer 401).
-    pub token: Option<String>,
+    /// The token sent; `None`: none could be found (the agent will answer 401). Never shown by
+    /// `Debug`.
+    pub token: Option<flags::token::Secret>,
 }
 
 impl Target {
@@ -174,7 +175,7 @@ async fn fetch(target: &Target) -> Result<Health, HealthError> {
     };
     let mut request = Request::get(HEALTH_PATH).header(http::header::HOST, "127.0.0.1");
     if let Some(token) = &target.token {
-        request = request.header(TOKEN_HEADER, token);
+        request = request.header(TOKEN_HEADER, token.expose());
     }
     let request = request
         .body(Empty::<Bytes>::new())
@@ -366,6 +367,19 @@ mod tests {
         .await
         .expect("healthy");
         assert_eq!(health.status, Status::Stale);
+    }
+
+    #[test]
+    fn a_target_never_shows_its_token() {
+        let target = Target {
+            endpoint: Endpoint::Tcp(2774),
+            token: Some("s3cr3t".into()),
+        };
+        let shown = format!("{target:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -96,12 +96,10 @@ pub async fn run_with<S: Source + 'static>(
     let listener = match &config.socket {
         Some(path) => Bound::Socket(bind_socket(path, config.socket_group.as_deref())?),
         None => Bound::Tcp(
-            TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
-                .await
-                .map_err(|source| LifecycleError::Bind {
-                    port: config.port,
-                    source,
-                })?,
+            bind_tcp(config.port).map_err(|source| LifecycleError::Bind {
+                port: config.port,
+                source,
+            })?,
         ),
     };
 
@@ -114,7 +112,7 @@ pub async fn run_with<S: Source + 'static>(
         .with_metrics(metrics)
         .with_fallback(config.fallback_file.as_deref().and_then(load_fallback));
     let token = match config.token.clone() {
-        Some(token) => token,
+        Some(token) => token.into_inner(),
         None => generated_token(&config.token_file)?,
     };
     let api = Api::new(refresher.shared(), token);
@@ -335,6 +333,18 @@ fn load_fallback(path: &std::path::Path) -> Option<flags::Snapshot> {
     }
 }
 
+/// Listens on 127.0.0.1:`port` with a deep accept queue (4,096; the kernel may cap it at
+/// `somaxconn`): a burst of connects from a local process waits there for the accept loop
+/// instead of pushing a token holder's connect out.
+fn bind_tcp(port: u16) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    // As `TcpListener::bind` does: a new agent can take the port over at once from one that
+    // was killed (its connections linger in TIME_WAIT).
+    socket.set_reuseaddr(true)?;
+    socket.bind((Ipv4Addr::LOCALHOST, port).into())?;
+    socket.listen(4096)
+}
+
 /// What the API listens on.
 enum Bound {
     Tcp(TcpListener),
@@ -345,8 +355,9 @@ enum Bound {
 /// Instances, local runs): a random one, written where only this user can read it, so the API
 /// is never open. The `flags` client reads it from the same file.
 fn generated_token(path: &std::path::Path) -> Result<String, LifecycleError> {
+    use rustix::fs::{Mode, OFlags};
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
 
     let failed = |source| LifecycleError::TokenFile {
         path: path.to_owned(),
@@ -362,19 +373,25 @@ fn generated_token(path: &std::path::Path) -> Result<String, LifecycleError> {
         .create(dir)
         .map_err(failed)?;
     // `create` succeeds on a directory that already exists, whoever made it: it must be this
-    // user's own, not a link, and writable by no one else, or the token is not private.
-    flags::file::check_private_dir(dir).map_err(LifecycleError::TokenDir)?;
+    // user's own, not a link, and writable by no one else, or the token is not private. The
+    // check is made on the directory opened, and the file is written relative to it: swapping
+    // the path for a link after the check changes nothing.
+    let dir = flags::file::open_private_dir(dir).map_err(LifecycleError::TokenDir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| failed(std::io::Error::other("the token file has no file name")))?;
     // Written whole under another name, then renamed: a reader never sees half a token.
-    let partial = path.with_extension("partial");
-    let _ = std::fs::remove_file(&partial);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
+    let mut partial = name.to_owned();
+    partial.push(".partial");
+    let errno = |e: rustix::io::Errno| failed(e.into());
+    let _ = rustix::fs::unlinkat(&dir, partial.as_os_str(), rustix::fs::AtFlags::empty());
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&dir, partial.as_os_str(), flags, Mode::from_raw_mode(0o600))
+        .map_err(errno)?;
+    std::fs::File::from(fd)
+        .write_all(token.as_bytes())
         .map_err(failed)?;
-    file.write_all(token.as_bytes()).map_err(failed)?;
-    std::fs::rename(&partial, path).map_err(failed)?;
+    rustix::fs::renameat(&dir, partial.as_os_str(), &dir, name).map_err(errno)?;
     tracing::info!(file = %path.display(), "no SSM_FLAGS_TOKEN or AWS_SESSION_TOKEN: generated the API token, readable by this user only");
     Ok(token)
 }

@@ -353,6 +353,10 @@ fn check_host<B>(request: &Request<B>) -> Result<(), HostProblem> {
     if hosts.next().is_some() {
         return Err(HostProblem::Malformed("more than one Host header"));
     }
+    if header.is_none() && request.version() != http::Version::HTTP_10 {
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request, absolute-form or not.
+        return Err(HostProblem::Malformed("no Host header"));
+    }
     let authority = match request.uri().authority() {
         Some(authority) => authority.clone(),
         None => {
@@ -541,11 +545,12 @@ fn health(served: &Served) -> Response<Full<Bytes>> {
 }
 
 /// Serves `api` on `listener` (TCP on loopback, or a Unix socket) until `shutdown` completes,
-/// then releases the held requests. TCP connections from outside loopback are closed unanswered; at most [`MAX_CONNECTIONS`] are
-/// served at once, a connection that has not authenticated making room for a new one; a
-/// connection with no authenticated request within [`crate::guard::AUTH_TIMEOUT`] of its accept is closed,
-/// and a request whose headers take longer than [`HEADER_TIMEOUT`] from their first byte is
-/// cut (see [`crate::guard`]).
+/// then releases the held requests. TCP connections from outside loopback are closed unanswered.
+/// At most [`MAX_CONNECTIONS`] are served at once: when all are taken, one that never
+/// authenticated makes room for a new one, else the authenticated one idle the longest; a
+/// connection with no authenticated request within [`crate::guard::AUTH_TIMEOUT`] of its accept
+/// is closed, and a request whose headers take longer than [`HEADER_TIMEOUT`] from their first
+/// byte is cut (see [`crate::guard`]). The accept loop never waits on a connection.
 pub async fn serve<L: Listener>(listener: L, api: Api, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let connections = Connections::new(MAX_CONNECTIONS);
@@ -568,11 +573,11 @@ pub async fn serve<L: Listener>(listener: L, api: Api, shutdown: impl Future<Out
             },
         };
         let accepted = Instant::now();
-        let Some(admitted) = connections.admit().await else {
+        let Some(admitted) = connections.admit() else {
             if !std::mem::replace(&mut refused_logged, true) {
                 tracing::warn!(
                     max = MAX_CONNECTIONS,
-                    "local API connections at their limit, every one authenticated: closing new ones"
+                    "local API connections at their limit, every one serving a request: closing new ones"
                 );
             }
             continue;
@@ -583,10 +588,14 @@ pub async fn serve<L: Listener>(listener: L, api: Api, shutdown: impl Future<Out
 }
 
 /// Serves one accepted connection until it ends, is evicted, or fails to authenticate in time.
-async fn serve_connection<S>(stream: S, api: Api, admitted: Admitted, accepted: Instant)
+async fn serve_connection<S>(stream: S, api: Api, mut admitted: Admitted, accepted: Instant)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    if !admitted.ready().await {
+        // The connection evicted for it did not let go in time, or it was evicted itself.
+        return;
+    }
     let tracker = Arc::clone(&admitted.tracker);
     let service = {
         let tracker = Arc::clone(&tracker);

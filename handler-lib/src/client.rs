@@ -168,7 +168,7 @@ impl Client {
     /// the extension generated, read from the default token file.
     pub fn new(port: u16, token: Option<&str>, timeout: Duration) -> Self {
         let token = match token {
-            Some(token) => Token::configured(token),
+            Some(token) => Token::configured(token, "the token given to Client::new"),
             None => Token::from_file(DEFAULT_TOKEN_FILE.into()),
         };
         Self {
@@ -213,13 +213,10 @@ impl Client {
             .with_max_body(mib(max_body_mib))
             .with_wait(Duration::from_secs(wait_s));
         client.token = match crate::token::configured(env) {
-            Ok(Some(token)) => Token::configured(&token),
+            Ok(Some(token)) => Token::configured(&token, crate::wire::TOKEN_VAR),
             Ok(None) => Token::from_file(token_file(env)),
-            Err(error) => {
-                // Logged once here (the client is made once per process); each sync fails.
-                tracing::error!(%error, "flags cannot be synced from the ssm-flags extension");
-                Token::Unusable(error.to_string())
-            }
+            // Every sync fails with it, logged once (as an outage), naming the variable.
+            Err(error) => Token::Unusable(error.to_string()),
         };
         client
     }
@@ -350,6 +347,12 @@ impl Client {
                 // Its tag is kept either way: a declined snapshot is not fetched again.
                 connection.etag = etag;
                 match store.offer(snapshot) {
+                    Offered::Same { held } => {
+                        // What is installed already (the other connection fetched it): this
+                        // connection's 304s now confirm that one.
+                        connection.known = Some(held);
+                        Synced::Unchanged
+                    }
                     Offered::Declined { held } => {
                         // The tag now names the declined snapshot: a 304 confirms none held.
                         connection.known = None;
@@ -558,10 +561,9 @@ enum Token {
 }
 
 impl Token {
-    /// A configured token, or why it cannot be used.
-    fn configured(token: &str) -> Self {
+    /// A configured token (`var` names where it came from), or why it cannot be used.
+    fn configured(token: &str, var: &'static str) -> Self {
         let unusable = |why: String| {
-            let var = crate::wire::TOKEN_VAR;
             Self::Unusable(crate::token::TokenError::Variable { var, why }.to_string())
         };
         match crate::token::check(token) {
@@ -845,14 +847,10 @@ mod tests {
             }
         );
         client.forget().await;
-        // The kept-alive connection dies on the second request: the client reconnects.
-        assert_eq!(
-            client.sync_into(&store).await,
-            Synced::Updated {
-                version: 4,
-                status: Status::Ok
-            }
-        );
+        // The kept-alive connection dies on the second request: the client reconnects, and gets
+        // the same snapshot again (answered in full, nothing new to install).
+        assert_eq!(client.sync_into(&store).await, Synced::Unchanged);
+        assert_eq!(store.version(), 4);
         assert!(
             !client.outage_logged.load(Ordering::Relaxed),
             "no outage was reported"
@@ -1190,7 +1188,7 @@ mod tests {
         // An extension that would serve anyone: the client must refuse on its own.
         let client = client_of(vec![response("200 OK", &[("etag", "\"t\"")], BODY); 4]).await;
         let mut client = client;
-        client.token = Token::configured("s3cr3t\n");
+        client.token = Token::configured("s3cr3t\n", crate::wire::TOKEN_VAR);
         let store = Store::default();
         assert_eq!(client.sync_into(&store).await, Synced::Unavailable);
         assert_eq!(store.version(), 0, "no fallback to another token source");
@@ -1218,6 +1216,27 @@ mod tests {
         // No token is sent; this stand-in answers anyway (the real extension answers 401).
         assert_ne!(synced, Synced::Unchanged);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_same_flags_offered_again_stay_installed_and_only_their_fetch_time_moves() {
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
+        let doc = |fetched: u64| {
+            Snapshot::from_values([("a", "true")]).with_fetched_at(Some(at(fetched)))
+        };
+        let store = Store::default();
+        assert!(matches!(store.offer(doc(1)), Offered::Installed { .. }));
+        let installed = store.pin();
+        // The watch's first answer: the same flags, fetched later.
+        let Offered::Same { held } = store.offer(doc(2)) else {
+            panic!("the same flags were swapped in again");
+        };
+        assert!(Arc::ptr_eq(&held, &installed), "no swap");
+        assert_eq!(store.pin().fetched_at(), Some(at(2)));
+        // Other flags with the same version are not "the same".
+        let other = Snapshot::from_values([("a", "false")]).with_fetched_at(Some(at(3)));
+        assert!(matches!(store.offer(other), Offered::Installed { .. }));
+        assert!(!store.get("a").enabled());
     }
 
     #[test]

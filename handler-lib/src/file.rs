@@ -83,37 +83,53 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
 /// write to (so no one else can swap the files in it), and not a symbolic link.
 #[cfg(unix)]
 pub fn check_private_dir(dir: &Path) -> Result<(), FileError> {
-    use std::os::unix::fs::MetadataExt;
+    open_private_dir(dir).map(drop)
+}
+
+/// Opens `dir` (not following a symbolic link) and checks, on the directory opened, that it is
+/// this process's effective user's and writable by no one else: files made relative to the
+/// returned handle (`openat`, `renameat`) land in that very directory, even if its path is
+/// swapped after the check.
+#[cfg(unix)]
+pub fn open_private_dir(dir: &Path) -> Result<std::os::fd::OwnedFd, FileError> {
+    use rustix::fs::{Mode, OFlags};
     let not_private = |why: String| FileError::NotPrivate {
         path: dir.to_owned(),
         why,
     };
-    let meta = std::fs::symlink_metadata(dir).map_err(|source| FileError::Io {
+    let io = |errno: rustix::io::Errno| FileError::Io {
         path: dir.to_owned(),
-        source,
-    })?;
-    if meta.file_type().is_symlink() {
-        return Err(not_private(
-            "the directory is a symbolic link (not followed): use a real directory".to_owned(),
-        ));
-    }
-    if !meta.is_dir() {
-        return Err(not_private("not a directory".to_owned()));
-    }
+        source: errno.into(),
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // A link there fails as ELOOP, or ENOTDIR with O_DIRECTORY (Linux): say which.
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            let link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(not_private(if link {
+                "the directory is a symbolic link (not followed): use a real directory".to_owned()
+            } else {
+                "not a directory".to_owned()
+            }));
+        }
+        Err(errno) => return Err(io(errno)),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(io)?;
     let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me {
+    if stat.st_uid != me {
         return Err(not_private(format!(
             "owned by uid {}, not by this user (uid {me}): another user may have made it; remove it or choose another path",
-            meta.uid()
+            stat.st_uid
         )));
     }
-    if meta.mode() & 0o022 != 0 {
+    let mode = stat.st_mode & 0o7777;
+    if mode & 0o022 != 0 {
         return Err(not_private(format!(
-            "writable by its group or others (mode {:o}): chmod go-w, or choose another path",
-            meta.mode() & 0o7777
+            "writable by its group or others (mode {mode:o}): chmod go-w, or choose another path"
         )));
     }
-    Ok(())
+    Ok(fd)
 }
 
 /// Checks that `dir` is a real directory (other systems have no owner or mode to check).

@@ -315,6 +315,17 @@ impl Snapshot {
         rank(self) >= rank(held)
     }
 
+    /// Whether `other` holds the same content: version, status and every flag (the fetch time
+    /// aside).
+    pub fn same_content(&self, other: &Snapshot) -> bool {
+        self.version == other.version
+            && self.status == other.status
+            && self.len() == other.len()
+            && self
+                .entries()
+                .all(|entry| other.entry(entry.name()) == Some(entry))
+    }
+
     /// The content version: 0 for the empty snapshot, then increasing with each change.
     pub fn version(&self) -> u64 {
         self.version
@@ -540,6 +551,14 @@ impl Store {
     pub(crate) fn offer(&self, snapshot: Snapshot) -> Offered {
         let _one_at_a_time = self.one_at_a_time();
         let held = self.current.load_full();
+        if snapshot.same_content(&held) {
+            // The same flags again (a watch's first answer after a sync): no swap, which would
+            // make every thread work its answers out anew for nothing.
+            if let Some(at) = snapshot.fetched_at() {
+                held.mark_fetched(at);
+            }
+            return Offered::Same { held };
+        }
         if !snapshot.supersedes(&held) {
             return Offered::Declined { held };
         }
@@ -592,6 +611,11 @@ pub(crate) enum Offered {
         replaced: Arc<Snapshot>,
         /// The offered one, as installed.
         installed: Arc<Snapshot>,
+    },
+    /// The held snapshot has the same content: it stays, its fetch time moved on.
+    Same {
+        /// The snapshot held.
+        held: Arc<Snapshot>,
     },
     /// The held snapshot is better: it stays.
     Declined {

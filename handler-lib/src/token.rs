@@ -41,6 +41,49 @@ pub enum TokenError {
     },
 }
 
+/// A token held without showing it: its `Debug` says `(redacted)`, so a configuration or a
+/// target printed by an assertion or a log never carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The token itself, to send or compare.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The token itself, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(token: String) -> Self {
+        Self(token)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(token: &str) -> Self {
+        Self(token.to_owned())
+    }
+}
+
 /// Checks that `token` is 1 to [`MAX_TOKEN_LEN`] characters, each printable ASCII without
 /// spaces (0x21 to 0x7E): the bytes an HTTP header carries unchanged, so both sides compare
 /// the same thing. Says what is wrong otherwise, without quoting the token.
@@ -68,12 +111,12 @@ pub fn check(token: &str) -> Result<(), String> {
 /// that is set and not empty, checked. `Ok(None)`: none is configured (the extension then
 /// generates one and shares it through the token file). An invalid one is an error naming its
 /// variable — never a reason to fall back to the next.
-pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Option<String>, TokenError> {
+pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Option<Secret>, TokenError> {
     for var in TOKEN_VARS {
         match get(var) {
             Some(token) if !token.is_empty() => {
                 return check(&token)
-                    .map(|()| Some(token))
+                    .map(|()| Some(Secret(token)))
                     .map_err(|why| TokenError::Variable { var, why });
             }
             _ => {}
@@ -85,7 +128,7 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> Result<Option<String>
 /// Reads the token the extension generated from `path`: its directory must be private
 /// ([`check_private_dir`]), the file a regular file read without following a link or blocking,
 /// at most a token and a line break long, holding a valid token.
-pub fn read_file(path: &Path) -> Result<String, TokenError> {
+pub fn read_file(path: &Path) -> Result<Secret, TokenError> {
     check_private_dir(parent_of(path))?;
     let bytes = read_regular(path, MAX_TOKEN_FILE_BYTES)?;
     let content = |why: String| TokenError::FileContent {
@@ -98,7 +141,7 @@ pub fn read_file(path: &Path) -> Result<String, TokenError> {
         .map(|t| t.strip_suffix('\r').unwrap_or(t))
         .unwrap_or(text);
     check(token).map_err(content)?;
-    Ok(token.to_owned())
+    Ok(Secret(token.to_owned()))
 }
 
 /// The directory of a token file (the current one for a bare file name).
