@@ -56,7 +56,16 @@ async fn openfeatures_node_sdk_reads_the_seeds_flags_over_ofrep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bulk_etag_covers_the_context_and_requests_are_checked() {
     let moto = Moto::start().await;
-    seed(&common::ssm_client(moto.port)).await;
+    let ssm = common::ssm_client(moto.port);
+    seed(&ssm).await;
+    // A SecureString flag whose config holds a secret: never in an answer's metadata.
+    common::put(
+        &ssm,
+        "payments-provider",
+        r#"{"enabled": true, "api_key": "sk_live_51Hx", "timeout_ms": 800}"#,
+        aws_sdk_ssm::types::ParameterType::SecureString,
+    )
+    .await;
     let sidecar = Sidecar::start(moto.port, PATH, 60, &[]).await;
     let port = sidecar.port;
     let post = |body: &'static str, extra: Vec<(&'static str, String)>| async move {
@@ -80,7 +89,17 @@ async fn the_bulk_etag_covers_the_context_and_requests_are_checked() {
         .expect("etag")
         .to_owned();
     let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(doc["flags"].as_array().map(Vec::len), Some(32));
+    assert_eq!(doc["flags"].as_array().map(Vec::len), Some(33));
+    // Issue 21 §11: the SecureString flag is evaluated, its metadata says `secure`, and its
+    // config fields (an API key) appear nowhere in the answer.
+    assert!(!body.contains("sk_live"), "{body}");
+    let secure = doc["flags"]
+        .as_array()
+        .and_then(|flags| flags.iter().find(|f| f["key"] == "payments-provider"))
+        .expect("the SecureString flag");
+    assert_eq!(secure["value"], true, "{secure}");
+    assert_eq!(secure["metadata"]["secure"], true, "{secure}");
+    assert!(secure["metadata"].get("timeout_ms").is_none(), "{secure}");
     // The same user and flags: 304. Another user with alice's tag: a full answer.
     let (status, _, _) = post(alice, vec![("If-None-Match", etag.clone())]).await;
     assert_eq!(status, 304);

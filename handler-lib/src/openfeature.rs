@@ -343,6 +343,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_secure_flags_config_fields_never_reach_the_metadata() {
+        let secret = crate::Parameter {
+            flag: "payments".into(),
+            name: "/app/features/payments".into(),
+            kind: crate::ParameterKind::SecureString,
+            value: r#"{"enabled": true, "api_key": "sk_live_123", "timeout_ms": 800}"#.into(),
+            version: 1,
+        };
+        let snapshot = Snapshot::new(1, Status::Ok, [crate::FlagEntry::from_parameter(&secret)]);
+        let p = SnapshotProvider::with_store(Arc::new(Store::new(snapshot)));
+        let details = p
+            .resolve_bool_value("payments", &user("alice"))
+            .await
+            .expect("resolves");
+        assert!(details.value, "still evaluated");
+        let metadata = details.flag_metadata.expect("metadata");
+        assert_eq!(
+            metadata.values.get("secure"),
+            Some(&open_feature::FlagMetadataValue::Bool(true))
+        );
+        assert!(!metadata.values.contains_key("api_key"), "{metadata:?}");
+        assert!(!metadata.values.contains_key("timeout_ms"), "{metadata:?}");
+    }
+
+    #[tokio::test]
     async fn every_resolution_type_reasons_and_errors() {
         let p = provider(Status::Ok);
         let alice = user("alice");
