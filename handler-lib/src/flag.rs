@@ -7,9 +7,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::FlagError;
-use crate::eval::{self, Context, Evaluation, Reason};
+use crate::eval::{Context, Evaluation};
 use crate::model::FlagValue;
-use crate::snapshot::{FlagEntry, Snapshot, Store};
+use crate::snapshot::{FlagEntry, Snapshot};
+use crate::store::Store;
 
 /// A handle on one flag in one snapshot. Every read answers: a missing, broken or non-toggle flag
 /// reads as its default (`false` unless set with [`Flag::default_to`] or [`crate::get_or`]).
@@ -89,28 +90,8 @@ impl<'s> Flag<'s> {
     /// Evaluates the flag for a context and says why it is on or off.
     #[inline]
     pub fn evaluate(&self, context: &Context<'_>) -> Evaluation {
-        let Some(entry) = self.entry() else {
-            return self.fallback(Reason::Default);
-        };
-        match entry.value() {
-            Ok(FlagValue::Bool(on)) => Evaluation {
-                enabled: *on,
-                reason: Reason::Static,
-            },
-            Ok(FlagValue::Json(flag)) => {
-                eval::evaluate(flag.rules(), context, self.snapshot.default_region())
-            }
-            Ok(FlagValue::List(_) | FlagValue::Text(_)) => self.fallback(Reason::Config),
-            Err(_) => self.fallback(Reason::Error),
-        }
-    }
-
-    #[inline]
-    fn fallback(&self, reason: Reason) -> Evaluation {
-        Evaluation {
-            enabled: self.default,
-            reason,
-        }
+        self.snapshot
+            .evaluate_entry(self.entry, context, self.default)
     }
 
     /// Whether the flag exists in the snapshot (valid or not).
@@ -241,7 +222,9 @@ impl<'a> CurrentFlag<'a> {
     fn look<R>(&self, mut read: impl FnMut(Flag<'_>) -> R) -> R {
         let (name, default) = (self.name, self.default);
         match self.store {
-            None => crate::snapshot::read_global_flag(name, default, read),
+            None => crate::global::read_global_entry(name, |snapshot, entry| {
+                read(Flag::new(snapshot, entry).default_to(default))
+            }),
             Some(store) => {
                 store.read(move |snapshot: &Snapshot| read(snapshot.get(name).default_to(default)))
             }
@@ -253,7 +236,7 @@ impl<'a> CurrentFlag<'a> {
     #[inline(always)]
     pub fn enabled(&self) -> bool {
         if self.store.is_none()
-            && let Some(on) = crate::answers::enabled(self.name, self.default)
+            && let Some(on) = crate::global::answers::enabled(self.name, self.default)
         {
             return on;
         }
@@ -266,7 +249,7 @@ impl<'a> CurrentFlag<'a> {
     #[inline(always)]
     pub fn enabled_for(&self, context: &Context<'_>) -> bool {
         if self.store.is_none()
-            && let Some(on) = crate::answers::enabled_for_any(self.name, self.default)
+            && let Some(on) = crate::global::answers::enabled_for_any(self.name, self.default)
         {
             return on;
         }
@@ -345,6 +328,22 @@ impl<'a> CurrentFlag<'a> {
     }
 }
 
+impl Snapshot {
+    /// A handle on one flag of this snapshot; all handles from one snapshot agree.
+    #[inline]
+    pub fn get(&self, name: &str) -> Flag<'_> {
+        Flag::new(self, self.entry(name))
+    }
+}
+
+impl Store {
+    /// A handle on one flag by name; each read looks it up in the snapshot current then.
+    #[inline]
+    pub fn get<'a>(&'a self, name: &'a str) -> CurrentFlag<'a> {
+        CurrentFlag::new(self, name)
+    }
+}
+
 /// Why [`Flag::config`] could not produce a value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -359,6 +358,7 @@ pub enum ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::Reason;
     use crate::model::ParameterKind;
 
     fn snapshot() -> Snapshot {

@@ -14,27 +14,34 @@
 //! A lookup never does I/O and never fails: it reads an immutable snapshot held in memory,
 //! swapped in atomically when the flags change. A missing or invalid flag reads as its default.
 //!
-//! Modules:
-//! - [`model`]: what an operator stores in SSM, parsed into [`FlagValue`]s and [`Rules`];
-//! - [`eval`]: targeting and the deterministic percentage rollout ([`bucket`]);
-//! - [`snapshot`]: the immutable [`Snapshot`] and the lock-free [`Store`], read by each thread
-//!   through its own view; `answers` (private): each thread's remembered answers to
-//!   `flags::get(name).enabled()`, the hot read;
-//! - [`flag`]: the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot);
-//! - [`wire`]: the contract with the extension: port, token header, endpoint paths, [`Status`],
-//!   and the documents of every body (snapshot, evaluation, health, error), also used by files;
-//! - [`path`]: flag paths, and a flag's name relative to its path;
-//! - [`appconfig`]: flags from an AppConfig profile's document (freeform or feature flags);
-//! - [`env`]: numbers read from environment variables, one rule for the extension and the client;
-//! - [`endpoint`]: where the local API is: TCP on 127.0.0.1, or a Unix socket;
-//! - [`error`]: what is wrong with a flag, or with a snapshot document;
-//! - [`file`]: local files read without following links or blocking, and private directories;
-//! - [`token`]: the local API's token: what is valid, where it is configured, its file;
-//! - `openfeature` (feature `openfeature`): an OpenFeature provider over the snapshot;
-//! - `client` (feature `client`, on by default): [`sync`], [`watch`] and [`FlagsLayer`] keep the
-//!   snapshot current from the `ssm-flags` extension.
+//! # Floors
+//!
+//! The modules stand on floors: the contract and the data at the bottom, then the store, then
+//! the process-wide read path, then the handles, then the client. A module uses only modules on
+//! floors below its own — never one beside or above it — so a change to one is read with the
+//! floors under it alone. `tests/floors.rs` (part of `make test`) fails on any `crate::` path that
+//! points sideways or up; a `pub use` that keeps an old public path where it was (`wire::read_file`,
+//! `snapshot::Store`) is a re-export, not a dependency, and is allowed.
+//!
+//! | floor | module | what it is |
+//! |---|---|---|
+//! | 1 | [`env`] | numbers read from environment variables, one rule for the extension and the client |
+//! | 1 | [`file`] | local files read without following links or blocking; private directories |
+//! | 1 | [`path`] | flag paths, and a flag's name relative to its path |
+//! | 2 | [`error`] | what is wrong with a flag, or with a snapshot document |
+//! | 3 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
+//! | 4 | [`eval`] | targeting and the deterministic percentage rollout ([`bucket`]) |
+//! | 4 | [`appconfig`] | flags from an AppConfig profile's document (freeform or feature flags) |
+//! | 5 | [`wire`] | the contract with the extension: port, token header, paths, [`Status`], and every body's document (snapshot, evaluation, health, error) as plain data |
+//! | 6 | [`endpoint`] | where the local API is: TCP on 127.0.0.1, or a Unix socket |
+//! | 6 | [`token`] | the local API's token: what is valid, where it is configured, its file |
+//! | 7 | [`snapshot`] | the immutable [`Snapshot`] and its [`FlagEntry`]s, what a flag evaluates to in it, and its conversions to and from the wire document (`snapshot::document`) |
+//! | 8 | [`store`] | the lock-free [`Store`] that swaps snapshots, numbering its installs for readers that cache |
+//! | 9 | `global` | the process-wide read path (private): the store [`get`] reads, each thread's view of it, and each thread's remembered answers (`global::answers`) |
+//! | 10 | [`flag`] | the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot) |
+//! | 11 | `openfeature` | (feature `openfeature`) an OpenFeature provider over the snapshot |
+//! | 11 | `client` | (feature `client`, on by default) [`sync`], [`watch`] and [`FlagsLayer`] keep the snapshot current from the `ssm-flags` extension: its connection (`client::connection`), the sync and watch policy (`client`), the tower layer (`client::layer`) |
 
-mod answers;
 pub mod appconfig;
 #[cfg(feature = "client")]
 pub mod client;
@@ -44,11 +51,13 @@ pub mod error;
 pub mod eval;
 pub mod file;
 pub mod flag;
+pub(crate) mod global;
 pub mod model;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 pub mod path;
 pub mod snapshot;
+pub mod store;
 pub mod token;
 pub mod wire;
 
@@ -62,10 +71,11 @@ pub use eval::{Context, Evaluation, Reason, bucket};
 pub use flag::{ConfigError, CurrentFlag, Flag};
 pub use model::{FlagValue, JsonFlag, Parameter, ParameterKind, Rules};
 pub use path::FlagPath;
-pub use snapshot::{FlagEntry, Snapshot, Store};
+pub use snapshot::{FlagEntry, Snapshot};
+pub use store::Store;
 pub use wire::Status;
 
-use snapshot::GLOBAL;
+use global::GLOBAL;
 
 /// A handle on a flag in the current snapshot; it reads as `false` when missing or invalid.
 /// Each read is a lock-free lookup that writes no memory shared with other threads.
@@ -87,7 +97,7 @@ pub fn pin() -> Arc<Snapshot> {
 
 /// The version of the current snapshot (0 before any is installed).
 pub fn version() -> u64 {
-    GLOBAL.version()
+    global::read_global(Snapshot::version)
 }
 
 /// Installs a snapshot as the current one, atomically; returns the one it replaced.

@@ -29,10 +29,11 @@ use open_feature::{
     EvaluationReason, EvaluationResult, FlagMetadata, StructValue, Value,
 };
 
-use crate::Context;
-use crate::eval::Reason;
+use crate::eval::{Context, Reason};
+use crate::global::GLOBAL;
 use crate::model::FlagValue;
-use crate::snapshot::{GLOBAL, Snapshot, Store};
+use crate::snapshot::Snapshot;
+use crate::store::Store;
 use crate::wire::Status;
 
 /// Where the provider reads flags.

@@ -24,7 +24,7 @@
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
-use crate::snapshot::{GLOBAL_INSTALLS, global_evaluation};
+use super::{GLOBAL_INSTALLS, global_evaluation};
 
 /// Slots per thread: 32, and each name may live in either of two ([`Key::slots`]), so the
 /// handful of flags a handler reads in turn settle in slots of their own instead of evicting
@@ -114,14 +114,14 @@ pub(crate) struct Answer {
     /// `Some(on)` when the flag decides, `None` when the caller's default applies (missing,
     /// invalid, not a toggle).
     pub(crate) toggle: Option<bool>,
-    /// Whether every context gets the same answer ([`crate::Reason::ignores_context`]): then
+    /// Whether every context gets the same answer ([`crate::eval::Reason::ignores_context`]): then
     /// `enabled_for` may use it too.
     pub(crate) any_context: bool,
 }
 
 impl Answer {
     /// The answer of an evaluation with no user (made with `false` as the default).
-    pub(crate) fn of(evaluation: &crate::Evaluation) -> Self {
+    pub(crate) fn of(evaluation: &crate::eval::Evaluation) -> Self {
         Self {
             toggle: (!evaluation.reason.is_default()).then_some(evaluation.enabled),
             any_context: evaluation.reason.ignores_context(),
