@@ -12,10 +12,14 @@
 //! - [`appconfig`]: AppConfig profiles through the data API, and paths and profiles as one source;
 //! - [`snapshot`]: what is served (rendered once per change, re-marked on failure);
 //! - [`audit`]: what changed between fetches, one log line per flag, secrets never shown;
-//! - [`refresh`]: when to refresh (max age, backoff with jitter) and the refresher;
+//! - [`refresh`]: the refresher (fetch within a budget, confirm what vanished, publish, the
+//!   deployed fallback, undecryptable SecureStrings); [`refresh::policy`]: when to refresh (max
+//!   age, backoff with jitter), plain data;
 //! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
-//! - [`server`]: the local HTTP API, token-checked;
-//! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol on the same API;
+//! - [`server`]: the local HTTP API: the accept loop, connections, host and token checks, routing;
+//!   [`server::handlers`]: its endpoints (the snapshot, one flag, health, long polls, OFREP's);
+//! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol on the same API; [`ofrep::wire`]: its
+//!   request and answer documents, as types;
 //! - [`listener`]: where the API listens: TCP on loopback, or a Unix socket (`SSM_FLAGS_SOCKET`);
 //! - [`guard`]: what a client may hold: the time to send headers and to authenticate, and slots;
 //! - [`host`]: on-demand Lambda, Managed Instances or sidecar, and all that differs between them;

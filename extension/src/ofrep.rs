@@ -21,11 +21,21 @@
 //! `TARGETING_MATCH`; a rollout `SPLIT`; disabled `DISABLED`; enabled with no rule restricting it
 //! `STATIC`. Our own reason code and its words are in the metadata (`reason_code`, `detail`). A
 //! missing flag is `FLAG_NOT_FOUND` (404), an invalid one `PARSE_ERROR`.
+//!
+//! The documents read and written are the types in [`wire`]; this module turns a request's
+//! context and a snapshot into them.
 
 use std::hash::Hasher;
 
 use flags::{Context, FlagValue, Reason, Snapshot};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub mod wire;
+
+pub use wire::{
+    ErrorCode, OfrepAnswer, OfrepBulk, OfrepBulkMetadata, OfrepError, OfrepEvaluation, OfrepRequest,
+};
 
 /// Every OFREP path starts so; only these accept `POST`.
 pub const PATH_PREFIX: &str = "/ofrep/";
@@ -50,9 +60,20 @@ pub struct RequestContext {
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadRequest {
     /// `PARSE_ERROR` or `INVALID_CONTEXT`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What is wrong.
     pub details: String,
+}
+
+impl BadRequest {
+    /// The 400 answer's document; `key` is the flag asked for, if one was.
+    pub fn into_doc(self, key: Option<String>) -> OfrepError {
+        OfrepError {
+            error_code: self.code,
+            error_details: self.details,
+            key,
+        }
+    }
 }
 
 impl RequestContext {
@@ -62,21 +83,24 @@ impl RequestContext {
             return Ok(Self::default());
         }
         let request: Value = serde_json::from_slice(body).map_err(|e| BadRequest {
-            code: "PARSE_ERROR",
+            code: ErrorCode::ParseError,
             details: format!("the request body is not JSON: {e}"),
         })?;
-        let Value::Object(request) = request else {
-            return Err(BadRequest {
-                code: "INVALID_CONTEXT",
-                details: "the request body must be a JSON object: {\"context\": {…}}".to_owned(),
-            });
+        let not_an_object = || BadRequest {
+            code: ErrorCode::InvalidContext,
+            details: "the request body must be a JSON object: {\"context\": {…}}".to_owned(),
         };
-        let context = match request.get("context") {
+        if !request.is_object() {
+            return Err(not_an_object());
+        }
+        // An object always reads as a request: every field is optional, others are ignored.
+        let request: OfrepRequest = serde_json::from_value(request).map_err(|_| not_an_object())?;
+        let context = match request.context {
             None | Some(Value::Null) => return Ok(Self::default()),
             Some(Value::Object(context)) => context,
             Some(_) => {
                 return Err(BadRequest {
-                    code: "INVALID_CONTEXT",
+                    code: ErrorCode::InvalidContext,
                     details: "`context` must be an object".to_owned(),
                 });
             }
@@ -95,7 +119,7 @@ impl RequestContext {
                     Value::String(_) | Value::Null => {}
                     _ => {
                         return Err(BadRequest {
-                            code: "INVALID_CONTEXT",
+                            code: ErrorCode::InvalidContext,
                             details: "`targetingKey` must be a string".to_owned(),
                         });
                     }
@@ -104,24 +128,33 @@ impl RequestContext {
                 _ => out.attributes.push((key.clone(), text(value))),
             }
         }
-        out.canonical = serde_json::to_string(&context_json(&out)).unwrap_or_default();
+        out.canonical = serde_json::to_string(&Canonical::of(&out)).unwrap_or_default();
         Ok(out)
     }
 }
 
-fn context_json(context: &RequestContext) -> Value {
-    json!({
-        "user": context.user,
-        "region": context.region,
-        "attributes": context.attributes,
-    })
+/// A context in the canonical form the bulk ETag hashes (fields in name order, attributes sorted
+/// by name): the same context always hashes the same, however the request ordered it.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    attributes: &'a [(String, String)],
+    region: Option<&'a str>,
+    user: Option<&'a str>,
+}
+
+impl<'a> Canonical<'a> {
+    fn of(context: &'a RequestContext) -> Self {
+        Self {
+            attributes: &context.attributes,
+            region: context.region.as_deref(),
+            user: context.user.as_deref(),
+        }
+    }
 }
 
 /// The answer to one evaluation: the HTTP status and the body.
 pub fn evaluate_one(snapshot: &Snapshot, key: &str, context: &RequestContext) -> (u16, Value) {
-    let body = match evaluation(snapshot, key, context) {
-        Ok(body) | Err(body) => body,
-    };
+    let body = to_json(&answer(snapshot, key, context));
     (status_of(&body), body)
 }
 
@@ -129,7 +162,7 @@ pub fn evaluate_one(snapshot: &Snapshot, key: &str, context: &RequestContext) ->
 /// other error (an invalid flag: `PARSE_ERROR`).
 pub fn status_of(body: &Value) -> u16 {
     match body["errorCode"].as_str() {
-        Some("FLAG_NOT_FOUND") => 404,
+        Some(code) if ErrorCode::FlagNotFound == code => 404,
         Some(_) => 400,
         None => 200,
     }
@@ -140,16 +173,22 @@ pub fn status_of(body: &Value) -> u16 {
 pub fn evaluate_all(snapshot: &Snapshot, context: &RequestContext) -> Value {
     let mut keys: Vec<&str> = snapshot.entries().map(|e| e.name()).collect();
     keys.sort_unstable();
-    let flags: Vec<Value> = keys
-        .into_iter()
-        .map(|key| match evaluation(snapshot, key, context) {
-            Ok(success) | Err(success) => success,
-        })
-        .collect();
-    json!({
-        "flags": flags,
-        "metadata": {"version": snapshot.version(), "status": snapshot.status().to_string()},
+    to_json(&OfrepBulk {
+        flags: keys
+            .into_iter()
+            .map(|key| answer(snapshot, key, context))
+            .collect(),
+        metadata: OfrepBulkMetadata {
+            status: snapshot.status().to_string(),
+            version: snapshot.version(),
+        },
     })
+}
+
+/// A document as JSON. OFREP's documents hold strings, numbers and JSON values: they always
+/// convert.
+fn to_json(doc: &impl Serialize) -> Value {
+    serde_json::to_value(doc).unwrap_or_default()
 }
 
 /// The bulk answer's ETag: the snapshot's content tag and the context, hashed.
@@ -166,14 +205,35 @@ pub fn bulk_etag(snapshot_etag: &str, context: &RequestContext) -> String {
     )
 }
 
-fn evaluation(snapshot: &Snapshot, key: &str, request: &RequestContext) -> Result<Value, Value> {
-    let failure = |code: &str, details: String| json!({"key": key, "errorCode": code, "errorDetails": details});
+/// One flag's answer for `request`: its evaluation, or why there is none.
+fn answer(snapshot: &Snapshot, key: &str, request: &RequestContext) -> OfrepAnswer {
+    match evaluation(snapshot, key, request) {
+        Ok(evaluation) => OfrepAnswer::Evaluation(evaluation),
+        Err(error) => OfrepAnswer::Error(error),
+    }
+}
+
+fn evaluation(
+    snapshot: &Snapshot,
+    key: &str,
+    request: &RequestContext,
+) -> Result<OfrepEvaluation, OfrepError> {
     let Some(entry) = snapshot.entry(key) else {
-        return Err(failure("FLAG_NOT_FOUND", format!("flag {key:?} not found")));
+        return Err(OfrepError::for_key(
+            key,
+            ErrorCode::FlagNotFound,
+            format!("flag {key:?} not found"),
+        ));
     };
     let value = match entry.value() {
         Ok(value) => value,
-        Err(error) => return Err(failure("PARSE_ERROR", error.to_string())),
+        Err(error) => {
+            return Err(OfrepError::for_key(
+                key,
+                ErrorCode::ParseError,
+                error.to_string(),
+            ));
+        }
     };
     let attributes: Vec<(&str, &str)> = request
         .attributes
@@ -212,13 +272,13 @@ fn evaluation(snapshot: &Snapshot, key: &str, request: &RequestContext) -> Resul
             "STATIC",
         ),
     };
-    Ok(json!({
-        "key": key,
-        "value": value,
-        "reason": reason,
-        "variant": variant,
-        "metadata": metadata,
-    }))
+    Ok(OfrepEvaluation {
+        key: key.to_owned(),
+        metadata,
+        reason,
+        value,
+        variant,
+    })
 }
 
 /// Our reason, as an OFREP success reason ([`Reason::openfeature`]). OFREP's successes have no
@@ -235,6 +295,7 @@ pub fn reason_of(reason: &Reason) -> &'static str {
 mod tests {
     use super::*;
     use flags::wire::Status;
+    use serde_json::json;
 
     fn snapshot() -> Snapshot {
         let params = [
