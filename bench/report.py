@@ -52,6 +52,21 @@ def this_run(path):
         return None
     return path
 
+
+def result(name, what, missed):
+    """This run's `target/ssm-flags-bench/<name>`, parsed; None, with `what` noted as not measured,
+    if this run did not write it."""
+    path = this_run(RESULTS / name)
+    if path is None:
+        missed.append(f"{what}: not measured")
+        return None
+    return json.loads(path.read_text())
+
+
+def not_measured(reproduce):
+    """What a section says when this run did not measure it: how to."""
+    return [f"Not measured in this run (`{reproduce}`)."]
+
 # (group, benchmark, floor benchmark, goal, what). A goal is None, ("<=", x) or (">=", x).
 READS = [
     ("bool", "flags_get", "hashmap_foldhash_floor", ("<=", 1.2),
@@ -117,36 +132,39 @@ def judge(value, goal, label, missed):
     return f"{'≤' if op == '<=' else '≥'} {bound:g}×", "yes" if met else "**no**"
 
 
+def markdown_row(cells):
+    """One Markdown table row; an empty cell is written `| |`."""
+    return "|" + "".join(f" {cell} |" if cell != "" else " |" for cell in cells)
+
+
+def markdown_table(columns, rows):
+    """A Markdown table: the header, its rule, then a row per list of cells."""
+    return [markdown_row(columns), "|" + "---|" * len(columns)] + [markdown_row(r) for r in rows]
+
+
 def table(rows, missed):
-    out = [
-        "| measurement | ssm-flags median (± MAD) | baseline median (± MAD) | ratio | goal | met |",
-        "|---|---|---|---|---|---|",
-    ]
+    cells = []
     for group, name, floor, goal, what in rows:
         try:
             ours, ours_mad = estimate(group, name)
             base, base_mad = estimate(group, floor)
         except (OSError, KeyError) as err:
-            out.append(f"| {what} | not measured in this run ({err.__class__.__name__}) | | | | |")
+            cells.append([what, f"not measured in this run ({err.__class__.__name__})", "", "", "", ""])
             missed.append(f"{group}/{name}: not measured")
             continue
         ratio = ours / base
         goal_text, verdict = judge(ratio, goal, f"{group}/{name}", missed)
-        out.append(f"| {what} | {fmt_ns(ours)} (± {fmt_ns(ours_mad)}) | {fmt_ns(base)} (± {fmt_ns(base_mad)}) "
-                   f"| {ratio:.2f}× | {goal_text} | {verdict} |")
-    return out
+        cells.append([what, f"{fmt_ns(ours)} (± {fmt_ns(ours_mad)})", f"{fmt_ns(base)} (± {fmt_ns(base_mad)})",
+                      f"{ratio:.2f}×", goal_text, verdict])
+    return markdown_table(["measurement", "ssm-flags median (± MAD)", "baseline median (± MAD)", "ratio", "goal", "met"],
+                          cells)
 
 
 def cold_start(missed):
-    path = this_run(RESULTS / "cold_start.json")
-    if path is None:
-        missed.append("cold start: not measured")
-        return ["Not measured in this run (`cargo bench -p ssm-flags-extension --bench cold_start`)."]
-    rows = json.loads(path.read_text())
-    out = [
-        "| flags | extension: spawn → first `/next` (± MAD) | floor: SDK client + bare pagination loop, spawn → exit (± MAD) | ratio | goal ≤ 1.2× | SSM calls (floor) | extension peak RSS | handler's added RSS |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    rows = result("cold_start.json", "cold start", missed)
+    if rows is None:
+        return not_measured("cargo bench -p ssm-flags-extension --bench cold_start")
+    cells = []
     for r in rows:
         ratio = r["ours_ms"] / r["floor_ms"]
         _, verdict = judge(ratio, ("<=", 1.2), f"cold start {r['flags']} flags"
@@ -155,9 +173,13 @@ def cold_start(missed):
         if not calls_ok:
             missed.append(f"cold start {r['flags']} flags: {r['ours_calls']} calls vs floor {r['floor_calls']}")
         label = f"{r['flags']:,} (+{r['latency_ms']} ms a call)" if r.get("latency_ms") else f"{r['flags']:,}"
-        out.append(f"| {label} | {r['ours_ms']:.1f} ms (± {r['ours_mad_ms']:.1f}) | {r['floor_ms']:.1f} ms (± {r['floor_mad_ms']:.1f}) "
-                   f"| {ratio:.2f}× | {verdict} | {r['ours_calls']} ({r['floor_calls']}; {'same' if calls_ok else '**differs**'}) "
-                   f"| {r['peak_rss_kib'] / 1024:.1f} MiB | {r.get('handler_added_kib') or 0} KiB |")
+        cells.append([label, f"{r['ours_ms']:.1f} ms (± {r['ours_mad_ms']:.1f})",
+                      f"{r['floor_ms']:.1f} ms (± {r['floor_mad_ms']:.1f})", f"{ratio:.2f}×", verdict,
+                      f"{r['ours_calls']} ({r['floor_calls']}; {'same' if calls_ok else '**differs**'})",
+                      f"{r['peak_rss_kib'] / 1024:.1f} MiB", f"{r.get('handler_added_kib') or 0} KiB"])
+    out = markdown_table(["flags", "extension: spawn → first `/next` (± MAD)",
+                          "floor: SDK client + bare pagination loop, spawn → exit (± MAD)", "ratio", "goal ≤ 1.2×",
+                          "SSM calls (floor)", "extension peak RSS", "handler's added RSS"], cells)
     out.append(f"\n{rows[0]['reps']} runs per size ({rows[-1]['reps']} with added latency), alternating the two sides. The floor is what any loader must do: "
                "start a process, build an SDK client from the environment, read every page (10 per call). "
                "The handler's added RSS is the growth of a process's resident memory when the real `flags` "
@@ -168,48 +190,42 @@ def cold_start(missed):
 
 
 def seed_strategy(missed):
-    path = this_run(RESULTS / "seed_strategy.json")
-    if path is None:
-        missed.append("seed strategy: not measured")
-        return ["Not measured in this run (`.venv/bin/python bench/seed_strategy.py`)."], []
-    seed = json.loads(path.read_text())
+    seed = result("seed_strategy.json", "seed strategy", missed)
+    if seed is None:
+        return not_measured(".venv/bin/python bench/seed_strategy.py"), []
     try:
         ours, ours_mad = estimate("bool", "flags_get")
     except (OSError, KeyError):
         missed.append("seed strategy: no flags::get measurement to compare with")
         return ["`flags::get` was not measured in this run."], []
-    out = [
-        "| read of a boolean flag | median (± MAD) | ÷ `flags::get` |",
-        "|---|---|---|",
-        f"| `flags::get(\"dark-mode\").enabled()` (ssm-flags, Rust, in process) | {fmt_ns(ours)} (± {fmt_ns(ours_mad)}) | 1× |",
-        f"| seed article's strategy, cache hit (Python {seed['python']}, dict + TTL check) | {fmt_ns(seed['hit_ns'])} (± {fmt_ns(seed['hit_mad_ns'])}) | {seed['hit_ns'] / ours:.0f}× |",
-        f"| seed article's strategy, cache miss (one `GetParameter` to moto with boto3 {seed['boto3']}) | {fmt_ns(seed['miss_ns'])} (± {fmt_ns(seed['miss_mad_ns'])}) | {seed['miss_ns'] / ours:,.0f}× |",
-    ]
-    cost = [
-        "| workload | naive: `GetParameter` per read | seed: per-flag 60 s TTL cache | ssm-flags |",
-        "|---|---|---|---|",
-    ]
-    for c in seed["cost"]:
-        w = c["workload"]
-        cost.append(f"| {w['invocations']:,} invocations over {w['minutes']} min, {w['environments']} warm environments, "
-                    f"{w['flags_read']} of {w['flags_total']} flags read per invocation, max age {w['max_age_s']:.0f} s "
-                    f"| {c['naive_calls']:,} | {c['seed_calls']:,} | {c['ssm_flags_calls']:,} |")
+    out = markdown_table(["read of a boolean flag", "median (± MAD)", "÷ `flags::get`"], [
+        ["`flags::get(\"dark-mode\").enabled()` (ssm-flags, Rust, in process)", f"{fmt_ns(ours)} (± {fmt_ns(ours_mad)})", "1×"],
+        [f"seed article's strategy, cache hit (Python {seed['python']}, dict + TTL check)",
+         f"{fmt_ns(seed['hit_ns'])} (± {fmt_ns(seed['hit_mad_ns'])})", f"{seed['hit_ns'] / ours:.0f}×"],
+        [f"seed article's strategy, cache miss (one `GetParameter` to moto with boto3 {seed['boto3']})",
+         f"{fmt_ns(seed['miss_ns'])} (± {fmt_ns(seed['miss_mad_ns'])})", f"{seed['miss_ns'] / ours:,.0f}×"],
+    ])
+    cost = markdown_table(
+        ["workload", "naive: `GetParameter` per read", "seed: per-flag 60 s TTL cache", "ssm-flags"],
+        [[f"{c['workload']['invocations']:,} invocations over {c['workload']['minutes']} min, "
+          f"{c['workload']['environments']} warm environments, {c['workload']['flags_read']} of "
+          f"{c['workload']['flags_total']} flags read per invocation, max age {c['workload']['max_age_s']:.0f} s",
+          f"{c['naive_calls']:,}", f"{c['seed_calls']:,}", f"{c['ssm_flags_calls']:,}"] for c in seed["cost"]])
     return out, cost
 
 
 def propagation(missed):
-    path = this_run(RESULTS / "propagation.json")
-    if path is None:
-        missed.append("propagation: not measured")
-        return ["Not measured in this run (`cargo bench -p ssm-flags-extension --bench propagation`)."]
-    p = json.loads(path.read_text())
+    p = result("propagation.json", "propagation", missed)
+    if p is None:
+        return not_measured("cargo bench -p ssm-flags-extension --bench propagation")
     bound = p["max_age_ms"] + 2 * p["interval_ms"]
     _, verdict = judge(p["max_ms"] / bound, ("<=", 1.0), f"propagation worst {p['max_ms']:.0f} ms (bound {bound} ms)", missed)
-    return [
-        "| max age | invocations every | trials | median | fastest | slowest | slowest ÷ max age | within max age + 2 invocations |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {p['max_age_ms'] / 1000:g} s | {p['interval_ms']} ms | {p['trials']} | {p['median_ms']:.0f} ms | {p['min_ms']:.0f} ms "
-        f"| {p['max_ms']:.0f} ms | {p['max_ms'] / p['max_age_ms']:.2f}× | {verdict} |",
+    return markdown_table(
+        ["max age", "invocations every", "trials", "median", "fastest", "slowest", "slowest ÷ max age",
+         "within max age + 2 invocations"],
+        [[f"{p['max_age_ms'] / 1000:g} s", f"{p['interval_ms']} ms", p['trials'], f"{p['median_ms']:.0f} ms",
+          f"{p['min_ms']:.0f} ms", f"{p['max_ms']:.0f} ms", f"{p['max_ms'] / p['max_age_ms']:.2f}×", verdict]],
+    ) + [
         "",
         "A change reaches handlers at most one max age plus one invocation after `PutParameter`: the",
         "invocation that finds the flags older than the max age refreshes them beside itself, and the",
@@ -217,100 +233,81 @@ def propagation(missed):
     ]
 
 
+def subsection(title, intro, columns=(), rows=(), outro=()):
+    """A `###` section: its paragraph (a list of lines), its table if it has columns, then a
+    paragraph after the table if any."""
+    out = [f"### {title}", "", *intro]
+    if columns:
+        out += ["", *markdown_table(columns, rows)]
+    if outro:
+        out += ["", *outro]
+    return out
+
+
 def hosts(missed):
-    path = this_run(RESULTS / "hosts.json")
-    if path is None:
-        missed.append("hosts: not measured")
-        return ["Not measured in this run (`cargo bench -p ssm-flags-extension --bench hosts`)."]
-    h = json.loads(path.read_text())
+    h = result("hosts.json", "hosts", missed)
+    if h is None:
+        return not_measured("cargo bench -p ssm-flags-extension --bench hosts")
     p, idle = h["propagation"], h["idle"]
     bound = p["max_age_ms"] + 100
     _, verdict = judge(p["max_ms"] / bound, ("<=", 1.0),
                        f"sidecar propagation worst {p['max_ms']:.0f} ms (bound {bound} ms)", missed)
-    out = [
-        "### Propagation to a long-running process (sidecar)",
-        "",
-        "`PutParameter` → a process watching the sidecar with `flags::watch` (one held long poll)",
-        "reads the new value. Goal: within one refresh interval plus 100 ms.",
-        "",
-        "| refresh every | trials | median | fastest | slowest | slowest ÷ interval | ≤ interval + 100 ms |",
-        "|---|---|---|---|---|---|---|",
-        f"| {p['max_age_ms'] / 1000:g} s | {p['trials']} | {p['median_ms']:.0f} ms | {p['min_ms']:.0f} ms "
-        f"| {p['max_ms']:.0f} ms | {p['max_ms'] / p['max_age_ms']:.2f}× | {verdict} |",
-        "",
-        "### Idle CPU between changes",
-        "",
-    ]
+    out = subsection(
+        "Propagation to a long-running process (sidecar)",
+        ["`PutParameter` → a process watching the sidecar with `flags::watch` (one held long poll)",
+         "reads the new value. Goal: within one refresh interval plus 100 ms."],
+        ["refresh every", "trials", "median", "fastest", "slowest", "slowest ÷ interval", "≤ interval + 100 ms"],
+        [[f"{p['max_age_ms'] / 1000:g} s", p['trials'], f"{p['median_ms']:.0f} ms", f"{p['min_ms']:.0f} ms",
+          f"{p['max_ms']:.0f} ms", f"{p['max_ms'] / p['max_age_ms']:.2f}×", verdict]])
     tick = idle["tick_ms"]
     for who in ("sidecar", "service"):
         judge(idle[f"{who}_cpu_ms"] / tick, ("<=", 1.0), f"idle CPU of the {who}: {idle[who + '_cpu_ms']} ms", missed)
-    out += [
+    out += [""] + subsection("Idle CPU between changes", [
         f"Over {idle['window_s']} s with no change and no refresh due, the sidecar used "
         f"{idle['sidecar_cpu_ms']} ms of CPU and `axum-service` (watching it) {idle['service_cpu_ms']} ms "
         f"(`/proc/<pid>/stat`, {tick} ms ticks; goal: at most one tick each). A held long poll costs "
-        "nothing until the sidecar answers it.",
-        "",
-        "### SSM calls per environment, N worker processes",
-        "",
-        f"Python worker processes (as Lambda Managed Instances run Python), each invoking every 50 ms "
-        f"for 10 s, flags refreshed every {h['max_age_s']} s; SSM calls counted at a proxy in front of "
-        "moto (a fetch of this path is 2 pages). Per-process TTL cache: boto3 in each process, "
-        "Powertools' design. ssm-flags: one agent for the environment, workers ask it on loopback.",
-        "",
-        "| worker processes | per-process cache: SSM calls/min | ssm-flags: SSM calls/min | ratio | invocations (cache / ssm-flags) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in h["workers"]:
-        ratio = r["cache_calls_per_min"] / max(r["ssm_flags_calls_per_min"], 1e-9)
-        out.append(f"| {r['workers']} | {r['cache_calls_per_min']:.0f} | {r['ssm_flags_calls_per_min']:.0f} "
-                   f"| {ratio:.1f}× | {r['cache_invocations']:,} / {r['ssm_flags_invocations']:,} |")
-    out += [
-        "",
-        "SSM's default throughput quota is 40 calls per second for the whole account and region: with",
-        "a cache per process, calls grow with the number of processes (16 per vCPU for Python on",
-        "Managed Instances); with one agent per environment they do not.",
-    ]
+        "nothing until the sidecar answers it."])
+    out += [""] + subsection(
+        "SSM calls per environment, N worker processes",
+        [f"Python worker processes (as Lambda Managed Instances run Python), each invoking every 50 ms "
+         f"for 10 s, flags refreshed every {h['max_age_s']} s; SSM calls counted at a proxy in front of "
+         "moto (a fetch of this path is 2 pages). Per-process TTL cache: boto3 in each process, "
+         "Powertools' design. ssm-flags: one agent for the environment, workers ask it on loopback."],
+        ["worker processes", "per-process cache: SSM calls/min", "ssm-flags: SSM calls/min", "ratio",
+         "invocations (cache / ssm-flags)"],
+        [[r['workers'], f"{r['cache_calls_per_min']:.0f}", f"{r['ssm_flags_calls_per_min']:.0f}",
+          f"{r['cache_calls_per_min'] / max(r['ssm_flags_calls_per_min'], 1e-9):.1f}×",
+          f"{r['cache_invocations']:,} / {r['ssm_flags_invocations']:,}"] for r in h["workers"]],
+        ["SSM's default throughput quota is 40 calls per second for the whole account and region: with",
+         "a cache per process, calls grow with the number of processes (16 per vCPU for Python on",
+         "Managed Instances); with one agent per environment they do not."])
     fleet = h.get("fleet", [])
     if fleet:
-        out += [
-            "",
-            "### Fleet scale: calls per cold start",
-            "",
-            "A sidecar (the same load as a Lambda cold start) started until `ready`, its calls counted at",
-            "a proxy in front of moto (SSM) or by the AppConfig stand-in. Cold starts per minute one account",
-            "sustains = quota × 60 ÷ calls per cold start, at SSM's default 40 requests/s (shared by",
-            "`GetParameter(s)` and `GetParametersByPath`).",
-            "",
-            "| flags | SSM path: calls | cold starts/min at 40 req/s | AppConfig profile: calls | cold starts/min at 40 req/s |",
-            "|---|---|---|---|---|",
-        ]
-        for r in fleet:
-            ssm_rate = 40 * 60 / max(r["ssm_calls"], 1)
-            ac_rate = 40 * 60 / max(r["appconfig_calls"], 1)
-            out.append(f"| {r['flags']} | {r['ssm_calls']} | {ssm_rate:,.0f} | {r['appconfig_calls']} | {ac_rate:,.0f} |")
-        out += [
-            "",
-            "An SSM path costs one call per 10 flags at every cold start and refresh; an AppConfig profile",
-            "costs two calls at a cold start (a session, then the configuration) whatever it holds, and one",
-            "per poll after. AppConfig's data-API quota is its own (not the SSM quota); its figure is not",
-            "verified here, so the AppConfig column uses the same 40 requests/s for comparison.",
-        ]
+        out += [""] + subsection(
+            "Fleet scale: calls per cold start",
+            ["A sidecar (the same load as a Lambda cold start) started until `ready`, its calls counted at",
+             "a proxy in front of moto (SSM) or by the AppConfig stand-in. Cold starts per minute one account",
+             "sustains = quota × 60 ÷ calls per cold start, at SSM's default 40 requests/s (shared by",
+             "`GetParameter(s)` and `GetParametersByPath`)."],
+            ["flags", "SSM path: calls", "cold starts/min at 40 req/s", "AppConfig profile: calls",
+             "cold starts/min at 40 req/s"],
+            [[r['flags'], r['ssm_calls'], f"{40 * 60 / max(r['ssm_calls'], 1):,.0f}", r['appconfig_calls'],
+              f"{40 * 60 / max(r['appconfig_calls'], 1):,.0f}"] for r in fleet],
+            ["An SSM path costs one call per 10 flags at every cold start and refresh; an AppConfig profile",
+             "costs two calls at a cold start (a session, then the configuration) whatever it holds, and one",
+             "per poll after. AppConfig's data-API quota is its own (not the SSM quota); its figure is not",
+             "verified here, so the AppConfig column uses the same 40 requests/s for comparison."])
     layer = h.get("layer", [])
     if layer:
-        out += [
-            "",
-            "### `FlagsLayer` under `run_concurrent` (Managed Instances)",
-            "",
-            f"`flag-check` on the Managed Instances emulator, {layer[0]['concurrency']} invocations at once, "
-            f"{layer[0]['invocations']} invocations; the function's requests to the extension counted at a proxy. "
-            "Watch: the layer's choice on Managed Instances (one long poll keeps the snapshot current). "
-            "Sync per invocation: what the layer does on on-demand Lambda.",
-            "",
-            "| FlagsLayer | requests to the extension per invocation | time per invocation (emulator round trip included) |",
-            "|---|---|---|",
-        ]
-        for r in layer:
-            out.append(f"| {r['mode']} | {r['requests_per_invocation']:.3f} | {r['us_per_invocation']:.0f} µs |")
+        out += [""] + subsection(
+            "`FlagsLayer` under `run_concurrent` (Managed Instances)",
+            [f"`flag-check` on the Managed Instances emulator, {layer[0]['concurrency']} invocations at once, "
+             f"{layer[0]['invocations']} invocations; the function's requests to the extension counted at a proxy. "
+             "Watch: the layer's choice on Managed Instances (one long poll keeps the snapshot current). "
+             "Sync per invocation: what the layer does on on-demand Lambda."],
+            ["FlagsLayer", "requests to the extension per invocation",
+             "time per invocation (emulator round trip included)"],
+            [[r['mode'], f"{r['requests_per_invocation']:.3f}", f"{r['us_per_invocation']:.0f} µs"] for r in layer])
         watch = next((r for r in layer if r["mode"] == "watch"), None)
         if watch is not None:
             judge(watch["requests_per_invocation"], ("<=", 0.01), "FlagsLayer watch: requests per invocation", missed)
@@ -318,40 +315,36 @@ def hosts(missed):
 
 
 def footprint(missed):
-    out = ["| artifact | size | goal | met |", "|---|---|---|---|"]
+    cells = []
     for arch in ["arm64", "x86_64"]:
         base = TARGET / "lambda" / arch
         binary, zipped = base / "unzipped" / "extensions" / "ssm-flags", base / "extensions" / "ssm-flags.zip"
         # The zip is rebuilt with the binary; the binary is extracted from it by this run.
         if this_run(binary) is None or not zipped.exists():
-            out.append(f"| {arch} | not built in this run (`make layer LAYER_ARCHS={arch}`) | | |")
+            cells.append([arch, f"not built in this run (`make layer LAYER_ARCHS={arch}`)", "", ""])
             missed.append(f"footprint {arch}: not built in this run")
             continue
         b, z = binary.stat().st_size, zipped.stat().st_size
         _, vb = judge(b / 6e6, ("<=", 1.0), f"{arch} binary {b} bytes (goal 6 MB)", missed)
         _, vz = judge(z / 2.5e6, ("<=", 1.0), f"{arch} layer zip {z} bytes (goal 2.5 MB)", missed)
-        out.append(f"| {arch} `extensions/ssm-flags` (stripped, release profile) | {b / 1e6:.2f} MB | ≤ 6 MB | {vb} |")
-        out.append(f"| {arch} layer zip | {z / 1e6:.2f} MB | ≤ 2.5 MB | {vz} |")
-    return out
+        cells.append([f"{arch} `extensions/ssm-flags` (stripped, release profile)", f"{b / 1e6:.2f} MB", "≤ 6 MB", vb])
+        cells.append([f"{arch} layer zip", f"{z / 1e6:.2f} MB", "≤ 2.5 MB", vz])
+    return markdown_table(["artifact", "size", "goal", "met"], cells)
 
 
 def concurrent(missed):
-    path = this_run(RESULTS / "concurrent.json")
-    if path is None:
-        missed.append("concurrent reads: not measured")
-        return ["Not measured in this run (`cargo bench -p ssm-flags --bench concurrent`)."]
-    rows = json.loads(path.read_text())
+    rows = result("concurrent.json", "concurrent reads", missed)
+    if rows is None:
+        return not_measured("cargo bench -p ssm-flags --bench concurrent")
     before = [(label, baseline_ratios(p)) for p, label, _ in BASELINES if p.exists()]
-    out = [
-        "| reader threads | `flags::get` reads/s | floor reads/s | ratio (paired median) | samples (min–max) "
-        "| goal ≥ 0.8 | " + " | ".join(f"before: {label}" for label, _ in before) + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(before),
-    ]
+    cells = []
     for r in rows:
         _, verdict = judge(r["ratio"], (">=", 0.8), f"concurrent reads, {r['threads']} threads", missed)
-        prior = " | ".join(ratios.get(r["threads"], "—") for _, ratios in before)
-        out.append(f"| {r['threads']} | {r['ours_reads_per_s'] / 1e6:.1f} M | {r['floor_reads_per_s'] / 1e6:.1f} M "
-                   f"| {r['ratio']:.2f} | {r['ratio_min']:.2f}–{r['ratio_max']:.2f} | {verdict} | {prior} |")
+        cells.append([r['threads'], f"{r['ours_reads_per_s'] / 1e6:.1f} M", f"{r['floor_reads_per_s'] / 1e6:.1f} M",
+                      f"{r['ratio']:.2f}", f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}", verdict]
+                     + [ratios.get(r["threads"], "—") for _, ratios in before])
+    out = markdown_table(["reader threads", "`flags::get` reads/s", "floor reads/s", "ratio (paired median)",
+                          "samples (min–max)", "goal ≥ 0.8"] + [f"before: {label}" for label, _ in before], cells)
     cores = os.cpu_count() or 1
     paired = [json.loads(p.read_text()).get("concurrent_paired") for p, _, _ in BASELINES if p.exists()]
     measured = sorted({f"{c['machine']}, {c['measured']}" for c in paired if c})
@@ -370,17 +363,13 @@ def concurrent(missed):
 
 
 def order(missed):
-    path = this_run(RESULTS / "order.json")
-    if path is None:
-        missed.append("pin-then-get order: not measured")
-        return ["Not measured in this run (`cargo bench -p ssm-flags --bench order`)."]
-    o = json.loads(path.read_text())
+    o = result("order.json", "pin-then-get order", missed)
+    if o is None:
+        return not_measured("cargo bench -p ssm-flags --bench order")
     _, verdict = judge(o["older"], ("<=", 0), "reads older than a pinned snapshot", missed)
-    return [
-        "| readers | snapshots installed | pin-then-get checks | answered from an older snapshot | goal 0 |",
-        "|---|---|---|---|---|",
-        f"| {o['readers']} | {o['installs']:,} in {o['seconds']} s | {o['checks']:,} | {o['older']:,} | {verdict} |",
-    ]
+    return markdown_table(
+        ["readers", "snapshots installed", "pin-then-get checks", "answered from an older snapshot", "goal 0"],
+        [[o['readers'], f"{o['installs']:,} in {o['seconds']} s", f"{o['checks']:,}", f"{o['older']:,}", verdict]])
 
 
 def before_after():
