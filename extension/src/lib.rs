@@ -8,7 +8,8 @@
 //!
 //! Modules:
 //! - [`config`]: the environment, parsed and validated once;
-//! - [`source`]: `GetParametersByPath` over every page, with errors classified;
+//! - [`source`]: `GetParametersByPath` over every page, bounded, and confirmation by name;
+//!   `source::error`: AWS errors classified once (throttled, denied, KMS, credentials, region);
 //! - [`appconfig`]: AppConfig profiles through the data API, and paths and profiles as one source;
 //! - [`snapshot`]: what is served (rendered once per change, re-marked on failure);
 //! - [`audit`]: what changed between fetches, one log line per flag, secrets never shown;
