@@ -350,10 +350,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use crate::source::{LIST, Progress, Source, SsmSource};
-    use flags::FlagPath;
     use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_ssm::error::ErrorMetadata;
     use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathError;
+    use flags::FlagPath;
 
     fn answered(code: &str, message: &str) -> SourceError {
         let metadata = ErrorMetadata::builder().code(code).message(message).build();
