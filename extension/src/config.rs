@@ -105,7 +105,8 @@ pub struct Config {
     /// `Debug`.
     pub token: Option<flags::token::Secret>,
     /// `SSM_FLAGS_TOKEN_FILE` (default `/tmp/ssm-flags/token`): where a generated token is
-    /// written (mode 0600, in a 0700 directory), for the function's `flags` client to read.
+    /// written (mode 0600; a directory the extension makes is 0700, one that exists must be its
+    /// own and writable by no one else), for the function's `flags` client to read.
     pub token_file: std::path::PathBuf,
     /// `AWS_REGION` (set by Lambda): the region the local API's evaluations use for a request
     /// that names none, as the handler library does.
@@ -134,6 +135,15 @@ pub struct Metrics {
 }
 
 impl Config {
+    /// Where the local API listens: the socket when `SSM_FLAGS_SOCKET` is set, else TCP on the
+    /// port — the precedence [`flags::endpoint::Endpoint::from_env`] gives clients too.
+    pub fn endpoint(&self) -> flags::endpoint::Endpoint {
+        match &self.socket {
+            Some(path) => flags::endpoint::Endpoint::Unix(path.clone()),
+            None => flags::endpoint::Endpoint::Tcp(self.port),
+        }
+    }
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&std::env::vars().collect())

@@ -5,10 +5,12 @@
 //!   slow-headers client holds a connection and a task); a request's body is not headers and is
 //!   bounded by the server where it is read;
 //! - a connection must carry an authenticated request within [`AUTH_TIMEOUT`] of its accept, or
-//!   it is closed; once it has, it may idle as long as it likes (a handler's kept-alive
-//!   connection idles, frozen, between invocations);
-//! - when every slot is taken, a connection that never authenticated is evicted for a new one
-//!   ([`Connections::admit`]).
+//!   it is closed; once it has, it may idle (a handler's kept-alive connection idles, frozen,
+//!   between invocations);
+//! - when every slot is taken, a connection makes room for a new one ([`Connections::admit`]):
+//!   one that never authenticated — first one that has not sent a byte, then one not being
+//!   served, then any — and only when every slot is authenticated, the one idle the longest
+//!   (never one being served).
 //!
 //! The HTTP parsing is hyper's: the server tells a connection's [`Tracker`] when hyper has
 //! parsed a request's headers ([`Tracker::request_started`]) and when its answer is ready
@@ -51,6 +53,8 @@ pub struct Tracker {
     /// A request's headers are parsed and its answer is not ready yet: bytes read now are its
     /// body (or the next request, pipelined), not slow headers.
     serving: AtomicBool,
+    /// Bytes other than line breaks have arrived on it (a connect flood sends none).
+    heard: AtomicBool,
     /// When its last answer was ready (ms since its [`Connections`]' start): the longest idle
     /// authenticated connection makes room when no anonymous one can.
     idle_since_ms: AtomicU64,
@@ -66,6 +70,7 @@ impl Tracker {
             state: AtomicU8::new(ANONYMOUS),
             started: AtomicU64::new(0),
             serving: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(millis_since(epoch)),
             evict: Notify::new(),
             epoch,
@@ -225,13 +230,22 @@ impl Connections {
         })
     }
 
-    /// Evicts one connection to make room (see [`Connections::admit`]).
+    /// Evicts one connection to make room (see [`Connections::admit`]). Among those that never
+    /// authenticated, the oldest that has not sent a byte goes first (what a connect flood
+    /// leaves), then one already answered (a refused request), then any: a token holder's fresh
+    /// connection, its first request on the way, is the last anonymous one to go.
     fn evict_one(&self) -> Option<()> {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        let anonymous = live
-            .iter()
-            .find(|(_, tracker)| tracker.evict_if(ANONYMOUS))
-            .map(|(id, _)| *id);
+        let silent = |t: &Tracker| !t.heard.load(Ordering::Acquire);
+        let answered = |t: &Tracker| {
+            t.started.load(Ordering::Acquire) > 0 && !t.serving.load(Ordering::Acquire)
+        };
+        let passes: [&dyn Fn(&Tracker) -> bool; 3] = [&silent, &answered, &|_| true];
+        let anonymous = passes.iter().find_map(|pass| {
+            live.iter()
+                .find(|(_, tracker)| pass(tracker) && tracker.evict_if(ANONYMOUS))
+                .map(|(id, _)| *id)
+        });
         let id = anonymous.or_else(|| {
             let mut idle: Vec<(u64, u64)> = live
                 .iter()
@@ -299,13 +313,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeaderDeadline<S> {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         // Line breaks alone between requests start no clock: RFC 9112 §2.2 has servers ignore
         // empty lines before a request, and some clients send one after a POST's body.
-        if let Poll::Ready(Ok(())) = polled
+        let heard = matches!(polled, Poll::Ready(Ok(())))
             && buf.filled()[before..]
                 .iter()
-                .any(|b| !matches!(b, b'\r' | b'\n'))
-            && self.deadline.is_none()
-            && !self.tracker.serving.load(Ordering::Acquire)
-        {
+                .any(|b| !matches!(b, b'\r' | b'\n'));
+        if heard {
+            self.tracker.heard.store(true, Ordering::Release);
+        }
+        if heard && self.deadline.is_none() && !self.tracker.serving.load(Ordering::Acquire) {
             let sleep = Box::pin(tokio::time::sleep_until(Instant::now() + self.timeout));
             self.deadline = Some((sleep, started));
         }
@@ -469,6 +484,29 @@ mod tests {
         assert!(connections.admit().is_none());
         drop(latest);
         assert!(connections.admit().is_some(), "a freed slot is reused");
+    }
+
+    #[tokio::test]
+    async fn a_connect_flood_evicts_silent_connections_before_a_request_on_its_way() {
+        let connections = Connections::new(2);
+        // A token holder's fresh connection: its request's bytes have arrived, not yet parsed.
+        let holder = connections.admit().expect("slot");
+        holder.tracker.heard.store(true, Ordering::Release);
+        let mut flood = vec![connections.admit().expect("slot")];
+        // Connects that never send a byte, one after another: each makes room by evicting the
+        // oldest silent one, never the connection whose request is on its way.
+        for _ in 0..5 {
+            flood.push(connections.admit().expect("room is made"));
+            assert_eq!(holder.tracker.state.load(Ordering::Acquire), ANONYMOUS);
+        }
+        assert_eq!(
+            flood
+                .iter()
+                .filter(|c| c.tracker.state.load(Ordering::Acquire) == EVICTED)
+                .count(),
+            5,
+            "every connect but the last evicted one silent connection"
+        );
     }
 
     #[tokio::test]

@@ -111,8 +111,8 @@ pub enum HealthError {
 pub struct Target {
     /// Where the agent listens: TCP on loopback, or its Unix socket.
     pub endpoint: Endpoint,
-    /// The token sent; `None`: none could be found (the agent will answer 401). Never shown by
-    /// `Debug`.
+    /// The token sent (from [`Target::from_vars`]: always one, or an error naming why not);
+    /// `None` sends none (the agent answers 401). Never shown by `Debug`.
     pub token: Option<flags::token::Secret>,
 }
 

@@ -1,7 +1,7 @@
 //! `ssm-flags`: a Lambda external extension (or a sidecar) that loads feature flags from SSM
 //! Parameter Store at start, refreshes them once they are older than a max age (at an INVOKE on
 //! on-demand Lambda, on a timer on Managed Instances and as a sidecar), keeps the last good
-//! flags when AWS fails, and serves them on 127.0.0.1 to the function's handler.
+//! flags when AWS fails, and serves them on 127.0.0.1 (or a Unix socket) to the function's handler.
 //!
 //! The wire contract (port, header, paths, documents, statuses) and flag naming live in the
 //! `flags` crate, shared with every client.

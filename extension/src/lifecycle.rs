@@ -93,14 +93,15 @@ pub async fn run_with<S: Source + 'static>(
     if host.events().is_some() {
         check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
     }
-    let listener = match &config.socket {
-        Some(path) => Bound::Socket(bind_socket(path, config.socket_group.as_deref())?),
-        None => Bound::Tcp(
-            bind_tcp(config.port).map_err(|source| LifecycleError::Bind {
-                port: config.port,
+    let endpoint = config.endpoint();
+    let listener = match &endpoint {
+        Endpoint::Unix(path) => Bound::Socket(bind_socket(path, config.socket_group.as_deref())?),
+        Endpoint::Tcp(port) => {
+            Bound::Tcp(bind_tcp(*port).map_err(|source| LifecycleError::Bind {
+                port: *port,
                 source,
-            })?,
-        ),
+            })?)
+        }
     };
 
     let metrics = config
@@ -158,10 +159,6 @@ pub async fn run_with<S: Source + 'static>(
         .await
         .refresh_within(config.init_timeout)
         .await;
-    let endpoint = match &config.socket {
-        Some(path) => Endpoint::Unix(path.clone()),
-        None => Endpoint::Tcp(config.port),
-    };
     log_ready(host, &outcome, started, &endpoint);
 
     let timer = (host.trigger() == Trigger::Timer).then(|| {

@@ -1,4 +1,4 @@
-//! The local API: HTTP/1.1 on 127.0.0.1, usable from any runtime. Paths, headers and bodies
+//! The local API: HTTP/1.1 on 127.0.0.1 (or a Unix socket, [`crate::listener`]), usable from any runtime. Paths, headers and bodies
 //! are the contract in [`flags::wire`]:
 //!
 //! - `GET /v1/flags`: the whole snapshot, with an `ETag` of its content and the fetch time in
@@ -96,9 +96,11 @@ impl Api {
                 "only GET is supported (and POST on the OFREP paths, /ofrep/v1/evaluate/flags…)",
             );
         }
-        if let Err(problem) = check_host(request) {
-            // A page in a browser can reach 127.0.0.1 by DNS rebinding; its Host is its own name.
-            return host_refused(problem);
+        if let Some(refused) = self.refusal(
+            request,
+            "SSM_FLAGS_TOKEN, else the function's AWS_SESSION_TOKEN, else the token in SSM_FLAGS_TOKEN_FILE",
+        ) {
+            return refused;
         }
         if has_body(request) {
             // Only GET is served: a body is never read, so it is never accepted either.
@@ -110,12 +112,6 @@ impl Api {
                 .headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             return response;
-        }
-        if !self.authorized(request) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong X-SSM-Flags-Token header (SSM_FLAGS_TOKEN, else the function's AWS_SESSION_TOKEN, else the token in SSM_FLAGS_TOKEN_FILE)",
-            );
         }
         let served = self.shared.load();
         let path = request.uri().path();
@@ -134,6 +130,26 @@ impl Api {
                 ),
             ),
         }
+    }
+
+    /// The answer to a request that fails the checks every request passes before an endpoint
+    /// sees it, in this order: its host is loopback (a page in a browser can reach 127.0.0.1 by
+    /// DNS rebinding, but only under its own name), then it carries the token (`hint`: where the
+    /// client gets it). `None`: it passes.
+    pub(crate) fn refusal<B>(
+        &self,
+        request: &Request<B>,
+        hint: &str,
+    ) -> Option<Response<Full<Bytes>>> {
+        if let Err(problem) = check_host(request) {
+            return Some(host_refused(problem));
+        }
+        (!self.authorized(request)).then(|| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                &format!("missing or wrong X-SSM-Flags-Token header ({hint})"),
+            )
+        })
     }
 
     /// Whether `request` carries the API's token (compared in constant time).

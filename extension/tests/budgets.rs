@@ -45,8 +45,8 @@ fn probe() -> Vec<String> {
 }
 
 /// 500 separate parameters (50 pages) at 40 ms a call on top of moto's own time: ~2.5 s on an
-/// idle machine, ~4 s when moto is slowed by a parallel build — half the 8 s init budget either
-/// way. (1,000 once stood here: ~6 s idle, and 8.05 s — past the budget, degraded — on a loaded
+/// idle machine, 3.0 s measured beside a parallel build — well inside the 8 s init budget
+/// either way. (1,000 once stood here: ~6 s idle, and 8.05 s — past the budget, degraded — on a loaded
 /// 2-core machine: a scenario with no margin. The README says what fits at real latency.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_flags_at_40_ms_a_call_are_all_ready_at_init() {

@@ -173,7 +173,8 @@ impl<'s> Flag<'s> {
 }
 
 /// A flag by name, read in the snapshot that is current at each read: what [`crate::get`] and
-/// [`crate::get_or`] return. Each read is a lock-free lookup with no shared counter touched (see
+/// [`crate::get_or`] return. Each read is a lock-free lookup with no shared counter touched (on
+/// the process-wide store, through each thread's own view; on a store of one's own, through
 /// [`Store::read`]); two reads may see two snapshots if one is installed in between — pin a
 /// snapshot ([`crate::pin`]) when several reads must agree, or to borrow from a flag's value.
 #[derive(Debug, Clone, Copy)]

@@ -38,38 +38,59 @@ fn code_of(source: &str) -> String {
 }
 
 /// Every `crate::` path in `code`: the first segment of each (`crate::a::b` → `a`;
-/// `crate::{a::x, b}` → `a`, `b`), skipping `pub use` re-exports.
+/// `crate::{a::x, b::{c, d}}` → `a`, `b`, over as many lines as rustfmt spreads it), and every
+/// `super::super::x` (from a child module: the crate's `x`), skipping `pub use` re-exports.
 fn uses(code: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for line in code.lines() {
-        if line.trim_start().starts_with("pub use crate::") {
-            continue;
-        }
-        let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            let segments: Vec<&str> = match rest.strip_prefix('{') {
-                Some(group) => group
-                    .split('}')
-                    .next()
-                    .unwrap_or_default()
-                    .split(',')
-                    .collect(),
-                None => vec![rest],
-            };
-            for segment in segments {
-                let name: String = segment
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    found.push(name);
-                }
+    for prefix in ["crate::", "super::super::"] {
+        let mut from = 0;
+        while let Some(at) = code[from..].find(prefix).map(|at| from + at) {
+            from = at + prefix.len();
+            let line_start = code[..at].rfind('\n').map_or(0, |n| n + 1);
+            if code[line_start..at].trim_start().starts_with("pub use") {
+                continue;
+            }
+            let rest = &code[from..];
+            match rest.strip_prefix('{') {
+                Some(group) => found.extend(group_heads(group)),
+                None => found.extend(head(rest)),
             }
         }
     }
     found
+}
+
+/// The first segment of each item of a `{…}` group (its text from after the `{`), nested
+/// groups and line breaks included.
+fn group_heads(group: &str) -> Vec<String> {
+    let mut heads = Vec::new();
+    let (mut depth, mut item_start) = (0usize, 0);
+    for (at, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                heads.extend(head(&group[item_start..at]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                heads.extend(head(&group[item_start..at]));
+                item_start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    heads
+}
+
+/// The first path segment of `path`, if any.
+fn head(path: &str) -> Option<String> {
+    let name: String = path
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// What is wrong with module `module` (on `floors`) using `used`: nothing, or why.
@@ -164,14 +185,24 @@ fn the_check_catches_what_it_is_for() {
     let code = code_of(
         "use crate::snapshot::Snapshot;\nuse crate::{eval::Context, token};\nfn f() { crate::install(); }\n\
          use crate::eval::Evaluation; // crate::snapshot in a comment\npub use crate::snapshot::read_file;\n\
+         use crate::{\n    eval::{Context, Reason},\n    snapshot::{FlagEntry, Snapshot},\n};\n\
+         use super::super::token::check;\n\
          fn g() { crate::wire::rfc3339(); }\n#[cfg(test)]\nmod tests {\n    use crate::snapshot::Store;\n}\n",
     );
     let problems: Vec<String> = uses(&code)
         .iter()
         .filter_map(|used| check("wire", used, &floors))
         .collect();
-    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert_eq!(problems.len(), 5, "{problems:#?}");
     assert!(problems[0].contains("crate::snapshot") && problems[0].contains("floor 7"));
     assert!(problems[1].contains("crate::token") && problems[1].contains("floor 6"));
     assert!(problems[2].contains("crate::install") && problems[2].contains("not a module"));
+    assert!(
+        problems[3].contains("crate::snapshot"),
+        "a group over several lines"
+    );
+    assert!(
+        problems[4].contains("crate::token"),
+        "super::super from a child module"
+    );
 }

@@ -19,9 +19,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
-use super::{
-    Api, BODY_TIMEOUT, MAX_WAIT, check_host, closing, error, host_refused, json_doc, json_response,
-};
+use super::{Api, BODY_TIMEOUT, MAX_WAIT, closing, error, json_doc, json_response};
 use crate::ofrep;
 use crate::snapshot::Served;
 
@@ -33,14 +31,8 @@ impl Api {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        if let Err(problem) = check_host(&request) {
-            return host_refused(problem);
-        }
-        if !self.authorized(&request) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong X-SSM-Flags-Token header (configure your OFREP provider to send it)",
-            );
+        if let Some(refused) = self.refusal(&request, "configure your OFREP provider to send it") {
+            return refused;
         }
         let (parts, body) = request.into_parts();
         let too_large = || {

@@ -8,7 +8,7 @@
 //! name's answer. A read loads the install count (a cache line only an install writes),
 //! compares it and the name with the slot the name maps to, and returns the answer; anything
 //! else — another snapshot, another name in the slot — is worked out through the thread's view
-//! of the snapshot ([`crate::snapshot`]) and remembered, and a longer name is read through that
+//! of the snapshot ([`crate::global`]) and remembered, and a longer name is read through that
 //! view. A swap is therefore seen at every thread's next read, and nothing shared is written.
 //! `enabled_for` a context uses the same answer when every context gets it (a boolean flag, a
 //! disabled one, a default) and evaluates the rules otherwise.
