@@ -197,20 +197,10 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Parameter, ParameterKind};
+    use crate::snapshot::tests::entry;
     use crate::store::tests::BETWEEN_SWAP_AND_COUNT;
     use crate::wire::Status;
     use std::sync::Mutex;
-
-    fn entry(name: &str, raw: &str) -> FlagEntry {
-        FlagEntry::from_parameter(&Parameter {
-            flag: name.to_owned(),
-            name: format!("/app/features/{name}"),
-            kind: ParameterKind::String,
-            value: raw.to_owned(),
-            version: 1,
-        })
-    }
 
     /// One of the unit tests that touch the process-wide store (most use their own).
     #[test]

@@ -482,10 +482,11 @@ fn epoch_ms(at: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(name: &str, raw: &str) -> FlagEntry {
+    /// A flag stored as a `String` parameter under `/app/features` (the other modules' tests use it too).
+    pub(crate) fn entry(name: &str, raw: &str) -> FlagEntry {
         FlagEntry::from_parameter(&Parameter {
             flag: name.to_owned(),
             name: format!("/app/features/{name}"),

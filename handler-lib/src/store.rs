@@ -220,20 +220,9 @@ impl Installs {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{Parameter, ParameterKind};
-    use crate::snapshot::FlagEntry;
+    use crate::snapshot::tests::entry;
     use crate::wire::Status;
     use std::cell::RefCell;
-
-    fn entry(name: &str, raw: &str) -> FlagEntry {
-        FlagEntry::from_parameter(&Parameter {
-            flag: name.to_owned(),
-            name: format!("/app/features/{name}"),
-            kind: ParameterKind::String,
-            value: raw.to_owned(),
-            version: 1,
-        })
-    }
 
     thread_local! {
         /// Run by an install on this thread between its swap and its count (see `install`).
