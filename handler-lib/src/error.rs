@@ -22,6 +22,15 @@ pub enum Problem {
     /// `rollout_percentage` is a number outside 0–100.
     #[error("field `rollout_percentage` must be a number from 0 to 100, got {0}")]
     PercentageOutOfRange(String),
+    /// A flagd flag definition breaks the format at `field` (a JSON path such as
+    /// `flags.checkout.targeting.if[0].sem_ver`).
+    #[error("`{field}` {problem}")]
+    Definition {
+        /// Where, as a JSON path from the document.
+        field: String,
+        /// What is wrong there.
+        problem: String,
+    },
 }
 
 impl Problem {
@@ -40,6 +49,10 @@ impl Problem {
                 found: HIDDEN.to_owned(),
             },
             Self::PercentageOutOfRange(_) => Self::PercentageOutOfRange(HIDDEN.to_owned()),
+            Self::Definition { field, .. } => Self::Definition {
+                field,
+                problem: format!("is invalid: {HIDDEN}"),
+            },
         }
     }
 }

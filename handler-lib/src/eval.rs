@@ -9,21 +9,29 @@
 //! 5. each attribute named in `allowed_attributes` has one of its listed values, when present;
 //! 6. the user's [`bucket`] is within `rollout_percentage`, when present.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use md5::{Digest, Md5};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
+use crate::flagd::{self, Data, Val};
 use crate::model::Rules;
 
-/// Who a flag is evaluated for: a user, a region and free-form attributes.
+/// Who a flag is evaluated for: a user (the targeting key), a region, string attributes, and
+/// typed fields of any JSON type (numbers, booleans, lists, nested objects) for flagd targeting.
 ///
 /// It borrows everything it holds: building one never allocates.
+///
+/// A flagd rule's `{"var": "k"}` reads, in order: the user id for `targetingKey`; the field `k`;
+/// the string attribute `k`; the region for `region`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Context<'a> {
     user_id: Option<&'a str>,
     region: Option<&'a str>,
     attributes: &'a [(&'a str, &'a str)],
+    fields: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> Context<'a> {
@@ -58,6 +66,24 @@ impl<'a> Context<'a> {
         self
     }
 
+    /// Sets typed fields (any JSON value by name) that flagd targeting reads, e.g. from
+    /// `serde_json::json!({"tier": "gold", "app": {"version": "2.3.1"}})`. A string
+    /// `targetingKey` among them is the user id, unless one is set.
+    pub fn with_fields(mut self, fields: &'a Map<String, Value>) -> Self {
+        self.fields = Some(fields);
+        if self.user_id.is_none()
+            && let Some(Value::String(key)) = fields.get("targetingKey")
+        {
+            self = self.with_user(key);
+        }
+        self
+    }
+
+    /// The typed fields, if set.
+    pub fn fields(&self) -> Option<&'a Map<String, Value>> {
+        self.fields
+    }
+
     /// The user id, if any.
     pub fn user_id(&self) -> Option<&'a str> {
         self.user_id
@@ -75,6 +101,43 @@ impl<'a> Context<'a> {
             .rev()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
+    }
+}
+
+impl Data for Context<'_> {
+    fn attribute(&self, key: &str) -> Option<Val<'_>> {
+        if key == "targetingKey"
+            && let Some(user) = self.user_id
+        {
+            return Some(Val::Str(Cow::Borrowed(user)));
+        }
+        if let Some(value) = self.fields.and_then(|fields| fields.get(key)) {
+            return Some(Val::of(value));
+        }
+        if let Some(value) = self.attribute(key) {
+            return Some(Val::Str(Cow::Borrowed(value)));
+        }
+        match (key, self.region) {
+            ("region", Some(region)) => Some(Val::Str(Cow::Borrowed(region))),
+            _ => None,
+        }
+    }
+
+    fn object(&self) -> Map<String, Value> {
+        let mut object = Map::new();
+        if let Some(region) = self.region {
+            object.insert("region".into(), Value::from(region));
+        }
+        for (name, value) in self.attributes {
+            object.insert((*name).to_owned(), Value::from(*value));
+        }
+        if let Some(fields) = self.fields {
+            object.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(user) = self.user_id {
+            object.insert("targetingKey".into(), Value::from(user));
+        }
+        object
     }
 }
 
@@ -108,19 +171,46 @@ pub enum Reason {
     Config,
     /// The flag's value is invalid: the default applied.
     Error,
+    /// A flagd flag: OpenFeature's reason and error code as flagd gives them.
+    Flagd {
+        /// The reason.
+        reason: flagd::Reason,
+        /// The error, with [`flagd::Reason::Error`].
+        error: Option<flagd::ErrorCode>,
+        /// Whether the flag decided (a variant applied) rather than the caller's default.
+        decided: bool,
+        /// Whether every context, at every time, gets this answer (no targeting, or disabled).
+        constant: bool,
+    },
 }
 
 impl Reason {
     /// Whether the flag's default applied (missing, not a toggle, or invalid) rather than the
     /// flag deciding.
     pub fn is_default(&self) -> bool {
-        matches!(self, Self::Default | Self::Config | Self::Error)
+        match self {
+            Self::Flagd { decided, .. } => !decided,
+            _ => matches!(self, Self::Default | Self::Config | Self::Error),
+        }
     }
 
     /// Whether every context would get the same answer: a boolean flag, a disabled JSON flag
     /// (`enabled: false` decides before any rule looks at the context), or a default.
     pub fn ignores_context(&self) -> bool {
-        matches!(self, Self::Static | Self::Disabled) || self.is_default()
+        match self {
+            Self::Flagd { constant, .. } => *constant,
+            _ => matches!(self, Self::Static | Self::Disabled) || self.is_default(),
+        }
+    }
+
+    /// Whether the answer holds for as long as the snapshot does: every seed flag's does, a
+    /// flagd flag's only without targeting (a rule may read the context or `$flagd.timestamp`,
+    /// so its answer is worked out at every read, never remembered).
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            Self::Flagd { constant, .. } => *constant,
+            _ => true,
+        }
     }
 
     /// The OpenFeature resolution reason: `STATIC` (a boolean flag, an enabled flag with no rule
@@ -135,11 +225,12 @@ impl Reason {
             Self::Rollout { .. } => "SPLIT",
             Self::Default => "DEFAULT",
             Self::Error => "ERROR",
+            Self::Flagd { reason, .. } => reason.as_str(),
         }
     }
 
     /// A stable machine-readable code: `static`, `disabled`, `excluded`, `region`, `allow_list`,
-    /// `attribute`, `rollout`, `enabled`, `default`, `config` or `error`.
+    /// `attribute`, `rollout`, `enabled`, `default`, `config`, `error` or `flagd`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Static => "static",
@@ -153,6 +244,7 @@ impl Reason {
             Self::Default => "default",
             Self::Config => "config",
             Self::Error => "error",
+            Self::Flagd { .. } => "flagd",
         }
     }
 }
@@ -178,6 +270,12 @@ impl fmt::Display for Reason {
             Self::Default => f.write_str("flag not found: default used"),
             Self::Config => f.write_str("config value, not a toggle: default used"),
             Self::Error => f.write_str("invalid value: default used"),
+            Self::Flagd {
+                reason,
+                error: Some(error),
+                ..
+            } => write!(f, "flagd flag: {}, {error}: default used", reason.as_str()),
+            Self::Flagd { reason, .. } => write!(f, "flagd flag: {}", reason.as_str()),
         }
     }
 }

@@ -2,9 +2,15 @@
 //! touches no shared counter), and [`CurrentFlag`], a flag by name in whatever snapshot is
 //! current at each read (what [`crate::get`] returns).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+mod variant;
+
+pub use variant::{ValueType, Variant};
 
 use crate::error::FlagError;
 use crate::eval::{Context, Evaluation};
@@ -170,6 +176,61 @@ impl<'s> Flag<'s> {
             _ => None,
         }
     }
+    /// What the flag resolves to for `context`: the value, the variant's name, the reason and
+    /// the error code ([`Variant`]). A flagd flag gives its variant; a boolean or seed JSON flag
+    /// its toggle; a string or list flag its value.
+    pub fn variant_for(&self, context: &Context<'_>) -> Variant<'s> {
+        variant::resolve(self.snapshot, self.entry, context)
+    }
+
+    /// [`Flag::variant_for`], checked against the type asked for (`TYPE_MISMATCH` otherwise).
+    pub fn resolve(&self, context: &Context<'_>, wanted: ValueType) -> Variant<'s> {
+        self.variant_for(context).expecting(wanted)
+    }
+
+    /// A boolean variant (or toggle) for `context`; `None`: use your default.
+    pub fn bool_for(&self, context: &Context<'_>) -> Option<bool> {
+        match self.variant_for(context).value.as_deref() {
+            Some(Value::Bool(on)) => Some(*on),
+            _ => None,
+        }
+    }
+
+    /// A string variant (or string flag) for `context`, borrowed from the snapshot; `None`: use
+    /// your default.
+    pub fn string_for(&self, context: &Context<'_>) -> Option<&'s str> {
+        if let Some(FlagValue::Text(text)) = self.value() {
+            return Some(text);
+        }
+        match self.variant_for(context).value? {
+            Cow::Borrowed(Value::String(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// An integer variant for `context` (a number written without a fraction); `None`: use your
+    /// default.
+    pub fn i64_for(&self, context: &Context<'_>) -> Option<i64> {
+        self.variant_for(context)
+            .value
+            .as_deref()
+            .and_then(Value::as_i64)
+    }
+
+    /// A number variant for `context`; `None`: use your default.
+    pub fn f64_for(&self, context: &Context<'_>) -> Option<f64> {
+        self.variant_for(context)
+            .value
+            .as_deref()
+            .and_then(Value::as_f64)
+    }
+
+    /// A variant deserialized into the caller's type (an object variant into a struct, say);
+    /// `None` when there is none or it has another shape.
+    pub fn value_for<T: DeserializeOwned>(&self, context: &Context<'_>) -> Option<T> {
+        let value = self.variant_for(context).value?;
+        T::deserialize(value.as_ref()).ok()
+    }
 }
 
 /// A flag by name, read in the snapshot that is current at each read: what [`crate::get`] and
@@ -326,6 +387,43 @@ impl<'a> CurrentFlag<'a> {
     /// A `StringList` config value.
     pub fn as_list(&self) -> Option<Vec<String>> {
         self.look(|flag| flag.as_list().map(<[String]>::to_vec))
+    }
+    /// What the flag resolves to for `context` (see [`Flag::variant_for`]), owned. To borrow
+    /// it, read through a pinned snapshot: `flags::pin().get(name).variant_for(&context)`.
+    pub fn variant_for(&self, context: &Context<'_>) -> Variant<'static> {
+        self.look(|flag| flag.variant_for(context).into_owned())
+    }
+
+    /// [`CurrentFlag::variant_for`], checked against the type asked for.
+    pub fn resolve(&self, context: &Context<'_>, wanted: ValueType) -> Variant<'static> {
+        self.look(|flag| flag.resolve(context, wanted).into_owned())
+    }
+
+    /// A boolean variant (or toggle) for `context`; `None`: use your default.
+    pub fn bool_for(&self, context: &Context<'_>) -> Option<bool> {
+        self.look(|flag| flag.bool_for(context))
+    }
+
+    /// A string variant (or string flag) for `context`, copied; to borrow it (no allocation),
+    /// read through a pinned snapshot: `flags::pin().get(name).string_for(&context)`.
+    pub fn string_for(&self, context: &Context<'_>) -> Option<String> {
+        self.look(|flag| flag.string_for(context).map(str::to_owned))
+    }
+
+    /// An integer variant for `context`; `None`: use your default.
+    pub fn i64_for(&self, context: &Context<'_>) -> Option<i64> {
+        self.look(|flag| flag.i64_for(context))
+    }
+
+    /// A number variant for `context`; `None`: use your default.
+    pub fn f64_for(&self, context: &Context<'_>) -> Option<f64> {
+        self.look(|flag| flag.f64_for(context))
+    }
+
+    /// A variant deserialized into the caller's type; `None` when there is none or it has
+    /// another shape.
+    pub fn value_for<T: DeserializeOwned>(&self, context: &Context<'_>) -> Option<T> {
+        self.look(|flag| flag.value_for(context))
     }
 }
 

@@ -29,18 +29,19 @@
 //! | 1 | [`file`] | local files read without following links or blocking; private directories |
 //! | 1 | [`path`] | flag paths, and a flag's name relative to its path |
 //! | 2 | [`error`] | what is wrong with a flag, or with a snapshot document |
-//! | 3 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
-//! | 4 | [`eval`] | targeting and the deterministic percentage rollout ([`bucket`]) |
-//! | 4 | [`appconfig`] | flags from an AppConfig profile's document (freeform or feature flags) |
-//! | 5 | [`wire`] | the contract with the extension: port, token header, paths, [`Status`], and every body's document (snapshot, evaluation, health, error) as plain data |
-//! | 6 | [`endpoint`] | where the local API is: TCP on 127.0.0.1, or a Unix socket |
-//! | 6 | [`token`] | the local API's token: what is valid, where it is configured, its file |
-//! | 7 | [`snapshot`] | the immutable [`Snapshot`] and its [`FlagEntry`]s, what a flag evaluates to in it, and its conversions to and from the wire document (`snapshot::document`) |
-//! | 8 | [`store`] | the lock-free [`Store`] that swaps snapshots, numbering its installs for readers that cache |
-//! | 9 | `global` | the process-wide read path (private): the store [`get`] reads, each thread's view of it, and each thread's remembered answers (`global::answers`) |
-//! | 10 | [`flag`] | the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot) |
-//! | 11 | `openfeature` | (feature `openfeature`) an OpenFeature provider over the snapshot |
-//! | 11 | `client` | (feature `client`, on by default) [`sync`], [`watch`] and [`FlagsLayer`] keep the snapshot current from the `ssm-flags` extension: its connection (`client::connection`), the sync and watch policy (`client`), the tower layer (`client::layer`) |
+//! | 3 | [`flagd`] | OpenFeature's flag definition format (flagd's): definitions, targeting compiled at load, `fractional` buckets, resolution |
+//! | 4 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
+//! | 5 | [`eval`] | targeting and the deterministic percentage rollout ([`bucket`]) |
+//! | 5 | [`appconfig`] | flags from an AppConfig profile's document (freeform or feature flags) |
+//! | 6 | [`wire`] | the contract with the extension: port, token header, paths, [`Status`], and every body's document (snapshot, evaluation, health, error) as plain data |
+//! | 7 | [`endpoint`] | where the local API is: TCP on 127.0.0.1, or a Unix socket |
+//! | 7 | [`token`] | the local API's token: what is valid, where it is configured, its file |
+//! | 8 | [`snapshot`] | the immutable [`Snapshot`] and its [`FlagEntry`]s, what a flag evaluates to in it, and its conversions to and from the wire document (`snapshot::document`) |
+//! | 9 | [`store`] | the lock-free [`Store`] that swaps snapshots, numbering its installs for readers that cache |
+//! | 10 | `global` | the process-wide read path (private): the store [`get`] reads, each thread's view of it, and each thread's remembered answers (`global::answers`) |
+//! | 11 | [`flag`] | the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot) |
+//! | 12 | `openfeature` | (feature `openfeature`) an OpenFeature provider over the snapshot |
+//! | 12 | `client` | (feature `client`, on by default) [`sync`], [`watch`] and [`FlagsLayer`] keep the snapshot current from the `ssm-flags` extension: its connection (`client::connection`), the sync and watch policy (`client`), the tower layer (`client::layer`) |
 
 pub mod appconfig;
 #[cfg(feature = "client")]
@@ -51,6 +52,7 @@ pub mod error;
 pub mod eval;
 pub mod file;
 pub mod flag;
+pub mod flagd;
 pub(crate) mod global;
 pub mod model;
 #[cfg(feature = "openfeature")]
@@ -68,7 +70,8 @@ use std::sync::Arc;
 pub use client::{FlagsLayer, FlagsService, Synced, WatchError, sync, watch};
 pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};
-pub use flag::{ConfigError, CurrentFlag, Flag};
+pub use flag::{ConfigError, CurrentFlag, Flag, ValueType, Variant};
+pub use flagd::Bucketing;
 pub use model::{FlagValue, JsonFlag, Parameter, ParameterKind, Rules};
 pub use path::FlagPath;
 pub use snapshot::{FlagEntry, Snapshot};

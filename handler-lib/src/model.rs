@@ -10,10 +10,12 @@
 //! A value that breaks rule 3 is not guessed at: it becomes a [`Problem`] that names the field.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::error::Problem;
+use crate::flagd::Definition;
 
 /// The SSM parameter type a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +56,8 @@ pub enum FlagValue {
     List(Vec<String>),
     /// Any other string, readable as a config value.
     Text(String),
+    /// A flag in OpenFeature's flag definition format (flagd's): typed variants and targeting.
+    Flagd(Arc<Definition>),
 }
 
 /// A JSON flag: its [`Rules`] and the document they were read from.
@@ -123,6 +127,7 @@ impl FlagValue {
             Self::Json(flag) => flag.document.clone(),
             Self::List(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
             Self::Text(text) => Value::String(text.clone()),
+            Self::Flagd(definition) => definition.to_document().clone(),
         }
     }
 

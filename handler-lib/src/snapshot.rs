@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::error::{FlagError, Problem};
 use crate::eval::{self, Context, Evaluation, Reason};
+use crate::flagd::{self, Bucketing, Definition};
 use crate::model::{FlagValue, Parameter, ParameterKind};
 use crate::wire::Status;
 
@@ -100,6 +101,43 @@ impl FlagEntry {
                 Self::invalid(name, ssm_version, secure, raw, error)
             }
         }
+    }
+
+    /// The entries of a flagd flag document (`{"flags": {…}, "$evaluators": …}`) read from
+    /// `source` (a parameter's full name, a profile, a file: what errors cite), one per flag,
+    /// named by its key: a broken flag is an invalid entry naming its field, beside the valid
+    /// ones. A value that is not a flag document at all is a [`Problem`].
+    pub fn from_flagd_document(
+        source: &str,
+        ssm_version: u64,
+        secure: bool,
+        document: &Value,
+        bucketing: Bucketing,
+    ) -> Result<Vec<Self>, Problem> {
+        let flags = flagd::parse_document(document, bucketing)
+            .map_err(|problem| if secure { problem.redacted() } else { problem })?;
+        Ok(flags
+            .into_iter()
+            .map(|(key, parsed)| match parsed {
+                Ok(definition) => {
+                    Self::valid(key, ssm_version, secure, FlagValue::Flagd(definition))
+                }
+                Err(problem) => {
+                    let problem = if secure { problem.redacted() } else { problem };
+                    let raw = if secure {
+                        String::new()
+                    } else {
+                        document
+                            .get("flags")
+                            .and_then(|flags| flags.get(&key))
+                            .map(Value::to_string)
+                            .unwrap_or_default()
+                    };
+                    let error = invalid(source, problem);
+                    Self::invalid(key, ssm_version, secure, raw, error)
+                }
+            })
+            .collect())
     }
 
     /// The flag's name (its parameter name relative to the configured path).
@@ -409,6 +447,7 @@ impl Snapshot {
                 eval::evaluate(flag.rules(), context, self.default_region())
             }
             Ok(FlagValue::List(_) | FlagValue::Text(_)) => fallback(Reason::Config),
+            Ok(FlagValue::Flagd(definition)) => flagd_toggle(definition, context, default),
             Err(_) => fallback(Reason::Error),
         }
     }
@@ -432,6 +471,31 @@ impl Snapshot {
         let (at, entry) = self.flags.get_full(name)?;
         *slot = u32::try_from(at).unwrap_or(u32::MAX);
         Some(entry)
+    }
+}
+
+/// A flagd flag read as a toggle: its boolean variant, else the caller's default (a flag of
+/// another type is `TYPE_MISMATCH`, as an OpenFeature boolean resolution of it would be).
+#[inline(never)]
+fn flagd_toggle(definition: &Definition, context: &Context<'_>, default: bool) -> Evaluation {
+    let resolution = definition.resolve(context);
+    let (enabled, reason, error) = match resolution.variant {
+        Some((_, Value::Bool(on))) => (Some(*on), resolution.reason, resolution.error),
+        Some(_) => (
+            None,
+            flagd::Reason::Error,
+            Some(flagd::ErrorCode::TypeMismatch),
+        ),
+        None => (None, resolution.reason, resolution.error),
+    };
+    Evaluation {
+        enabled: enabled.unwrap_or(default),
+        reason: Reason::Flagd {
+            reason,
+            error,
+            decided: enabled.is_some(),
+            constant: definition.is_constant(),
+        },
     }
 }
 

@@ -242,7 +242,8 @@ fn work_out(name: &str, key: Key, slots: [usize; 2]) -> Answer {
     let answer = Answer::of(&evaluation);
     #[cfg(test)]
     tests::WORKED_OUT.with(|n| n.set(n.get() + 1));
-    if let Some(generation) = generation {
+    // A flagd rule's answer may change with time alone: worked out at every read.
+    if let (Some(generation), true) = (generation, evaluation.reason.is_lasting()) {
         // No destructor, so never gone; if it were, the answer just is not remembered.
         let _ = ANSWERS.try_with(|answers| {
             let [first, second] = slots.map(|at| &answers[at]);

@@ -1,0 +1,533 @@
+//! OpenFeature's flag definition format (flagd's): typed `variants`, a `defaultVariant`, a
+//! `state`, JsonLogic `targeting` with flagd's operators (`fractional`, `sem_ver`,
+//! `starts_with`, `ends_with`), shared `$evaluators` with `$ref`, flag and flag-set `metadata`.
+//!
+//! A [`Definition`] is parsed and its targeting compiled once, when a document is loaded
+//! ([`parse_document`], [`parse_flag`]); a flag that breaks the format is an error naming the
+//! flag and the field, and never hides the other flags of its document. Evaluation
+//! ([`Definition::resolve`]) follows flagd exactly — the reasons, the error codes and the
+//! buckets of the OpenFeature testbed's suites (`tests/flagd.rs`):
+//! - `DISABLED` → reason `DISABLED`, the caller's default;
+//! - no targeting (absent or `{}`) → the default variant, reason `STATIC`;
+//! - targeting naming a variant (a string, or a boolean as `"true"`/`"false"`) → that variant,
+//!   reason `TARGETING_MATCH`, or `SPLIT` when a `fractional` chose it;
+//! - targeting giving `null` (or nothing it could name) → the default variant, reason `DEFAULT`;
+//! - a name that is not a variant → error `GENERAL`, the caller's default;
+//! - no default variant (absent or `null`) where it would apply → the caller's default, `DEFAULT`.
+
+mod logic;
+mod ops;
+mod value;
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub(crate) use logic::Data;
+pub use logic::{CompileError, MAX_DEPTH, MAX_NODES};
+use logic::{Compiled, Compiler, Env};
+pub use ops::Bucketing;
+pub(crate) use value::Val;
+
+use crate::error::Problem;
+
+/// The largest definition document accepted, in bytes of JSON (an SSM Advanced parameter holds
+/// 8 KB; AppConfig profiles and files hold more).
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// One flagd flag, parsed and compiled.
+#[derive(Debug, PartialEq)]
+pub struct Definition {
+    key: Box<str>,
+    enabled: bool,
+    variants: Box<[(Box<str>, Value)]>,
+    kind: Kind,
+    default_variant: Option<usize>,
+    targeting: Option<Compiled>,
+    metadata: Map<String, Value>,
+    bucketing: Bucketing,
+    /// The flag as a self-contained document: what it was read from, for the wire and export.
+    source: Value,
+}
+
+/// The type every variant of a flag shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `true` / `false` variants.
+    Boolean,
+    /// String variants.
+    String,
+    /// Number variants (integers, floats, or both).
+    Number,
+    /// Object variants.
+    Object,
+}
+
+/// Why a flagd evaluation came out as it did: OpenFeature's resolution reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No targeting: the default variant.
+    Static,
+    /// Targeting chose a variant.
+    TargetingMatch,
+    /// A `fractional` in the targeting chose the variant.
+    Split,
+    /// Targeting chose nothing (or there is no default variant to use): the default variant,
+    /// or the caller's default.
+    Default,
+    /// The flag is `DISABLED`: the caller's default.
+    Disabled,
+    /// An error (see [`ErrorCode`]): the caller's default.
+    Error,
+}
+
+impl Reason {
+    /// The OpenFeature name: `STATIC`, `TARGETING_MATCH`, `SPLIT`, `DEFAULT`, `DISABLED`, `ERROR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "STATIC",
+            Self::TargetingMatch => "TARGETING_MATCH",
+            Self::Split => "SPLIT",
+            Self::Default => "DEFAULT",
+            Self::Disabled => "DISABLED",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// OpenFeature's error codes, as flagd reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The flag's definition is invalid.
+    ParseError,
+    /// The variant's value is not of the type asked for.
+    TypeMismatch,
+    /// No flag has this name.
+    FlagNotFound,
+    /// Targeting named a variant the flag does not have.
+    General,
+}
+
+impl ErrorCode {
+    /// The OpenFeature name: `PARSE_ERROR`, `TYPE_MISMATCH`, `FLAG_NOT_FOUND`, `GENERAL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ParseError => "PARSE_ERROR",
+            Self::TypeMismatch => "TYPE_MISMATCH",
+            Self::FlagNotFound => "FLAG_NOT_FOUND",
+            Self::General => "GENERAL",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a flag resolved to: the variant (`None` when the caller's default applies), why, and
+/// the error if there was one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resolution<'f> {
+    /// The chosen variant's name and value; `None`: the caller's default.
+    pub variant: Option<(&'f str, &'f Value)>,
+    /// Why.
+    pub reason: Reason,
+    /// What went wrong, with [`Reason::Error`].
+    pub error: Option<ErrorCode>,
+}
+
+impl Resolution<'_> {
+    /// An error: the caller's default.
+    pub fn error(code: ErrorCode) -> Self {
+        Self {
+            variant: None,
+            reason: Reason::Error,
+            error: Some(code),
+        }
+    }
+}
+
+/// A flag document: `{"flags": {…}, "$evaluators": {…}, "metadata": {…}}` (and `$schema`).
+/// Each flag is parsed on its own: a broken one is an error naming it and its field, and the
+/// rest still load. A document that is not one at all is a [`Problem`].
+pub fn parse_document(
+    document: &Value,
+    bucketing: Bucketing,
+) -> Result<Vec<(String, Result<Arc<Definition>, Problem>)>, Problem> {
+    let Value::Object(top) = document else {
+        return Err(invalid(
+            "",
+            format!(
+                "a flag document must be an object, got {}",
+                kind_of(document)
+            ),
+        ));
+    };
+    for key in top.keys() {
+        if !matches!(
+            key.as_str(),
+            "flags" | "$evaluators" | "metadata" | "$schema"
+        ) {
+            return Err(invalid(
+                key,
+                "is not a field of a flag document ($schema, flags, $evaluators, metadata)".into(),
+            ));
+        }
+    }
+    let Some(Value::Object(flags)) = top.get("flags") else {
+        return Err(invalid("flags", "must be an object of flags by key".into()));
+    };
+    let evaluators = match top.get("$evaluators") {
+        None => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(other) => {
+            return Err(invalid(
+                "$evaluators",
+                format!("must be an object, got {}", kind_of(other)),
+            ));
+        }
+    };
+    let set_metadata = match top.get("metadata") {
+        None => None,
+        Some(metadata) => Some(metadata_of(metadata, "metadata")?),
+    };
+    let mut compiler = Compiler::new(evaluators);
+    Ok(flags
+        .iter()
+        .map(|(key, flag)| {
+            let parsed = Definition::parse(
+                key,
+                flag,
+                &mut compiler,
+                set_metadata.clone(),
+                bucketing,
+                || self_contained(top, key, flag),
+            );
+            (key.clone(), parsed.map(Arc::new))
+        })
+        .collect())
+}
+
+/// A single flag object (`{"state": …, "variants": …}`) named `key`, with no shared evaluators.
+pub fn parse_flag(key: &str, flag: &Value, bucketing: Bucketing) -> Result<Definition, Problem> {
+    let mut compiler = Compiler::new(None);
+    Definition::parse(key, flag, &mut compiler, None, bucketing, || {
+        let mut flags = Map::new();
+        flags.insert(key.to_owned(), flag.clone());
+        Value::Object(Map::from_iter([("flags".to_owned(), Value::Object(flags))]))
+    })
+}
+
+/// A one-flag document holding `flag` and what it needs from `top`: the evaluators and the
+/// flag-set metadata.
+fn self_contained(top: &Map<String, Value>, key: &str, flag: &Value) -> Value {
+    let mut document = Map::new();
+    document.insert(
+        "flags".into(),
+        Value::Object(Map::from_iter([(key.to_owned(), flag.clone())])),
+    );
+    for field in ["$evaluators", "metadata"] {
+        if let Some(value) = top.get(field) {
+            document.insert(field.into(), value.clone());
+        }
+    }
+    Value::Object(document)
+}
+
+impl Definition {
+    fn parse(
+        key: &str,
+        flag: &Value,
+        compiler: &mut Compiler<'_>,
+        set_metadata: Option<Map<String, Value>>,
+        bucketing: Bucketing,
+        source: impl FnOnce() -> Value,
+    ) -> Result<Self, Problem> {
+        let at = |field: &str| format!("flags.{key}.{field}");
+        let Value::Object(map) = flag else {
+            return Err(invalid(
+                &format!("flags.{key}"),
+                format!("a flag must be an object, got {}", kind_of(flag)),
+            ));
+        };
+        for field in map.keys() {
+            if !matches!(
+                field.as_str(),
+                "state" | "variants" | "defaultVariant" | "targeting" | "metadata"
+            ) {
+                return Err(invalid(&at(field), "is not a field of a flag (state, variants, defaultVariant, targeting, metadata)".into()));
+            }
+        }
+        let enabled = match map.get("state") {
+            Some(Value::String(s)) if s == "ENABLED" => true,
+            Some(Value::String(s)) if s == "DISABLED" => false,
+            Some(other) => {
+                return Err(invalid(
+                    &at("state"),
+                    format!(
+                        "must be \"ENABLED\" or \"DISABLED\", got {}",
+                        kind_of(other)
+                    ),
+                ));
+            }
+            None => return Err(invalid(&at("state"), "is required".into())),
+        };
+        let Some(Value::Object(variant_map)) = map.get("variants") else {
+            return Err(invalid(
+                &at("variants"),
+                "is required: an object of variants by name".into(),
+            ));
+        };
+        let mut kind = None;
+        let mut variants = Vec::with_capacity(variant_map.len());
+        for (name, value) in variant_map {
+            let this = match value {
+                Value::Bool(_) => Kind::Boolean,
+                Value::String(_) => Kind::String,
+                Value::Number(_) => Kind::Number,
+                Value::Object(_) => Kind::Object,
+                other => {
+                    return Err(invalid(
+                        &at(&format!("variants.{name}")),
+                        format!(
+                            "must be a boolean, string, number or object, got {}",
+                            kind_of(other)
+                        ),
+                    ));
+                }
+            };
+            if kind.is_some_and(|k| k != this) {
+                return Err(invalid(
+                    &at(&format!("variants.{name}")),
+                    format!(
+                        "is a {this:?} variant among {:?} ones: every variant of a flag has one type",
+                        kind.unwrap_or(this)
+                    ),
+                ));
+            }
+            kind = Some(this);
+            variants.push((Box::<str>::from(name.as_str()), value.clone()));
+        }
+        let Some(kind) = kind else {
+            return Err(invalid(
+                &at("variants"),
+                "must hold at least one variant".into(),
+            ));
+        };
+        let default_variant = match map.get("defaultVariant") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(
+                variants
+                    .iter()
+                    .position(|(n, _)| **n == **name)
+                    .ok_or_else(|| {
+                        invalid(
+                            &at("defaultVariant"),
+                            format!("names `{name}`, which is not a variant"),
+                        )
+                    })?,
+            ),
+            Some(other) => {
+                return Err(invalid(
+                    &at("defaultVariant"),
+                    format!("must be a variant name or null, got {}", kind_of(other)),
+                ));
+            }
+        };
+        let targeting = match map.get("targeting") {
+            None => None,
+            Some(Value::Object(rule)) if rule.is_empty() => None,
+            Some(rule @ Value::Object(_)) => Some(
+                compiler
+                    .compile(rule, &at("targeting"))
+                    .map_err(|e| Problem::Definition {
+                        field: e.field,
+                        problem: e.problem,
+                    })?,
+            ),
+            Some(other) => {
+                return Err(invalid(
+                    &at("targeting"),
+                    format!("must be an object, got {}", kind_of(other)),
+                ));
+            }
+        };
+        let mut metadata = set_metadata.unwrap_or_default();
+        if let Some(flag_metadata) = map.get("metadata") {
+            metadata.extend(metadata_of(flag_metadata, &at("metadata"))?);
+        }
+        Ok(Self {
+            key: key.into(),
+            enabled,
+            variants: variants.into_boxed_slice(),
+            kind,
+            default_variant,
+            targeting,
+            metadata,
+            bucketing,
+            source: source(),
+        })
+    }
+
+    /// The flag's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The type of its variants.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether its `state` is `ENABLED`.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Its variants, in the order they were defined.
+    pub fn variants(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.variants.iter().map(|(name, value)| (&**name, value))
+    }
+
+    /// Its default variant's name, if it has one.
+    pub fn default_variant(&self) -> Option<&str> {
+        self.default_variant.map(|i| &*self.variants[i].0)
+    }
+
+    /// Its metadata: the flag set's, overridden by the flag's own.
+    pub fn metadata(&self) -> &Map<String, Value> {
+        &self.metadata
+    }
+
+    /// The bucketing `fractional` uses for this flag.
+    pub fn bucketing(&self) -> Bucketing {
+        self.bucketing
+    }
+
+    /// Whether the answer may differ between contexts (the targeting reads the context).
+    pub fn reads_context(&self) -> bool {
+        self.enabled
+            && self
+                .targeting
+                .as_ref()
+                .is_some_and(|t| t.reads_context || t.reads_time)
+    }
+
+    /// Whether the answer may change with time alone (the targeting reads `$flagd.timestamp`).
+    pub fn reads_time(&self) -> bool {
+        self.enabled && self.targeting.as_ref().is_some_and(|t| t.reads_time)
+    }
+
+    /// Whether every context, at every time, gets the same answer.
+    pub fn is_constant(&self) -> bool {
+        !self.enabled || self.targeting.is_none()
+    }
+
+    /// The flag as a self-contained document (`flags` holding it alone, with the evaluators and
+    /// flag-set metadata of the document it came from).
+    pub fn to_document(&self) -> &Value {
+        &self.source
+    }
+
+    /// Resolves the flag for the data a rule reads.
+    pub(crate) fn resolve(&self, data: &dyn Data) -> Resolution<'_> {
+        if !self.enabled {
+            return Resolution {
+                variant: None,
+                reason: Reason::Disabled,
+                error: None,
+            };
+        }
+        let Some(targeting) = &self.targeting else {
+            return self.default_resolution(Reason::Static);
+        };
+        let env = Env {
+            data,
+            flag_key: &self.key,
+            timestamp: if targeting.reads_time { now() } else { 0 },
+            bucketing: self.bucketing,
+            split: Cell::new(false),
+        };
+        let chosen = env.eval(&targeting.expr);
+        let name = match &chosen {
+            Val::Str(name) => &**name,
+            Val::Bool(true) => "true",
+            Val::Bool(false) => "false",
+            _ => return self.default_resolution(Reason::Default),
+        };
+        match self.variants.iter().find(|(n, _)| **n == *name) {
+            Some((name, value)) => Resolution {
+                variant: Some((name, value)),
+                reason: if env.split.get() {
+                    Reason::Split
+                } else {
+                    Reason::TargetingMatch
+                },
+                error: None,
+            },
+            None => Resolution::error(ErrorCode::General),
+        }
+    }
+
+    fn default_resolution(&self, reason: Reason) -> Resolution<'_> {
+        Resolution {
+            variant: self.default_variant.map(|i| {
+                let (name, value) = &self.variants[i];
+                (&**name, value)
+            }),
+            reason: if self.default_variant.is_some() {
+                reason
+            } else {
+                Reason::Default
+            },
+            error: None,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch: `$flagd.timestamp`.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn metadata_of(value: &Value, field: &str) -> Result<Map<String, Value>, Problem> {
+    let Value::Object(map) = value else {
+        return Err(invalid(
+            field,
+            format!("must be an object, got {}", kind_of(value)),
+        ));
+    };
+    for (key, item) in map {
+        if !matches!(item, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+            return Err(invalid(
+                &format!("{field}.{key}"),
+                format!("must be a string, number or boolean, got {}", kind_of(item)),
+            ));
+        }
+    }
+    Ok(map.clone())
+}
+
+fn invalid(field: &str, problem: String) -> Problem {
+    Problem::Definition {
+        field: field.to_owned(),
+        problem,
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,505 @@
+//! flagd's own operators beside JsonLogic's: `fractional` (weighted, sticky buckets), `sem_ver`,
+//! and the string helper `substr` they share with JsonLogic.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::io::Read;
+
+use super::value::Val;
+
+/// How `fractional` turns the bucketing value into bytes to hash. A user's bucket depends on it:
+/// changing it moves users between variants, so it is chosen per source, never silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Bucketing {
+    /// flagd's accepted design (ADR "Harden hashing consistency", the Python provider from 0.6,
+    /// `flagd-evaluation-engine`): murmur3 (x86, 32 bits, seed 0) of the deterministic CBOR
+    /// encoding of the bucketing value, or of `[flagKey, targetingKey]` when none is given.
+    #[default]
+    V3,
+    /// flagd's Go daemon and `@openfeature/flagd-core` 4.x (the Python provider before 0.6):
+    /// murmur3 of the UTF-8 bucketing string, or of `flagKey` followed by `targetingKey`.
+    V2,
+}
+
+impl Bucketing {
+    /// Its name in a source marker and in the README: `v3` or `v2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V3 => "v3",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+/// One bucket of a `fractional`: a variant name (or what an expression gave) and its weight
+/// (1 when not given; a negative weight counts as 0).
+pub(crate) fn bucket(entry: Val<'_>) -> Option<(Val<'_>, u64)> {
+    let items = entry.items()?;
+    let mut items = items.into_iter();
+    let variant = items.next()?;
+    let weight = match items.next() {
+        None => 1,
+        Some(Val::Num(n)) if n.fract() == 0.0 && n <= f64::from(u32::MAX) => n.max(0.0) as u64,
+        Some(_) => return None,
+    };
+    match variant {
+        Val::Str(_) | Val::Bool(_) | Val::Num(_) | Val::Null => Some((variant, weight)),
+        _ => None,
+    }
+}
+
+/// The variant of the bucket `hash` falls in: `(hash × total weight) >> 32` against the
+/// cumulative weights, in order. `None` when every weight is 0.
+pub(crate) fn pick<'a>(hash: u32, distribution: Vec<(Val<'a>, u64)>) -> Option<Val<'a>> {
+    let total: u64 = distribution.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return None;
+    }
+    let point = (u64::from(hash) * total) >> 32;
+    let mut cumulative = 0;
+    for (variant, weight) in distribution {
+        cumulative += weight;
+        if point < cumulative {
+            return Some(variant);
+        }
+    }
+    None
+}
+
+/// The hash of an explicit bucketing value; `None` when it cannot be bucketed (null; under v2,
+/// anything but a string).
+pub(crate) fn hash_value(bucketing: Bucketing, value: &Val<'_>) -> Option<u32> {
+    match (bucketing, value) {
+        (_, Val::Null) => None,
+        (Bucketing::V2, Val::Str(text)) => murmur3(text.as_bytes()),
+        (Bucketing::V2, _) => None,
+        (Bucketing::V3, Val::Str(text)) => {
+            let head = cbor_head(MAJOR_TEXT, text.len() as u64);
+            murmur3(head.as_slice().chain(text.as_bytes()))
+        }
+        (Bucketing::V3, other) => {
+            let mut bytes = Vec::new();
+            cbor(&other.to_json(), &mut bytes);
+            murmur3(bytes.as_slice())
+        }
+    }
+}
+
+/// The hash of the implicit bucketing value: the flag key with the targeting key.
+pub(crate) fn hash_keys(bucketing: Bucketing, flag_key: &str, targeting_key: &str) -> u32 {
+    let hash = match bucketing {
+        Bucketing::V2 => murmur3(flag_key.as_bytes().chain(targeting_key.as_bytes())),
+        Bucketing::V3 => {
+            // The CBOR array [flagKey, targetingKey], streamed: no buffer.
+            let array = [0x80 | 2];
+            let flag_head = cbor_head(MAJOR_TEXT, flag_key.len() as u64);
+            let key_head = cbor_head(MAJOR_TEXT, targeting_key.len() as u64);
+            murmur3(
+                array
+                    .as_slice()
+                    .chain(flag_head.as_slice())
+                    .chain(flag_key.as_bytes())
+                    .chain(key_head.as_slice())
+                    .chain(targeting_key.as_bytes()),
+            )
+        }
+    };
+    // Reading from memory cannot fail.
+    hash.unwrap_or_default()
+}
+
+/// murmur3, x86, 32 bits, seed 0: the hash every flagd evaluator uses.
+pub fn murmur3(mut bytes: impl Read) -> Option<u32> {
+    murmur3::murmur3_32(&mut bytes, 0).ok()
+}
+
+const MAJOR_UNSIGNED: u8 = 0;
+const MAJOR_NEGATIVE: u8 = 1;
+const MAJOR_TEXT: u8 = 3;
+const MAJOR_ARRAY: u8 = 4;
+const MAJOR_MAP: u8 = 5;
+
+/// A CBOR head (major type and argument) in its shortest form.
+fn cbor_head(major: u8, argument: u64) -> CborHead {
+    let major = major << 5;
+    let mut head = CborHead {
+        bytes: [0; 9],
+        len: 0,
+    };
+    let mut put = |bytes: &[u8]| {
+        head.bytes[..bytes.len()].copy_from_slice(bytes);
+        head.len = bytes.len();
+    };
+    match argument {
+        0..=23 => put(&[major | argument as u8]),
+        24..=0xff => put(&[major | 24, argument as u8]),
+        0x100..=0xffff => {
+            let [a, b] = (argument as u16).to_be_bytes();
+            put(&[major | 25, a, b]);
+        }
+        0x1_0000..=0xffff_ffff => {
+            let [a, b, c, d] = (argument as u32).to_be_bytes();
+            put(&[major | 26, a, b, c, d]);
+        }
+        _ => {
+            let [a, b, c, d, e, f, g, h] = argument.to_be_bytes();
+            put(&[major | 27, a, b, c, d, e, f, g, h]);
+        }
+    }
+    head
+}
+
+struct CborHead {
+    bytes: [u8; 9],
+    len: usize,
+}
+
+impl CborHead {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The deterministic CBOR encoding (RFC 8949 §4.2.1) of a JSON value, as flagd's ADR fixes it:
+/// a number without a fraction in [-2^63, 2^64) is an integer (-0.0 is 0), any other number the
+/// shortest float that holds it exactly; map keys sorted by their encoding (length, then bytes).
+pub(crate) fn cbor(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.push(0xf6),
+        Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                out.extend_from_slice(cbor_head(MAJOR_UNSIGNED, u).as_slice());
+            } else if let Some(i) = n.as_i64() {
+                out.extend_from_slice(cbor_head(MAJOR_NEGATIVE, !(i as u64)).as_slice());
+            } else {
+                cbor_float(n.as_f64().unwrap_or(f64::NAN), out);
+            }
+        }
+        Value::String(text) => {
+            out.extend_from_slice(cbor_head(MAJOR_TEXT, text.len() as u64).as_slice());
+            out.extend_from_slice(text.as_bytes());
+        }
+        Value::Array(items) => {
+            out.extend_from_slice(cbor_head(MAJOR_ARRAY, items.len() as u64).as_slice());
+            for item in items {
+                cbor(item, out);
+            }
+        }
+        Value::Object(map) => {
+            out.extend_from_slice(cbor_head(MAJOR_MAP, map.len() as u64).as_slice());
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| {
+                a.len()
+                    .cmp(&b.len())
+                    .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+            });
+            for key in keys {
+                cbor(&Value::String(key.clone()), out);
+                if let Some(value) = map.get(key) {
+                    cbor(value, out);
+                }
+            }
+        }
+    }
+}
+
+/// A float: an integer when it is one (within 64 bits), else the shortest exact float.
+fn cbor_float(n: f64, out: &mut Vec<u8>) {
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if n.fract() == 0.0 && (-TWO_63..TWO_64).contains(&n) {
+        if n >= 0.0 {
+            out.extend_from_slice(cbor_head(MAJOR_UNSIGNED, n as u64).as_slice());
+        } else {
+            out.extend_from_slice(cbor_head(MAJOR_NEGATIVE, (-1.0 - n) as u64).as_slice());
+        }
+        return;
+    }
+    let half = half::f16::from_f64(n);
+    if half.to_f64() == n || (n.is_nan() && half.is_nan()) {
+        out.push(0xf9);
+        out.extend_from_slice(&half.to_bits().to_be_bytes());
+    } else if f64::from(n as f32) == n {
+        out.push(0xfa);
+        out.extend_from_slice(&(n as f32).to_be_bytes());
+    } else {
+        out.push(0xfb);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// `sem_ver`: `[version, operator, version]` → whether the relation holds; `null` when either
+/// version is not one or the operator is unknown. Versions may have a `v`/`V` prefix and omit
+/// the minor and patch; build metadata is ignored; pre-releases order as semver says.
+pub(crate) fn sem_ver<'a>(a: &Val<'_>, op: &Val<'_>, b: &Val<'_>) -> Val<'a> {
+    let (Some(a), Some(b)) = (version_text(a), version_text(b)) else {
+        return Val::Null;
+    };
+    let (Some(a), Some(b)) = (Version::parse(&a), Version::parse(&b)) else {
+        return Val::Null;
+    };
+    let Some(op) = op.as_str() else {
+        return Val::Null;
+    };
+    let order = a.cmp(&b);
+    let holds = match op {
+        "=" => order == Ordering::Equal,
+        "!=" => order != Ordering::Equal,
+        "<" => order == Ordering::Less,
+        "<=" => order != Ordering::Greater,
+        ">" => order == Ordering::Greater,
+        ">=" => order != Ordering::Less,
+        "^" => a.core[0] == b.core[0],
+        "~" => a.core[..2] == b.core[..2],
+        _ => return Val::Null,
+    };
+    Val::Bool(holds)
+}
+
+/// A semantic version: major, minor, patch and pre-release identifiers.
+#[derive(Debug, PartialEq, Eq)]
+struct Version<'s> {
+    core: [u64; 3],
+    pre: Vec<Identifier<'s>>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Identifier<'s> {
+    // Numeric identifiers sort before alphanumeric ones.
+    Numeric(u64),
+    Text(&'s str),
+}
+
+/// A version's text: a string, or a number as JavaScript prints it (`1.2` → "1.2").
+fn version_text<'v>(value: &'v Val<'_>) -> Option<Cow<'v, str>> {
+    match value {
+        Val::Str(s) => Some(Cow::Borrowed(&**s)),
+        Val::Num(_) => Some(value.to_js_string()),
+        _ => None,
+    }
+}
+
+impl Version<'_> {
+    fn parse(text: &str) -> Option<Version<'_>> {
+        let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
+        let text = text.split_once('+').map_or(
+            text,
+            |(version, build)| {
+                if build.is_empty() { "" } else { version }
+            },
+        );
+        let (core_text, pre_text) = match text.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (text, None),
+        };
+        let mut core = [0; 3];
+        let mut parts = core_text.split('.');
+        for (i, slot) in core.iter_mut().enumerate() {
+            match parts.next() {
+                Some(part) => *slot = numeric(part)?,
+                None if i > 0 => break,
+                None => return None,
+            }
+        }
+        if parts.next().is_some() {
+            return None;
+        }
+        let pre = match pre_text {
+            None => Vec::new(),
+            Some(pre) => pre
+                .split('.')
+                .map(|id| {
+                    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    {
+                        None
+                    } else if id.bytes().all(|b| b.is_ascii_digit()) {
+                        numeric(id).map(Identifier::Numeric)
+                    } else {
+                        Some(Identifier::Text(id))
+                    }
+                })
+                .collect::<Option<Vec<_>>>()?,
+        };
+        Some(Version { core, pre })
+    }
+}
+
+impl Ord for Version<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.core.cmp(&other.core).then_with(|| {
+            match (self.pre.is_empty(), other.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                // A pre-release comes before its release.
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => self.pre.cmp(&other.pre),
+            }
+        })
+    }
+}
+
+impl PartialOrd for Version<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A numeric identifier: digits, no leading zero.
+fn numeric(part: &str) -> Option<u64> {
+    if part.is_empty()
+        || !part.bytes().all(|b| b.is_ascii_digit())
+        || (part.len() > 1 && part.starts_with('0'))
+    {
+        return None;
+    }
+    part.parse().ok()
+}
+
+/// JsonLogic's `substr`: from `start` (from the end when negative), `length` characters (up to
+/// that many from the end when negative), counted in characters.
+pub(crate) fn substr<'a>(
+    source: &Val<'_>,
+    start: Option<Val<'_>>,
+    length: Option<Val<'_>>,
+) -> Val<'a> {
+    let text = source.to_js_string();
+    let chars: Vec<char> = text.chars().collect();
+    let len = chars.len() as i64;
+    let to_int = |v: &Val<'_>| {
+        let n = v.to_number();
+        if n.is_nan() {
+            0
+        } else {
+            n.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        }
+    };
+    let start = start.as_ref().map_or(0, to_int);
+    let from = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start.min(len)
+    };
+    let to = match length.as_ref().filter(|v| !v.is_null()) {
+        None => len,
+        Some(v) => {
+            let n = to_int(v);
+            if n < 0 {
+                (len + n).max(from)
+            } else {
+                (from + n).min(len)
+            }
+        }
+    };
+    Val::Str(Cow::Owned(
+        chars[from as usize..to.max(from) as usize].iter().collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Val<'_> {
+        Val::Str(Cow::Borrowed(text))
+    }
+
+    #[test]
+    fn murmur3_matches_the_testbeds_edge_vectors() {
+        // Keys the flagd testbed found by search, with their murmur3 x86_32 (seed 0).
+        for (key, hash) in [
+            ("ejOoVL", 0),
+            ("bY9fO-", 1),
+            ("SI7p-", 2_147_483_647),
+            ("6LvT0", 2_147_483_648),
+            ("ceQdGm", 4_294_967_295),
+        ] {
+            assert_eq!(murmur3(key.as_bytes()), Some(hash), "{key}");
+        }
+    }
+
+    #[test]
+    fn cbor_is_deterministic_and_shortest() {
+        let encode = |v: serde_json::Value| {
+            let mut out = Vec::new();
+            cbor(&v, &mut out);
+            out
+        };
+        assert_eq!(encode(serde_json::json!("a")), [0x61, b'a']);
+        assert_eq!(encode(serde_json::json!(500)), [0x19, 0x01, 0xf4]);
+        assert_eq!(encode(serde_json::json!(-1)), [0x20]);
+        assert_eq!(encode(serde_json::json!(1.0)), [0x01]);
+        assert_eq!(encode(serde_json::json!(-0.0)), [0x00]);
+        assert_eq!(encode(serde_json::json!(1.5)), [0xf9, 0x3e, 0x00]);
+        assert_eq!(
+            encode(serde_json::json!(100000.5)),
+            [0xfa, 0x47, 0xc3, 0x50, 0x40]
+        );
+        assert_eq!(encode(serde_json::json!(1.1))[0], 0xfb);
+        // Keys by length, then bytes: "b" before "aa".
+        assert_eq!(
+            encode(serde_json::json!({"aa": 1, "b": 2})),
+            [0xa2, 0x61, b'b', 0x02, 0x62, b'a', b'a', 0x01]
+        );
+        // The streamed [flagKey, targetingKey] is the encoded array.
+        let streamed = hash_keys(Bucketing::V3, "flag", "user");
+        assert_eq!(
+            Some(streamed),
+            murmur3(encode(serde_json::json!(["flag", "user"])).as_slice())
+        );
+    }
+
+    #[test]
+    fn buckets_cover_their_weights() {
+        let dist = || vec![(s("a"), 1), (s("b"), 0), (s("c"), 1)];
+        assert_eq!(pick(0, dist()), Some(s("a")));
+        assert_eq!(pick(u32::MAX / 2, dist()), Some(s("a")));
+        assert_eq!(pick(u32::MAX / 2 + 1, dist()), Some(s("c")));
+        assert_eq!(pick(u32::MAX, dist()), Some(s("c")));
+        assert_eq!(pick(7, vec![(s("a"), 0)]), None);
+    }
+
+    #[test]
+    fn versions_parse_leniently_and_order_as_semver() {
+        let v = |t| Version::parse(t);
+        assert_eq!(v("v1.2").map(|v| v.core), Some([1, 2, 0]));
+        assert_eq!(v("1").map(|v| v.core), Some([1, 0, 0]));
+        assert!(v("2.0.0.0").is_none());
+        assert!(v("1.02.0").is_none());
+        assert!(v("not-a-version").is_none());
+        assert!(v("1.0.0-alpha") < v("1.0.0"));
+        assert!(v("1.0.0-alpha.1") < v("1.0.0-alpha.beta"));
+        assert!(v("1.0.0-2") < v("1.0.0-10"));
+        assert_eq!(v("1.0.0+build"), v("1.0.0"));
+        assert_eq!(sem_ver(&s("1.0.0"), &s("?"), &s("1.0.0")), Val::Null);
+        assert_eq!(
+            sem_ver(&Val::Num(1.2), &s("="), &s("1.2.0")),
+            Val::Bool(true)
+        );
+    }
+
+    #[test]
+    fn substr_counts_characters_from_either_end() {
+        assert_eq!(
+            substr(&s("jsonlogic"), Some(Val::Num(4.0)), None),
+            s("logic")
+        );
+        assert_eq!(
+            substr(&s("jsonlogic"), Some(Val::Num(-5.0)), None),
+            s("logic")
+        );
+        assert_eq!(
+            substr(&s("jsonlogic"), Some(Val::Num(1.0)), Some(Val::Num(3.0))),
+            s("son")
+        );
+        assert_eq!(
+            substr(&s("jsonlogic"), Some(Val::Num(4.0)), Some(Val::Num(-2.0))),
+            s("log")
+        );
+        assert_eq!(
+            substr(&s("héllo"), Some(Val::Num(1.0)), Some(Val::Num(1.0))),
+            s("é")
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! flagd conformance through the Rust API: every row of the OpenFeature testbed's evaluator
+//! suite and of its provider targeting suite (`tests/flagd/*-cases.json`, each suite with its own
+//! flag set), evaluated with `Snapshot::get(flag).resolve(&context, type)`. `@fractional-v1`
+//! rows are skipped (a bucketing no evaluator uses any more); `@fractional-v2` rows run with v2
+//! bucketing, `@fractional-v3` rows and untagged ones with v3 (the default), and rows that no
+//! bucketing decides run under both.
+
+use std::path::Path;
+
+use flags::flagd::Bucketing;
+use flags::{Context, FlagEntry, Snapshot, Status, ValueType};
+use serde_json::{Map, Value};
+
+/// One suite's flags as a snapshot with the given bucketing.
+fn snapshot(flags_file: &str, bucketing: Bucketing) -> Snapshot {
+    let document: Value = serde_json::from_str(&read(flags_file)).expect("flags file is JSON");
+    let entries = FlagEntry::from_flagd_document(flags_file, 1, false, &document, bucketing)
+        .expect("a flag document");
+    Snapshot::new(1, Status::Ok, entries)
+}
+
+fn read(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/flagd")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn value_type(name: &str) -> ValueType {
+    match name {
+        "boolean" => ValueType::Boolean,
+        "string" => ValueType::String,
+        "integer" => ValueType::Integer,
+        "float" => ValueType::Float,
+        "object" => ValueType::Object,
+        other => panic!("unknown type {other}"),
+    }
+}
+
+/// Numbers compare by value (the cases write `0.0` where a variant holds `0`).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+/// Runs one case; `Err` describes how the answer differs from the expectation.
+fn check(snapshot: &Snapshot, case: &Value) -> Result<(), String> {
+    let flag = case["flag"].as_str().expect("flag");
+    let wanted = value_type(case["type"].as_str().expect("type"));
+    let default = &case["default"];
+    let empty = Map::new();
+    let fields = case["context"].as_object().unwrap_or(&empty);
+    let context = Context::new().with_fields(fields);
+    let got = snapshot.get(flag).resolve(&context, wanted);
+    let value = got.value.as_deref().unwrap_or(default);
+    let expect = &case["expect"];
+    let mut wrong = Vec::new();
+    if let Some(expected) = expect.get("value")
+        && !same(value, expected)
+    {
+        wrong.push(format!("value {value} (expected {expected})"));
+    }
+    if let Some(expected) = expect.get("variant")
+        && got.name.as_deref() != expected.as_str()
+    {
+        wrong.push(format!("variant {:?} (expected {expected})", got.name));
+    }
+    if let Some(expected) = expect.get("reason")
+        && Some(got.reason.as_str()) != expected.as_str()
+    {
+        wrong.push(format!(
+            "reason {} (expected {expected})",
+            got.reason.as_str()
+        ));
+    }
+    if let Some(expected) = expect.get("error_code") {
+        let code = got.error.map(|e| e.as_str());
+        if code != expected.as_str() {
+            wrong.push(format!("error {code:?} (expected {expected})"));
+        }
+    }
+    let metadata = got.metadata.as_deref().cloned().unwrap_or_default();
+    if let Some(Value::Object(expected)) = expect.get("metadata") {
+        for (key, value) in expected {
+            if !metadata.get(key).is_some_and(|got| same(got, value)) {
+                wrong.push(format!(
+                    "metadata {key} = {:?} (expected {value})",
+                    metadata.get(key)
+                ));
+            }
+        }
+    }
+    if expect.get("metadata_empty") == Some(&Value::Bool(true)) && !metadata.is_empty() {
+        wrong.push(format!("metadata {metadata:?} (expected none)"));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            case["name"].as_str().unwrap_or("?"),
+            wrong.join("; ")
+        ))
+    }
+}
+
+/// Runs a suite; returns the rows run per bucketing, and panics listing every failing row.
+fn run_suite(cases_file: &str, flags_file: &str) -> [usize; 2] {
+    let cases: Value = serde_json::from_str(&read(cases_file)).expect("cases file is JSON");
+    let v3 = snapshot(flags_file, Bucketing::V3);
+    let v2 = snapshot(flags_file, Bucketing::V2);
+    let mut failures = Vec::new();
+    let mut ran = [0, 0];
+    for case in cases["cases"].as_array().expect("cases") {
+        let tags: Vec<&str> = case["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let by = match case["fractional"].as_str() {
+            Some("v1") => continue,
+            Some("v2") => vec![(&v2, 1)],
+            Some("v3") => vec![(&v3, 0)],
+            _ if tags.contains(&"fractional") => vec![(&v3, 0)],
+            _ => vec![(&v3, 0), (&v2, 1)],
+        };
+        for (snapshot, at) in by {
+            ran[at] += 1;
+            if let Err(why) = check(snapshot, case) {
+                failures.push(format!("[{}] {why}", ["v3", "v2"][at]));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases_file}'s rows fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    ran
+}
+
+#[test]
+fn the_testbeds_evaluator_suite_passes() {
+    let [v3, v2] = run_suite("evaluator-cases.json", "evaluator-flags.json");
+    // 140 rows: 15 @fractional-v1 skipped, 21 @fractional-v2 with v2, the rest with v3 (and the
+    // rows no bucketing decides also with v2).
+    assert_eq!(v3, 104, "rows run with v3");
+    assert!(v2 >= 21, "rows run with v2: {v2}");
+}
+
+#[test]
+fn the_testbeds_provider_targeting_suite_passes() {
+    let [v3, v2] = run_suite("provider-cases.json", "provider-flags.json");
+    assert!(v3 >= 132, "rows run with v3: {v3}");
+    assert!(v2 >= 21, "rows run with v2: {v2}");
+}
