@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour ctl venv node test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour ctl venv node flagd-ref test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -42,7 +42,18 @@ $(NODE_CHECK)/node_modules/.installed: $(NODE_CHECK)/package.json $(NODE_CHECK)/
 	cd $(NODE_CHECK) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: venv node lint template-lint deploy-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
+FLAGD_REF := $(ROOT)/.venv-flagd
+FLAGD_TESTS := $(ROOT)/handler-lib/tests/flagd
+
+flagd-ref: $(FLAGD_REF)/v3/.installed $(FLAGD_REF)/v2/.installed ## The flagd reference (OpenFeature's Python flagd provider): fractional v3 and v2, in .venv-flagd/{v3,v2}
+
+# One venv per requirements file: the two provider versions cannot share one.
+$(FLAGD_REF)/%/.installed: $(FLAGD_TESTS)/requirements-%.txt
+	python3 -m venv $(FLAGD_REF)/$*
+	$(FLAGD_REF)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+test: venv node flagd-ref lint template-lint deploy-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
