@@ -93,6 +93,7 @@ bench: venv ## Every benchmark (reads, concurrent reads, sync, cold start, propa
 	$(CARGO) bench -p ssm-flags --bench lookup
 	$(CARGO) bench -p ssm-flags --bench concurrent
 	$(CARGO) bench -p ssm-flags --bench order
+	$(CARGO) bench -p ssm-flags --bench flagd
 	$(CARGO) bench -p ssm-flags --features openfeature --bench openfeature
 	$(CARGO) bench -p ssm-flags-extension --bench sync
 	$(CARGO) bench -p ssm-flags-extension --bench cold_start
@@ -131,11 +132,13 @@ build-SsmFlagsLayer:
 
 FUZZ_SECONDS ?= 120
 
-fuzz: ## Fuzz the flag parser, wire format and evaluator for FUZZ_SECONDS (cargo-fuzz, nightly)
+fuzz: ## Fuzz the flag parser, wire format and evaluator, then flagd definitions, for FUZZ_SECONDS each (cargo-fuzz, nightly)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p $(ROOT)/fuzz/corpus-run/flag_value
+	mkdir -p $(ROOT)/fuzz/corpus-run/flag_value $(ROOT)/fuzz/corpus-run/flagd
 	# New inputs go to corpus-run/ (ignored); corpus/ holds the committed seeds.
 	cd $(ROOT)/fuzz && $(CARGO) +nightly fuzz run flag_value corpus-run/flag_value corpus/flag_value -- -max_total_time=$(FUZZ_SECONDS) -max_len=9000
+	# flagd: a flag document, a NUL, the context (fuzz_targets/flagd.rs); flagd.dict: its keys and operators.
+	cd $(ROOT)/fuzz && $(CARGO) +nightly fuzz run flagd corpus-run/flagd corpus/flagd -- -max_total_time=$(FUZZ_SECONDS) -max_len=9000 -dict=flagd.dict
 
 storm: venv ## Long variant of the cold-start storm: 200 extensions x 100 flags against 40 requests/s
 	STORM_FLAGS=100 $(CARGO) test -p ssm-flags-extension --test storm -- --nocapture

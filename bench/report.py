@@ -86,6 +86,16 @@ READS = [
     ("rollout", "flags_eval_all_rules", "hashmap_md5_floor", ("<=", 2.0),
      "`new-analytics` (exclusions, regions, 25% rollout) for a user vs map lookup + one md5"),
 ]
+FLAGD = [
+    ("flagd", "fractional_string_for", "fractional_floor", ("<=", 1.5),
+     "a 3-variant `fractional` (33/33/34, v3) for a user, `snapshot.get(name).string_for(&user)`, vs map lookup + murmur3 of the CBOR `[flagKey, targetingKey]` + the weight scan, by hand"),
+    ("flagd", "rule_bool_for", "rule_floor", ("<=", 3.0),
+     "`if` of `and` of `in` a list, `starts_with`, `sem_ver >=` on typed fields, `bool_for(&user)`, vs map lookup + the same three comparisons by hand (version parsed to (major, minor, patch))"),
+    ("flagd", "get_enabled", "hashmap_foldhash_floor", ("<=", 1.2),
+     "`flags::get(\"dark-mode\").enabled()` of a boolean flagd flag without targeting vs `HashMap<String, bool>::get` with foldhash"),
+    ("flagd", "get_enabled", "hashmap_floor", None,
+     "the same read vs `HashMap<String, bool>::get` with std's SipHash (an easier floor, for reference)"),
+]
 PER_READ = [
     ("per_read", "http_request", "in_process", (">=", 1000.0),
      "one `GET /v1/flags/dark-mode` per read (the AWS extension's pattern) vs `flags::get` in process"),
@@ -441,6 +451,16 @@ def main():
         "in the thread's own `Arc` of the snapshot, found through a memo of buckets checked against",
         "the entry's name. No read does I/O, takes a lock, allocates, or writes memory another",
         "thread reads.",
+        "",
+        "### flagd flag definitions",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags --bench flagd`. OpenFeature flagd flags, targeting",
+        "compiled when the document is loaded, evaluated against hand-written Rust doing the same",
+        "work on the same data (every floor's map uses foldhash, the index's hasher).",
+        "",
+    ]
+    out += table(FLAGD, missed)
+    out += [
         "",
         "### Under concurrency",
         "",

@@ -271,7 +271,7 @@ fn field_of(error: &FlagError) -> Option<&'static str> {
         FlagError::Invalid { problem, .. } => match problem {
             Problem::WrongType { field, .. } => Some(field),
             Problem::PercentageOutOfRange(_) => Some("rollout_percentage"),
-            Problem::InvalidJson(_) | Problem::NotAnObject(_) => None,
+            Problem::InvalidJson(_) | Problem::NotAnObject(_) | Problem::Definition { .. } => None,
         },
         FlagError::Reported(_) => None,
     }

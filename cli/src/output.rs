@@ -27,7 +27,7 @@ pub fn print_json(value: &impl Serialize) {
     }
 }
 
-/// The kind of a flag in a word: `boolean`, `json`, `list`, `text` or `invalid`.
+/// The kind of a flag in a word: `boolean`, `json`, `list`, `text`, `flagd` or `invalid`.
 pub fn kind(entry: &FlagEntry) -> &'static str {
     match entry.value() {
         Ok(value) => value_kind(value),
@@ -42,6 +42,7 @@ pub fn value_kind(value: &FlagValue) -> &'static str {
         FlagValue::Json(_) => "json",
         FlagValue::List(_) => "list",
         FlagValue::Text(_) => "text",
+        FlagValue::Flagd(_) => "flagd",
     }
 }
 
@@ -53,7 +54,21 @@ pub fn state(entry: &FlagEntry) -> String {
         Ok(FlagValue::Json(flag)) => json_state(flag, entry.is_secure()),
         Ok(FlagValue::List(items)) => format!("value ({} items)", items.len()),
         Ok(FlagValue::Text(_)) => "value".to_owned(),
+        Ok(FlagValue::Flagd(definition)) => flagd_state(definition),
         Err(_) => "INVALID (reads as its default)".to_owned(),
+    }
+}
+
+/// A flagd flag's state: `disabled`, or its default variant and whether targeting may choose
+/// another (variant names only: never a value).
+fn flagd_state(definition: &flags::flagd::Definition) -> String {
+    if !definition.is_enabled() {
+        return "disabled".to_owned();
+    }
+    let default = definition.default_variant().unwrap_or("(caller's default)");
+    match definition.is_constant() {
+        true => format!("variant {default}"),
+        false => format!("targeting, else variant {default}"),
     }
 }
 

@@ -235,6 +235,14 @@ fn evaluation(
             ));
         }
     };
+    if let FlagValue::Flagd(_) = value {
+        return Err(OfrepError::for_key(
+            key,
+            ErrorCode::General,
+            "a flag in flagd's format: this version evaluates it in-process only (flags::get)"
+                .to_owned(),
+        ));
+    }
     let attributes: Vec<(&str, &str)> = request
         .attributes
         .iter()
@@ -271,6 +279,7 @@ fn evaluation(
             "value",
             "STATIC",
         ),
+        FlagValue::Flagd(_) => unreachable!("answered above"),
     };
     Ok(OfrepEvaluation {
         key: key.to_owned(),

@@ -106,10 +106,14 @@ impl<'a> Context<'a> {
 
 impl Data for Context<'_> {
     fn attribute(&self, key: &str) -> Option<Val<'_>> {
-        if key == "targetingKey"
-            && let Some(user) = self.user_id
-        {
-            return Some(Val::Str(Cow::Borrowed(user)));
+        if key == "targetingKey" {
+            // The targeting key is the user id; a field of that name counts only when it is
+            // not a string (a string one is the user id, or empty: none).
+            return match (self.user_id, self.fields.and_then(|f| f.get(key))) {
+                (Some(user), _) => Some(Val::Str(Cow::Borrowed(user))),
+                (None, Some(value)) if !value.is_string() => Some(Val::of(value)),
+                _ => None,
+            };
         }
         if let Some(value) = self.fields.and_then(|fields| fields.get(key)) {
             return Some(Val::of(value));

@@ -43,8 +43,11 @@ pub struct Definition {
     key: Box<str>,
     enabled: bool,
     variants: Box<[(Box<str>, Value)]>,
-    kind: Kind,
+    kind: Option<Kind>,
     default_variant: Option<usize>,
+    /// A `defaultVariant` that names no variant: loaded, as flagd does, and an error (`GENERAL`)
+    /// wherever it would apply.
+    default_missing: bool,
     targeting: Option<Compiled>,
     metadata: Map<String, Value>,
     bucketing: Bucketing,
@@ -106,7 +109,8 @@ pub enum ErrorCode {
     TypeMismatch,
     /// No flag has this name.
     FlagNotFound,
-    /// Targeting named a variant the flag does not have.
+    /// Targeting (or `defaultVariant`) named a variant the flag does not have, or an operator
+    /// failed (a division by zero).
     General,
 }
 
@@ -257,7 +261,13 @@ impl Definition {
         for field in map.keys() {
             if !matches!(
                 field.as_str(),
-                "state" | "variants" | "defaultVariant" | "targeting" | "metadata"
+                "state"
+                    | "variants"
+                    | "defaultVariant"
+                    | "targeting"
+                    | "metadata"
+                    | "source"
+                    | "selector"
             ) {
                 return Err(invalid(&at(field), "is not a field of a flag (state, variants, defaultVariant, targeting, metadata)".into()));
             }
@@ -282,55 +292,40 @@ impl Definition {
                 "is required: an object of variants by name".into(),
             ));
         };
+        // Variants of mixed types, `null` ones and arrays break flagd's schema (`lint` says so)
+        // but load, as in flagd's evaluators: a caller asking for a type gets `TYPE_MISMATCH`,
+        // and a `null` variant is an error (`GENERAL`) when chosen.
         let mut kind = None;
+        let mut mixed = false;
         let mut variants = Vec::with_capacity(variant_map.len());
         for (name, value) in variant_map {
             let this = match value {
-                Value::Bool(_) => Kind::Boolean,
-                Value::String(_) => Kind::String,
-                Value::Number(_) => Kind::Number,
-                Value::Object(_) => Kind::Object,
-                other => {
-                    return Err(invalid(
-                        &at(&format!("variants.{name}")),
-                        format!(
-                            "must be a boolean, string, number or object, got {}",
-                            kind_of(other)
-                        ),
-                    ));
-                }
+                Value::Bool(_) => Some(Kind::Boolean),
+                Value::String(_) => Some(Kind::String),
+                Value::Number(_) => Some(Kind::Number),
+                Value::Object(_) => Some(Kind::Object),
+                Value::Array(_) | Value::Null => None,
             };
-            if kind.is_some_and(|k| k != this) {
-                return Err(invalid(
-                    &at(&format!("variants.{name}")),
-                    format!(
-                        "is a {this:?} variant among {:?} ones: every variant of a flag has one type",
-                        kind.unwrap_or(this)
-                    ),
-                ));
-            }
-            kind = Some(this);
+            mixed |= this.is_none() || (kind.is_some() && kind != this);
+            kind = kind.or(this);
             variants.push((Box::<str>::from(name.as_str()), value.clone()));
         }
-        let Some(kind) = kind else {
+        if variants.is_empty() {
             return Err(invalid(
                 &at("variants"),
                 "must hold at least one variant".into(),
             ));
-        };
+        }
+        let kind = if mixed { None } else { kind };
+        let mut default_missing = false;
         let default_variant = match map.get("defaultVariant") {
             None | Some(Value::Null) => None,
-            Some(Value::String(name)) => Some(
-                variants
-                    .iter()
-                    .position(|(n, _)| **n == **name)
-                    .ok_or_else(|| {
-                        invalid(
-                            &at("defaultVariant"),
-                            format!("names `{name}`, which is not a variant"),
-                        )
-                    })?,
-            ),
+            Some(Value::String(name)) if name.is_empty() => None,
+            Some(Value::String(name)) => {
+                let at = variants.iter().position(|(n, _)| **n == **name);
+                default_missing = at.is_none();
+                at
+            }
             Some(other) => {
                 return Err(invalid(
                     &at("defaultVariant"),
@@ -366,6 +361,7 @@ impl Definition {
             variants: variants.into_boxed_slice(),
             kind,
             default_variant,
+            default_missing,
             targeting,
             metadata,
             bucketing,
@@ -378,8 +374,8 @@ impl Definition {
         &self.key
     }
 
-    /// The type of its variants.
-    pub fn kind(&self) -> Kind {
+    /// The type every variant has; `None` when they differ (or one is `null` or an array).
+    pub fn kind(&self) -> Option<Kind> {
         self.kind
     }
 
@@ -451,15 +447,31 @@ impl Definition {
             timestamp: if targeting.reads_time { now() } else { 0 },
             bucketing: self.bucketing,
             split: Cell::new(false),
+            failed: Cell::new(false),
         };
         let chosen = env.eval(&targeting.expr);
+        if env.failed.get() {
+            return Resolution::error(ErrorCode::General);
+        }
+        // A result names a variant: a string as it is, a boolean as `true`/`false`, anything
+        // else as Python's `str()` writes it (flagd's Python evaluator, which the differential
+        // test pins); `null` names none.
+        let owned;
         let name = match &chosen {
+            Val::Null => return self.default_resolution(Reason::Default),
             Val::Str(name) => &**name,
             Val::Bool(true) => "true",
             Val::Bool(false) => "false",
-            _ => return self.default_resolution(Reason::Default),
+            other => {
+                owned = other.python_str();
+                &owned
+            }
         };
-        match self.variants.iter().find(|(n, _)| **n == *name) {
+        match self
+            .variants
+            .iter()
+            .find(|(n, v)| !n.is_empty() && **n == *name && !v.is_null())
+        {
             Some((name, value)) => Resolution {
                 variant: Some((name, value)),
                 reason: if env.split.get() {
@@ -474,6 +486,9 @@ impl Definition {
     }
 
     fn default_resolution(&self, reason: Reason) -> Resolution<'_> {
+        if self.default_missing {
+            return Resolution::error(ErrorCode::General);
+        }
         Resolution {
             variant: self.default_variant.map(|i| {
                 let (name, value) = &self.variants[i];

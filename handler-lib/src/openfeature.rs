@@ -109,6 +109,7 @@ fn mismatch(key: &str, asked: &str, value: &FlagValue) -> EvaluationError {
         FlagValue::Json(_) => "a JSON rules flag",
         FlagValue::List(_) => "a list",
         FlagValue::Text(_) => "text",
+        FlagValue::Flagd(_) => "a flagd flag",
     };
     error(
         EvaluationErrorCode::TypeMismatch,

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     ParseError,
     /// The request's context is not an object, or a field of it has the wrong type.
     InvalidContext,
+    /// The flag cannot be evaluated here (a flagd flag: evaluated in-process by `flags`).
+    General,
 }
 
 impl ErrorCode {
@@ -36,6 +38,7 @@ impl ErrorCode {
             Self::FlagNotFound => "FLAG_NOT_FOUND",
             Self::ParseError => "PARSE_ERROR",
             Self::InvalidContext => "INVALID_CONTEXT",
+            Self::General => "GENERAL",
         }
     }
 }

@@ -50,7 +50,8 @@ impl ValueType {
         match (self, value) {
             (Self::Boolean, Value::Bool(_)) | (Self::String, Value::String(_)) => true,
             (Self::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
-            (Self::Float, Value::Number(_)) | (Self::Object, Value::Object(_)) => true,
+            (Self::Float, Value::Number(_)) => true,
+            (Self::Object, Value::Object(_) | Value::Array(_)) => true,
             _ => false,
         }
     }

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::ops::{self, Bucketing};
-use super::value::{self, Val};
+use super::value::{self, Num, Val};
+use std::cmp::Ordering;
 
 /// The deepest a targeting tree may nest, `$ref`s included: well under what the evaluator's
 /// recursion can take on a thread's default stack.
@@ -364,6 +365,8 @@ pub(crate) struct Env<'a> {
     pub(crate) bucketing: Bucketing,
     /// Set when a `fractional` chose a bucket (the reason is then `SPLIT`).
     pub(crate) split: std::cell::Cell<bool>,
+    /// Set when an operator failed (a division by zero): the evaluation is then an error.
+    pub(crate) failed: std::cell::Cell<bool>,
 }
 
 /// What `var` reads from: the data, or an item of `map`/`filter`/`reduce`/`all`/`some`/`none`.
@@ -393,7 +396,7 @@ impl<'a> Env<'a> {
             Path::Static(segments) => self.lookup(segments.iter().map(|s| &**s), scope),
             Path::Dynamic(expr) => {
                 let key = self.run(expr, scope);
-                let key = key.to_js_string();
+                let key = key.to_text();
                 if key.is_empty() {
                     self.lookup(std::iter::empty(), scope)
                 } else {
@@ -426,19 +429,17 @@ impl<'a> Env<'a> {
             Scope::Root => self.data.attribute(first)?,
         };
         for segment in path {
-            if at.is_null() {
-                return None;
-            }
             at = at.step(segment)?;
         }
-        Some(at)
+        // A value that is `null` reads as missing: the default applies.
+        (!at.is_null()).then_some(at)
     }
 
     /// `$flagd` (with `field`, one of its fields).
     fn flagd(&self, field: Option<&str>) -> Option<Val<'a>> {
         match field {
             Some("flagKey") => Some(Val::Str(Cow::Borrowed(self.flag_key))),
-            Some("timestamp") => Some(Val::Num(self.timestamp as f64)),
+            Some("timestamp") => Some(Val::Int(i128::from(self.timestamp))),
             Some(_) => None,
             None => Some(Val::Object(Box::new(self.flagd_object()))),
         }
@@ -490,61 +491,96 @@ impl<'a> Env<'a> {
             Op::StrictNe => Val::Bool(!value::strict_eq(&arg(0), &arg(1))),
             Op::Lt | Op::Le | Op::Gt | Op::Ge => Val::Bool(self.relation(op, args, scope)),
             Op::Max | Op::Min => {
-                let numbers = args.iter().map(|e| self.run(e, scope).to_number());
-                let mut result = if op == Op::Max {
-                    f64::NEG_INFINITY
-                } else {
-                    f64::INFINITY
-                };
-                for n in numbers {
-                    if n.is_nan() {
-                        return Val::Num(f64::NAN);
+                // The first of the extreme values, as it is (an integer stays one); NaN wins
+                // only in first place (no comparison with it holds).
+                let mut best: Option<Num> = None;
+                for expr in args {
+                    let n = self.run(expr, scope).to_number();
+                    let better = best.is_none_or(|b| {
+                        let order = n.cmp(b);
+                        if op == Op::Max {
+                            order == Some(Ordering::Greater)
+                        } else {
+                            order == Some(Ordering::Less)
+                        }
+                    });
+                    if better {
+                        best = Some(n);
                     }
-                    result = if op == Op::Max {
-                        result.max(n)
-                    } else {
-                        result.min(n)
-                    };
                 }
-                Val::Num(result)
+                best.map_or(Val::Float(f64::NAN), Num::val)
             }
-            Op::Add => Val::Num(
-                args.iter()
-                    .map(|e| value::parse_float(&self.run(e, scope)))
-                    .sum(),
-            ),
-            Op::Mul => {
-                let mut values = args.iter().map(|e| self.run(e, scope));
-                match values.next() {
-                    None => Val::Null,
-                    Some(first) if args.len() == 1 => first,
-                    Some(first) => Val::Num(values.fold(value::parse_float(&first), |acc, v| {
-                        acc * value::parse_float(&v)
-                    })),
+            Op::Add | Op::Mul => {
+                let (mut acc, apply): (Num, fn(Num, Num) -> Num) = if op == Op::Add {
+                    (Num::Int(0), |a, b| {
+                        arith(a, b, i128::checked_add, |x, y| x + y)
+                    })
+                } else {
+                    (Num::Int(1), |a, b| {
+                        arith(a, b, i128::checked_mul, |x, y| x * y)
+                    })
+                };
+                for expr in args {
+                    acc = apply(acc, self.run(expr, scope).to_number());
+                }
+                acc.val()
+            }
+            Op::Sub => {
+                let a = arg(0).to_number();
+                let b = arg(1);
+                if args.len() < 2 || b.is_null() {
+                    arith(Num::Int(0), a, i128::checked_sub, |x, y| x - y).val()
+                } else {
+                    arith(a, b.to_number(), i128::checked_sub, |x, y| x - y).val()
                 }
             }
-            Op::Sub => match args.len() {
-                1 => Val::Num(-arg(0).to_number()),
-                _ => Val::Num(arg(0).to_number() - arg(1).to_number()),
-            },
-            Op::Div => Val::Num(arg(0).to_number() / arg(1).to_number()),
-            Op::Mod => Val::Num(arg(0).to_number() % arg(1).to_number()),
+            Op::Div => {
+                let (a, b) = (arg(0).to_number(), arg(1).to_number());
+                if b.as_f64() == 0.0 {
+                    return self.fail();
+                }
+                Val::Float(a.as_f64() / b.as_f64())
+            }
+            Op::Mod => {
+                let (a, b) = (arg(0).to_number(), arg(1).to_number());
+                if b.as_f64() == 0.0 {
+                    return self.fail();
+                }
+                match (a, b) {
+                    (Num::Int(x), Num::Int(y)) => Val::Int(
+                        x.rem_euclid(y) + if y < 0 && x.rem_euclid(y) != 0 { y } else { 0 },
+                    ),
+                    (x, y) => {
+                        let (x, y) = (x.as_f64(), y.as_f64());
+                        let r = x % y;
+                        // Python's modulo takes the divisor's sign.
+                        Val::Float(if r != 0.0 && (r < 0.0) != (y < 0.0) {
+                            r + y
+                        } else {
+                            r
+                        })
+                    }
+                }
+            }
             Op::In => {
                 let (needle, haystack) = (arg(0), arg(1));
                 match &haystack {
-                    Val::Str(text) => Val::Bool(text.contains(&*needle.to_js_string())),
-                    other => match other.items() {
-                        Some(items) => {
-                            Val::Bool(items.iter().any(|item| value::strict_eq(item, &needle)))
-                        }
-                        None => Val::Bool(false),
-                    },
+                    Val::Str(text) => Val::Bool(text.contains(&*needle.to_text())),
+                    list if list.is_array() => {
+                        let n = list.len().unwrap_or(0);
+                        Val::Bool(
+                            (0..n)
+                                .filter_map(|i| list.item(i))
+                                .any(|item| value::strict_eq(&item, &needle)),
+                        )
+                    }
+                    _ => Val::Bool(false),
                 }
             }
             Op::Cat => {
                 let mut text = String::new();
                 for expr in args {
-                    text.push_str(&self.run(expr, scope).to_js_string());
+                    text.push_str(&self.run(expr, scope).to_text());
                 }
                 Val::Str(Cow::Owned(text))
             }
@@ -565,38 +601,53 @@ impl<'a> Env<'a> {
                 Val::List(merged)
             }
             Op::Missing => {
-                let keys = match args {
-                    [only] => {
-                        let value = self.run(only, scope);
-                        value.items().unwrap_or_else(|| vec![value])
+                let keys = match args.first() {
+                    Some(first) => {
+                        let first = self.run(first, scope);
+                        match first.items() {
+                            Some(items) => items,
+                            None => std::iter::once(first)
+                                .chain(args[1..].iter().map(|e| self.run(e, scope)))
+                                .collect(),
+                        }
                     }
-                    _ => args.iter().map(|e| self.run(e, scope)).collect(),
+                    None => Vec::new(),
                 };
                 Val::List(self.missing(keys, scope))
             }
             Op::MissingSome => {
                 let need = arg(0).to_number();
-                let keys = arg(1).items().unwrap_or_default();
+                let Some(keys) = arg(1).items() else {
+                    return Val::List(Vec::new());
+                };
                 let total = keys.len();
                 let missing = self.missing(keys, scope);
-                if (total - missing.len()) as f64 >= need {
+                let present = Num::Int((total - missing.len()) as i128);
+                if matches!(present.cmp(need), Some(Ordering::Greater | Ordering::Equal)) {
                     Val::List(Vec::new())
                 } else {
                     Val::List(missing)
                 }
             }
+            Op::All | Op::None if args.len() < 2 => Val::Bool(op == Op::None),
             Op::Map | Op::Filter | Op::All | Op::None | Op::Some => {
-                let items = arg(0).items().unwrap_or_default();
+                let list = arg(0);
+                let Some(items) = list.items() else {
+                    return match op {
+                        Op::Map | Op::Filter => Val::List(Vec::new()),
+                        Op::None => Val::Bool(true),
+                        _ => Val::Bool(false),
+                    };
+                };
                 let Some(logic) = args.get(1) else {
                     return match op {
                         Op::Map | Op::Filter => Val::List(Vec::new()),
-                        Op::All | Op::Some => Val::Bool(false),
-                        _ => Val::Bool(true),
+                        _ => Val::Bool(false),
                     };
                 };
                 let apply = |item: &Val<'a>| self.run(logic, &Scope::Item(item));
                 match op {
-                    Op::Map => Val::List(items.iter().map(apply).collect()),
+                    Op::Map => Val::List(items.iter().map(|i| owned(apply(i))).collect()),
                     Op::Filter => {
                         Val::List(items.into_iter().filter(|i| apply(i).truthy()).collect())
                     }
@@ -621,8 +672,8 @@ impl<'a> Env<'a> {
                     owned(self.run(logic, &Scope::Item(&scope)))
                 })
             }
-            Op::StartsWith | Op::EndsWith => match (arg(0), arg(1)) {
-                (Val::Str(text), Val::Str(affix)) => Val::Bool(if op == Op::StartsWith {
+            Op::StartsWith | Op::EndsWith => match (args.len(), arg(0), arg(1)) {
+                (2, Val::Str(text), Val::Str(affix)) => Val::Bool(if op == Op::StartsWith {
                     text.starts_with(&*affix)
                 } else {
                     text.ends_with(&*affix)
@@ -641,7 +692,13 @@ impl<'a> Env<'a> {
         }
     }
 
-    /// `<`, `<=`, `>`, `>=`; `<` and `<=` with three arguments test `a < b < c`.
+    /// An operator that raised: the evaluation ends as an error (`GENERAL`).
+    fn fail(&self) -> Val<'a> {
+        self.failed.set(true);
+        Val::Null
+    }
+
+    /// `<`, `<=`, `>`, `>=`; with a third argument that is not `null`, `a op b op c`.
     fn relation(&self, op: Op, args: &'a [Expr], scope: &Scope<'_, 'a>) -> bool {
         use std::cmp::Ordering::{Equal, Greater, Less};
         let holds = |a: &Val<'_>, b: &Val<'_>| {
@@ -655,10 +712,8 @@ impl<'a> Env<'a> {
         };
         let a = args.first().map_or(Val::Null, |e| self.run(e, scope));
         let b = args.get(1).map_or(Val::Null, |e| self.run(e, scope));
-        match args.get(2) {
-            Some(c) if matches!(op, Op::Lt | Op::Le) => {
-                holds(&a, &b) && holds(&b, &self.run(c, scope))
-            }
+        match args.get(2).map(|c| self.run(c, scope)) {
+            Some(c) if !c.is_null() => holds(&a, &b) && holds(&b, &c),
             _ => holds(&a, &b),
         }
     }
@@ -666,14 +721,14 @@ impl<'a> Env<'a> {
     fn missing(&self, keys: Vec<Val<'a>>, scope: &Scope<'_, 'a>) -> Vec<Val<'a>> {
         keys.into_iter()
             .filter(|key| {
-                let name = key.to_js_string();
-                let found = if name.is_empty() {
+                let name = key.to_text();
+                let found = if name.is_empty() || key.is_null() {
                     self.lookup(std::iter::empty(), scope)
                 } else {
                     self.lookup(name.split('.'), scope)
                 };
                 match found {
-                    None | Some(Val::Null) => true,
+                    None => true,
                     Some(Val::Str(s)) => s.is_empty(),
                     Some(_) => false,
                 }
@@ -683,40 +738,69 @@ impl<'a> Env<'a> {
 
     /// `fractional`: the bucketing value (the first argument, unless it is a bucket) or the
     /// flag key with the targeting key, hashed; the bucket whose cumulative weight covers it.
+    /// Two passes over the buckets (the total weight, then the pick), evaluating them again
+    /// rather than collecting them: no allocation.
     fn fractional(&self, args: &'a [Expr], scope: &Scope<'_, 'a>) -> Val<'a> {
         let Some(first) = args.first() else {
             return Val::Null;
         };
         let first = self.run(first, scope);
-        let (by, buckets) = if first.is_array() {
-            (None, args)
-        } else {
-            (Some(first), &args[1..])
+        let explicit = match self.bucketing {
+            Bucketing::V3 => !first.is_array(),
+            Bucketing::V2 => matches!(first, Val::Str(_)),
         };
-        let mut distribution = Vec::with_capacity(buckets.len());
-        for bucket in buckets {
-            match ops::bucket(self.run(bucket, scope)) {
-                Some(entry) => distribution.push(entry),
+        let buckets = if explicit { &args[1..] } else { args };
+        let entry = |i: usize| match (explicit, i) {
+            (false, 0) => first.clone(),
+            _ => self.run(&buckets[i], scope),
+        };
+        let mut total: u64 = 0;
+        for i in 0..buckets.len() {
+            match ops::bucket(&entry(i)) {
+                Some((_, weight)) => total += weight,
                 None => return Val::Null,
             }
         }
-        let hash = match by {
-            Some(value) => ops::hash_value(self.bucketing, &value),
-            None => match self.data.attribute("targetingKey") {
-                Some(Val::Str(key)) => Some(ops::hash_keys(self.bucketing, self.flag_key, &key)),
+        if total == 0 || total > i32::MAX as u64 {
+            return Val::Null;
+        }
+        let hash = if explicit {
+            ops::hash_value(self.bucketing, &first)
+        } else {
+            match self.data.attribute("targetingKey") {
+                Some(Val::Str(key)) if !key.is_empty() => {
+                    Some(ops::hash_keys(self.bucketing, self.flag_key, &key))
+                }
                 _ => None,
-            },
+            }
         };
         let Some(hash) = hash else {
             return Val::Null;
         };
-        match ops::pick(hash, distribution) {
-            Some(variant) => {
+        let point = (u64::from(hash) * total) >> 32;
+        let mut cumulative = 0;
+        for i in 0..buckets.len() {
+            let Some((variant, weight)) = ops::bucket(&entry(i)) else {
+                return Val::Null;
+            };
+            cumulative += weight;
+            if point < cumulative {
                 self.split.set(true);
-                variant
+                return variant;
             }
-            None => Val::Null,
         }
+        Val::Null
+    }
+}
+
+/// `a op b` on numbers: integers stay integers (a float when the result leaves `i128`), any
+/// float makes a float.
+fn arith(a: Num, b: Num, int: fn(i128, i128) -> Option<i128>, float: fn(f64, f64) -> f64) -> Num {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => {
+            int(x, y).map_or_else(|| Num::Float(float(x as f64, y as f64)), Num::Int)
+        }
+        (x, y) => Num::Float(float(x.as_f64(), y.as_f64())),
     }
 }
 
@@ -725,7 +809,8 @@ fn owned<'a>(value: Val<'_>) -> Val<'a> {
     match value {
         Val::Null => Val::Null,
         Val::Bool(b) => Val::Bool(b),
-        Val::Num(n) => Val::Num(n),
+        Val::Int(n) => Val::Int(n),
+        Val::Float(n) => Val::Float(n),
         Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
         other => Val::owned(other.to_json()),
     }

@@ -31,39 +31,18 @@ impl Bucketing {
     }
 }
 
-/// One bucket of a `fractional`: a variant name (or what an expression gave) and its weight
-/// (1 when not given; a negative weight counts as 0).
-pub(crate) fn bucket(entry: Val<'_>) -> Option<(Val<'_>, u64)> {
-    let items = entry.items()?;
-    let mut items = items.into_iter();
-    let variant = items.next()?;
-    let weight = match items.next() {
-        None => 1,
-        Some(Val::Num(n)) if n.fract() == 0.0 && n <= f64::from(u32::MAX) => n.max(0.0) as u64,
-        Some(_) => return None,
+/// One bucket of a `fractional`: `[name]` or `[name, weight]`, the weight an integer (1 when
+/// not given; a negative weight counts as 0). Anything else is no bucket.
+pub(crate) fn bucket<'a>(entry: &Val<'a>) -> Option<(Val<'a>, u64)> {
+    let weight = match entry.len()? {
+        1 => 1,
+        2 => match entry.item(1)? {
+            Val::Int(n) => u64::try_from(n.max(0)).ok()?,
+            _ => return None,
+        },
+        _ => return None,
     };
-    match variant {
-        Val::Str(_) | Val::Bool(_) | Val::Num(_) | Val::Null => Some((variant, weight)),
-        _ => None,
-    }
-}
-
-/// The variant of the bucket `hash` falls in: `(hash × total weight) >> 32` against the
-/// cumulative weights, in order. `None` when every weight is 0.
-pub(crate) fn pick<'a>(hash: u32, distribution: Vec<(Val<'a>, u64)>) -> Option<Val<'a>> {
-    let total: u64 = distribution.iter().map(|(_, w)| w).sum();
-    if total == 0 {
-        return None;
-    }
-    let point = (u64::from(hash) * total) >> 32;
-    let mut cumulative = 0;
-    for (variant, weight) in distribution {
-        cumulative += weight;
-        if point < cumulative {
-            return Some(variant);
-        }
-    }
-    None
+    Some((entry.item(0)?, weight))
 }
 
 /// The hash of an explicit bucketing value; `None` when it cannot be bucketed (null; under v2,
@@ -71,6 +50,7 @@ pub(crate) fn pick<'a>(hash: u32, distribution: Vec<(Val<'a>, u64)>) -> Option<V
 pub(crate) fn hash_value(bucketing: Bucketing, value: &Val<'_>) -> Option<u32> {
     match (bucketing, value) {
         (_, Val::Null) => None,
+        (Bucketing::V2, Val::Str(text)) if text.is_empty() => None,
         (Bucketing::V2, Val::Str(text)) => murmur3(text.as_bytes()),
         (Bucketing::V2, _) => None,
         (Bucketing::V3, Val::Str(text)) => {
@@ -272,12 +252,12 @@ enum Identifier<'s> {
     Text(&'s str),
 }
 
-/// A version's text: a string, or a number as JavaScript prints it (`1.2` → "1.2").
+/// A version's text: a string, or anything else as Python's `str()` writes it (`1` → "1",
+/// `1.2` → "1.2", `true` → "True", which is no version).
 fn version_text<'v>(value: &'v Val<'_>) -> Option<Cow<'v, str>> {
     match value {
         Val::Str(s) => Some(Cow::Borrowed(&**s)),
-        Val::Num(_) => Some(value.to_js_string()),
-        _ => None,
+        other => Some(Cow::Owned(other.python_str())),
     }
 }
 
@@ -357,44 +337,41 @@ fn numeric(part: &str) -> Option<u64> {
     part.parse().ok()
 }
 
-/// JsonLogic's `substr`: from `start` (from the end when negative), `length` characters (up to
-/// that many from the end when negative), counted in characters.
+/// JsonLogic's `substr`, counted in characters: from `start` (from the end when negative;
+/// NaN is 0), `length` characters (to the end when absent or `null`; none when NaN; up to that
+/// many from the end when negative).
 pub(crate) fn substr<'a>(
     source: &Val<'_>,
     start: Option<Val<'_>>,
     length: Option<Val<'_>>,
 ) -> Val<'a> {
-    let text = source.to_js_string();
+    let text = source.to_text();
     let chars: Vec<char> = text.chars().collect();
-    let len = chars.len() as i64;
-    let to_int = |v: &Val<'_>| {
-        let n = v.to_number();
-        if n.is_nan() {
-            0
-        } else {
-            n.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64
-        }
-    };
-    let start = start.as_ref().map_or(0, to_int);
-    let from = if start < 0 {
-        (len + start).max(0)
+    let len = chars.len() as i128;
+    let int = |n: f64| n.trunc().clamp(-1e30, 1e30) as i128;
+    let start = start.map_or(0.0, |v| v.to_number().as_f64());
+    let from = if start.is_nan() {
+        0
+    } else if start < 0.0 {
+        (len + int(start)).max(0)
     } else {
-        start.min(len)
+        int(start).min(len)
     };
-    let to = match length.as_ref().filter(|v| !v.is_null()) {
+    let to = match length.filter(|v| !v.is_null()) {
         None => len,
         Some(v) => {
-            let n = to_int(v);
-            if n < 0 {
-                (len + n).max(from)
+            let n = v.to_number().as_f64();
+            if n.is_nan() {
+                from
+            } else if n < 0.0 {
+                (len + int(n)).max(from)
             } else {
-                (from + n).min(len)
+                (from + int(n)).min(len)
             }
         }
     };
-    Val::Str(Cow::Owned(
-        chars[from as usize..to.max(from) as usize].iter().collect(),
-    ))
+    let (from, to) = (from as usize, to.max(from as i128) as usize);
+    Val::Str(Cow::Owned(chars[from..to].iter().collect()))
 }
 
 #[cfg(test)]
@@ -451,13 +428,14 @@ mod tests {
     }
 
     #[test]
-    fn buckets_cover_their_weights() {
-        let dist = || vec![(s("a"), 1), (s("b"), 0), (s("c"), 1)];
-        assert_eq!(pick(0, dist()), Some(s("a")));
-        assert_eq!(pick(u32::MAX / 2, dist()), Some(s("a")));
-        assert_eq!(pick(u32::MAX / 2 + 1, dist()), Some(s("c")));
-        assert_eq!(pick(u32::MAX, dist()), Some(s("c")));
-        assert_eq!(pick(7, vec![(s("a"), 0)]), None);
+    fn a_bucket_is_a_name_and_an_integer_weight() {
+        let list = |items: Vec<Val<'static>>| Val::List(items);
+        assert_eq!(bucket(&list(vec![s("a")])), Some((s("a"), 1)));
+        assert_eq!(bucket(&list(vec![s("a"), Val::Int(-5)])), Some((s("a"), 0)));
+        assert_eq!(bucket(&list(vec![s("a"), Val::Float(50.0)])), None);
+        assert_eq!(bucket(&list(vec![s("a"), Val::Bool(true)])), None);
+        assert_eq!(bucket(&list(vec![])), None);
+        assert_eq!(bucket(&s("a")), None);
     }
 
     #[test]
@@ -474,7 +452,7 @@ mod tests {
         assert_eq!(v("1.0.0+build"), v("1.0.0"));
         assert_eq!(sem_ver(&s("1.0.0"), &s("?"), &s("1.0.0")), Val::Null);
         assert_eq!(
-            sem_ver(&Val::Num(1.2), &s("="), &s("1.2.0")),
+            sem_ver(&Val::Int(1.2), &s("="), &s("1.2.0")),
             Val::Bool(true)
         );
     }
@@ -482,23 +460,23 @@ mod tests {
     #[test]
     fn substr_counts_characters_from_either_end() {
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Num(4.0)), None),
+            substr(&s("jsonlogic"), Some(Val::Int(4.0)), None),
             s("logic")
         );
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Num(-5.0)), None),
+            substr(&s("jsonlogic"), Some(Val::Int(-5.0)), None),
             s("logic")
         );
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Num(1.0)), Some(Val::Num(3.0))),
+            substr(&s("jsonlogic"), Some(Val::Int(1.0)), Some(Val::Int(3.0))),
             s("son")
         );
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Num(4.0)), Some(Val::Num(-2.0))),
+            substr(&s("jsonlogic"), Some(Val::Int(4.0)), Some(Val::Int(-2.0))),
             s("log")
         );
         assert_eq!(
-            substr(&s("héllo"), Some(Val::Num(1.0)), Some(Val::Num(1.0))),
+            substr(&s("héllo"), Some(Val::Int(1.0)), Some(Val::Int(1.0))),
             s("é")
         );
     }

@@ -1,6 +1,9 @@
-//! The values targeting logic computes with, and JsonLogic's coercions between them (the
-//! JavaScript rules every flagd evaluator follows: truthiness, loose equality, numbers from
-//! strings, strings from numbers).
+//! The values targeting logic computes with, and JsonLogic's coercions between them.
+//!
+//! flagd's evaluators disagree on JsonLogic's edges (truthiness, loose equality, numbers from
+//! strings); these are the OpenFeature Python provider's (flagd-core, on panzi-json-logic), which
+//! `tests/flagd_differential.rs` pins over generated contexts: integers and floats stay
+//! distinct, a boolean counts as a number, `"1" == 1`, `0 == null`, strings order by code point.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -13,15 +16,57 @@ use serde_json::{Map, Number, Value};
 pub(crate) enum Val<'a> {
     Null,
     Bool(bool),
-    Num(f64),
+    /// An integer (JSON wrote no fraction); integers past `i128` are floats.
+    Int(i128),
+    Float(f64),
     Str(Cow<'a, str>),
-    /// An array or an object, borrowed; or an integer a `f64` cannot hold exactly (past 2^53),
-    /// kept whole for bucketing and compared as the nearest `f64`, as JavaScript does.
+    /// An array or an object, borrowed.
     Json(&'a Value),
     /// An array an operator built.
     List(Vec<Val<'a>>),
     /// An object an operator built (`$flagd`, a reduce's scope).
     Object(Box<Map<String, Value>>),
+}
+
+/// A number: what `to_number` gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Self::Int(i) => i as f64,
+            Self::Float(f) => f,
+        }
+    }
+
+    /// Numeric order (`None` with NaN).
+    pub(crate) fn cmp(self, other: Num) -> Option<Ordering> {
+        match (self, other) {
+            (Self::Int(a), Self::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+        }
+    }
+
+    pub(crate) fn val<'a>(self) -> Val<'a> {
+        match self {
+            Self::Int(i) => Val::Int(i),
+            Self::Float(f) => Val::Float(f),
+        }
+    }
+}
+
+fn number_val<'a>(n: &Number) -> Val<'a> {
+    if let Some(i) = n.as_i64() {
+        Val::Int(i128::from(i))
+    } else if let Some(u) = n.as_u64() {
+        Val::Int(i128::from(u))
+    } else {
+        Val::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
 }
 
 impl<'a> Val<'a> {
@@ -30,9 +75,9 @@ impl<'a> Val<'a> {
         match value {
             Value::Null => Self::Null,
             Value::Bool(b) => Self::Bool(*b),
-            Value::Number(n) if exact(n) => Self::Num(number(n)),
+            Value::Number(n) => number_val(n),
             Value::String(s) => Self::Str(Cow::Borrowed(s)),
-            Value::Number(_) | Value::Array(_) | Value::Object(_) => Self::Json(value),
+            Value::Array(_) | Value::Object(_) => Self::Json(value),
         }
     }
 
@@ -41,19 +86,23 @@ impl<'a> Val<'a> {
         match value {
             Value::Null => Self::Null,
             Value::Bool(b) => Self::Bool(b),
-            Value::Number(n) => Self::Num(number(&n)),
+            Value::Number(n) => number_val(&n),
             Value::String(s) => Self::Str(Cow::Owned(s)),
             Value::Array(items) => Self::List(items.into_iter().map(Self::owned).collect()),
             Value::Object(map) => Self::Object(Box::new(map)),
         }
     }
 
-    /// The value as JSON (a number that is not finite becomes `null`, as in `JSON.stringify`).
+    /// The value as JSON (a float that is not finite becomes `null`).
     pub(crate) fn to_json(&self) -> Value {
         match self {
             Self::Null => Value::Null,
             Self::Bool(b) => Value::Bool(*b),
-            Self::Num(n) => json_number(*n),
+            Self::Int(i) => i64::try_from(*i)
+                .map(Value::from)
+                .or_else(|_| u64::try_from(*i).map(Value::from))
+                .unwrap_or_else(|_| float_json(*i as f64)),
+            Self::Float(f) => float_json(*f),
             Self::Str(s) => Value::String(s.as_ref().to_owned()),
             Self::Json(value) => (*value).clone(),
             Self::List(items) => Value::Array(items.iter().map(Val::to_json).collect()),
@@ -74,38 +123,73 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// The items, when this is an array.
-    pub(crate) fn items(&self) -> Option<Vec<Val<'a>>> {
-        match self {
-            Self::Json(Value::Array(items)) => Some(items.iter().map(Val::of).collect()),
-            Self::List(items) => Some(items.clone()),
-            _ => None,
-        }
-    }
-
     /// Whether this is an array.
     pub(crate) fn is_array(&self) -> bool {
         matches!(self, Self::Json(Value::Array(_)) | Self::List(_))
     }
 
-    /// One step of a `var` path into this value: an object's field or an array's item.
-    pub(crate) fn step(&self, key: &str) -> Option<Val<'a>> {
+    /// Whether this is an object.
+    fn is_object(&self) -> bool {
+        matches!(self, Self::Json(Value::Object(_)) | Self::Object(_))
+    }
+
+    /// Whether this counts as a number (a boolean does).
+    pub(crate) fn is_number(&self) -> bool {
+        matches!(self, Self::Bool(_) | Self::Int(_) | Self::Float(_))
+    }
+
+    /// The number of items, when this is an array.
+    pub(crate) fn len(&self) -> Option<usize> {
         match self {
-            Self::Json(Value::Object(map)) => map.get(key).map(Val::of),
-            Self::Json(Value::Array(items)) => index(key).and_then(|i| items.get(i)).map(Val::of),
-            Self::Object(map) => map.get(key).cloned().map(Val::owned),
-            Self::List(items) => index(key).and_then(|i| items.get(i)).cloned(),
+            Self::Json(Value::Array(items)) => Some(items.len()),
+            Self::List(items) => Some(items.len()),
             _ => None,
         }
     }
 
-    /// JsonLogic's truthiness: JavaScript's, except that an empty array is false.
+    /// Item `i`, when this is an array that long (borrowed where it can be).
+    pub(crate) fn item(&self, i: usize) -> Option<Val<'a>> {
+        match self {
+            Self::Json(Value::Array(items)) => items.get(i).map(Val::of),
+            Self::List(items) => items.get(i).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The items, when this is an array.
+    pub(crate) fn items(&self) -> Option<Vec<Val<'a>>> {
+        self.len()
+            .map(|n| (0..n).filter_map(|i| self.item(i)).collect())
+    }
+
+    /// One step of a `var` path: an object's field, an array's item or a string's character by
+    /// a canonical index, an array's or string's `length`.
+    pub(crate) fn step(&self, key: &str) -> Option<Val<'a>> {
+        match self {
+            Self::Json(Value::Object(map)) => map.get(key).map(Val::of),
+            Self::Object(map) => map.get(key).cloned().map(Val::owned),
+            Self::Json(Value::Array(_)) | Self::List(_) => match key {
+                "length" => self.len().map(|n| Val::Int(n as i128)),
+                _ => index(key).and_then(|i| self.item(i)),
+            },
+            Self::Str(text) => match key {
+                "length" => Some(Val::Int(text.chars().count() as i128)),
+                _ => index(key)
+                    .and_then(|i| text.chars().nth(i))
+                    .map(|c| Val::Str(Cow::Owned(c.to_string()))),
+            },
+            _ => None,
+        }
+    }
+
+    /// JsonLogic's truthiness: `null`, `false`, 0, NaN, `""` and `[]` are false; every object
+    /// (even `{}`) is true.
     pub(crate) fn truthy(&self) -> bool {
         match self {
             Self::Null => false,
             Self::Bool(b) => *b,
-            Self::Num(n) => *n != 0.0 && !n.is_nan(),
-            Self::Json(Value::Number(_)) => true, // past 2^53: never 0
+            Self::Int(i) => *i != 0,
+            Self::Float(f) => *f != 0.0 && !f.is_nan(),
             Self::Str(s) => !s.is_empty(),
             Self::Json(Value::Array(items)) => !items.is_empty(),
             Self::List(items) => !items.is_empty(),
@@ -113,267 +197,308 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// JavaScript's `Number(x)`.
-    pub(crate) fn to_number(&self) -> f64 {
+    /// A number: booleans, integers and floats as they are; `null` 0; a string as Python's
+    /// `float()` reads it (NaN if it does not; `inf` spellings are NaN); `[]` 0, `[x]` x; any
+    /// other array or object NaN.
+    pub(crate) fn to_number(&self) -> Num {
         match self {
-            Self::Null => 0.0,
-            Self::Bool(b) => f64::from(u8::from(*b)),
-            Self::Num(n) => *n,
-            Self::Json(Value::Number(n)) => number(n),
-            Self::Str(s) => string_to_number(s),
-            Self::Json(Value::Object(_)) | Self::Object(_) => f64::NAN,
-            Self::Json(_) | Self::List(_) => string_to_number(&self.to_js_string()),
+            Self::Null => Num::Int(0),
+            Self::Bool(b) => Num::Int(i128::from(*b)),
+            Self::Int(i) => Num::Int(*i),
+            Self::Float(f) => Num::Float(*f),
+            Self::Str(s) => Num::Float(string_to_number(s)),
+            Self::Json(Value::Array(_)) | Self::List(_) => match self.len() {
+                Some(0) => Num::Int(0),
+                Some(1) => self.item(0).map_or(Num::Float(f64::NAN), |x| x.to_number()),
+                _ => Num::Float(f64::NAN),
+            },
+            Self::Json(_) | Self::Object(_) => Num::Float(f64::NAN),
         }
     }
 
-    /// JavaScript's `String(x)`.
-    pub(crate) fn to_js_string(&self) -> Cow<'_, str> {
+    /// A string: a float printed with 15 significant digits, a boolean `True`/`False`, `null`,
+    /// an array's items joined with `,`, an object `[object Object]`.
+    pub(crate) fn to_text(&self) -> Cow<'_, str> {
         match self {
             Self::Null => Cow::Borrowed("null"),
-            Self::Bool(true) => Cow::Borrowed("true"),
-            Self::Bool(false) => Cow::Borrowed("false"),
-            Self::Num(n) => Cow::Owned(number_to_string(*n)),
-            Self::Json(Value::Number(n)) => Cow::Owned(number_to_string(number(n))),
+            Self::Bool(true) => Cow::Borrowed("True"),
+            Self::Bool(false) => Cow::Borrowed("False"),
+            Self::Int(i) => Cow::Owned(i.to_string()),
+            Self::Float(f) => Cow::Owned(format_g15(*f)),
             Self::Str(s) => Cow::Borrowed(s),
             Self::Json(Value::Object(_)) | Self::Object(_) => Cow::Borrowed("[object Object]"),
             Self::Json(_) | Self::List(_) => {
-                let items = self.items().unwrap_or_default();
-                let parts: Vec<String> = items
+                let parts: Vec<String> = self
+                    .items()
+                    .unwrap_or_default()
                     .iter()
-                    .map(|item| match item {
-                        Self::Null => String::new(),
-                        other => other.to_js_string().into_owned(),
-                    })
+                    .map(|item| item.to_text().into_owned())
                     .collect();
                 Cow::Owned(parts.join(","))
             }
         }
     }
 
-    /// A primitive for comparisons: arrays and objects become their string (`ToPrimitive`).
-    fn primitive(&self) -> Val<'_> {
+    /// The value as Python's `str()` writes it: how a targeting result that is not a string
+    /// names a variant (`2`, `2.0`, `1e+16`, `['a', 1]`).
+    pub(crate) fn python_str(&self) -> String {
         match self {
-            Self::Json(Value::Number(n)) => Val::Num(number(n)),
-            Self::Json(_) | Self::List(_) | Self::Object(_) => Val::Str(self.to_js_string()),
-            Self::Null => Val::Null,
-            Self::Bool(b) => Val::Bool(*b),
-            Self::Num(n) => Val::Num(*n),
-            Self::Str(s) => Val::Str(Cow::Borrowed(s)),
+            Self::Null => "None".to_owned(),
+            Self::Bool(true) => "True".to_owned(),
+            Self::Bool(false) => "False".to_owned(),
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) => python_repr(*f),
+            Self::Str(s) => s.to_string(),
+            other => python_literal(&other.to_json()),
         }
     }
-
-    /// An integer past 2^53, kept whole.
-    fn is_big(&self) -> bool {
-        matches!(self, Self::Json(Value::Number(_)))
-    }
-
-    fn is_compound(&self) -> bool {
-        matches!(
-            self,
-            Self::Json(Value::Array(_) | Value::Object(_)) | Self::List(_) | Self::Object(_)
-        )
-    }
 }
 
-/// JavaScript's `a == b`.
+/// `a == b`, as flagd's Python evaluator has it: values of one type compare as they are (two
+/// arrays or objects only when they are the same value of the context); a number (a boolean
+/// too) against anything compares with that thing as a number; `null` against anything else is
+/// false; a string against an array or object compares with its text.
 pub(crate) fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
-    use Val::{Bool, Null, Num, Str};
-    if !a.is_compound() && !b.is_compound() && (a.is_big() || b.is_big()) {
-        return loose_eq(&a.primitive(), &b.primitive());
-    }
+    use Val::{Bool, Float, Int, Null, Str};
     match (a, b) {
         (Null, Null) => true,
-        (Null, _) | (_, Null) => false,
-        (Num(x), Num(y)) => x == y,
-        (Str(x), Str(y)) => x == y,
         (Bool(x), Bool(y)) => x == y,
-        (Num(x), Str(s)) | (Str(s), Num(x)) => *x == string_to_number(s),
-        (Bool(x), other) | (other, Bool(x)) => loose_eq(&Num(f64::from(u8::from(*x))), other),
-        // Two arrays or objects are equal only when they are the same one: never, for values
-        // read from JSON.
-        _ if a.is_compound() && b.is_compound() => false,
-        _ if a.is_compound() => loose_eq(&a.primitive(), b),
-        _ => loose_eq(a, &b.primitive()),
-    }
-}
-
-/// JavaScript's `a === b`.
-pub(crate) fn strict_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
-    if a.is_big() || b.is_big() {
-        return match (a.primitive(), b.primitive()) {
-            (Val::Num(x), Val::Num(y)) => x == y,
-            _ => false,
-        };
-    }
-    match (a, b) {
-        (Val::Null, Val::Null) => true,
-        (Val::Num(x), Val::Num(y)) => x == y,
-        (Val::Str(x), Val::Str(y)) => x == y,
-        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Int(x), Int(y)) => x == y,
+        (Float(x), Float(y)) => x == y,
+        (Str(x), Str(y)) => x == y,
+        (Val::Json(x), Val::Json(y)) if a.is_array() == b.is_array() => std::ptr::eq(*x, *y),
+        _ if a.is_array() && b.is_array() || a.is_object() && b.is_object() => false,
+        _ if a.is_number() => a.to_number().cmp(b.to_number()) == Some(Ordering::Equal),
+        _ if b.is_number() => a.to_number().cmp(b.to_number()) == Some(Ordering::Equal),
+        (Null, _) | (_, Null) => false,
+        (Str(s), other) | (other, Str(s)) => **s == *other.to_text(),
         _ => false,
     }
 }
 
-/// JsonLogic's `<` family: two strings compare by code point (as flagd's Go and Python
-/// evaluators do; JavaScript's UTF-16 order differs only past U+FFFF), anything else as numbers;
-/// `None` when either is `NaN` (every comparison is then false).
+/// `a === b`: Python's `==` — numbers (booleans too) by value, strings, `null`, and arrays and
+/// objects item by item.
+pub(crate) fn strict_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Str(x), Val::Str(y)) => x == y,
+        _ if a.is_number() && b.is_number() => {
+            a.to_number().cmp(b.to_number()) == Some(Ordering::Equal)
+        }
+        _ if a.is_array() && b.is_array() => {
+            let (Some(x), Some(y)) = (a.items(), b.items()) else {
+                return false;
+            };
+            x.len() == y.len() && x.iter().zip(&y).all(|(x, y)| strict_eq(x, y))
+        }
+        _ if a.is_object() && b.is_object() => {
+            let (x, y) = (a.to_json(), b.to_json());
+            match (x, y) {
+                (Value::Object(x), Value::Object(y)) => {
+                    x.len() == y.len()
+                        && x.iter().all(|(k, v)| {
+                            y.get(k).is_some_and(|w| {
+                                strict_eq(&Val::owned(v.clone()), &Val::owned(w.clone()))
+                            })
+                        })
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The order of `<`, `<=`, `>`, `>=`: as numbers when either side is one, else as strings (by
+/// code point) when either side is one, else both as numbers; `None` when NaN is involved.
 pub(crate) fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<Ordering> {
-    let (a, b) = (a.primitive(), b.primitive());
-    if let (Val::Str(x), Val::Str(y)) = (&a, &b) {
-        return Some(x.cmp(y));
+    if a.is_number() || b.is_number() {
+        return a.to_number().cmp(b.to_number());
     }
-    a.to_number().partial_cmp(&b.to_number())
+    if let Val::Str(x) = a {
+        return Some((**x).cmp(&*b.to_text()));
+    }
+    if let Val::Str(y) = b {
+        return Some((*a.to_text()).cmp(&**y));
+    }
+    a.to_number().cmp(b.to_number())
 }
 
-/// JavaScript's `parseFloat(String(x))`: the longest leading decimal number, `NaN` if none.
-pub(crate) fn parse_float(value: &Val<'_>) -> f64 {
-    if let Val::Num(n) = value {
-        return *n;
-    }
-    let text = value.to_js_string();
-    let s = text.trim_start_matches(is_js_space);
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'-') => (-1.0, &s[1..]),
-        Some(b'+') => (1.0, &s[1..]),
-        _ => (1.0, s),
-    };
-    if rest.starts_with("Infinity") {
-        return sign * f64::INFINITY;
-    }
-    let bytes = rest.as_bytes();
-    let mut end = 0;
-    let digits = |from: usize| {
-        bytes[from..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-    };
-    let int = digits(0);
-    end += int;
-    let mut frac = 0;
-    if bytes.get(end) == Some(&b'.') {
-        frac = digits(end + 1);
-        if int + frac > 0 {
-            end += 1 + frac;
-        }
-    }
-    if int + frac == 0 {
-        return f64::NAN;
-    }
-    if matches!(bytes.get(end), Some(b'e' | b'E')) {
-        let sign_len = usize::from(matches!(bytes.get(end + 1), Some(b'+' | b'-')));
-        let exp = digits(end + 1 + sign_len);
-        if exp > 0 {
-            end += 1 + sign_len + exp;
-        }
-    }
-    rest[..end].parse::<f64>().map_or(f64::NAN, |n| sign * n)
-}
-
-/// JavaScript's `Number(string)`: whitespace-trimmed; empty is 0; decimal, `0x`/`0o`/`0b`
-/// integers, `Infinity`; anything else `NaN`.
+/// Python's `float(s)`: surrounding whitespace, `_` between digits, `nan`, `infinity`; NaN when
+/// it does not read (and for `inf`, `+inf`, `-inf`, which JsonLogic refuses).
 pub(crate) fn string_to_number(s: &str) -> f64 {
-    let s = s.trim_matches(is_js_space);
-    if s.is_empty() {
-        return 0.0;
-    }
-    for (prefix, radix) in [
-        ("0x", 16),
-        ("0X", 16),
-        ("0o", 8),
-        ("0O", 8),
-        ("0b", 2),
-        ("0B", 2),
-    ] {
-        if let Some(digits) = s.strip_prefix(prefix) {
-            return u128::from_str_radix(digits, radix).map_or(f64::NAN, |n| n as f64);
-        }
-    }
-    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if unsigned == "Infinity" {
-        return if s.starts_with('-') {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        };
-    }
-    // Rust accepts what JavaScript does not ("inf", "nan", "1_0" is rejected by both): only
-    // digits, one dot, an exponent.
-    let valid = unsigned
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-        && unsigned.bytes().any(|b| b.is_ascii_digit())
-        && !unsigned.starts_with(['e', 'E']);
-    if !valid {
+    let trimmed = s.trim();
+    if matches!(
+        trimmed.to_ascii_lowercase().as_str(),
+        "inf" | "+inf" | "-inf"
+    ) {
         return f64::NAN;
     }
-    s.parse::<f64>().unwrap_or(f64::NAN)
+    let mut clean = String::with_capacity(trimmed.len());
+    let mut previous: Option<char> = None;
+    let mut chars = trimmed.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '_' {
+            let next_digit = chars.peek().is_some_and(char::is_ascii_digit);
+            if !(previous.is_some_and(|p| p.is_ascii_digit()) && next_digit) {
+                return f64::NAN;
+            }
+        } else if let Some(digit) = decimal_digit(c) {
+            // A decimal digit of another script reads as its value, as in Python.
+            clean.push(char::from(b'0' + digit));
+        } else {
+            clean.push(c);
+        }
+        previous = Some(c);
+    }
+    clean.parse::<f64>().unwrap_or(f64::NAN)
 }
 
-/// JavaScript's whitespace (what `trim` removes): the ASCII and Unicode spaces and line ends.
-fn is_js_space(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}'
+/// The first code point (digit zero) of each run of ten Unicode decimal digits (category Nd)
+/// past ASCII, Unicode 14 (what Python's `float()` reads as digits).
+const DIGIT_ZEROS: [u32; 65] = [
+    0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6,
+    0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50,
+    0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// The value of a decimal digit of a script other than ASCII.
+fn decimal_digit(c: char) -> Option<u8> {
+    let code = u32::from(c);
+    if code < 0x660 {
+        return None;
+    }
+    let at = DIGIT_ZEROS
+        .partition_point(|&zero| zero <= code)
+        .checked_sub(1)?;
+    let offset = code - DIGIT_ZEROS[at];
+    u8::try_from(offset).ok().filter(|d| *d < 10)
 }
 
-/// JavaScript's `String(number)`: integers without a fraction, the shortest round-trip digits,
-/// exponent notation from 1e21 and below 1e-6.
-pub(crate) fn number_to_string(n: f64) -> String {
-    if n.is_nan() {
-        return "NaN".to_owned();
+/// A float as `'%.15g'` prints it.
+pub(crate) fn format_g15(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".to_owned();
     }
-    if n.is_infinite() {
-        return if n > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
     }
-    if n == 0.0 {
-        return "0".to_owned();
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
-    // `{:e}` gives the shortest round-trip digits: "d.ddde-7".
-    let sci = format!("{:e}", n.abs());
+    let sci = format!("{f:.14e}");
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
-    let point = exponent + 1; // digits before the decimal point
-    let sign = if n < 0.0 { "-" } else { "" };
-    let body = if (k..=21).contains(&point) {
-        format!("{digits}{}", "0".repeat((point - k) as usize))
-    } else if 0 < point && point <= 21 {
-        let (int, frac) = digits.split_at(point as usize);
-        format!("{int}.{frac}")
-    } else if -6 < point && point <= 0 {
-        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    if !(-4..15).contains(&exponent) {
+        let mantissa = strip_zeros(mantissa);
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exponent.abs());
+    }
+    let decimals = (14 - exponent).max(0) as usize;
+    strip_zeros(&format!("{f:.decimals$}")).to_owned()
+}
+
+fn strip_zeros(text: &str) -> &str {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
     } else {
-        let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() { "" } else { "." };
-        let e = point - 1;
-        let e_sign = if e >= 0 { "+" } else { "-" };
-        format!("{first}{dot}{rest}e{e_sign}{}", e.abs())
-    };
-    format!("{sign}{body}")
-}
-
-/// Whether a JSON number is exactly a `f64` (every float, and integers up to 2^53).
-fn exact(n: &Number) -> bool {
-    const LIMIT: u64 = 1 << 53;
-    n.as_u64().is_none_or(|u| u <= LIMIT) && n.as_i64().is_none_or(|i| i.unsigned_abs() <= LIMIT)
-}
-
-/// A JSON number as `f64` (integers past 2^53 round, as in JavaScript).
-pub(crate) fn number(n: &Number) -> f64 {
-    n.as_f64().unwrap_or(f64::NAN)
-}
-
-/// A number as JSON: an integer where it is one (so `1` stays `1`), `null` when not finite.
-pub(crate) fn json_number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
-        // Exact: the magnitude is below 2^53.
-        Value::Number(Number::from(n as i64))
-    } else {
-        Number::from_f64(n).map_or(Value::Null, Value::Number)
+        text
     }
 }
 
+/// A float as Python's `repr` writes it: the shortest round-trip digits, exponent form from
+/// 1e16 and below 1e-4.
+pub(crate) fn python_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    let sci = format!("{f:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if f != 0.0 && !(-4..16).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exponent.abs());
+    }
+    let text = format!("{f:?}");
+    if text.contains('.') || text.contains('e') {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
+/// A JSON value as a Python literal (`{'a': 1}`, `['x', True, None]`).
+fn python_literal(value: &Value) -> String {
+    match value {
+        Value::Null => "None".to_owned(),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::Number(n) => number_val(n).python_str(),
+        Value::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        out.push_str(&format!("\\x{:02x}", c as u32));
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_literal).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}: {}",
+                        python_literal(&Value::String(k.clone())),
+                        python_literal(v)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// A float as JSON: `null` when not finite.
+fn float_json(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// A canonical non-negative decimal index (`"0"`, `"12"`; not `"01"`).
 fn index(key: &str) -> Option<usize> {
+    if key.is_empty()
+        || !key.bytes().all(|b| b.is_ascii_digit())
+        || (key.len() > 1 && key.starts_with('0'))
+    {
+        return None;
+    }
     key.parse().ok()
 }
 
@@ -386,52 +511,77 @@ mod tests {
     }
 
     #[test]
-    fn numbers_print_as_in_javascript() {
-        for (n, text) in [
-            (1.0, "1"),
-            (-0.0, "0"),
-            (1.5, "1.5"),
-            (0.1 + 0.2, "0.30000000000000004"),
-            (1e21, "1e+21"),
-            (123456789012345680000.0, "123456789012345680000"),
-            (1e-7, "1e-7"),
-            (0.000001, "0.000001"),
-            (-2.5e-9, "-2.5e-9"),
-            (f64::NAN, "NaN"),
+    fn floats_print_as_python_does() {
+        for (f, g15, repr) in [
+            (1.0, "1", "1.0"),
+            (100000.0, "100000", "100000.0"),
+            (1e15, "1e+15", "1000000000000000.0"),
+            (1e16, "1e+16", "1e+16"),
+            (0.1 + 0.2, "0.3", "0.30000000000000004"),
+            (1e-7, "1e-07", "1e-07"),
+            (0.0001, "0.0001", "0.0001"),
+            (-0.0, "-0", "-0.0"),
+            (123456789.12345679, "123456789.123457", "123456789.12345679"),
+            (2.5, "2.5", "2.5"),
         ] {
-            assert_eq!(number_to_string(n), text, "{n}");
+            assert_eq!(format_g15(f), g15, "{f}");
+            assert_eq!(python_repr(f), repr, "{f}");
         }
     }
 
     #[test]
-    fn strings_become_numbers_as_in_javascript() {
-        assert_eq!(string_to_number(" 12 "), 12.0);
-        assert_eq!(string_to_number(""), 0.0);
-        assert_eq!(string_to_number("0x1f"), 31.0);
-        assert!(string_to_number("12abc").is_nan());
+    fn strings_become_numbers_as_python_float_reads_them() {
+        assert_eq!(string_to_number(" 18 "), 18.0);
+        assert_eq!(string_to_number("1_8"), 18.0);
+        assert_eq!(string_to_number("\u{661}\u{668}"), 18.0);
+        assert!(string_to_number("").is_nan());
+        assert!(string_to_number("0x12").is_nan());
         assert!(string_to_number("inf").is_nan());
-        assert_eq!(parse_float(&s("12abc")), 12.0);
-        assert_eq!(parse_float(&s(".5e1x")), 5.0);
-        assert!(parse_float(&s("")).is_nan());
+        assert_eq!(string_to_number("-Infinity"), f64::NEG_INFINITY);
+        assert!(string_to_number("_1").is_nan());
     }
 
     #[test]
-    fn loose_equality_coerces_like_javascript() {
-        assert!(loose_eq(&Val::Num(1.0), &s("1")));
+    fn equality_coerces_as_flagd_python_does() {
+        assert!(loose_eq(&Val::Int(1), &s("1")));
         assert!(loose_eq(&Val::Bool(true), &s("1")));
-        assert!(!loose_eq(&Val::Null, &Val::Num(0.0)));
-        assert!(loose_eq(&Val::List(vec![Val::Num(1.0)]), &s("1")));
-        assert!(!strict_eq(&Val::Num(1.0), &s("1")));
+        assert!(loose_eq(&Val::Int(0), &Val::Null));
+        assert!(!loose_eq(&s(""), &Val::Null));
+        assert!(!loose_eq(&s("true"), &Val::Bool(true)));
+        assert!(loose_eq(&Val::List(vec![s("a"), s("b")]), &s("a,b")));
+        assert!(!loose_eq(
+            &Val::List(vec![Val::Int(1)]),
+            &Val::List(vec![Val::Int(1)])
+        ));
+        assert!(strict_eq(&Val::Int(1), &Val::Bool(true)));
+        assert!(strict_eq(&Val::Int(1), &Val::Float(1.0)));
+        assert!(!strict_eq(&Val::Int(1), &s("1")));
+        assert!(strict_eq(
+            &Val::List(vec![Val::Int(1)]),
+            &Val::List(vec![Val::Float(1.0)])
+        ));
     }
 
     #[test]
-    fn strings_compare_by_code_point_and_mixed_values_as_numbers() {
+    fn order_is_numeric_when_a_number_is_involved_else_by_code_point() {
         assert_eq!(compare(&s("a"), &s("b")), Some(Ordering::Less));
         assert_eq!(
             compare(&s("\u{ff61}"), &s("\u{1f600}")),
             Some(Ordering::Less)
         );
-        assert_eq!(compare(&s("10"), &Val::Num(9.0)), Some(Ordering::Greater));
-        assert_eq!(compare(&s("x"), &Val::Num(9.0)), None);
+        assert_eq!(compare(&s("10"), &Val::Int(9)), Some(Ordering::Greater));
+        assert_eq!(compare(&Val::Null, &Val::Int(1)), Some(Ordering::Less));
+        assert_eq!(compare(&Val::Null, &s("a")), Some(Ordering::Greater));
+        assert_eq!(compare(&s("x"), &Val::Int(9)), None);
+    }
+
+    #[test]
+    fn python_str_names_variants() {
+        assert_eq!(Val::Int(2).python_str(), "2");
+        assert_eq!(Val::Float(2.0).python_str(), "2.0");
+        assert_eq!(
+            Val::List(vec![s("a"), Val::Int(1)]).python_str(),
+            "['a', 1]"
+        );
     }
 }
