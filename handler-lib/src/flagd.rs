@@ -546,3 +546,153 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Context;
+    use serde_json::json;
+
+    fn flag(targeting: Value) -> Value {
+        json!({"state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": "a", "targeting": targeting})
+    }
+
+    fn problem(document: Value) -> String {
+        let parsed = parse_document(&document, Bucketing::V3).expect("a document");
+        let broken: Vec<String> = parsed
+            .into_iter()
+            .filter_map(|(key, result)| result.err().map(|p| format!("{key}: {p}")))
+            .collect();
+        broken.join("\n")
+    }
+
+    #[test]
+    fn one_broken_flag_names_its_field_and_the_others_load() {
+        let document = json!({"flags": {
+            "good": flag(json!({"if": [{"==": [{"var": "plan"}, "pro"]}, "b", "a"]})),
+            "unknown-op": flag(json!({"if": [{"like": [{"var": "plan"}, "p%"]}, "b", "a"]})),
+            "bad-state": {"state": "ON", "variants": {"a": 1}},
+        }});
+        let parsed = parse_document(&document, Bucketing::V3).expect("a document");
+        assert!(parsed.iter().any(|(k, r)| k == "good" && r.is_ok()));
+        let text = problem(document);
+        assert!(
+            text.contains(
+                "unknown-op: `flags.unknown-op.targeting.if[0].like` unknown operator `like`"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad-state: `flags.bad-state.state` must be"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refs_must_be_defined_and_acyclic() {
+        let text = problem(json!({
+            "flags": {"f": flag(json!({"$ref": "nowhere"}))}
+        }));
+        assert!(
+            text.contains("evaluator `nowhere`, which `$evaluators` does not define"),
+            "{text}"
+        );
+        let text = problem(json!({
+            "$evaluators": {"x": {"$ref": "y"}, "y": {"or": [{"$ref": "x"}]}},
+            "flags": {"f": flag(json!({"$ref": "x"}))}
+        }));
+        assert!(text.contains("`$ref` cycle: x → y → x"), "{text}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // Documents arrive as text, and serde_json refuses one nested past 128 levels; anything
+        // it accepts deeper than the bound is refused at load.
+        let deep = format!(
+            "{}{{\"var\": \"x\"}}{}",
+            "{\"!\": [".repeat(60),
+            "]}".repeat(60)
+        );
+        let deep: Value = serde_json::from_str(&deep).expect("60 levels parse");
+        let text = problem(json!({"flags": {"deep": flag(deep)}}));
+        assert!(
+            text.contains(&format!("nests deeper than {MAX_DEPTH} levels")),
+            "{text}"
+        );
+        // A chain of evaluators, each shallow, is bounded too.
+        let mut evaluators = Map::new();
+        for i in 0..200 {
+            evaluators.insert(
+                format!("e{i}"),
+                json!({"!": [{"$ref": format!("e{}", i + 1)}]}),
+            );
+        }
+        evaluators.insert("e200".into(), json!({"var": "x"}));
+        let text = problem(
+            json!({"$evaluators": evaluators, "flags": {"f": flag(json!({"$ref": "e0"}))}}),
+        );
+        assert!(text.contains("nests deeper than"), "{text}");
+    }
+
+    #[test]
+    fn a_tree_too_large_to_evaluate_is_refused_even_through_shared_refs() {
+        // Evaluators that use the one before twice: each compiled once (no blow-up in memory),
+        // but an evaluation would walk 2^20 nodes, so the node bound counts every use.
+        let mut evaluators = Map::new();
+        evaluators.insert("d0".into(), json!({"==": [{"var": "x"}, 1]}));
+        for i in 1..=20 {
+            evaluators.insert(
+                format!("d{i}"),
+                json!({"and": [{"$ref": format!("d{}", i - 1)}, {"$ref": format!("d{}", i - 1)}]}),
+            );
+        }
+        let document = json!({"$evaluators": evaluators, "flags": {"f": flag(json!({"if": [{"$ref": "d20"}, "b", "a"]}))}});
+        let text = problem(document);
+        assert!(text.contains(&format!("more than {MAX_NODES}")), "{text}");
+        // One literal tree past the bound is refused too.
+        let wide: Vec<Value> = (0..MAX_NODES)
+            .map(|i| json!({"==": [{"var": "x"}, i]}))
+            .collect();
+        let text = problem(json!({"flags": {"wide": flag(json!({"or": wide}))}}));
+        assert!(text.contains(&format!("more than {MAX_NODES}")), "{text}");
+    }
+
+    #[test]
+    fn resolutions_follow_flagd() {
+        let document = json!({"flags": {
+            "off": {"state": "DISABLED", "variants": {"a": 1}, "defaultVariant": "a"},
+            "static": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"},
+            "no-default": {"state": "ENABLED", "variants": {"a": 1}},
+            "split": {"state": "ENABLED", "variants": {"a": 1, "b": 2}, "defaultVariant": "a",
+                      "targeting": {"fractional": [["a", 50], ["b", 50]]}},
+            "unknown": flag(json!("nope")),
+            "zero": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a",
+                     "targeting": {"/": [1, 0]}},
+        }});
+        let flags: std::collections::HashMap<String, Arc<Definition>> =
+            parse_document(&document, Bucketing::V3)
+                .expect("a document")
+                .into_iter()
+                .filter_map(|(k, r)| r.ok().map(|d| (k, d)))
+                .collect();
+        let user = Context::user("u-1");
+        let reason = |name: &str| {
+            let r = flags[name].resolve(&user);
+            (r.reason, r.error, r.variant.map(|(n, _)| n.to_owned()))
+        };
+        assert_eq!(reason("off"), (Reason::Disabled, None, None));
+        assert_eq!(reason("static"), (Reason::Static, None, Some("a".into())));
+        assert_eq!(reason("no-default"), (Reason::Default, None, None));
+        assert_eq!(reason("split").0, Reason::Split);
+        assert_eq!(
+            reason("zero"),
+            (Reason::Error, Some(ErrorCode::General), None)
+        );
+        assert!(
+            flags.get("unknown").is_none(),
+            "targeting that is not an object is refused"
+        );
+        assert!(flags["static"].is_constant() && !flags["split"].is_constant());
+        assert!(!flags["split"].reads_time());
+    }
+}

@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(v("1.0.0+build"), v("1.0.0"));
         assert_eq!(sem_ver(&s("1.0.0"), &s("?"), &s("1.0.0")), Val::Null);
         assert_eq!(
-            sem_ver(&Val::Int(1.2), &s("="), &s("1.2.0")),
+            sem_ver(&Val::Float(1.2), &s("="), &s("1.2.0")),
             Val::Bool(true)
         );
     }
@@ -460,23 +460,31 @@ mod tests {
     #[test]
     fn substr_counts_characters_from_either_end() {
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Int(4.0)), None),
+            substr(&s("jsonlogic"), Some(Val::Float(4.0)), None),
             s("logic")
         );
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Int(-5.0)), None),
+            substr(&s("jsonlogic"), Some(Val::Float(-5.0)), None),
             s("logic")
         );
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Int(1.0)), Some(Val::Int(3.0))),
+            substr(
+                &s("jsonlogic"),
+                Some(Val::Float(1.0)),
+                Some(Val::Float(3.0))
+            ),
             s("son")
         );
         assert_eq!(
-            substr(&s("jsonlogic"), Some(Val::Int(4.0)), Some(Val::Int(-2.0))),
+            substr(
+                &s("jsonlogic"),
+                Some(Val::Float(4.0)),
+                Some(Val::Float(-2.0))
+            ),
             s("log")
         );
         assert_eq!(
-            substr(&s("héllo"), Some(Val::Int(1.0)), Some(Val::Int(1.0))),
+            substr(&s("héllo"), Some(Val::Float(1.0)), Some(Val::Float(1.0))),
             s("é")
         );
     }
