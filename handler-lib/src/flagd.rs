@@ -155,13 +155,16 @@ impl Resolution<'_> {
     }
 }
 
+/// One flag of a document: its definition, or what is wrong with it.
+pub type Parsed = Result<Arc<Definition>, Problem>;
+
 /// A flag document: `{"flags": {…}, "$evaluators": {…}, "metadata": {…}}` (and `$schema`).
 /// Each flag is parsed on its own: a broken one is an error naming it and its field, and the
 /// rest still load. A document that is not one at all is a [`Problem`].
 pub fn parse_document(
     document: &Value,
     bucketing: Bucketing,
-) -> Result<Vec<(String, Result<Arc<Definition>, Problem>)>, Problem> {
+) -> Result<Vec<(String, Parsed)>, Problem> {
     let Value::Object(top) = document else {
         return Err(invalid(
             "",
@@ -226,20 +229,47 @@ pub fn parse_flag(key: &str, flag: &Value, bucketing: Bucketing) -> Result<Defin
     })
 }
 
-/// A one-flag document holding `flag` and what it needs from `top`: the evaluators and the
-/// flag-set metadata.
+/// A one-flag document holding `flag` and what it needs from `top`: the evaluators it uses
+/// (through others too) and the flag-set metadata.
 fn self_contained(top: &Map<String, Value>, key: &str, flag: &Value) -> Value {
     let mut document = Map::new();
     document.insert(
         "flags".into(),
         Value::Object(Map::from_iter([(key.to_owned(), flag.clone())])),
     );
-    for field in ["$evaluators", "metadata"] {
-        if let Some(value) = top.get(field) {
-            document.insert(field.into(), value.clone());
+    if let Some(Value::Object(evaluators)) = top.get("$evaluators") {
+        let mut used = Map::new();
+        let mut pending = Vec::new();
+        references(flag, &mut pending);
+        while let Some(name) = pending.pop() {
+            if used.contains_key(&name) {
+                continue;
+            }
+            if let Some(rule) = evaluators.get(&name) {
+                references(rule, &mut pending);
+                used.insert(name, rule.clone());
+            }
+        }
+        if !used.is_empty() {
+            document.insert("$evaluators".into(), Value::Object(used));
         }
     }
+    if let Some(metadata) = top.get("metadata") {
+        document.insert("metadata".into(), metadata.clone());
+    }
     Value::Object(document)
+}
+
+/// The evaluators `value` names in a `{"$ref": name}`.
+fn references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => match (map.len(), map.get("$ref")) {
+            (1, Some(Value::String(name))) => found.push(name.clone()),
+            _ => map.values().for_each(|v| references(v, found)),
+        },
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
 }
 
 impl Definition {
@@ -689,10 +719,30 @@ mod tests {
             (Reason::Error, Some(ErrorCode::General), None)
         );
         assert!(
-            flags.get("unknown").is_none(),
+            !flags.contains_key("unknown"),
             "targeting that is not an object is refused"
         );
         assert!(flags["static"].is_constant() && !flags["split"].is_constant());
         assert!(!flags["split"].reads_time());
+    }
+
+    #[test]
+    fn a_flag_carries_the_evaluators_it_uses_and_no_others() {
+        let document = json!({
+            "$evaluators": {"a": {"$ref": "b"}, "b": {"==": [{"var": "x"}, 1]}, "unused": true},
+            "metadata": {"team": "t"},
+            "flags": {"f": flag(json!({"if": [{"$ref": "a"}, "b", "a"]}))}
+        });
+        let parsed = parse_document(&document, Bucketing::V3).expect("a document");
+        let definition = parsed[0].1.as_ref().expect("valid");
+        let own = definition.to_document();
+        assert_eq!(
+            own["$evaluators"],
+            json!({"a": {"$ref": "b"}, "b": {"==": [{"var": "x"}, 1]}})
+        );
+        assert_eq!(own["metadata"], json!({"team": "t"}));
+        // The one-flag document reads back as the same flag.
+        let again = parse_document(own, Bucketing::V3).expect("a document");
+        assert_eq!(again[0].1.as_ref().ok(), Some(definition));
     }
 }

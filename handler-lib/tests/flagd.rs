@@ -164,8 +164,9 @@ fn the_readme_stories_evaluate_as_told() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flagd/stories.json");
     let text = std::fs::read_to_string(&path).expect("the stories");
     let document: Value = serde_json::from_str(&text).expect("JSON");
-    let entries = FlagEntry::from_flagd_document("stories.json", 1, false, &document, Bucketing::V3)
-        .expect("a flag document");
+    let entries =
+        FlagEntry::from_flagd_document("stories.json", 1, false, &document, Bucketing::V3)
+            .expect("a flag document");
     let snapshot = Snapshot::new(1, Status::Ok, entries);
     let fields = |json: Value| json.as_object().cloned().unwrap_or_default();
 
@@ -174,23 +175,37 @@ fn the_readme_stories_evaluate_as_told() {
     let got = checkout.variant_for(&Context::user("tenant-9").with_fields(&gold));
     assert_eq!(got.name.as_deref(), Some("new"));
     assert_eq!(got.reason.as_str(), "TARGETING_MATCH");
-    assert_eq!(got.metadata.as_deref().and_then(|m| m.get("team")), Some(&Value::from("checkout")));
+    assert_eq!(
+        got.metadata.as_deref().and_then(|m| m.get("team")),
+        Some(&Value::from("checkout"))
+    );
 
     // Gold on an older app, and everyone else: split 33/33/34, the same variant every time.
     let old_app = fields(serde_json::json!({"tier": "gold", "app": {"version": "2.2.9"}}));
     let mut counts = std::collections::HashMap::<String, u32>::new();
     for i in 0..30_000 {
         let user = format!("user-{i}");
-        let attributes = if i % 2 == 0 { &old_app } else { &empty_fields() };
+        let attributes = if i % 2 == 0 {
+            &old_app
+        } else {
+            &empty_fields()
+        };
         let context = Context::user(&user).with_fields(attributes);
         let first = checkout.string_for(&context).expect("a string variant");
-        assert_eq!(checkout.string_for(&context), Some(first), "sticky per user");
+        assert_eq!(
+            checkout.string_for(&context),
+            Some(first),
+            "sticky per user"
+        );
         assert_eq!(checkout.variant_for(&context).reason.as_str(), "SPLIT");
         *counts.entry(first.to_owned()).or_default() += 1;
     }
     for (variant, share) in [("classic", 0.33), ("compact", 0.33), ("express", 0.34)] {
         let got = f64::from(counts[variant]) / 30_000.0;
-        assert!((got - share).abs() < 0.015, "{variant}: {got:.3} of users, not {share}");
+        assert!(
+            (got - share).abs() < 0.015,
+            "{variant}: {got:.3} of users, not {share}"
+        );
     }
 
     // The banner opens at Friday 2027-01-08 09:00 in Berlin: before then, off for everyone.
@@ -200,7 +215,10 @@ fn the_readme_stories_evaluate_as_told() {
         .expect("after 1970")
         .as_secs();
     assert_eq!(banner.enabled(), now >= 1_799_395_200);
-    assert_eq!(banner.bool_for(&Context::user("u")), Some(now >= 1_799_395_200));
+    assert_eq!(
+        banner.bool_for(&Context::user("u")),
+        Some(now >= 1_799_395_200)
+    );
 }
 
 fn empty_fields() -> Map<String, Value> {

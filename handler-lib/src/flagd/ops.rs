@@ -370,7 +370,7 @@ pub(crate) fn substr<'a>(
             }
         }
     };
-    let (from, to) = (from as usize, to.max(from as i128) as usize);
+    let (from, to) = (from as usize, to.max(from) as usize);
     Val::Str(Cow::Owned(chars[from..to].iter().collect()))
 }
 
