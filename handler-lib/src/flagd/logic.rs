@@ -547,9 +547,15 @@ impl<'a> Env<'a> {
                     return self.fail();
                 }
                 match (a, b) {
-                    (Num::Int(x), Num::Int(y)) => Val::Int(
-                        x.rem_euclid(y) + if y < 0 && x.rem_euclid(y) != 0 { y } else { 0 },
-                    ),
+                    (Num::Int(x), Num::Int(y)) if x.checked_rem(y).is_some() => {
+                        // Python's modulo takes the divisor's sign.
+                        let r = x % y;
+                        Val::Int(if r != 0 && (r < 0) != (y < 0) {
+                            r + y
+                        } else {
+                            r
+                        })
+                    }
                     (x, y) => {
                         let (x, y) = (x.as_f64(), y.as_f64());
                         let r = x % y;
