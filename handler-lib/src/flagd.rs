@@ -4,15 +4,18 @@
 //!
 //! A [`Definition`] is parsed and its targeting compiled once, when a document is loaded
 //! ([`parse_document`], [`parse_flag`]); a flag that breaks the format is an error naming the
-//! flag and the field, and never hides the other flags of its document. Evaluation
-//! ([`Definition::resolve`]) follows flagd exactly — the reasons, the error codes and the
-//! buckets of the OpenFeature testbed's suites (`tests/flagd.rs`):
+//! flag and the field, and never hides the other flags of its document. Evaluation (through
+//! [`crate::Flag::variant_for`] and the typed reads) follows flagd — the reasons, the error codes
+//! and the buckets of the OpenFeature testbed's suites (`tests/flagd.rs`), and JsonLogic's
+//! coercions as flagd's Python provider has them (`tests/flagd_differential.rs`):
 //! - `DISABLED` → reason `DISABLED`, the caller's default;
 //! - no targeting (absent or `{}`) → the default variant, reason `STATIC`;
-//! - targeting naming a variant (a string, or a boolean as `"true"`/`"false"`) → that variant,
-//!   reason `TARGETING_MATCH`, or `SPLIT` when a `fractional` chose it;
-//! - targeting giving `null` (or nothing it could name) → the default variant, reason `DEFAULT`;
-//! - a name that is not a variant → error `GENERAL`, the caller's default;
+//! - targeting naming a variant (a string; a boolean as `"true"`/`"false"`; anything else as
+//!   Python's `str()` writes it) → that variant, reason `TARGETING_MATCH`, or `SPLIT` when a
+//!   `fractional` chose it;
+//! - targeting giving `null` → the default variant, reason `DEFAULT`;
+//! - a name that is not a variant, a `defaultVariant` naming none, a division by zero → error
+//!   `GENERAL`, the caller's default;
 //! - no default variant (absent or `null`) where it would apply → the caller's default, `DEFAULT`.
 
 mod logic;
