@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 pub(crate) use logic::Data;
 pub use logic::{CompileError, MAX_DEPTH, MAX_NODES};
 use logic::{Compiled, Compiler, Env};
-pub use ops::Bucketing;
+pub use ops::{Bucketing, murmur3};
 pub(crate) use value::Val;
 
 use crate::error::Problem;

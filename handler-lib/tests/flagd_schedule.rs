@@ -37,10 +37,10 @@ fn a_timestamp_schedule_flips_while_a_thread_keeps_reading() {
         while started.elapsed() < Duration::from_secs(60) {
             reads += 1;
             let on = flags::get("launch").enabled();
-            let for_user = flags::get("launch").enabled_for(&Context::user("u-1"));
-            assert_eq!(on, for_user, "the same schedule with and without a user");
             assert!(flags::get("steady").enabled());
             if on {
+                // Time only moves on: a user reading after the flip sees it too.
+                assert!(flags::get("launch").enabled_for(&Context::user("u-1")));
                 return (reads, before);
             }
             before += 1;

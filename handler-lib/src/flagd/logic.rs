@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::ops::{self, Bucketing};
+use super::ops::{self, Bucketing, SemVerAgainst};
 use super::value::{self, Num, Val};
 use std::cmp::Ordering;
 
@@ -39,6 +39,95 @@ pub(crate) enum Expr {
     Op(Op, Vec<Expr>),
     /// A shared evaluator (`$ref`), compiled once for every flag that uses it.
     Ref(Arc<Compiled>),
+    /// `sem_ver` against an operator and a version written in the rule (read at load).
+    SemVer(Box<Expr>, Box<SemVerAgainst>),
+    /// `fractional`, with its buckets read at load when they are written in the rule.
+    Fractional(Box<Fractional>),
+}
+
+/// A `fractional`'s arguments, and its buckets as read at load.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Fractional {
+    args: Vec<Expr>,
+    /// Every argument as buckets (the form without a bucketing value), when all are literals.
+    all: Buckets,
+    /// The arguments after the first as buckets (the form with one), when all are literals.
+    rest: Buckets,
+}
+
+/// Buckets known at load, or not.
+#[derive(Debug, PartialEq)]
+enum Buckets {
+    /// Computed by expressions: read at each evaluation.
+    Dynamic,
+    /// Not buckets (a malformed one, no weight, more than 2^31 - 1 in all): `null`.
+    Invalid,
+    /// Each bucket's name and cumulative weight.
+    Known {
+        names: Vec<Value>,
+        cumulative: Vec<u64>,
+        total: u64,
+    },
+}
+
+impl Buckets {
+    fn of(args: &[Expr]) -> Self {
+        let (mut names, mut cumulative, mut total) = (Vec::new(), Vec::new(), 0u64);
+        for arg in args {
+            let Expr::Lit(value) = arg else {
+                return Self::Dynamic;
+            };
+            let Some((name, weight)) = ops::bucket(&Val::of(value)) else {
+                return Self::Invalid;
+            };
+            total += weight;
+            names.push(name.to_json());
+            cumulative.push(total);
+        }
+        if total == 0 || total > MAX_TOTAL_WEIGHT {
+            return Self::Invalid;
+        }
+        Self::Known {
+            names,
+            cumulative,
+            total,
+        }
+    }
+}
+
+/// The most weight a `fractional`'s buckets may carry in all (flagd's bound).
+const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
+
+/// An operator's node, specialized where its arguments allow work to be done at load.
+fn specialize(op: Op, mut args: Vec<Expr>) -> Expr {
+    match op {
+        Op::SemVer => {
+            let against = match args.as_slice() {
+                [_, Expr::Lit(Value::String(op)), Expr::Lit(version)]
+                    if !matches!(version, Value::Array(_) | Value::Object(_)) =>
+                {
+                    Some(SemVerAgainst::new(op, &Val::of(version)))
+                }
+                _ => None,
+            };
+            match against {
+                Some(against) => {
+                    args.truncate(1);
+                    match args.pop() {
+                        Some(value) => Expr::SemVer(Box::new(value), Box::new(against)),
+                        None => Expr::Op(op, Vec::new()),
+                    }
+                }
+                None => Expr::Op(op, args),
+            }
+        }
+        Op::Fractional => {
+            let all = Buckets::of(&args);
+            let rest = Buckets::of(args.get(1..).unwrap_or_default());
+            Expr::Fractional(Box::new(Fractional { args, all, rest }))
+        }
+        _ => Expr::Op(op, args),
+    }
 }
 
 /// A compiled tree and what its evaluation depends on.
@@ -242,7 +331,7 @@ impl<'d> Compiler<'d> {
                     shape.add(&child);
                     exprs.push(expr);
                 }
-                Ok((Expr::Op(op, exprs), shape))
+                Ok((specialize(op, exprs), shape))
             }
             // Any other object is data, as JsonLogic reads it.
             _ => Ok((Expr::Lit(logic.clone()), Shape::leaf())),
@@ -388,6 +477,8 @@ impl<'a> Env<'a> {
             Expr::Var(path, default) => self.var(path, default.as_deref(), scope),
             Expr::Ref(compiled) => self.run(&compiled.expr, scope),
             Expr::Op(op, args) => self.op(*op, args, scope),
+            Expr::SemVer(value, against) => against.test(&self.run(value, scope)),
+            Expr::Fractional(fractional) => self.fractional(fractional, scope),
         }
     }
 
@@ -694,7 +785,8 @@ impl<'a> Env<'a> {
                 ),
                 _ => Val::Null,
             },
-            Op::Fractional => self.fractional(args, scope),
+            // Compiled as `Expr::Fractional`.
+            Op::Fractional => Val::Null,
         }
     }
 
@@ -744,17 +836,68 @@ impl<'a> Env<'a> {
 
     /// `fractional`: the bucketing value (the first argument, unless it is a bucket) or the
     /// flag key with the targeting key, hashed; the bucket whose cumulative weight covers it.
-    /// Two passes over the buckets (the total weight, then the pick), evaluating them again
-    /// rather than collecting them: no allocation.
-    fn fractional(&self, args: &'a [Expr], scope: &Scope<'_, 'a>) -> Val<'a> {
-        let Some(first) = args.first() else {
+    fn fractional(&self, fractional: &'a Fractional, scope: &Scope<'_, 'a>) -> Val<'a> {
+        let args = &fractional.args;
+        let Some(first_expr) = args.first() else {
             return Val::Null;
         };
-        let first = self.run(first, scope);
+        let first = self.run(first_expr, scope);
         let explicit = match self.bucketing {
             Bucketing::V3 => !first.is_array(),
             Bucketing::V2 => matches!(first, Val::Str(_)),
         };
+        let known = match (explicit, first_expr) {
+            (true, _) => &fractional.rest,
+            (false, Expr::Lit(_)) => &fractional.all,
+            (false, _) => &Buckets::Dynamic,
+        };
+        match known {
+            Buckets::Invalid => Val::Null,
+            Buckets::Known {
+                names,
+                cumulative,
+                total,
+            } => {
+                let Some(hash) = self.bucket_hash(explicit, &first) else {
+                    return Val::Null;
+                };
+                let point = (u64::from(hash) * total) >> 32;
+                let at = cumulative.partition_point(|&c| c <= point);
+                match names.get(at) {
+                    Some(name) => {
+                        self.split.set(true);
+                        Val::of(name)
+                    }
+                    None => Val::Null,
+                }
+            }
+            Buckets::Dynamic => self.fractional_dynamic(explicit, first, args, scope),
+        }
+    }
+
+    /// The hash that places this evaluation: of the bucketing value, or of the flag key with the
+    /// targeting key (a non-empty string, else none).
+    fn bucket_hash(&self, explicit: bool, first: &Val<'_>) -> Option<u32> {
+        if explicit {
+            return ops::hash_value(self.bucketing, first);
+        }
+        match self.data.attribute("targetingKey") {
+            Some(Val::Str(key)) if !key.is_empty() => {
+                Some(ops::hash_keys(self.bucketing, self.flag_key, &key))
+            }
+            _ => None,
+        }
+    }
+
+    /// `fractional` with buckets computed by expressions: two passes over them (the total
+    /// weight, then the pick), evaluating them again rather than collecting them.
+    fn fractional_dynamic(
+        &self,
+        explicit: bool,
+        first: Val<'a>,
+        args: &'a [Expr],
+        scope: &Scope<'_, 'a>,
+    ) -> Val<'a> {
         let buckets = if explicit { &args[1..] } else { args };
         let entry = |i: usize| match (explicit, i) {
             (false, 0) => first.clone(),
@@ -767,20 +910,10 @@ impl<'a> Env<'a> {
                 None => return Val::Null,
             }
         }
-        if total == 0 || total > i32::MAX as u64 {
+        if total == 0 || total > MAX_TOTAL_WEIGHT {
             return Val::Null;
         }
-        let hash = if explicit {
-            ops::hash_value(self.bucketing, &first)
-        } else {
-            match self.data.attribute("targetingKey") {
-                Some(Val::Str(key)) if !key.is_empty() => {
-                    Some(ops::hash_keys(self.bucketing, self.flag_key, &key))
-                }
-                _ => None,
-            }
-        };
-        let Some(hash) = hash else {
+        let Some(hash) = self.bucket_hash(explicit, &first) else {
             return Val::Null;
         };
         let point = (u64::from(hash) * total) >> 32;

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::io::Read;
 
 use super::value::Val;
 
@@ -46,51 +45,114 @@ pub(crate) fn bucket<'a>(entry: &Val<'a>) -> Option<(Val<'a>, u64)> {
 }
 
 /// The hash of an explicit bucketing value; `None` when it cannot be bucketed (null; under v2,
-/// anything but a string).
+/// anything but a non-empty string).
 pub(crate) fn hash_value(bucketing: Bucketing, value: &Val<'_>) -> Option<u32> {
     match (bucketing, value) {
         (_, Val::Null) => None,
         (Bucketing::V2, Val::Str(text)) if text.is_empty() => None,
-        (Bucketing::V2, Val::Str(text)) => murmur3(text.as_bytes()),
+        (Bucketing::V2, Val::Str(text)) => Some(murmur3(text.as_bytes())),
         (Bucketing::V2, _) => None,
         (Bucketing::V3, Val::Str(text)) => {
-            let head = cbor_head(MAJOR_TEXT, text.len() as u64);
-            murmur3(head.as_slice().chain(text.as_bytes()))
+            let mut input = Bytes::new();
+            input.push(cbor_head(MAJOR_TEXT, text.len() as u64).as_slice());
+            input.push(text.as_bytes());
+            Some(murmur3(input.as_slice()))
         }
         (Bucketing::V3, other) => {
             let mut bytes = Vec::new();
             cbor(&other.to_json(), &mut bytes);
-            murmur3(bytes.as_slice())
+            Some(murmur3(&bytes))
         }
     }
 }
 
 /// The hash of the implicit bucketing value: the flag key with the targeting key.
 pub(crate) fn hash_keys(bucketing: Bucketing, flag_key: &str, targeting_key: &str) -> u32 {
-    let hash = match bucketing {
-        Bucketing::V2 => murmur3(flag_key.as_bytes().chain(targeting_key.as_bytes())),
-        Bucketing::V3 => {
-            // The CBOR array [flagKey, targetingKey], streamed: no buffer.
-            let array = [0x80 | 2];
-            let flag_head = cbor_head(MAJOR_TEXT, flag_key.len() as u64);
-            let key_head = cbor_head(MAJOR_TEXT, targeting_key.len() as u64);
-            murmur3(
-                array
-                    .as_slice()
-                    .chain(flag_head.as_slice())
-                    .chain(flag_key.as_bytes())
-                    .chain(key_head.as_slice())
-                    .chain(targeting_key.as_bytes()),
-            )
-        }
-    };
-    // Reading from memory cannot fail.
-    hash.unwrap_or_default()
+    let mut input = Bytes::new();
+    if bucketing == Bucketing::V3 {
+        // The CBOR array [flagKey, targetingKey].
+        input.push(&[0x80 | 2]);
+        input.push(cbor_head(MAJOR_TEXT, flag_key.len() as u64).as_slice());
+        input.push(flag_key.as_bytes());
+        input.push(cbor_head(MAJOR_TEXT, targeting_key.len() as u64).as_slice());
+    } else {
+        input.push(flag_key.as_bytes());
+    }
+    input.push(targeting_key.as_bytes());
+    murmur3(input.as_slice())
 }
 
-/// murmur3, x86, 32 bits, seed 0: the hash every flagd evaluator uses.
-pub fn murmur3(mut bytes: impl Read) -> Option<u32> {
-    murmur3::murmur3_32(&mut bytes, 0).ok()
+/// The bytes to hash, on the stack unless they are long: no allocation for the keys flags use.
+struct Bytes {
+    inline: [u8; 192],
+    len: usize,
+    spilled: Vec<u8>,
+}
+
+impl Bytes {
+    fn new() -> Self {
+        Self {
+            inline: [0; 192],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        match self.inline.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) if self.spilled.is_empty() => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => {
+                if self.spilled.is_empty() {
+                    self.spilled.extend_from_slice(&self.inline[..self.len]);
+                }
+                self.spilled.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+/// murmur3, x86, 32 bits, seed 0: the hash every flagd evaluator uses. Written here because the
+/// `murmur3` crate reads through `io::Read`, four bytes a call, which cost a third of a bucket's
+/// time (`make bench`); the testbed's vectors and the crate itself check it (tests).
+pub fn murmur3(bytes: &[u8]) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mix = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+    let mut h: u32 = 0;
+    let mut blocks = bytes.chunks_exact(4);
+    for block in &mut blocks {
+        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+        h = (h ^ mix(k))
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let k = tail
+            .iter()
+            .enumerate()
+            .fold(0u32, |k, (i, b)| k | u32::from(*b) << (8 * i));
+        h ^= mix(k);
+    }
+    // The length's low 32 bits, as the reference takes it.
+    h ^= bytes.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 const MAJOR_UNSIGNED: u8 = 0;
@@ -210,66 +272,149 @@ fn cbor_float(n: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// A `sem_ver` operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SemOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// `^`: the same major version.
+    Major,
+    /// `~`: the same major and minor versions.
+    Minor,
+}
+
+impl SemOp {
+    /// The operator a string names, if it names one.
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "=" => Self::Eq,
+            "!=" => Self::Ne,
+            "<" => Self::Lt,
+            "<=" => Self::Le,
+            ">" => Self::Gt,
+            ">=" => Self::Ge,
+            "^" => Self::Major,
+            "~" => Self::Minor,
+            _ => return None,
+        })
+    }
+
+    /// Whether `a op b` holds.
+    fn holds<A: AsRef<str>, B: AsRef<str>>(self, a: &Version<A>, b: &Version<B>) -> bool {
+        let order = a.order(b);
+        match self {
+            Self::Eq => order == Ordering::Equal,
+            Self::Ne => order != Ordering::Equal,
+            Self::Lt => order == Ordering::Less,
+            Self::Le => order != Ordering::Greater,
+            Self::Gt => order == Ordering::Greater,
+            Self::Ge => order != Ordering::Less,
+            Self::Major => a.core[0] == b.core[0],
+            Self::Minor => a.core[..2] == b.core[..2],
+        }
+    }
+}
+
 /// `sem_ver`: `[version, operator, version]` → whether the relation holds; `null` when either
 /// version is not one or the operator is unknown. Versions may have a `v`/`V` prefix and omit
 /// the minor and patch; build metadata is ignored; pre-releases order as semver says.
 pub(crate) fn sem_ver<'a>(a: &Val<'_>, op: &Val<'_>, b: &Val<'_>) -> Val<'a> {
-    let (Some(a), Some(b)) = (version_text(a), version_text(b)) else {
-        return Val::Null;
-    };
-    let (Some(a), Some(b)) = (Version::parse(&a), Version::parse(&b)) else {
-        return Val::Null;
-    };
-    let Some(op) = op.as_str() else {
-        return Val::Null;
-    };
-    let order = a.cmp(&b);
-    let holds = match op {
-        "=" => order == Ordering::Equal,
-        "!=" => order != Ordering::Equal,
-        "<" => order == Ordering::Less,
-        "<=" => order != Ordering::Greater,
-        ">" => order == Ordering::Greater,
-        ">=" => order != Ordering::Less,
-        "^" => a.core[0] == b.core[0],
-        "~" => a.core[..2] == b.core[..2],
-        _ => return Val::Null,
-    };
-    Val::Bool(holds)
+    let (a, b) = (version_text(a), version_text(b));
+    match (
+        Version::parse(&a),
+        op.as_str().and_then(SemOp::named),
+        Version::parse(&b),
+    ) {
+        (Some(a), Some(op), Some(b)) => Val::Bool(op.holds(&a, &b)),
+        _ => Val::Null,
+    }
 }
 
-/// A semantic version: major, minor, patch and pre-release identifiers.
+/// `sem_ver` against an operator and a version written in the rule, both read at load.
+#[derive(Debug, PartialEq)]
+pub(crate) struct SemVerAgainst {
+    op: Option<SemOp>,
+    version: Option<Version<Box<str>>>,
+}
+
+impl SemVerAgainst {
+    /// The literal operator and version of a rule.
+    pub(crate) fn new(op: &str, version: &Val<'_>) -> Self {
+        Self {
+            op: SemOp::named(op),
+            version: Version::parse(&version_text(version)).map(Version::into_owned),
+        }
+    }
+
+    /// Whether `value op version` holds; `null` as [`sem_ver`] says.
+    pub(crate) fn test<'a>(&self, value: &Val<'_>) -> Val<'a> {
+        let text = version_text(value);
+        match (Version::parse(&text), self.op, &self.version) {
+            (Some(a), Some(op), Some(b)) => Val::Bool(op.holds(&a, b)),
+            _ => Val::Null,
+        }
+    }
+}
+
+/// A semantic version: major, minor, patch and pre-release identifiers (borrowed from the text
+/// it was read from, or owned).
 #[derive(Debug, PartialEq, Eq)]
-struct Version<'s> {
+pub(crate) struct Version<S> {
     core: [u64; 3],
-    pre: Vec<Identifier<'s>>,
+    pre: Vec<Identifier<S>>,
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Identifier<'s> {
+#[derive(Debug, PartialEq, Eq)]
+enum Identifier<S> {
     // Numeric identifiers sort before alphanumeric ones.
     Numeric(u64),
-    Text(&'s str),
+    Text(S),
+}
+
+impl<S: AsRef<str>> Identifier<S> {
+    fn order<T: AsRef<str>>(&self, other: &Identifier<T>) -> Ordering {
+        match (self, other) {
+            (Self::Numeric(a), Identifier::Numeric(b)) => a.cmp(b),
+            (Self::Numeric(_), Identifier::Text(_)) => Ordering::Less,
+            (Self::Text(_), Identifier::Numeric(_)) => Ordering::Greater,
+            (Self::Text(a), Identifier::Text(b)) => a.as_ref().cmp(b.as_ref()),
+        }
+    }
 }
 
 /// A version's text: a string, or anything else as Python's `str()` writes it (`1` → "1",
 /// `1.2` → "1.2", `true` → "True", which is no version).
-fn version_text<'v>(value: &'v Val<'_>) -> Option<Cow<'v, str>> {
+fn version_text<'v>(value: &'v Val<'_>) -> Cow<'v, str> {
     match value {
-        Val::Str(s) => Some(Cow::Borrowed(&**s)),
-        other => Some(Cow::Owned(other.python_str())),
+        Val::Str(s) => Cow::Borrowed(&**s),
+        other => Cow::Owned(other.python_str()),
     }
 }
 
-impl Version<'_> {
-    fn parse(text: &str) -> Option<Version<'_>> {
+impl<'s> Version<&'s str> {
+    /// Strict semver after a `v`/`V` prefix, with a missing minor and patch read as 0; at most
+    /// 255 characters.
+    fn parse(text: &'s str) -> Option<Self> {
         let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
-        let text = text.split_once('+').map_or(
-            text,
-            |(version, build)| {
-                if build.is_empty() { "" } else { version }
-            },
-        );
+        if text.len() > 255 {
+            return None;
+        }
+        let text = match text.split_once('+') {
+            None => text,
+            Some((version, build)) => {
+                let valid = build.split('.').all(|id| {
+                    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+                if !valid {
+                    return None;
+                }
+                version
+            }
+        };
         let (core_text, pre_text) = match text.split_once('-') {
             Some((core, pre)) => (core, Some(pre)),
             None => (text, None),
@@ -304,25 +449,40 @@ impl Version<'_> {
         };
         Some(Version { core, pre })
     }
-}
 
-impl Ord for Version<'_> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.core.cmp(&other.core).then_with(|| {
-            match (self.pre.is_empty(), other.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                // A pre-release comes before its release.
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => self.pre.cmp(&other.pre),
-            }
-        })
+    fn into_owned(self) -> Version<Box<str>> {
+        Version {
+            core: self.core,
+            pre: self
+                .pre
+                .into_iter()
+                .map(|id| match id {
+                    Identifier::Numeric(n) => Identifier::Numeric(n),
+                    Identifier::Text(t) => Identifier::Text(Box::from(t)),
+                })
+                .collect(),
+        }
     }
 }
 
-impl PartialOrd for Version<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl<S: AsRef<str>> Version<S> {
+    /// Semver's order: the core, then a pre-release before its release, then the pre-release
+    /// identifiers one by one (a prefix first). Build metadata was dropped.
+    fn order<T: AsRef<str>>(&self, other: &Version<T>) -> Ordering {
+        self.core
+            .cmp(&other.core)
+            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => self
+                    .pre
+                    .iter()
+                    .zip(&other.pre)
+                    .map(|(a, b)| a.order(b))
+                    .find(|o| o.is_ne())
+                    .unwrap_or_else(|| self.pre.len().cmp(&other.pre.len())),
+            })
     }
 }
 
@@ -392,8 +552,30 @@ mod tests {
             ("6LvT0", 2_147_483_648),
             ("ceQdGm", 4_294_967_295),
         ] {
-            assert_eq!(murmur3(key.as_bytes()), Some(hash), "{key}");
+            assert_eq!(murmur3(key.as_bytes()), hash, "{key}");
         }
+    }
+
+    #[test]
+    fn murmur3_agrees_with_the_murmur3_crate() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            let expected = murmur3::murmur3_32(&mut bytes.as_slice(), 0).ok();
+            assert_eq!(Some(super::murmur3(&bytes)), expected, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn long_keys_spill_to_the_heap_and_hash_the_same() {
+        let key = "k".repeat(500);
+        let mut encoded = Vec::new();
+        cbor(&serde_json::json!(["flag", key]), &mut encoded);
+        assert_eq!(hash_keys(Bucketing::V3, "flag", &key), murmur3(&encoded));
+        let text = Val::Str(Cow::Owned("é".repeat(300)));
+        let mut encoded = Vec::new();
+        cbor(&serde_json::json!("é".repeat(300)), &mut encoded);
+        assert_eq!(hash_value(Bucketing::V3, &text), Some(murmur3(&encoded)));
     }
 
     #[test]
@@ -419,11 +601,11 @@ mod tests {
             encode(serde_json::json!({"aa": 1, "b": 2})),
             [0xa2, 0x61, b'b', 0x02, 0x62, b'a', b'a', 0x01]
         );
-        // The streamed [flagKey, targetingKey] is the encoded array.
-        let streamed = hash_keys(Bucketing::V3, "flag", "user");
+        // The [flagKey, targetingKey] laid out by hand is the encoded array.
+        let laid_out = hash_keys(Bucketing::V3, "flag", "user");
         assert_eq!(
-            Some(streamed),
-            murmur3(encode(serde_json::json!(["flag", "user"])).as_slice())
+            laid_out,
+            murmur3(&encode(serde_json::json!(["flag", "user"])))
         );
     }
 
@@ -441,15 +623,27 @@ mod tests {
     #[test]
     fn versions_parse_leniently_and_order_as_semver() {
         let v = |t| Version::parse(t);
+        let less = |a, b| v(a).zip(v(b)).is_some_and(|(a, b)| a.order(&b).is_lt());
         assert_eq!(v("v1.2").map(|v| v.core), Some([1, 2, 0]));
         assert_eq!(v("1").map(|v| v.core), Some([1, 0, 0]));
         assert!(v("2.0.0.0").is_none());
         assert!(v("1.02.0").is_none());
         assert!(v("not-a-version").is_none());
-        assert!(v("1.0.0-alpha") < v("1.0.0"));
-        assert!(v("1.0.0-alpha.1") < v("1.0.0-alpha.beta"));
-        assert!(v("1.0.0-2") < v("1.0.0-10"));
+        assert!(less("1.0.0-alpha", "1.0.0"));
+        assert!(less("1.0.0-alpha", "1.0.0-alpha.1"));
+        assert!(less("1.0.0-alpha.1", "1.0.0-alpha.beta"));
+        assert!(less("1.0.0-2", "1.0.0-10"));
         assert_eq!(v("1.0.0+build"), v("1.0.0"));
+        assert!(v("1.0.0+b..c").is_none());
+        assert!(v(&"1".repeat(256)).is_none());
+        let against = SemVerAgainst::new(">=", &s("2.3.0"));
+        assert_eq!(against.test(&s("2.4.1")), Val::Bool(true));
+        assert_eq!(against.test(&s("v2.3.0-rc.1")), Val::Bool(false));
+        assert_eq!(against.test(&s("x")), Val::Null);
+        assert_eq!(
+            SemVerAgainst::new("==", &s("2.3.0")).test(&s("2.3.0")),
+            Val::Null
+        );
         assert_eq!(sem_ver(&s("1.0.0"), &s("?"), &s("1.0.0")), Val::Null);
         assert_eq!(
             sem_ver(&Val::Float(1.2), &s("="), &s("1.2.0")),
