@@ -107,13 +107,7 @@ impl<'a> Context<'a> {
 impl Data for Context<'_> {
     fn attribute(&self, key: &str) -> Option<Val<'_>> {
         if key == "targetingKey" {
-            // The targeting key is the user id; a field of that name counts only when it is
-            // not a string (a string one is the user id, or empty: none).
-            return match (self.user_id, self.fields.and_then(|f| f.get(key))) {
-                (Some(user), _) => Some(Val::Str(Cow::Borrowed(user))),
-                (None, Some(value)) if !value.is_string() => Some(Val::of(value)),
-                _ => None,
-            };
+            return self.targeting_key();
         }
         if let Some(value) = self.fields.and_then(|fields| fields.get(key)) {
             return Some(Val::of(value));
@@ -123,6 +117,19 @@ impl Data for Context<'_> {
         }
         match (key, self.region) {
             ("region", Some(region)) => Some(Val::Str(Cow::Borrowed(region))),
+            _ => None,
+        }
+    }
+
+    /// The user id; a field `targetingKey` counts only when it is not a string (a string one is
+    /// the user id, or empty: none).
+    #[inline]
+    fn targeting_key(&self) -> Option<Val<'_>> {
+        if let Some(user) = self.user_id {
+            return Some(Val::Str(Cow::Borrowed(user)));
+        }
+        match self.fields.and_then(|f| f.get("targetingKey")) {
+            Some(value) if !value.is_string() => Some(Val::of(value)),
             _ => None,
         }
     }

@@ -2,8 +2,6 @@
 //! touches no shared counter), and [`CurrentFlag`], a flag by name in whatever snapshot is
 //! current at each read (what [`crate::get`] returns).
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -190,39 +188,59 @@ impl<'s> Flag<'s> {
 
     /// A boolean variant (or toggle) for `context`; `None`: use your default.
     pub fn bool_for(&self, context: &Context<'_>) -> Option<bool> {
-        match self.variant_for(context).value.as_deref() {
-            Some(Value::Bool(on)) => Some(*on),
-            _ => None,
+        match self.answer(context)? {
+            Answer::Bool(on) | Answer::Json(Value::Bool(on)) => Some(*on),
+            Answer::Json(_) => None,
         }
     }
 
     /// A string variant (or string flag) for `context`, borrowed from the snapshot; `None`: use
     /// your default.
     pub fn string_for(&self, context: &Context<'_>) -> Option<&'s str> {
-        if let Some(FlagValue::Text(text)) = self.value() {
-            return Some(text);
-        }
-        match self.variant_for(context).value? {
-            Cow::Borrowed(Value::String(text)) => Some(text),
-            _ => None,
+        match self.value()? {
+            FlagValue::Text(text) => Some(text),
+            _ => match self.answer(context)? {
+                Answer::Json(Value::String(text)) => Some(text),
+                _ => None,
+            },
         }
     }
 
     /// An integer variant for `context` (a number written without a fraction); `None`: use your
     /// default.
     pub fn i64_for(&self, context: &Context<'_>) -> Option<i64> {
-        self.variant_for(context)
-            .value
-            .as_deref()
-            .and_then(Value::as_i64)
+        match self.answer(context)? {
+            Answer::Json(value) => value.as_i64(),
+            Answer::Bool(_) => None,
+        }
     }
 
     /// A number variant for `context`; `None`: use your default.
     pub fn f64_for(&self, context: &Context<'_>) -> Option<f64> {
-        self.variant_for(context)
-            .value
-            .as_deref()
-            .and_then(Value::as_f64)
+        match self.answer(context)? {
+            Answer::Json(value) => value.as_f64(),
+            Answer::Bool(_) => None,
+        }
+    }
+
+    /// What a typed read resolves to, without building a [`Variant`]: a flagd variant's value,
+    /// or a toggle's answer; `None` for a config value, a missing or invalid flag, or the
+    /// caller's default.
+    #[inline]
+    fn answer(&self, context: &Context<'_>) -> Option<Answer<'s>> {
+        match self.value()? {
+            FlagValue::Flagd(definition) => definition
+                .resolve(context)
+                .variant
+                .map(|(_, value)| Answer::Json(value)),
+            FlagValue::Bool(on) => Some(Answer::Bool(on)),
+            FlagValue::Json(_) => Some(Answer::Bool(if self.evaluate(context).enabled {
+                &true
+            } else {
+                &false
+            })),
+            FlagValue::Text(_) | FlagValue::List(_) => None,
+        }
     }
 
     /// A variant deserialized into the caller's type (an object variant into a struct, say);
@@ -231,6 +249,12 @@ impl<'s> Flag<'s> {
         let value = self.variant_for(context).value?;
         T::deserialize(value.as_ref()).ok()
     }
+}
+
+/// What a typed read of a flag resolved to (see [`Flag::answer`]).
+enum Answer<'s> {
+    Json(&'s Value),
+    Bool(&'s bool),
 }
 
 /// A flag by name, read in the snapshot that is current at each read: what [`crate::get`] and

@@ -503,7 +503,7 @@ impl Definition {
         match self
             .variants
             .iter()
-            .find(|(n, v)| !n.is_empty() && **n == *name && !v.is_null())
+            .find(|(n, v)| same_name(n, name) && !n.is_empty() && !v.is_null())
         {
             Some((name, value)) => Resolution {
                 variant: Some((name, value)),
@@ -535,6 +535,13 @@ impl Definition {
             error: None,
         }
     }
+}
+
+/// `a == b` for variant names, which are short: compared in line, not through `memcmp`.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Seconds since the Unix epoch: `$flagd.timestamp`.

@@ -441,6 +441,8 @@ fn error(field: &str, problem: String) -> CompileError {
 pub(crate) trait Data {
     /// The attribute `key` (the first segment of a `var` path), when set.
     fn attribute(&self, key: &str) -> Option<Val<'_>>;
+    /// The targeting key (what `fractional` buckets by when given no value).
+    fn targeting_key(&self) -> Option<Val<'_>>;
     /// Every attribute as one object (for `{"var": ""}`: rare).
     fn object(&self) -> Map<String, Value>;
 }
@@ -881,7 +883,7 @@ impl<'a> Env<'a> {
         if explicit {
             return ops::hash_value(self.bucketing, first);
         }
-        match self.data.attribute("targetingKey") {
+        match self.data.targeting_key() {
             Some(Val::Str(key)) if !key.is_empty() => {
                 Some(ops::hash_keys(self.bucketing, self.flag_key, &key))
             }

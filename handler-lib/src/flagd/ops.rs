@@ -53,10 +53,10 @@ pub(crate) fn hash_value(bucketing: Bucketing, value: &Val<'_>) -> Option<u32> {
         (Bucketing::V2, Val::Str(text)) => Some(murmur3(text.as_bytes())),
         (Bucketing::V2, _) => None,
         (Bucketing::V3, Val::Str(text)) => {
-            let mut input = Bytes::new();
-            input.push(cbor_head(MAJOR_TEXT, text.len() as u64).as_slice());
-            input.push(text.as_bytes());
-            Some(murmur3(input.as_slice()))
+            let mut hasher = Murmur3::new();
+            hasher.write(cbor_head(MAJOR_TEXT, text.len() as u64).as_slice());
+            hasher.write(text.as_bytes());
+            Some(hasher.finish())
         }
         (Bucketing::V3, other) => {
             let mut bytes = Vec::new();
@@ -66,93 +66,152 @@ pub(crate) fn hash_value(bucketing: Bucketing, value: &Val<'_>) -> Option<u32> {
     }
 }
 
-/// The hash of the implicit bucketing value: the flag key with the targeting key.
+/// The hash of the implicit bucketing value: the flag key with the targeting key. Short keys
+/// are laid out in a stack buffer and hashed in one pass; longer ones are hashed in pieces.
 pub(crate) fn hash_keys(bucketing: Bucketing, flag_key: &str, targeting_key: &str) -> u32 {
-    let mut input = Bytes::new();
+    let (flag, key) = (flag_key.as_bytes(), targeting_key.as_bytes());
+    let mut buffer = [0u8; 64];
+    if flag.len() < 24 && key.len() < 24 {
+        let at = match bucketing {
+            Bucketing::V3 => {
+                // [flagKey, targetingKey]: an array of two, each text head one byte.
+                buffer[0] = 0x80 | 2;
+                buffer[1] = (MAJOR_TEXT << 5) | flag.len() as u8;
+                buffer[2..2 + flag.len()].copy_from_slice(flag);
+                buffer[2 + flag.len()] = (MAJOR_TEXT << 5) | key.len() as u8;
+                3 + flag.len()
+            }
+            Bucketing::V2 => {
+                buffer[..flag.len()].copy_from_slice(flag);
+                flag.len()
+            }
+        };
+        buffer[at..at + key.len()].copy_from_slice(key);
+        return murmur3(&buffer[..at + key.len()]);
+    }
+    let mut hasher = Murmur3::new();
     if bucketing == Bucketing::V3 {
         // The CBOR array [flagKey, targetingKey].
-        input.push(&[0x80 | 2]);
-        input.push(cbor_head(MAJOR_TEXT, flag_key.len() as u64).as_slice());
-        input.push(flag_key.as_bytes());
-        input.push(cbor_head(MAJOR_TEXT, targeting_key.len() as u64).as_slice());
+        hasher.write(&[0x80 | 2]);
+        hasher.write(cbor_head(MAJOR_TEXT, flag_key.len() as u64).as_slice());
+        hasher.write(flag_key.as_bytes());
+        hasher.write(cbor_head(MAJOR_TEXT, targeting_key.len() as u64).as_slice());
     } else {
-        input.push(flag_key.as_bytes());
+        hasher.write(flag_key.as_bytes());
     }
-    input.push(targeting_key.as_bytes());
-    murmur3(input.as_slice())
+    hasher.write(targeting_key.as_bytes());
+    hasher.finish()
 }
 
-/// The bytes to hash, on the stack unless they are long: no allocation for the keys flags use.
-struct Bytes {
-    inline: [u8; 192],
-    len: usize,
-    spilled: Vec<u8>,
-}
-
-impl Bytes {
-    fn new() -> Self {
-        Self {
-            inline: [0; 192],
-            len: 0,
-            spilled: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        match self.inline.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) if self.spilled.is_empty() => {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            _ => {
-                if self.spilled.is_empty() {
-                    self.spilled.extend_from_slice(&self.inline[..self.len]);
-                }
-                self.spilled.extend_from_slice(bytes);
-            }
-        }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        if self.spilled.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-}
-
-/// murmur3, x86, 32 bits, seed 0: the hash every flagd evaluator uses. Written here because the
-/// `murmur3` crate reads through `io::Read`, four bytes a call, which cost a third of a bucket's
-/// time (`make bench`); the testbed's vectors and the crate itself check it (tests).
+/// murmur3, x86, 32 bits, seed 0: the hash every flagd evaluator uses.
 pub fn murmur3(bytes: &[u8]) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    let mix = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
     let mut h: u32 = 0;
     let mut blocks = bytes.chunks_exact(4);
     for block in &mut blocks {
-        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        h = (h ^ mix(k))
+        h = Murmur3::step(
+            h,
+            u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+        );
+    }
+    let tail = blocks
+        .remainder()
+        .iter()
+        .enumerate()
+        .fold(0u32, |k, (i, b)| k | u32::from(*b) << (8 * i));
+    if !blocks.remainder().is_empty() {
+        h ^= Murmur3::mix(tail);
+    }
+    Murmur3::fmix(h ^ bytes.len() as u32)
+}
+
+/// murmur3 (x86, 32 bits, seed 0) fed in pieces: the bucketing value's encoding is hashed as it
+/// is laid out, with no buffer. Written here because the `murmur3` crate reads through
+/// `io::Read`, four bytes a call, which cost a third of a bucket's time (`make bench`); the
+/// testbed's vectors and the crate itself check it (tests).
+struct Murmur3 {
+    h: u32,
+    /// Bytes not yet in a 4-byte block, little-endian.
+    pending: u32,
+    pending_len: u32,
+    len: u32,
+}
+
+impl Murmur3 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+
+    fn new() -> Self {
+        Self {
+            h: 0,
+            pending: 0,
+            pending_len: 0,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn mix(k: u32) -> u32 {
+        k.wrapping_mul(Self::C1)
+            .rotate_left(15)
+            .wrapping_mul(Self::C2)
+    }
+
+    #[inline]
+    fn step(h: u32, k: u32) -> u32 {
+        (h ^ Self::mix(k))
             .rotate_left(13)
             .wrapping_mul(5)
-            .wrapping_add(0xe654_6b64);
+            .wrapping_add(0xe654_6b64)
     }
-    let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let k = tail
-            .iter()
-            .enumerate()
-            .fold(0u32, |k, (i, b)| k | u32::from(*b) << (8 * i));
-        h ^= mix(k);
+
+    #[inline]
+    fn fmix(mut h: u32) -> u32 {
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
     }
-    // The length's low 32 bits, as the reference takes it.
-    h ^= bytes.len() as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+
+    #[inline]
+    fn block(&mut self, k: u32) {
+        self.h = Self::step(self.h, k);
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        // The reference takes the length's low 32 bits.
+        self.len = self.len.wrapping_add(bytes.len() as u32);
+        while self.pending_len > 0 {
+            let Some((&byte, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.pending |= u32::from(byte) << (8 * self.pending_len);
+            self.pending_len += 1;
+            bytes = rest;
+            if self.pending_len == 4 {
+                let k = self.pending;
+                self.block(k);
+                self.pending = 0;
+                self.pending_len = 0;
+            }
+        }
+        let mut blocks = bytes.chunks_exact(4);
+        for block in &mut blocks {
+            self.block(u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        }
+        for (i, byte) in blocks.remainder().iter().enumerate() {
+            self.pending |= u32::from(*byte) << (8 * i);
+        }
+        self.pending_len = blocks.remainder().len() as u32;
+    }
+
+    fn finish(&self) -> u32 {
+        let mut h = self.h;
+        if self.pending_len > 0 {
+            h ^= Self::mix(self.pending);
+        }
+        Self::fmix(h ^ self.len)
+    }
 }
 
 const MAJOR_UNSIGNED: u8 = 0;
@@ -567,7 +626,35 @@ mod tests {
     }
 
     #[test]
-    fn long_keys_spill_to_the_heap_and_hash_the_same() {
+    fn murmur3_fed_in_pieces_is_murmur3_of_the_whole() {
+        let bytes: Vec<u8> = (0..64u8).collect();
+        for cut in 0..bytes.len() {
+            for cut2 in cut..bytes.len() {
+                let mut hasher = Murmur3::new();
+                hasher.write(&bytes[..cut]);
+                hasher.write(&bytes[cut..cut2]);
+                hasher.write(&bytes[cut2..]);
+                assert_eq!(hasher.finish(), murmur3(&bytes), "{cut} {cut2}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_hash_as_their_encoding_short_or_long() {
+        for (flag, key) in [
+            ("f", "u"),
+            ("flag", ""),
+            ("a-23-byte-long-flag-key", "k"),
+            ("f", "a-24-bytes-long-user-key"),
+        ] {
+            let mut encoded = Vec::new();
+            cbor(&serde_json::json!([flag, key]), &mut encoded);
+            assert_eq!(hash_keys(Bucketing::V3, flag, key), murmur3(&encoded));
+            assert_eq!(
+                hash_keys(Bucketing::V2, flag, key),
+                murmur3(format!("{flag}{key}").as_bytes())
+            );
+        }
         let key = "k".repeat(500);
         let mut encoded = Vec::new();
         cbor(&serde_json::json!(["flag", key]), &mut encoded);

@@ -71,6 +71,7 @@ fn number_val<'a>(n: &Number) -> Val<'a> {
 
 impl<'a> Val<'a> {
     /// A JSON value, borrowed.
+    #[inline]
     pub(crate) fn of(value: &'a Value) -> Self {
         match value {
             Value::Null => Self::Null,
