@@ -106,9 +106,6 @@ impl<'a> Context<'a> {
 
 impl Data for Context<'_> {
     fn attribute(&self, key: &str) -> Option<Val<'_>> {
-        if key == "targetingKey" {
-            return self.targeting_key();
-        }
         if let Some(value) = self.fields.and_then(|fields| fields.get(key)) {
             return Some(Val::of(value));
         }

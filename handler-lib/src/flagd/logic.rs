@@ -43,6 +43,8 @@ pub(crate) enum Expr {
     SemVer(Box<Expr>, Box<SemVerAgainst>),
     /// `fractional`, with its buckets read at load when they are written in the rule.
     Fractional(Box<Fractional>),
+    /// `in` a list of strings written in the rule: only a string equal to one is in it.
+    InStrings(Box<Expr>, Box<[Box<str>]>),
 }
 
 /// A `fractional`'s arguments, and its buckets as read at load.
@@ -121,6 +123,22 @@ fn specialize(op: Op, mut args: Vec<Expr>) -> Expr {
                 None => Expr::Op(op, args),
             }
         }
+        Op::In => {
+            let strings: Option<Box<[Box<str>]>> = match args.as_slice() {
+                [_, Expr::Lit(Value::Array(items))] => items
+                    .iter()
+                    .map(|item| item.as_str().map(Box::from))
+                    .collect(),
+                _ => None,
+            };
+            match strings {
+                Some(strings) => match args.into_iter().next() {
+                    Some(needle) => Expr::InStrings(Box::new(needle), strings),
+                    None => Expr::Op(op, Vec::new()),
+                },
+                None => Expr::Op(op, args),
+            }
+        }
         Op::Fractional => {
             let all = Buckets::of(&args);
             let rest = Buckets::of(args.get(1..).unwrap_or_default());
@@ -145,10 +163,34 @@ pub(crate) struct Compiled {
 /// A `var` path.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Path {
-    /// Segments known at load; empty for the whole data.
-    Static(Box<[Box<str>]>),
+    /// Segments known at load (none for the whole data), and what the first one names.
+    Static(Box<[Box<str>]>, Head),
     /// A path computed by an expression.
     Dynamic(Box<Expr>),
+}
+
+/// What the first segment of a path known at load names in the data, worked out once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// No segment: the whole data.
+    Whole,
+    /// `targetingKey`.
+    TargetingKey,
+    /// `$flagd`.
+    Flagd,
+    /// An attribute of the context.
+    Attribute,
+}
+
+impl Head {
+    fn of(segments: &[Box<str>]) -> Self {
+        match segments.first().map(|s| &**s) {
+            None => Self::Whole,
+            Some("targetingKey") => Self::TargetingKey,
+            Some("$flagd") => Self::Flagd,
+            Some(_) => Self::Attribute,
+        }
+    }
 }
 
 macro_rules! operators {
@@ -350,19 +392,26 @@ impl<'d> Compiler<'d> {
         };
         let mut shape = Shape::leaf();
         shape.reads_context = true;
-        let path = match path {
-            Value::Null => Path::Static(Box::new([])),
-            Value::String(text) if text.is_empty() => Path::Static(Box::new([])),
-            Value::String(text) => Path::Static(text.split('.').map(Box::from).collect()),
-            Value::Number(n) => Path::Static(Box::new([Box::from(n.to_string())])),
-            other => {
+        let segments: Option<Box<[Box<str>]>> = match path {
+            Value::Null => Some(Box::new([])),
+            Value::String(text) if text.is_empty() => Some(Box::new([])),
+            Value::String(text) => Some(text.split('.').map(Box::from).collect()),
+            Value::Number(n) => Some(Box::new([Box::from(n.to_string())])),
+            _ => None,
+        };
+        let path = match (segments, path) {
+            (Some(segments), _) => {
+                let head = Head::of(&segments);
+                Path::Static(segments, head)
+            }
+            (None, other) => {
                 let (expr, child) = self.node(other, &format!("{field}[0]"), depth + 1)?;
                 shape.add(&child);
                 shape.reads_time = true; // a computed path may name anything
                 Path::Dynamic(Box::new(expr))
             }
         };
-        if let Path::Static(segments) = &path {
+        if let Path::Static(segments, _) = &path {
             shape.reads_time |= segments.first().is_none_or(|s| &**s == "$flagd")
                 && segments.get(1).is_none_or(|s| &**s == "timestamp");
         }
@@ -439,7 +488,8 @@ fn error(field: &str, problem: String) -> CompileError {
 
 /// The data a rule reads: the evaluation context.
 pub(crate) trait Data {
-    /// The attribute `key` (the first segment of a `var` path), when set.
+    /// The attribute `key` (the first segment of a `var` path other than `targetingKey` and
+    /// `$flagd`), when set.
     fn attribute(&self, key: &str) -> Option<Val<'_>>;
     /// The targeting key (what `fractional` buckets by when given no value).
     fn targeting_key(&self) -> Option<Val<'_>>;
@@ -481,12 +531,16 @@ impl<'a> Env<'a> {
             Expr::Op(op, args) => self.op(*op, args, scope),
             Expr::SemVer(value, against) => against.test(&self.run(value, scope)),
             Expr::Fractional(fractional) => self.fractional(fractional, scope),
+            Expr::InStrings(needle, strings) => Val::Bool(match self.run(needle, scope) {
+                Val::Str(needle) => strings.iter().any(|s| **s == *needle),
+                _ => false,
+            }),
         }
     }
 
     fn var(&self, path: &'a Path, default: Option<&'a Expr>, scope: &Scope<'_, 'a>) -> Val<'a> {
         let found = match path {
-            Path::Static(segments) => self.lookup(segments.iter().map(|s| &**s), scope),
+            Path::Static(segments, head) => self.lookup_static(segments, *head, scope),
             Path::Dynamic(expr) => {
                 let key = self.run(expr, scope);
                 let key = key.to_text();
@@ -504,6 +558,28 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// The value at a path known at load, its head worked out then; `None` when missing.
+    #[inline]
+    fn lookup_static(
+        &self,
+        segments: &'a [Box<str>],
+        head: Head,
+        scope: &Scope<'_, 'a>,
+    ) -> Option<Val<'a>> {
+        let (mut at, rest) = match (scope, head, segments) {
+            (Scope::Root, Head::TargetingKey, [_, rest @ ..]) => (self.data.targeting_key()?, rest),
+            (Scope::Root, Head::Attribute, [first, rest @ ..]) => {
+                (self.data.attribute(first)?, rest)
+            }
+            _ => return self.lookup(segments.iter().map(|s| &**s), scope),
+        };
+        for segment in rest {
+            at = at.step(segment)?;
+        }
+        // A value that is `null` reads as missing: the default applies.
+        (!at.is_null()).then_some(at)
+    }
+
     /// The value at `path` (every segment a field or an index), `None` when missing.
     fn lookup<'k>(
         &self,
@@ -519,6 +595,7 @@ impl<'a> Env<'a> {
         let mut at = match scope {
             Scope::Item(item) => item.step(first)?,
             Scope::Root if first == "$flagd" => self.flagd(path.next())?,
+            Scope::Root if first == "targetingKey" => self.data.targeting_key()?,
             Scope::Root => self.data.attribute(first)?,
         };
         for segment in path {

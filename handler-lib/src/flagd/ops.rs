@@ -462,33 +462,32 @@ impl<'s> Version<&'s str> {
         if text.len() > 255 {
             return None;
         }
-        let text = match text.split_once('+') {
+        // Byte searches: `split_once` with a char pattern cost a sixth of a rule's time.
+        let position = |text: &str, byte: u8| text.as_bytes().iter().position(|&b| b == byte);
+        let text = match position(text, b'+') {
             None => text,
-            Some((version, build)) => {
-                let valid = build.split('.').all(|id| {
+            Some(at) => {
+                let valid = text[at + 1..].split('.').all(|id| {
                     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 });
                 if !valid {
                     return None;
                 }
-                version
+                &text[..at]
             }
         };
-        let (core_text, pre_text) = match text.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
+        let (core_text, pre_text) = match position(text, b'-') {
+            Some(at) => (&text[..at], Some(&text[at + 1..])),
             None => (text, None),
         };
         let mut core = [0; 3];
-        let mut parts = core_text.split('.');
-        for (i, slot) in core.iter_mut().enumerate() {
-            match parts.next() {
-                Some(part) => *slot = numeric(part)?,
-                None if i > 0 => break,
-                None => return None,
+        let (mut part, mut start) = (0, 0);
+        for (i, byte) in core_text.bytes().chain([b'.']).enumerate() {
+            if byte == b'.' {
+                *core.get_mut(part)? = numeric(&core_text[start..i.min(core_text.len())])?;
+                part += 1;
+                start = i + 1;
             }
-        }
-        if parts.next().is_some() {
-            return None;
         }
         let pre = match pre_text {
             None => Vec::new(),
