@@ -660,6 +660,23 @@ impl<'a> Env<'a> {
             Op::StrictEq => Val::Bool(value::strict_eq(&arg(0), &arg(1))),
             Op::StrictNe => Val::Bool(!value::strict_eq(&arg(0), &arg(1))),
             Op::Lt | Op::Le | Op::Gt | Op::Ge => Val::Bool(self.relation(op, args, scope)),
+            Op::StartsWith | Op::EndsWith => match (args.len(), arg(0), arg(1)) {
+                (2, Val::Str(text), Val::Str(affix)) => Val::Bool(if op == Op::StartsWith {
+                    text.starts_with(&*affix)
+                } else {
+                    text.ends_with(&*affix)
+                }),
+                _ => Val::Null,
+            },
+            _ => self.op_rare(op, args, scope),
+        }
+    }
+
+    /// The operators rules use less: out of line, so the frequent ones stay small.
+    #[inline(never)]
+    fn op_rare(&self, op: Op, args: &'a [Expr], scope: &Scope<'_, 'a>) -> Val<'a> {
+        let arg = |i: usize| args.get(i).map_or(Val::Null, |e| self.run(e, scope));
+        match op {
             Op::Max | Op::Min => {
                 // The first of the extreme values, as it is (an integer stays one); NaN wins
                 // only in first place (no comparison with it holds).
@@ -848,14 +865,6 @@ impl<'a> Env<'a> {
                     owned(self.run(logic, &Scope::Item(&scope)))
                 })
             }
-            Op::StartsWith | Op::EndsWith => match (args.len(), arg(0), arg(1)) {
-                (2, Val::Str(text), Val::Str(affix)) => Val::Bool(if op == Op::StartsWith {
-                    text.starts_with(&*affix)
-                } else {
-                    text.ends_with(&*affix)
-                }),
-                _ => Val::Null,
-            },
             Op::SemVer => match args {
                 [a, op, b] => ops::sem_ver(
                     &self.run(a, scope),
@@ -866,6 +875,8 @@ impl<'a> Env<'a> {
             },
             // Compiled as `Expr::Fractional`.
             Op::Fractional => Val::Null,
+            // The frequent ones, answered by `op`.
+            _ => self.op(op, args, scope),
         }
     }
 
@@ -920,6 +931,10 @@ impl<'a> Env<'a> {
         let Some(first_expr) = args.first() else {
             return Val::Null;
         };
+        // A bucket written first (the usual form: no bucketing value) needs no evaluation.
+        if let (Expr::Lit(Value::Array(_)), Buckets::Known { .. }) = (first_expr, &fractional.all) {
+            return self.pick(false, &Val::Null, &fractional.all);
+        }
         let first = self.run(first_expr, scope);
         let explicit = match self.bucketing {
             Bucketing::V3 => !first.is_array(),
@@ -931,26 +946,38 @@ impl<'a> Env<'a> {
             (false, _) => &Buckets::Dynamic,
         };
         match known {
-            Buckets::Invalid => Val::Null,
-            Buckets::Known {
-                names,
-                cumulative,
-                total,
-            } => {
-                let Some(hash) = self.bucket_hash(explicit, &first) else {
-                    return Val::Null;
-                };
-                let point = (u64::from(hash) * total) >> 32;
-                let at = cumulative.partition_point(|&c| c <= point);
-                match names.get(at) {
-                    Some(name) => {
-                        self.split.set(true);
-                        Val::of(name)
-                    }
-                    None => Val::Null,
-                }
-            }
             Buckets::Dynamic => self.fractional_dynamic(explicit, first, args, scope),
+            known => self.pick(explicit, &first, known),
+        }
+    }
+
+    /// The bucket of this evaluation among buckets known at load.
+    #[inline]
+    fn pick(&self, explicit: bool, first: &Val<'_>, known: &'a Buckets) -> Val<'a> {
+        let Buckets::Known {
+            names,
+            cumulative,
+            total,
+        } = known
+        else {
+            return Val::Null;
+        };
+        let Some(hash) = self.bucket_hash(explicit, first) else {
+            return Val::Null;
+        };
+        let point = (u64::from(hash) * total) >> 32;
+        // A scan: a handful of buckets, and the hash just computed (a binary search waits on
+        // it at every step).
+        match cumulative
+            .iter()
+            .position(|&c| point < c)
+            .and_then(|at| names.get(at))
+        {
+            Some(name) => {
+                self.split.set(true);
+                Val::of(name)
+            }
+            None => Val::Null,
         }
     }
 

@@ -544,15 +544,19 @@ impl<S: AsRef<str>> Version<S> {
     }
 }
 
-/// A numeric identifier: digits, no leading zero.
+/// A numeric identifier: digits, no leading zero (its value, worked out as it is checked).
 fn numeric(part: &str) -> Option<u64> {
-    if part.is_empty()
-        || !part.bytes().all(|b| b.is_ascii_digit())
-        || (part.len() > 1 && part.starts_with('0'))
-    {
+    let bytes = part.as_bytes();
+    if bytes.is_empty() || (bytes.len() > 1 && bytes[0] == b'0') {
         return None;
     }
-    part.parse().ok()
+    bytes.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 /// JsonLogic's `substr`, counted in characters: from `start` (from the end when negative;
