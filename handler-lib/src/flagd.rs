@@ -463,7 +463,7 @@ impl Definition {
     }
 
     /// Resolves the flag for the data a rule reads.
-    pub(crate) fn resolve(&self, data: &dyn Data) -> Resolution<'_> {
+    pub(crate) fn resolve<D: Data + ?Sized>(&self, data: &D) -> Resolution<'_> {
         if !self.enabled {
             return Resolution {
                 variant: None,

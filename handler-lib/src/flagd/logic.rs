@@ -498,8 +498,11 @@ pub(crate) trait Data {
 }
 
 /// Everything one evaluation reads.
-pub(crate) struct Env<'a> {
-    pub(crate) data: &'a dyn Data,
+///
+/// Generic over the data (the evaluation context, in practice): its reads are inlined into the
+/// evaluator rather than called through a vtable.
+pub(crate) struct Env<'a, D: ?Sized> {
+    pub(crate) data: &'a D,
     pub(crate) flag_key: &'a str,
     /// `$flagd.timestamp`: seconds since the Unix epoch, read once per evaluation if needed.
     pub(crate) timestamp: u64,
@@ -516,7 +519,7 @@ enum Scope<'s, 'a> {
     Item(&'s Val<'a>),
 }
 
-impl<'a> Env<'a> {
+impl<'a, D: Data + ?Sized> Env<'a, D> {
     /// Evaluates a compiled tree.
     pub(crate) fn eval(&self, expr: &'a Expr) -> Val<'a> {
         self.run(expr, &Scope::Root)
@@ -535,6 +538,27 @@ impl<'a> Env<'a> {
                 Val::Str(needle) => strings.iter().any(|s| **s == *needle),
                 _ => false,
             }),
+        }
+    }
+
+    /// Whether `expr` is truthy: what a condition needs, worked out without building the
+    /// values of `and`, `or`, `!`, `in` and `sem_ver` (the same evaluations, in the same order).
+    fn test(&self, expr: &'a Expr, scope: &Scope<'_, 'a>) -> bool {
+        match expr {
+            // `and` answers its first falsy operand, or its last: truthy when all are (and
+            // there is one).
+            Expr::Op(Op::And, args) => !args.is_empty() && args.iter().all(|e| self.test(e, scope)),
+            Expr::Op(Op::Or, args) => args.iter().any(|e| self.test(e, scope)),
+            Expr::Op(Op::Not, args) => !args.first().is_some_and(|e| self.test(e, scope)),
+            Expr::Op(Op::Truthy, args) => args.first().is_some_and(|e| self.test(e, scope)),
+            Expr::InStrings(needle, strings) => match self.run(needle, scope) {
+                Val::Str(needle) => strings.iter().any(|s| **s == *needle),
+                _ => false,
+            },
+            Expr::SemVer(value, against) => {
+                against.test(&self.run(value, scope)) == Val::Bool(true)
+            }
+            _ => self.run(expr, scope).truthy(),
         }
     }
 
@@ -634,7 +658,7 @@ impl<'a> Env<'a> {
             Op::If => {
                 let mut pairs = args.chunks_exact(2);
                 for pair in pairs.by_ref() {
-                    if self.run(&pair[0], scope).truthy() {
+                    if self.test(&pair[0], scope) {
                         return self.run(&pair[1], scope);
                     }
                 }
@@ -653,8 +677,8 @@ impl<'a> Env<'a> {
                 }
                 last
             }
-            Op::Not => Val::Bool(!arg(0).truthy()),
-            Op::Truthy => Val::Bool(arg(0).truthy()),
+            Op::Not => Val::Bool(!args.first().is_some_and(|e| self.test(e, scope))),
+            Op::Truthy => Val::Bool(args.first().is_some_and(|e| self.test(e, scope))),
             Op::Eq => Val::Bool(value::loose_eq(&arg(0), &arg(1))),
             Op::Ne => Val::Bool(!value::loose_eq(&arg(0), &arg(1))),
             Op::StrictEq => Val::Bool(value::strict_eq(&arg(0), &arg(1))),
