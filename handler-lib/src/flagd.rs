@@ -52,6 +52,9 @@ pub struct Definition {
     /// wherever it would apply.
     default_missing: bool,
     targeting: Option<Compiled>,
+    /// When the targeting is only a `fractional` over written buckets: each bucket's variant
+    /// (`None`: it names none, an error), so a read goes from the hash to the variant.
+    split: Option<Box<[Option<usize>]>>,
     metadata: Map<String, Value>,
     bucketing: Bucketing,
     /// The flag as a self-contained document: what it was read from, for the wire and export.
@@ -384,6 +387,22 @@ impl Definition {
                 ));
             }
         };
+        let split = targeting
+            .as_ref()
+            .and_then(Compiled::plain_split)
+            .and_then(|(names, _, _)| {
+                names
+                    .iter()
+                    .map(|name| {
+                        let name = name.as_str()?;
+                        Some(
+                            variants
+                                .iter()
+                                .position(|(n, v)| **n == *name && !n.is_empty() && !v.is_null()),
+                        )
+                    })
+                    .collect::<Option<Box<[Option<usize>]>>>()
+            });
         let mut metadata = set_metadata.unwrap_or_default();
         if let Some(flag_metadata) = map.get("metadata") {
             metadata.extend(metadata_of(flag_metadata, &at("metadata"))?);
@@ -396,6 +415,7 @@ impl Definition {
             default_variant,
             default_missing,
             targeting,
+            split,
             metadata,
             bucketing,
             source: source(),
@@ -474,6 +494,11 @@ impl Definition {
         let Some(targeting) = &self.targeting else {
             return self.default_resolution(Reason::Static);
         };
+        if let (Some(variants), Some((_, cumulative, total))) =
+            (&self.split, targeting.plain_split())
+        {
+            return self.split_resolution(data, variants, cumulative, total);
+        }
         let env = Env {
             data,
             flag_key: &self.key,
@@ -515,6 +540,41 @@ impl Definition {
                 error: None,
             },
             None => Resolution::error(ErrorCode::General),
+        }
+    }
+
+    /// A plain split, from the hash straight to the variant: what evaluating its `fractional`
+    /// gives (no targeting key → the default variant; a bucket naming no variant → `GENERAL`).
+    #[inline]
+    fn split_resolution<D: Data + ?Sized>(
+        &self,
+        data: &D,
+        variants: &[Option<usize>],
+        cumulative: &[u64],
+        total: u64,
+    ) -> Resolution<'_> {
+        let hash = match data.targeting_key() {
+            Some(Val::Str(key)) if !key.is_empty() => {
+                ops::hash_keys(self.bucketing, &self.key, &key)
+            }
+            _ => return self.default_resolution(Reason::Default),
+        };
+        let point = (u64::from(hash) * total) >> 32;
+        match cumulative
+            .iter()
+            .position(|&c| point < c)
+            .map(|at| variants.get(at))
+        {
+            Some(Some(Some(index))) => {
+                let (name, value) = &self.variants[*index];
+                Resolution {
+                    variant: Some((name, value)),
+                    reason: Reason::Split,
+                    error: None,
+                }
+            }
+            Some(Some(None)) => Resolution::error(ErrorCode::General),
+            _ => self.default_resolution(Reason::Default),
         }
     }
 

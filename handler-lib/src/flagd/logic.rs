@@ -148,6 +148,27 @@ fn specialize(op: Op, mut args: Vec<Expr>) -> Expr {
     }
 }
 
+impl Compiled {
+    /// The buckets of a targeting that is only a `fractional` over buckets written in the rule
+    /// (the usual A/B split): their names, cumulative weights and total.
+    pub(crate) fn plain_split(&self) -> Option<(&[Value], &[u64], u64)> {
+        let Expr::Fractional(fractional) = &self.expr else {
+            return None;
+        };
+        match (fractional.args.first(), &fractional.all) {
+            (
+                Some(Expr::Lit(Value::Array(_))),
+                Buckets::Known {
+                    names,
+                    cumulative,
+                    total,
+                },
+            ) => Some((names, cumulative, *total)),
+            _ => None,
+        }
+    }
+}
+
 /// A compiled tree and what its evaluation depends on.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Compiled {
