@@ -165,6 +165,7 @@ impl<'a> Val<'a> {
 
     /// One step of a `var` path: an object's field, an array's item or a string's character by
     /// a canonical index, an array's or string's `length`.
+    #[inline]
     pub(crate) fn step(&self, key: &str) -> Option<Val<'a>> {
         match self {
             Self::Json(Value::Object(map)) => map.get(key).map(Val::of),
