@@ -20,6 +20,7 @@
 
 use serde_json::Value;
 
+use crate::error::kind_of;
 use crate::model::{Parameter, ParameterKind};
 
 /// Which shape a profile's document has.
@@ -159,17 +160,6 @@ fn raw_value(value: Value) -> (ParameterKind, String) {
         }
         Value::Null => (ParameterKind::String, String::new()),
         other => (ParameterKind::String, other.to_string()),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

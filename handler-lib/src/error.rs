@@ -57,6 +57,20 @@ impl Problem {
     }
 }
 
+/// A JSON value's kind in words, for errors: `null`, `a boolean`, `a number`, `a string`, `an
+/// array`, `an object`.
+pub(crate) fn kind_of(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// A flag in an error state: it behaves as its default, and says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlagError {

@@ -34,11 +34,7 @@ use logic::{Compiled, Compiler, Env};
 pub use ops::{Bucketing, murmur3};
 pub(crate) use value::Val;
 
-use crate::error::Problem;
-
-/// The largest definition document accepted, in bytes of JSON (an SSM Advanced parameter holds
-/// 8 KB; AppConfig profiles and files hold more).
-pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+use crate::error::{Problem, kind_of};
 
 /// One flagd flag, parsed and compiled.
 #[derive(Debug, PartialEq)]
@@ -633,17 +629,6 @@ fn invalid(field: &str, problem: String) -> Problem {
     Problem::Definition {
         field: field.to_owned(),
         problem,
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -26,17 +26,6 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn value_type(name: &str) -> ValueType {
-    match name {
-        "boolean" => ValueType::Boolean,
-        "string" => ValueType::String,
-        "integer" => ValueType::Integer,
-        "float" => ValueType::Float,
-        "object" => ValueType::Object,
-        other => panic!("unknown type {other}"),
-    }
-}
-
 /// Numbers compare by value (the cases write `0.0` where a variant holds `0`).
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -48,7 +37,11 @@ fn same(a: &Value, b: &Value) -> bool {
 /// Runs one case; `Err` describes how the answer differs from the expectation.
 fn check(snapshot: &Snapshot, case: &Value) -> Result<(), String> {
     let flag = case["flag"].as_str().expect("flag");
-    let wanted = value_type(case["type"].as_str().expect("type"));
+    let wanted: ValueType = case["type"]
+        .as_str()
+        .expect("type")
+        .parse()
+        .expect("a type");
     let default = &case["default"];
     let empty = Map::new();
     let fields = case["context"].as_object().unwrap_or(&empty);

@@ -61,16 +61,6 @@ fn snapshot(flags_file: &Path, bucketing: Bucketing) -> Snapshot {
     Snapshot::new(1, Status::Ok, entries)
 }
 
-fn value_type(name: &str) -> ValueType {
-    match name {
-        "boolean" => ValueType::Boolean,
-        "string" => ValueType::String,
-        "integer" => ValueType::Integer,
-        "float" => ValueType::Float,
-        _ => ValueType::Object,
-    }
-}
-
 /// Numbers by value (Python answers a float flag's integer variant as a float).
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -93,7 +83,8 @@ fn compare(snapshot: &Snapshot, fields: &Map<String, Value>, line: &Value) -> Op
         return None;
     }
     let context = Context::new().with_fields(fields);
-    let got = snapshot.get(flag).resolve(&context, value_type(wanted));
+    let as_type: ValueType = wanted.parse().expect("a known flag type");
+    let got = snapshot.get(flag).resolve(&context, as_type);
     let value = got.value.as_deref().unwrap_or(&line["default"]);
     let reason = match got.reason.as_str() {
         "SPLIT" => "TARGETING_MATCH",

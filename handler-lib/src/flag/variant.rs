@@ -44,6 +44,26 @@ pub enum ValueType {
     Object,
 }
 
+impl std::str::FromStr for ValueType {
+    type Err = String;
+
+    /// OpenFeature's name of the type: `boolean`, `string`, `integer`, `float` or `object`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Ok(match name {
+            "boolean" => Self::Boolean,
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "float" => Self::Float,
+            "object" => Self::Object,
+            other => {
+                return Err(format!(
+                    "unknown flag type {other:?}: boolean, string, integer, float or object"
+                ));
+            }
+        })
+    }
+}
+
 impl ValueType {
     /// Whether `value` is of this type.
     pub fn admits(self, value: &Value) -> bool {
