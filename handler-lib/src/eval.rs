@@ -105,6 +105,9 @@ impl<'a> Context<'a> {
 }
 
 impl Data for Context<'_> {
+    // Inlined into the evaluator: a value returned through memory costs a stall on reading it
+    // back (measured: a tenth of a rule's time).
+    #[inline(always)]
     fn attribute(&self, key: &str) -> Option<Val<'_>> {
         if let Some(value) = self.fields.and_then(|fields| fields.get(key)) {
             return Some(Val::of(value));

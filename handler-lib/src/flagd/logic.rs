@@ -53,6 +53,18 @@ pub(crate) enum Expr {
     Fractional(Box<Fractional>),
     /// `in` a list of strings written in the rule: only a string equal to one is in it.
     InStrings(Box<Expr>, Box<[Box<str>]>),
+    /// `starts_with` (`true`) or `ends_with` (`false`) a string written in the rule.
+    Affix(Box<Expr>, Box<str>, bool),
+}
+
+/// Whether `text` starts (`starts`) or ends with `affix`.
+#[inline]
+fn has_affix(text: &str, affix: &str, starts: bool) -> bool {
+    if starts {
+        text.starts_with(affix)
+    } else {
+        text.ends_with(affix)
+    }
 }
 
 /// A `fractional`'s arguments, and its buckets as read at load.
@@ -147,6 +159,16 @@ fn specialize(op: Op, mut args: Vec<Expr>) -> Expr {
                 None => Expr::Op(op, args),
             }
         }
+        Op::StartsWith | Op::EndsWith => match args.as_slice() {
+            [_, Expr::Lit(Value::String(affix))] => {
+                let affix = Box::from(affix.as_str());
+                match args.into_iter().next() {
+                    Some(text) => Expr::Affix(Box::new(text), affix, op == Op::StartsWith),
+                    None => Expr::Op(op, Vec::new()),
+                }
+            }
+            _ => Expr::Op(op, args),
+        },
         Op::Fractional => {
             let all = Buckets::of(&args);
             let rest = Buckets::of(args.get(1..).unwrap_or_default());
@@ -567,6 +589,21 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
                 Val::Str(needle) => strings.iter().any(|s| **s == *needle),
                 _ => false,
             }),
+            Expr::Affix(text, affix, starts) => match self.run(text, scope) {
+                Val::Str(text) => Val::Bool(has_affix(&text, affix, *starts)),
+                _ => Val::Null,
+            },
+        }
+    }
+
+    /// [`Self::run`] with a `var` or a literal read in place: the operands conditions read
+    /// most, without a call (and a move of their value) through `run`.
+    #[inline(always)]
+    fn read(&self, expr: &'a Expr, scope: &Scope<'_, 'a>) -> Val<'a> {
+        match expr {
+            Expr::Var(path, default) => self.var(path, default.as_deref(), scope),
+            Expr::Lit(value) => Val::of(value),
+            _ => self.run(expr, scope),
         }
     }
 
@@ -580,13 +617,15 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
             Expr::Op(Op::Or, args) => args.iter().any(|e| self.test(e, scope)),
             Expr::Op(Op::Not, args) => !args.first().is_some_and(|e| self.test(e, scope)),
             Expr::Op(Op::Truthy, args) => args.first().is_some_and(|e| self.test(e, scope)),
-            Expr::InStrings(needle, strings) => match self.run(needle, scope) {
+            Expr::InStrings(needle, strings) => match self.read(needle, scope) {
                 Val::Str(needle) => strings.iter().any(|s| **s == *needle),
                 _ => false,
             },
-            Expr::SemVer(value, against) => {
-                against.test(&self.run(value, scope)) == Val::Bool(true)
-            }
+            Expr::SemVer(value, against) => against.holds(&self.read(value, scope)),
+            Expr::Affix(text, affix, starts) => match self.read(text, scope) {
+                Val::Str(text) => has_affix(&text, affix, *starts),
+                _ => false,
+            },
             _ => self.run(expr, scope).truthy(),
         }
     }
@@ -682,17 +721,17 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
     }
 
     fn op(&self, op: Op, args: &'a [Expr], scope: &Scope<'_, 'a>) -> Val<'a> {
-        let arg = |i: usize| args.get(i).map_or(Val::Null, |e| self.run(e, scope));
+        let arg = |i: usize| args.get(i).map_or(Val::Null, |e| self.read(e, scope));
         match op {
             Op::If => {
                 let mut pairs = args.chunks_exact(2);
                 for pair in pairs.by_ref() {
                     if self.test(&pair[0], scope) {
-                        return self.run(&pair[1], scope);
+                        return self.read(&pair[1], scope);
                     }
                 }
                 match pairs.remainder() {
-                    [otherwise] => self.run(otherwise, scope),
+                    [otherwise] => self.read(otherwise, scope),
                     _ => Val::Null,
                 }
             }
@@ -714,11 +753,9 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
             Op::StrictNe => Val::Bool(!value::strict_eq(&arg(0), &arg(1))),
             Op::Lt | Op::Le | Op::Gt | Op::Ge => Val::Bool(self.relation(op, args, scope)),
             Op::StartsWith | Op::EndsWith => match (args.len(), arg(0), arg(1)) {
-                (2, Val::Str(text), Val::Str(affix)) => Val::Bool(if op == Op::StartsWith {
-                    text.starts_with(&*affix)
-                } else {
-                    text.ends_with(&*affix)
-                }),
+                (2, Val::Str(text), Val::Str(affix)) => {
+                    Val::Bool(has_affix(&text, &affix, op == Op::StartsWith))
+                }
                 _ => Val::Null,
             },
             _ => self.op_rare(op, args, scope),

@@ -417,6 +417,14 @@ impl SemVerAgainst {
             _ => Val::Null,
         }
     }
+
+    /// Whether `value op version` holds, as a condition reads it (`null` is false).
+    pub(crate) fn holds(&self, value: &Val<'_>) -> bool {
+        let (Some(op), Some(b)) = (self.op, &self.version) else {
+            return false;
+        };
+        Version::parse(&version_text(value)).is_some_and(|a| op.holds(&a, b))
+    }
 }
 
 /// A semantic version: major, minor, patch and pre-release identifiers (borrowed from the text

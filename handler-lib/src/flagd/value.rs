@@ -165,8 +165,17 @@ impl<'a> Val<'a> {
 
     /// One step of a `var` path: an object's field, an array's item or a string's character by
     /// a canonical index, an array's or string's `length`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn step(&self, key: &str) -> Option<Val<'a>> {
+        match self {
+            // The usual step, in place: a value returned through memory stalls its reader.
+            Self::Json(Value::Object(map)) => map.get(key).map(Val::of),
+            _ => self.step_rare(key),
+        }
+    }
+
+    #[inline(never)]
+    fn step_rare(&self, key: &str) -> Option<Val<'a>> {
         match self {
             Self::Json(Value::Object(map)) => map.get(key).map(Val::of),
             Self::Object(map) => map.get(key).cloned().map(Val::owned),
