@@ -328,6 +328,7 @@ impl SsmSource {
 /// `AWS_ENDPOINT_URL_APPCONFIGDATA`), each call bounded by `timeout`, one retry at most inside a
 /// fetch (our own backoff across refreshes does the rest).
 pub async fn sdk_config(timeout: Duration) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls;
     {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(timeout.min(Duration::from_secs(1)))
@@ -338,7 +339,13 @@ pub async fn sdk_config(timeout: Duration) -> aws_config::SdkConfig {
         let retries = aws_config::retry::RetryConfig::standard()
             .with_max_attempts(2)
             .with_initial_backoff(Duration::from_millis(50));
+        // rustls with ring, the platform's trust store (the SDK's default client, on a smaller
+        // crypto library).
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https)
             .timeout_config(timeouts)
             .retry_config(retries)
             .load()
