@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_appconfigdata::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_appconfigdata::types::{BadRequestDetails, InvalidParameterProblem};
+use flags::Format;
 use flags::Parameter;
-use flags::appconfig::parse_document;
+use flags::appconfig::parse_profile;
 
 use crate::source::{LookedUp, Progress, Source, SourceError};
 
@@ -35,18 +36,22 @@ pub struct ProfileId {
     pub environment: String,
     /// The configuration profile's name or ID.
     pub profile: String,
+    /// The declared format (`#flagd`, `#flagd-v2` after the profile; none: the seed's).
+    pub format: Format,
 }
 
 impl ProfileId {
-    /// Parses `SSM_FLAGS_APPCONFIG`: comma-separated `application/environment/profile`. A name
-    /// holding `/` or `,` must be given by its ID.
+    /// Parses `SSM_FLAGS_APPCONFIG`: comma-separated `application/environment/profile`, each
+    /// optionally marked with its format (`#flagd`, `#flagd-v2`). A name holding `/`, `,` or `#`
+    /// must be given by its ID.
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, String> {
         let mut profiles: Vec<Self> = Vec::new();
         for item in raw.split(',').map(str::trim) {
+            let (item, format) = Format::split(item).map_err(|e| e.to_string())?;
             let parts: Vec<&str> = item.split('/').map(str::trim).collect();
             let [application, environment, profile] = parts[..] else {
                 return Err(format!(
-                    "{item:?} is not application/environment/profile (names holding '/' or ',' must be given by their ID)"
+                    "{item:?} is not application/environment/profile (names holding '/', ',' or '#' must be given by their ID)"
                 ));
             };
             if [application, environment, profile]
@@ -59,8 +64,9 @@ impl ProfileId {
                 application: application.to_owned(),
                 environment: environment.to_owned(),
                 profile: profile.to_owned(),
+                format,
             };
-            if profiles.contains(&id) {
+            if profiles.iter().any(|p| p.to_string() == id.to_string()) {
                 return Err(format!("{item:?} is listed twice"));
             }
             profiles.push(id);
@@ -173,7 +179,13 @@ impl AppConfigProfile {
                         } else {
                             body
                         };
-                        match parse_document(&self.key, out.content_type(), body, version) {
+                        match parse_profile(
+                            &self.key,
+                            out.content_type(),
+                            body,
+                            version,
+                            self.id.format,
+                        ) {
                             Ok(mut flags) => {
                                 state.versions = version;
                                 let changed = carry_versions(

@@ -188,3 +188,16 @@ mod tests {
         );
     }
 }
+
+/// Logs every definition hidden by another of the same name (at each change of the set): the
+/// served one and the hidden one, by parameter. Health lists them too (`shadowed`).
+pub fn log_shadowed(shadowed: &[flags::snapshot::assemble::Shadowed]) {
+    for s in shadowed {
+        tracing::warn!(
+            flag = %s.flag,
+            kept = %s.kept,
+            hidden = %s.hidden,
+            "flag defined twice: one definition is served, the other hidden"
+        );
+    }
+}

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::host::{Host, Mode};
 pub use crate::source::{DEFAULT_MAX_PARAMETERS, MAX_PARAMETERS_CEILING};
-use flags::FlagPath;
 use flags::env::{NumberError, parse_number, parse_port};
 pub use flags::wire::DEFAULT_PORT;
+use flags::{FlagPath, Format};
 use tracing::Level;
 
 /// Default `SSM_FLAGS_MAX_AGE`: seconds before an INVOKE triggers a refresh.
@@ -66,8 +66,11 @@ pub struct Config {
     /// paths, each starting with `/`, e.g.
     /// `/myapp/prod/features`. A flag's name is its parameter name relative to its path
     /// (see [`flags::path`]). Paths may not overlap, and `/` (every parameter of the account and
-    /// region, decrypted) needs `SSM_FLAGS_ALLOW_ROOT_PATH=true`.
+    /// region, decrypted) needs `SSM_FLAGS_ALLOW_ROOT_PATH=true`. A path marked `#flagd` (or
+    /// `#flagd-v2`) holds flagd documents and flags (see [`flags::format`]).
     pub paths: Vec<FlagPath>,
+    /// Each path's and profile's declared format, in precedence order.
+    pub declared: flags::snapshot::assemble::Declared,
     /// `SSM_FLAGS_APPCONFIG`: comma-separated AppConfig profiles,
     /// `application/environment/profile` by name or ID (see [`crate::appconfig`]). Their flags
     /// are merged after the paths' (a profile wins a name a path also has).
@@ -157,10 +160,18 @@ impl Config {
             Some(raw) => crate::appconfig::ProfileId::parse_list(raw)
                 .map_err(|reason| invalid("SSM_FLAGS_APPCONFIG", raw, reason))?,
         };
-        let paths = match get("SSM_FLAGS_PATH") {
+        let marked = match get("SSM_FLAGS_PATH") {
             None if !appconfig.is_empty() => Vec::new(),
             raw => parse_paths(raw)?,
         };
+        let declared = flags::snapshot::assemble::Declared::new(
+            marked.clone(),
+            appconfig
+                .iter()
+                .map(|p| (p.to_string(), p.format))
+                .collect(),
+        );
+        let paths: Vec<FlagPath> = marked.into_iter().map(|(path, _)| path).collect();
         let allow_root = match get("SSM_FLAGS_ALLOW_ROOT_PATH") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -259,6 +270,7 @@ impl Config {
             host: Host::detect(mode, get("AWS_LAMBDA_INITIALIZATION_TYPE")),
             fallback_file: get("SSM_FLAGS_FALLBACK_FILE").map(std::path::PathBuf::from),
             paths,
+            declared,
             max_age,
             port,
             socket: flags::endpoint::socket_path(|var| vars.get(var).cloned())?,
@@ -295,13 +307,47 @@ impl From<NumberError> for ConfigError {
     }
 }
 
-fn parse_paths(raw: Option<&str>) -> Result<Vec<FlagPath>, ConfigError> {
+/// The paths, each with its declared format (`/a/b#flagd`), in order. A path listed twice
+/// with two formats is refused.
+fn parse_paths(raw: Option<&str>) -> Result<Vec<(FlagPath, Format)>, ConfigError> {
     const VAR: &str = "SSM_FLAGS_PATH";
     let raw = raw.ok_or(ConfigError::Missing {
         var: VAR,
         hint: "set it to the SSM path of your flags, e.g. /myapp/prod/features (or SSM_FLAGS_APPCONFIG to AppConfig profiles)",
     })?;
-    FlagPath::parse_list(raw).map_err(|error| invalid(VAR, raw, error.to_string()))
+    let mut formats: Vec<(FlagPath, Format)> = Vec::new();
+    let mut plain = Vec::new();
+    for item in raw.split(',') {
+        let (path, format) =
+            Format::split(item).map_err(|error| invalid(VAR, raw, error.to_string()))?;
+        plain.push(path);
+        let Ok(parsed) = FlagPath::parse(path) else {
+            continue; // parse_list names the problem
+        };
+        match formats.iter().find(|(p, _)| *p == parsed) {
+            Some((_, known)) if *known != format => {
+                return Err(invalid(
+                    VAR,
+                    raw,
+                    format!("path {parsed} is listed twice, with two formats"),
+                ));
+            }
+            Some(_) => {}
+            None => formats.push((parsed, format)),
+        }
+    }
+    let paths = FlagPath::parse_list(&plain.join(","))
+        .map_err(|error| invalid(VAR, raw, error.to_string()))?;
+    Ok(paths
+        .into_iter()
+        .map(|path| {
+            let format = formats
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map_or(Format::Seed, |(_, f)| *f);
+            (path, format)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -453,6 +499,50 @@ mod tests {
         assert_eq!(c.log_level, Level::DEBUG);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn a_marker_declares_a_sources_format_in_precedence_order() {
+        use flags::Bucketing;
+        let c = config(&[
+            (
+                "SSM_FLAGS_PATH",
+                "/a/flags#flagd, /b/flags#flagd-v2,/c/flags",
+            ),
+            ("SSM_FLAGS_APPCONFIG", "app/env/doc#flagd,app/env/plain"),
+        ])
+        .expect("valid");
+        let paths: Vec<&str> = c.paths.iter().map(FlagPath::as_str).collect();
+        assert_eq!(paths, ["/a/flags", "/b/flags", "/c/flags"]);
+        let flagd = |b| Format::Flagd(b);
+        assert_eq!(c.declared.of("/a/flags/doc-1"), (0, flagd(Bucketing::V3)));
+        assert_eq!(c.declared.of("/b/flags/x"), (1, flagd(Bucketing::V2)));
+        assert_eq!(c.declared.of("/c/flags/x"), (2, Format::Seed));
+        assert_eq!(
+            c.declared.of("appconfig:app/env/doc"),
+            (3, flagd(Bucketing::V3))
+        );
+        assert_eq!(
+            c.declared.of("appconfig:app/env/plain/x"),
+            (4, Format::Seed)
+        );
+        assert_eq!(c.appconfig[0].to_string(), "app/env/doc");
+
+        let err = config(&[("SSM_FLAGS_PATH", "/a#flagd3")]).expect_err("unknown marker");
+        assert!(
+            err.to_string()
+                .contains("unknown format marker \"#flagd3\""),
+            "{err}"
+        );
+        let err = config(&[("SSM_FLAGS_PATH", "/a#flagd,/a")]).expect_err("two formats");
+        assert!(
+            err.to_string().contains("listed twice, with two formats"),
+            "{err}"
+        );
+        let err = config(&[("SSM_FLAGS_APPCONFIG", "a/e/p#yaml")]).expect_err("unknown");
+        assert!(err.to_string().contains("SSM_FLAGS_APPCONFIG"), "{err}");
+        let err = config(&[("SSM_FLAGS_APPCONFIG", "a/e/p#flagd,a/e/p")]).expect_err("twice");
+        assert!(err.to_string().contains("listed twice"), "{err}");
     }
 
     #[test]

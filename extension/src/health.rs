@@ -337,6 +337,8 @@ mod tests {
             last_error: Some("cannot decrypt".into()),
             undecryptable: names,
             undecryptable_count: 400,
+            shadowed: Vec::new(),
+            shadowed_count: 0,
         };
         let body = serde_json::to_string(&doc).expect("json");
         assert!(body.len() > 64 * 1024, "{} bytes", body.len());

@@ -110,6 +110,7 @@ pub async fn run_with<S: Source + 'static>(
         .map(|m| Emf::new(m.namespace.clone(), m.function.clone()));
     let refresher = Refresher::new(source, config.max_age, config.refresh_timeout)
         .with_default_region(config.region.clone())
+        .with_declared(config.declared.clone())
         .with_metrics(metrics)
         .with_fallback(config.fallback_file.as_deref().and_then(load_fallback));
     let token = match config.token.clone() {

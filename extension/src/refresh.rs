@@ -12,10 +12,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use flags::snapshot::assemble::{Assembler, Declared};
 use flags::wire::Status;
 use flags::{FlagEntry, FlagError, Parameter, Snapshot};
 
-use crate::audit::{diff, log_changes, log_invalid};
+use crate::audit::{diff, log_changes, log_invalid, log_shadowed};
 use crate::metrics::{Emf, Freshness};
 use crate::snapshot::{Served, Shared};
 use crate::source::{Fetched, Progress, Source, SourceError, VERIFY_AT_MOST};
@@ -78,6 +79,8 @@ pub struct Refresher<S> {
     fallback: Option<Snapshot>,
     /// Whether the deployed fallback is what is served (no fetch has succeeded yet).
     on_fallback: bool,
+    /// Each source's declared format and precedence.
+    declared: Declared,
     stats: Stats,
 }
 
@@ -104,6 +107,7 @@ impl<S: Source> Refresher<S> {
             progress: None,
             fallback: None,
             on_fallback: false,
+            declared: Declared::default(),
             stats: Stats::default(),
         }
     }
@@ -113,6 +117,13 @@ impl<S: Source> Refresher<S> {
     /// during an outage serves the deployed values, not every flag's code default.
     pub fn with_fallback(mut self, fallback: Option<Snapshot>) -> Self {
         self.fallback = fallback;
+        self
+    }
+
+    /// Reads each source's parameters in its declared format, names defined twice resolved by
+    /// the documented precedence (see [`flags::snapshot::assemble`]).
+    pub fn with_declared(mut self, declared: Declared) -> Self {
+        self.declared = declared;
         self
     }
 
@@ -241,20 +252,26 @@ impl<S: Source> Refresher<S> {
         let current = self.shared.load();
         if self.last_good.is_none() || count > 0 {
             self.version += 1;
-            let never_decrypted = &self.never_decrypted;
-            let entries = fetched.parameters.iter().map(|p| {
-                if never_decrypted.contains(&p.name) {
-                    undecryptable_entry(p)
+            let mut assembler = Assembler::new();
+            for p in &fetched.parameters {
+                let (source, format) = self.declared.of(&p.name);
+                if self.never_decrypted.contains(&p.name) {
+                    assembler.add_entry(source, &p.name, undecryptable_entry(p));
                 } else {
-                    FlagEntry::from_parameter(p)
+                    assembler.add(source, format, p);
                 }
-            });
-            let snapshot = Snapshot::new(self.version, Status::Ok, entries)
+            }
+            let assembly = assembler.finish();
+            if assembly.shadowed != current.shadowed {
+                log_shadowed(&assembly.shadowed);
+            }
+            let snapshot = Snapshot::new(self.version, Status::Ok, assembly.entries)
                 .with_fetched_at(Some(now))
                 .with_default_region(self.default_region.as_deref());
             log_changes(&changes, &fetched.labels);
             log_invalid(&changes, &snapshot);
-            let served = Served::new(self.instance, snapshot, fetched.decryption_error.clone());
+            let served = Served::new(self.instance, snapshot, fetched.decryption_error.clone())
+                .with_shadowed(assembly.shadowed);
             self.shared
                 .publish(served.with_undecryptable(undecryptable));
         } else {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use flags::Snapshot;
+use flags::snapshot::assemble::Shadowed;
 use flags::wire::{SnapshotDoc, Status};
 use tokio::sync::watch;
 
@@ -26,6 +27,8 @@ pub struct Served {
     /// SecureString flags SSM would not decrypt at the last fetch (sorted flag names): served
     /// from their last good value, or as their default if never decrypted.
     pub undecryptable: Vec<String>,
+    /// Definitions hidden by another of the same name (see [`flags::snapshot::assemble`]).
+    pub shadowed: Vec<Shadowed>,
 }
 
 impl Served {
@@ -48,12 +51,19 @@ impl Served {
             last_error,
             invalid,
             undecryptable: Vec::new(),
+            shadowed: Vec::new(),
         }
     }
 
     /// The same, naming the SecureString flags SSM would not decrypt.
     pub fn with_undecryptable(mut self, flags: Vec<String>) -> Self {
         self.undecryptable = flags;
+        self
+    }
+
+    /// The same, with the definitions its flags hid.
+    pub fn with_shadowed(mut self, shadowed: Vec<Shadowed>) -> Self {
+        self.shadowed = shadowed;
         self
     }
 
@@ -67,7 +77,8 @@ impl Served {
     pub fn remark(&self, instance: u64, status: Status, last_error: Option<String>) -> Self {
         if status != self.status() {
             return Self::new(instance, self.snapshot.with_status(status), last_error)
-                .with_undecryptable(self.undecryptable.clone());
+                .with_undecryptable(self.undecryptable.clone())
+                .with_shadowed(self.shadowed.clone());
         }
         Self {
             snapshot: Arc::clone(&self.snapshot),
@@ -76,6 +87,7 @@ impl Served {
             last_error,
             invalid: self.invalid,
             undecryptable: self.undecryptable.clone(),
+            shadowed: self.shadowed.clone(),
         }
     }
 }

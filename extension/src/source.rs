@@ -342,7 +342,9 @@ pub async fn sdk_config(timeout: Duration) -> aws_config::SdkConfig {
         // rustls with ring, the platform's trust store (the SDK's default client, on a smaller
         // crypto library).
         let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(https)

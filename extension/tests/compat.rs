@@ -133,3 +133,72 @@ fn the_previous_client_still_sees_staleness() {
         );
     }
 }
+
+/// flagd flags travel in a field of their own (`flagd`): the previous client, which knows only
+/// `flags`, reads them as unknown — its caller's default — never as a seed JSON flag (a flagd
+/// definition read as one has no `enabled`, so it would read off). This client reads them back.
+#[test]
+fn the_previous_client_reads_flagd_flags_as_unknown_and_this_one_reads_them() {
+    use flags::snapshot::assemble::Assembler;
+    use flags::{Bucketing, Context, Format};
+    let document = serde_json::json!({
+        "flags": {
+            "checkout": {
+                "state": "ENABLED",
+                "variants": {"on": true, "off": false},
+                "defaultVariant": "on",
+                "targeting": {"if": [{"starts_with": [{"var": "email"}, "admin"]}, "off", "on"]}
+            }
+        },
+        "metadata": {"team": "payments"}
+    });
+    let mut assembler = Assembler::new();
+    assembler.add(
+        0,
+        Format::Flagd(Bucketing::V2),
+        &Parameter {
+            flag: "doc".into(),
+            name: "/app/flags/doc".into(),
+            kind: ParameterKind::String,
+            value: document.to_string(),
+            version: 4,
+        },
+    );
+    assembler.add(
+        0,
+        Format::Seed,
+        &Parameter {
+            flag: "dark-mode".into(),
+            name: "/app/flags/dark-mode".into(),
+            kind: ParameterKind::String,
+            value: "true".into(),
+            version: 1,
+        },
+    );
+    let snapshot = Snapshot::new(3, Status::Ok, assembler.finish().entries);
+    let served = Served::new(1, snapshot, None);
+
+    let old: SnapshotDocV01 =
+        serde_json::from_slice(&served.body).expect("the old client decodes it");
+    assert_eq!(old.flags.keys().collect::<Vec<_>>(), ["dark-mode"]);
+    assert!(
+        !old.flags.contains_key("checkout"),
+        "a flagd flag is unknown to the previous client: its caller's default"
+    );
+
+    let new = flags::wire::SnapshotDoc::from_slice(&served.body, "test").expect("decodes");
+    assert_eq!(new.flagd["checkout"].bucketing, "v2");
+    assert_eq!(new.flagd["checkout"].version, 4);
+    let snapshot = std::sync::Arc::new(new.into_snapshot());
+    let fields = serde_json::Map::from_iter([("email".to_owned(), "admin@example.com".into())]);
+    let admin = Context::user("u1").with_fields(&fields);
+    assert_eq!(snapshot.get("checkout").bool_for(&admin), Some(false));
+    assert_eq!(
+        snapshot.get("checkout").bool_for(&Context::user("u1")),
+        Some(true)
+    );
+    assert!(snapshot.get("dark-mode").enabled());
+    let variant = snapshot.get("checkout").variant_for(&admin);
+    let team = variant.metadata.as_deref().and_then(|m| m.get("team"));
+    assert_eq!(team, Some(&serde_json::json!("payments")));
+}

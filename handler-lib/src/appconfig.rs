@@ -21,6 +21,7 @@
 use serde_json::Value;
 
 use crate::error::kind_of;
+use crate::format::Format;
 use crate::model::{Parameter, ParameterKind};
 
 /// Which shape a profile's document has.
@@ -31,6 +32,9 @@ pub enum DocumentShape {
     FeatureFlags,
     /// Anything else: values in the SSM flag format.
     Freeform,
+    /// A flagd document (declared `#flagd`, or carrying flagd's `$schema`): one parameter for
+    /// the whole document.
+    Flagd,
 }
 
 /// Why a profile's document cannot be read.
@@ -75,13 +79,80 @@ pub fn parameter_name(profile: &str, flag: &str) -> String {
 
 const PREFIX: &str = "appconfig:";
 
-/// The profile (`application/environment/profile`) of a parameter named by [`parameter_name`];
-/// `None` for any other name (an SSM parameter's).
+/// The profile (`application/environment/profile`) of a parameter named by [`parameter_name`]
+/// or [`document_name`]; `None` for any other name (an SSM parameter's).
 pub fn profile_of(parameter_name: &str) -> Option<&str> {
     let rest = parameter_name.strip_prefix(PREFIX)?;
     // The three parts hold no '/' (a name with one is given by its ID): the fourth '/' ends it.
-    let end = rest.match_indices('/').nth(2).map(|(i, _)| i)?;
-    Some(&rest[..end])
+    match rest.match_indices('/').nth(2) {
+        Some((end, _)) => Some(&rest[..end]),
+        None => (rest.matches('/').count() == 2).then_some(rest),
+    }
+}
+
+/// The parameter name a whole profile's document (a flagd document) is cited by.
+pub fn document_name(profile: &str) -> String {
+    format!("{PREFIX}{profile}")
+}
+
+/// Reads a configuration `body` of `profile` as its `format` says: a flagd profile (declared,
+/// or a document carrying flagd's `$schema`) is one document parameter, named
+/// [`document_name`], that [`crate::snapshot::assemble`] expands into its flags; any other is
+/// read by [`parse_document`].
+pub fn parse_profile(
+    profile: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    version: u64,
+    format: Format,
+) -> Result<ProfileFlags, DocumentError> {
+    let declared = matches!(format, Format::Flagd(_));
+    if !declared && !body.windows(16).any(|w| w == b"flagd.dev/schema") {
+        return parse_document(profile, content_type, body, version);
+    }
+    check_json(profile, content_type)?;
+    let not_object = |reason: String| DocumentError::NotAnObject {
+        profile: profile.to_owned(),
+        reason,
+    };
+    let document: Value = serde_json::from_slice(body).map_err(|e| not_object(e.to_string()))?;
+    if !declared && !crate::format::declares_flagd(&document) {
+        return parse_document(profile, content_type, body, version);
+    }
+    if !document.is_object() {
+        return Err(not_object(format!("it is {}", kind_of(&document))));
+    }
+    let flag = profile.rsplit('/').next().unwrap_or(profile).to_owned();
+    Ok(ProfileFlags {
+        shape: DocumentShape::Flagd,
+        parameters: vec![Parameter {
+            flag,
+            name: document_name(profile),
+            kind: ParameterKind::String,
+            value: document.to_string(),
+            version,
+        }],
+    })
+}
+
+/// Refuses a content type that says the body is not JSON.
+fn check_json(profile: &str, content_type: Option<&str>) -> Result<(), DocumentError> {
+    let Some(content_type) = content_type else {
+        return Ok(());
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(DocumentError::NotJson {
+            profile: profile.to_owned(),
+            content_type: content_type.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads a configuration `body` of `profile` (`application/environment/profile`), sent with
@@ -92,20 +163,7 @@ pub fn parse_document(
     body: &[u8],
     version: u64,
 ) -> Result<ProfileFlags, DocumentError> {
-    if let Some(content_type) = content_type {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(DocumentError::NotJson {
-                profile: profile.to_owned(),
-                content_type: content_type.to_owned(),
-            });
-        }
-    }
+    check_json(profile, content_type)?;
     let not_object = |reason: String| DocumentError::NotAnObject {
         profile: profile.to_owned(),
         reason,

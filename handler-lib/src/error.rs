@@ -107,6 +107,14 @@ pub enum LoadError {
         /// The decoding error (its own message may quote a value: not shown).
         cause: serde_json::Error,
     },
+    /// A document declaring flagd's `$schema` that is not a flag document.
+    #[error("{origin} is not a valid flagd document: {problem}")]
+    Flagd {
+        /// Where the document came from.
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// What kind of decoding error `error` is, in words that quote nothing from the document.

@@ -30,13 +30,14 @@
 //! | 1 | [`path`] | flag paths, and a flag's name relative to its path |
 //! | 2 | [`error`] | what is wrong with a flag, or with a snapshot document |
 //! | 3 | [`flagd`] | OpenFeature's flag definition format (flagd's): definitions, targeting compiled at load, `fractional` buckets, resolution |
+//! | 4 | [`format`] | how a source's values are read: declared markers (`#flagd`, `#flagd-v2`) and flagd's `$schema` |
 //! | 4 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
 //! | 5 | [`eval`] | targeting and the deterministic percentage rollout ([`bucket`]) |
 //! | 5 | [`appconfig`] | flags from an AppConfig profile's document (freeform or feature flags) |
 //! | 6 | [`wire`] | the contract with the extension: port, token header, paths, [`Status`], and every body's document (snapshot, evaluation, health, error) as plain data |
 //! | 7 | [`endpoint`] | where the local API is: TCP on 127.0.0.1, or a Unix socket |
 //! | 7 | [`token`] | the local API's token: what is valid, where it is configured, its file |
-//! | 8 | [`snapshot`] | the immutable [`Snapshot`] and its [`FlagEntry`]s, what a flag evaluates to in it, and its conversions to and from the wire document (`snapshot::document`) |
+//! | 8 | [`snapshot`] | the immutable [`Snapshot`] and its [`FlagEntry`]s, how fetched parameters become them (`snapshot::assemble`: formats, precedence, shadowed names), what a flag evaluates to in it, and its conversions to and from the wire document (`snapshot::document`) |
 //! | 9 | [`store`] | the lock-free [`Store`] that swaps snapshots, numbering its installs for readers that cache |
 //! | 10 | `global` | the process-wide read path (private): the store [`get`] reads, each thread's view of it, and each thread's remembered answers (`global::answers`) |
 //! | 11 | [`flag`] | the handles handlers read: [`CurrentFlag`] ([`get`]) and [`Flag`] (one snapshot) |
@@ -53,6 +54,7 @@ pub mod eval;
 pub mod file;
 pub mod flag;
 pub mod flagd;
+pub mod format;
 pub(crate) mod global;
 pub mod model;
 #[cfg(feature = "openfeature")]
@@ -72,6 +74,7 @@ pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};
 pub use flag::{ConfigError, CurrentFlag, Flag, ValueType, Variant};
 pub use flagd::Bucketing;
+pub use format::Format;
 pub use model::{FlagValue, JsonFlag, Parameter, ParameterKind, Rules};
 pub use path::FlagPath;
 pub use snapshot::{FlagEntry, Snapshot};

@@ -19,6 +19,7 @@ use crate::flagd::{self, Bucketing, Definition};
 use crate::model::{FlagValue, Parameter, ParameterKind};
 use crate::wire::Status;
 
+pub mod assemble;
 mod document;
 
 pub use document::read_file;
@@ -185,7 +186,7 @@ impl FlagEntry {
     }
 }
 
-fn invalid(parameter: &str, problem: Problem) -> FlagError {
+pub(crate) fn invalid(parameter: &str, problem: Problem) -> FlagError {
     FlagError::Invalid {
         parameter: parameter.to_owned(),
         problem,

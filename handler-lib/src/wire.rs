@@ -115,8 +115,38 @@ pub struct SnapshotDoc {
     /// `status == stale`, kept for clients before 0.2.
     #[serde(default)]
     pub stale: bool,
-    /// Every flag by name.
+    /// Every flag by name, except flagd's.
     pub flags: BTreeMap<String, FlagDoc>,
+    /// Flags in OpenFeature's flag definition format (flagd's), by name. A field of their own:
+    /// a client that predates them reads them as unknown (its caller's default), never as a
+    /// seed JSON flag that reads off. Absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flagd: BTreeMap<String, FlagdDoc>,
+}
+
+/// One flagd flag on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagdDoc {
+    /// A one-flag flagd document: the flag under `flags` (by its name), the `$evaluators` it
+    /// uses and the flag set's `metadata`.
+    pub definition: Value,
+    /// How its `fractional` buckets: `v3` (absent) or `v2`; another is an error for this flag.
+    #[serde(default = "v3", skip_serializing_if = "is_v3")]
+    pub bucketing: String,
+    /// The source's version of the parameter or profile.
+    #[serde(default)]
+    pub version: u64,
+    /// The definition came from a `SecureString`: never log or export it unmasked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
+}
+
+fn v3() -> String {
+    "v3".to_owned()
+}
+
+fn is_v3(bucketing: &str) -> bool {
+    bucketing == "v3"
 }
 
 /// One flag on the wire.
@@ -174,6 +204,25 @@ pub struct HealthDoc {
     /// How many SecureString flags SSM would not decrypt, listed or not. Absent when none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub undecryptable_count: usize,
+    /// Definitions hidden by another of the same name (a later source, a parameter of its own
+    /// over a document, a document whose name sorts later): at most
+    /// [`HealthDoc::MAX_LISTED`], all counted in `shadowed_count`. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadowed: Vec<Shadowed>,
+    /// How many definitions are hidden, listed or not. Absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shadowed_count: usize,
+}
+
+/// A definition of a flag hidden by another of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shadowed {
+    /// The flag's name.
+    pub flag: String,
+    /// Where the definition served comes from (a parameter's full name, or a profile's).
+    pub kept: String,
+    /// Where the hidden definition comes from.
+    pub hidden: String,
 }
 
 impl HealthDoc {
@@ -184,6 +233,13 @@ impl HealthDoc {
     pub fn with_undecryptable(mut self, names: &[String]) -> Self {
         self.undecryptable = names.iter().take(Self::MAX_LISTED).cloned().collect();
         self.undecryptable_count = names.len();
+        self
+    }
+
+    /// Sets the hidden definitions: at most [`HealthDoc::MAX_LISTED`], and their count.
+    pub fn with_shadowed(mut self, shadowed: &[Shadowed]) -> Self {
+        self.shadowed = shadowed.iter().take(Self::MAX_LISTED).cloned().collect();
+        self.shadowed_count = shadowed.len();
         self
     }
 }
@@ -359,6 +415,8 @@ mod tests {
             last_error: Some("down".into()),
             undecryptable: Vec::new(),
             undecryptable_count: 0,
+            shadowed: Vec::new(),
+            shadowed_count: 0,
         };
         assert_eq!(
             serde_json::to_value(&health).expect("serialize"),

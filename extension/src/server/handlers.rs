@@ -288,8 +288,11 @@ pub(super) fn health(served: &Served) -> Response<Full<Bytes>> {
             last_error: served.last_error.clone(),
             undecryptable: Vec::new(),
             undecryptable_count: 0,
+            shadowed: Vec::new(),
+            shadowed_count: 0,
         }
-        .with_undecryptable(&served.undecryptable),
+        .with_undecryptable(&served.undecryptable)
+        .with_shadowed(&served.shadowed),
     )
 }
 

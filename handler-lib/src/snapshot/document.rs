@@ -6,9 +6,16 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{FlagError, LoadError};
-use crate::snapshot::{FlagEntry, Snapshot};
-use crate::wire::{FlagDoc, MAX_SNAPSHOT_FILE_BYTES, SnapshotDoc, Status, parse_time, rfc3339};
+use std::collections::BTreeMap;
+
+use crate::error::{FlagError, LoadError, Problem};
+use crate::flagd::{Bucketing, Definition};
+use crate::format;
+use crate::model::FlagValue;
+use crate::snapshot::{FlagEntry, Snapshot, invalid};
+use crate::wire::{
+    FlagDoc, FlagdDoc, MAX_SNAPSHOT_FILE_BYTES, SnapshotDoc, Status, parse_time, rfc3339,
+};
 
 impl FlagDoc {
     /// The wire form of an entry. An invalid entry carries its raw value and its error.
@@ -48,19 +55,76 @@ impl FlagDoc {
     }
 }
 
+impl FlagdDoc {
+    /// The wire form of a flagd flag's entry.
+    pub fn from_definition(entry: &FlagEntry, definition: &Definition) -> Self {
+        Self {
+            definition: definition.to_document().clone(),
+            bucketing: definition.bucketing().name().to_owned(),
+            version: entry.ssm_version(),
+            secure: entry.is_secure(),
+        }
+    }
+
+    fn into_entry(self, name: String) -> FlagEntry {
+        let bucketing = match self.bucketing.as_str() {
+            "v3" => Bucketing::V3,
+            "v2" => Bucketing::V2,
+            other => {
+                let problem = Problem::Definition {
+                    field: "bucketing".into(),
+                    problem: format!("{other:?} is not a bucketing this client knows (v3, v2)"),
+                };
+                let error = invalid(&name, problem);
+                return FlagEntry::invalid(name, self.version, self.secure, "", error);
+            }
+        };
+        let entries = FlagEntry::from_flagd_document(
+            &name,
+            self.version,
+            self.secure,
+            &self.definition,
+            bucketing,
+        );
+        let problem = match entries {
+            Ok(entries) => match entries.into_iter().find(|e| e.name() == name) {
+                Some(entry) => return entry,
+                None => Problem::Definition {
+                    field: "flags".into(),
+                    problem: format!("does not define {name:?}"),
+                },
+            },
+            Err(problem) => problem,
+        };
+        let error = invalid(&name, problem);
+        FlagEntry::invalid(name, self.version, self.secure, "", error)
+    }
+}
+
 impl SnapshotDoc {
     /// The document of a snapshot (fetch time as of now, the status it carries).
     pub fn from_snapshot(snapshot: &Snapshot) -> Self {
         let status = snapshot.status();
+        let mut flags = BTreeMap::new();
+        let mut flagd = BTreeMap::new();
+        for entry in snapshot.entries() {
+            let name = entry.name().to_owned();
+            match entry.value() {
+                Ok(FlagValue::Flagd(definition)) => {
+                    flagd.insert(name, FlagdDoc::from_definition(entry, definition));
+                }
+                _ => {
+                    flags.insert(name, FlagDoc::from_entry(entry));
+                }
+            }
+        }
         Self {
             version: snapshot.version(),
             fetched_at: snapshot.fetched_at().map(rfc3339),
             status: Some(status),
             stale: status == Status::Stale,
-            flags: snapshot
-                .entries()
-                .map(|entry| (entry.name().to_owned(), FlagDoc::from_entry(entry)))
-                .collect(),
+            flags,
+            flagd,
         }
     }
 
@@ -74,16 +138,36 @@ impl SnapshotDoc {
             status,
             self.flags
                 .into_iter()
-                .map(|(name, doc)| doc.into_entry(name)),
+                .map(|(name, doc)| doc.into_entry(name))
+                .chain(
+                    self.flagd
+                        .into_iter()
+                        .map(|(name, doc)| doc.into_entry(name)),
+                ),
         )
         .with_fetched_at(fetched_at)
     }
 }
 
-/// Reads a snapshot file in the wire format.
+/// Reads a snapshot file: the wire format, or a flagd document carrying flagd's `$schema`
+/// (every flag in it, v3 bucketing; version 0, status `ok`).
 pub fn read_file(path: &Path) -> Result<Snapshot, LoadError> {
     let bytes = crate::file::read_regular(path, MAX_SNAPSHOT_FILE_BYTES)?;
-    SnapshotDoc::from_slice(&bytes, &path.display().to_string()).map(SnapshotDoc::into_snapshot)
+    let origin = path.display().to_string();
+    let value: Value = serde_json::from_slice(&bytes).map_err(|cause| LoadError::Format {
+        origin: origin.clone(),
+        cause,
+    })?;
+    if format::declares_flagd(&value) {
+        return match FlagEntry::from_flagd_document(&origin, 0, false, &value, Bucketing::V3) {
+            Ok(entries) => Ok(Snapshot::new(0, Status::Ok, entries)),
+            Err(problem) => Err(LoadError::Flagd {
+                origin,
+                problem: problem.to_string(),
+            }),
+        };
+    }
+    SnapshotDoc::from_slice(&bytes, &origin).map(SnapshotDoc::into_snapshot)
 }
 
 #[cfg(test)]
@@ -182,5 +266,92 @@ mod tests {
         );
         // Rendering the decoded snapshot again gives the same document.
         assert_eq!(SnapshotDoc::from_snapshot(&snapshot), doc);
+    }
+
+    #[test]
+    fn a_file_declaring_flagds_schema_is_a_flagd_document_and_a_broken_one_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("flagd-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let good = dir.join("flags.json");
+        std::fs::write(
+            &good,
+            r#"{"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": {
+                "banner": {"state": "ENABLED", "variants": {"a": "red", "b": "blue"},
+                           "defaultVariant": "b"},
+                "bad": {"state": "ENABLED", "variants": {}, "defaultVariant": "x"}}}"#,
+        )
+        .expect("write");
+        let snapshot = Arc::new(read_file(&good).expect("a flagd document"));
+        let user = crate::Context::user("u");
+        assert_eq!(snapshot.get("banner").string_for(&user), Some("blue"));
+        let error = snapshot.get("bad").error().map(ToString::to_string);
+        assert!(
+            error.is_some_and(|e| e.contains("flags.json")),
+            "names the file"
+        );
+
+        let broken = dir.join("broken.json");
+        std::fs::write(
+            &broken,
+            r#"{"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": []}"#,
+        )
+        .expect("write");
+        let error = read_file(&broken).expect_err("not a document").to_string();
+        assert!(
+            error.contains("broken.json") && error.contains("flags"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flagd_flags_travel_in_their_own_field_and_read_back_the_same() {
+        let document = serde_json::json!({
+            "flags": {"split": {"state": "ENABLED", "variants": {"a": 1, "b": 2},
+                                "defaultVariant": "a",
+                                "targeting": {"fractional": [["a", 50], ["b", 50]]}}},
+        });
+        let mut entries =
+            FlagEntry::from_flagd_document("/p/doc", 5, true, &document, Bucketing::V2)
+                .expect("a document");
+        entries.push(FlagEntry::from_parameter(&Parameter {
+            flag: "plain".into(),
+            name: "/p/plain".into(),
+            kind: ParameterKind::String,
+            value: "true".into(),
+            version: 1,
+        }));
+        let snapshot = Snapshot::new(2, Status::Ok, entries);
+        let doc = SnapshotDoc::from_snapshot(&snapshot);
+        assert_eq!(doc.flags.keys().collect::<Vec<_>>(), ["plain"]);
+        let split = &doc.flagd["split"];
+        assert_eq!(
+            (split.bucketing.as_str(), split.version, split.secure),
+            ("v2", 5, true)
+        );
+        let bytes = doc.to_bytes();
+        let back = Arc::new(
+            SnapshotDoc::from_slice(&bytes, "t")
+                .expect("decodes")
+                .into_snapshot(),
+        );
+        let original = Arc::new(snapshot);
+        for user in ["u1", "u2", "u3", "u4", "u5", "u6"] {
+            let ctx = crate::Context::user(user);
+            assert_eq!(
+                back.get("split").i64_for(&ctx),
+                original.get("split").i64_for(&ctx)
+            );
+        }
+        assert!(back.entry("split").is_some_and(FlagEntry::is_secure));
+        // A bucketing this client does not know is an error for that flag alone.
+        let mut future = SnapshotDoc::from_slice(&bytes, "t").expect("decodes");
+        if let Some(split) = future.flagd.get_mut("split") {
+            split.bucketing = "v4".into();
+        }
+        let future = Arc::new(future.into_snapshot());
+        let error = future.get("split").error().map(ToString::to_string);
+        assert!(error.is_some_and(|e| e.contains("\"v4\"")));
+        assert!(future.get("plain").enabled());
     }
 }
