@@ -134,6 +134,19 @@ pub fn log_invalid(changes: &[Change<'_>], snapshot: &Snapshot) {
     }
 }
 
+/// Logs every definition hidden by another of the same name (at each change of the set): the
+/// served one and the hidden one, by parameter. Health lists them too (`shadowed`).
+pub fn log_shadowed(shadowed: &[flags::snapshot::assemble::Shadowed]) {
+    for s in shadowed {
+        tracing::warn!(
+            flag = %s.flag,
+            kept = %s.kept,
+            hidden = %s.hidden,
+            "flag defined twice: one definition is served, the other hidden"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,19 +198,6 @@ mod tests {
         assert!(
             shown.starts_with(&"é".repeat(200)) && shown.ends_with("… (600 bytes)"),
             "{shown}"
-        );
-    }
-}
-
-/// Logs every definition hidden by another of the same name (at each change of the set): the
-/// served one and the hidden one, by parameter. Health lists them too (`shadowed`).
-pub fn log_shadowed(shadowed: &[flags::snapshot::assemble::Shadowed]) {
-    for s in shadowed {
-        tracing::warn!(
-            flag = %s.flag,
-            kept = %s.kept,
-            hidden = %s.hidden,
-            "flag defined twice: one definition is served, the other hidden"
         );
     }
 }

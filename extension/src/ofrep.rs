@@ -22,6 +22,14 @@
 //! `STATIC`. Our own reason code and its words are in the metadata (`reason_code`, `detail`). A
 //! missing flag is `FLAG_NOT_FOUND` (404), an invalid one `PARSE_ERROR`.
 //!
+//! flagd flags (see [`flags::flagd`]) answer as flagd's own OFREP does: the context's fields
+//! with their JSON types (a `targetingKey` that is not a string is evaluated, not refused), the
+//! variant's value and name, flagd's reason (`STATIC`, `TARGETING_MATCH`, `SPLIT`, `DEFAULT`,
+//! `DISABLED`) and the flag's metadata; `DISABLED` or no default variant is an answer without a
+//! `value` (the providers then return their caller's default); `PARSE_ERROR` and `GENERAL` are
+//! error answers (400). A bulk answer holding a flag that reads `$flagd.timestamp` is tagged by
+//! its values as well, so a schedule that flips is never a 304.
+//!
 //! The documents read and written are the types in [`wire`]; this module turns a request's
 //! context and a snapshot into them.
 
@@ -47,11 +55,16 @@ pub const EVALUATE_FLAGS: &str = "/ofrep/v1/evaluate/flags";
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A context as the request sent it, owned (the library's [`Context`] borrows from it).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct RequestContext {
     user: Option<String>,
     region: Option<String>,
     attributes: Vec<(String, String)>,
+    /// Every field with its JSON type: a flagd flag's context.
+    fields: Map<String, Value>,
+    /// Why a seed flag cannot be evaluated with this context (a `targetingKey` that is not a
+    /// string): its answer is `INVALID_CONTEXT`. A flagd flag evaluates it, as flagd does.
+    invalid: Option<String>,
     /// The context in a canonical form, for the bulk ETag.
     canonical: String,
 }
@@ -109,7 +122,12 @@ impl RequestContext {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let mut out = Self::default();
+        let mut out = Self {
+            // The fields in name order (a map sorted by key): the same context always renders
+            // the same, however the request ordered it.
+            canonical: serde_json::to_string(&context).unwrap_or_default(),
+            ..Self::default()
+        };
         let mut sorted: Vec<(&String, &Value)> = context.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(b.0));
         for (key, value) in sorted {
@@ -117,38 +135,14 @@ impl RequestContext {
                 "targetingKey" => match value {
                     Value::String(user) if !user.is_empty() => out.user = Some(user.clone()),
                     Value::String(_) | Value::Null => {}
-                    _ => {
-                        return Err(BadRequest {
-                            code: ErrorCode::InvalidContext,
-                            details: "`targetingKey` must be a string".to_owned(),
-                        });
-                    }
+                    _ => out.invalid = Some("`targetingKey` must be a string".to_owned()),
                 },
                 "region" => out.region = Some(text(value)),
                 _ => out.attributes.push((key.clone(), text(value))),
             }
         }
-        out.canonical = serde_json::to_string(&Canonical::of(&out)).unwrap_or_default();
+        out.fields = context;
         Ok(out)
-    }
-}
-
-/// A context in the canonical form the bulk ETag hashes (fields in name order, attributes sorted
-/// by name): the same context always hashes the same, however the request ordered it.
-#[derive(Serialize)]
-struct Canonical<'a> {
-    attributes: &'a [(String, String)],
-    region: Option<&'a str>,
-    user: Option<&'a str>,
-}
-
-impl<'a> Canonical<'a> {
-    fn of(context: &'a RequestContext) -> Self {
-        Self {
-            attributes: &context.attributes,
-            region: context.region.as_deref(),
-            user: context.user.as_deref(),
-        }
     }
 }
 
@@ -191,18 +185,36 @@ fn to_json(doc: &impl Serialize) -> Value {
     serde_json::to_value(doc).unwrap_or_default()
 }
 
-/// The bulk answer's ETag: the snapshot's content tag and the context, hashed.
-pub fn bulk_etag(snapshot_etag: &str, context: &RequestContext) -> String {
+/// The bulk answer's ETag: the snapshot's content tag and the context, hashed — and, when the
+/// snapshot holds flags whose answer depends on the time (a flagd `$flagd.timestamp` schedule),
+/// the answer itself (`body`): a schedule that flips never gets a 304.
+pub fn bulk_etag(
+    snapshot: &Snapshot,
+    snapshot_etag: &str,
+    context: &RequestContext,
+    body: &Value,
+) -> String {
     // SipHash with fixed keys: the same flags and context always get the same tag.
     let mut hasher = std::hash::DefaultHasher::new();
     hasher.write(snapshot_etag.as_bytes());
     hasher.write_u8(0);
     hasher.write(context.canonical.as_bytes());
+    if reads_time(snapshot) {
+        hasher.write_u8(0);
+        hasher.write(body.to_string().as_bytes());
+    }
     format!(
         "\"{}-{:016x}\"",
         snapshot_etag.trim_matches('"'),
         hasher.finish()
     )
+}
+
+/// Whether any flag's answer depends on the time.
+fn reads_time(snapshot: &Snapshot) -> bool {
+    snapshot.entries().any(|entry| {
+        matches!(entry.value(), Ok(FlagValue::Flagd(definition)) if definition.reads_time())
+    })
 }
 
 /// One flag's answer for `request`: its evaluation, or why there is none.
@@ -236,11 +248,13 @@ fn evaluation(
         }
     };
     if let FlagValue::Flagd(_) = value {
+        return flagd_evaluation(snapshot, key, request);
+    }
+    if let Some(invalid) = &request.invalid {
         return Err(OfrepError::for_key(
             key,
-            ErrorCode::General,
-            "a flag in flagd's format: this version evaluates it in-process only (flags::get)"
-                .to_owned(),
+            ErrorCode::InvalidContext,
+            invalid.clone(),
         ));
     }
     let attributes: Vec<(&str, &str)> = request
@@ -265,7 +279,7 @@ fn evaluation(
         }
     }
     let (value, variant, reason) = match value {
-        FlagValue::Bool(_) | FlagValue::Json(_) => {
+        FlagValue::Bool(_) | FlagValue::Json(_) | FlagValue::Flagd(_) => {
             let on = evaluated.enabled;
             (
                 Value::Bool(on),
@@ -279,14 +293,41 @@ fn evaluation(
             "value",
             "STATIC",
         ),
-        FlagValue::Flagd(_) => unreachable!("answered above"),
     };
     Ok(OfrepEvaluation {
         key: key.to_owned(),
         metadata,
         reason,
-        value,
-        variant,
+        value: Some(value),
+        variant: Some(variant.to_owned()),
+    })
+}
+
+/// A flagd flag evaluated as flagd's OFREP answers it: the context's fields with their JSON
+/// types (a string `targetingKey` is the targeting key), the variant's value and name, flagd's
+/// reason and the flag's metadata; no value when the caller's default applies (`DISABLED`, no
+/// default variant); flagd's error codes as error answers (400).
+fn flagd_evaluation(
+    snapshot: &Snapshot,
+    key: &str,
+    request: &RequestContext,
+) -> Result<OfrepEvaluation, OfrepError> {
+    let context = Context::new().with_fields(&request.fields);
+    let variant = snapshot.get(key).variant_for(&context);
+    if let Some(code) = variant.error {
+        let details = match code {
+            flags::flagd::ErrorCode::ParseError => format!("error parsing the flag {key:?}"),
+            flags::flagd::ErrorCode::FlagNotFound => format!("flag {key:?} not found"),
+            _ => format!("flag {key:?} could not be evaluated for this context"),
+        };
+        return Err(OfrepError::for_key(key, ErrorCode::from(code), details));
+    }
+    Ok(OfrepEvaluation {
+        key: key.to_owned(),
+        metadata: variant.metadata.map(|m| m.into_owned()).unwrap_or_default(),
+        reason: variant.reason.as_str(),
+        value: variant.value.map(|v| v.into_owned()),
+        variant: variant.name.map(|n| n.into_owned()),
     })
 }
 
@@ -427,11 +468,14 @@ mod tests {
                 .code,
             "INVALID_CONTEXT"
         );
+        // A targeting key that is not a string: a seed flag cannot use it (400), a flagd flag
+        // evaluates it as flagd does.
+        let seven =
+            RequestContext::from_body(br#"{"context": {"targetingKey": 7}}"#).expect("a context");
+        let (status, answer) = evaluate_one(&snapshot(), "checkout", &seven);
         assert_eq!(
-            RequestContext::from_body(br#"{"context": {"targetingKey": 7}}"#)
-                .expect_err("invalid")
-                .code,
-            "INVALID_CONTEXT"
+            (status, answer["errorCode"].as_str()),
+            (400, Some("INVALID_CONTEXT"))
         );
         // JSON, but not an object: never evaluated as an empty context.
         for body in [&b"[1,2]"[..], b"\"x\"", b"5", b"null", b"true"] {
@@ -493,12 +537,15 @@ mod tests {
         let a = ctx(r#"{"context": {"targetingKey": "alice", "plan": "pro"}}"#);
         let a_again = ctx(r#"{"context": {"plan": "pro", "targetingKey": "alice"}}"#);
         let b = ctx(r#"{"context": {"targetingKey": "bob", "plan": "pro"}}"#);
-        assert_eq!(
-            bulk_etag("\"x-3-ok\"", &a),
-            bulk_etag("\"x-3-ok\"", &a_again)
-        );
-        assert_ne!(bulk_etag("\"x-3-ok\"", &a), bulk_etag("\"x-3-ok\"", &b));
-        assert_ne!(bulk_etag("\"x-3-ok\"", &a), bulk_etag("\"x-4-ok\"", &a));
+        let s = snapshot();
+        let tag = |etag: &str, c: &RequestContext| bulk_etag(&s, etag, c, &evaluate_all(&s, c));
+        assert_eq!(tag("\"x-3-ok\"", &a), tag("\"x-3-ok\"", &a_again));
+        assert_ne!(tag("\"x-3-ok\"", &a), tag("\"x-3-ok\"", &b));
+        assert_ne!(tag("\"x-3-ok\"", &a), tag("\"x-4-ok\"", &a));
+        // A typed field is not its text: 5 and "5" are two contexts.
+        let five = ctx(r#"{"context": {"targetingKey": "alice", "n": 5}}"#);
+        let five_text = ctx(r#"{"context": {"targetingKey": "alice", "n": "5"}}"#);
+        assert_ne!(tag("\"x-3-ok\"", &five), tag("\"x-3-ok\"", &five_text));
         let all = evaluate_all(&snapshot(), &a);
         let keys: Vec<&str> = all["flags"]
             .as_array()
@@ -509,5 +556,166 @@ mod tests {
         assert_eq!(keys.len(), 8);
         assert!(keys.windows(2).all(|w| w[0] <= w[1]), "sorted");
         assert_eq!(all["metadata"]["version"], 3);
+    }
+
+    fn flagd_snapshot() -> Snapshot {
+        use flags::snapshot::assemble::Assembler;
+        let document = json!({
+            "flags": {
+                "color": {
+                    "state": "ENABLED",
+                    "variants": {"red": "#f00", "blue": "#00f"},
+                    "defaultVariant": "blue",
+                    "targeting": {"if": [{"==": [{"var": "tier"}, 7]}, "red", null]},
+                    "metadata": {"owner": "web"}
+                },
+                "split": {
+                    "state": "ENABLED",
+                    "variants": {"a": 1, "b": 2},
+                    "defaultVariant": "a",
+                    "targeting": {"fractional": [["a", 50], ["b", 50]]}
+                },
+                "off": {"state": "DISABLED", "variants": {"on": true}, "defaultVariant": "on"},
+                "nodefault": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": null},
+                "divide": {
+                    "state": "ENABLED",
+                    "variants": {"on": true, "off": false},
+                    "defaultVariant": "on",
+                    "targeting": {"if": [{"/": [1, 0]}, "on", "off"]}
+                },
+                "clock": {
+                    "state": "ENABLED",
+                    "variants": {"before": "b", "after": "a"},
+                    "defaultVariant": "before",
+                    "targeting": {"if": [{">": [{"var": "$flagd.timestamp"}, 0]}, "after", "before"]}
+                }
+            },
+            "metadata": {"flagSetId": "web", "owner": "platform"}
+        });
+        let mut assembler = Assembler::new();
+        let parameter = |flag: &str, value: String, kind| flags::Parameter {
+            flag: flag.into(),
+            name: format!("/f/{flag}"),
+            kind,
+            value,
+            version: 2,
+        };
+        let flagd = flags::Format::Flagd(flags::Bucketing::V3);
+        assembler.add(
+            0,
+            flagd,
+            &parameter("doc", document.to_string(), flags::ParameterKind::String),
+        );
+        let secret = json!({"state": "ENABLED", "variants": {"k": "sk_live"}, "defaultVariant": "k",
+                            "metadata": {"note": "rotate monthly"}});
+        assembler.add(
+            0,
+            flagd,
+            &parameter(
+                "secret",
+                secret.to_string(),
+                flags::ParameterKind::SecureString,
+            ),
+        );
+        assembler.add(
+            0,
+            flags::Format::Seed,
+            &parameter("dark-mode", "true".into(), flags::ParameterKind::String),
+        );
+        Snapshot::new(4, Status::Ok, assembler.finish().entries)
+    }
+
+    #[test]
+    fn a_flagd_flag_answers_as_flagds_ofrep_does() {
+        let s = flagd_snapshot();
+        let gold = ctx(r#"{"context": {"targetingKey": "u1", "tier": 7}}"#);
+        let (status, answer) = evaluate_one(&s, "color", &gold);
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer,
+            json!({"key": "color", "value": "#f00", "variant": "red", "reason": "TARGETING_MATCH",
+                   "metadata": {"flagSetId": "web", "owner": "web"}})
+        );
+        let (_, answer) = evaluate_one(&s, "color", &ctx(r#"{"context": {"tier": 8}}"#));
+        assert_eq!(
+            (answer["value"].as_str(), answer["reason"].as_str()),
+            (Some("#00f"), Some("DEFAULT"))
+        );
+        let (_, answer) = evaluate_one(&s, "split", &gold);
+        assert_eq!(answer["reason"], "SPLIT");
+        assert!(answer["value"] == 1 || answer["value"] == 2, "{answer}");
+    }
+
+    #[test]
+    fn the_callers_default_is_an_answer_without_a_value() {
+        let s = flagd_snapshot();
+        let (status, answer) = evaluate_one(&s, "off", &ctx("{}"));
+        assert_eq!(status, 200);
+        let set = json!({"flagSetId": "web", "owner": "platform"});
+        assert_eq!(
+            answer,
+            json!({"key": "off", "reason": "DISABLED", "metadata": set})
+        );
+        let (status, answer) = evaluate_one(&s, "nodefault", &ctx("{}"));
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer,
+            json!({"key": "nodefault", "reason": "DEFAULT", "metadata": set})
+        );
+    }
+
+    #[test]
+    fn flagd_errors_are_error_answers_and_a_number_targeting_key_is_evaluated() {
+        let s = flagd_snapshot();
+        let (status, answer) = evaluate_one(&s, "divide", &ctx("{}"));
+        assert_eq!(
+            (status, answer["errorCode"].as_str()),
+            (400, Some("GENERAL"))
+        );
+        assert_eq!(answer["key"], "divide");
+        let seven = ctx(r#"{"context": {"targetingKey": 7, "tier": 7}}"#);
+        let (status, answer) = evaluate_one(&s, "color", &seven);
+        assert_eq!(
+            (status, answer["variant"].as_str()),
+            (200, Some("red")),
+            "{answer}"
+        );
+        // In bulk, the seed flag alone is refused that context.
+        let all = evaluate_all(&s, &seven);
+        let dark = all["flags"]
+            .as_array()
+            .and_then(|f| f.iter().find(|a| a["key"] == "dark-mode"));
+        assert_eq!(
+            dark.map(|a| a["errorCode"].clone()),
+            Some(json!("INVALID_CONTEXT"))
+        );
+    }
+
+    #[test]
+    fn a_secure_flagd_flags_metadata_is_only_secure() {
+        let s = flagd_snapshot();
+        let (_, answer) = evaluate_one(&s, "secret", &ctx("{}"));
+        assert_eq!(answer["metadata"], json!({"secure": true}));
+        assert_eq!(answer["value"], "sk_live", "the value is the flag's answer");
+    }
+
+    #[test]
+    fn an_answer_holding_a_schedule_is_tagged_by_its_values() {
+        let s = flagd_snapshot();
+        let c = ctx("{}");
+        let body = evaluate_all(&s, &c);
+        let mut flipped = body.clone();
+        flipped["flags"][0]["value"] = json!("flipped");
+        assert_ne!(
+            bulk_etag(&s, "\"x-4-ok\"", &c, &body),
+            bulk_etag(&s, "\"x-4-ok\"", &c, &flipped),
+            "a snapshot with a time-dependent flag is tagged by what it answered"
+        );
+        let plain = snapshot();
+        assert_eq!(
+            bulk_etag(&plain, "\"x-3-ok\"", &c, &body),
+            bulk_etag(&plain, "\"x-3-ok\"", &c, &flipped),
+            "without one, by the flags and the context alone"
+        );
     }
 }

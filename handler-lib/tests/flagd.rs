@@ -10,6 +10,7 @@ use std::path::Path;
 use flags::flagd::Bucketing;
 use flags::{Context, FlagEntry, Snapshot, Status, ValueType};
 use serde_json::{Map, Value};
+use testkit::flagd::{self, Answer, Run};
 
 /// One suite's flags as a snapshot with the given bucketing.
 fn snapshot(flags_file: &str, bucketing: Bucketing) -> Snapshot {
@@ -20,108 +21,43 @@ fn snapshot(flags_file: &str, bucketing: Bucketing) -> Snapshot {
 }
 
 fn read(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/flagd")
-        .join(name);
+    let path = testkit::flagd::dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Numbers compare by value (the cases write `0.0` where a variant holds `0`).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
-}
-
-/// Runs one case; `Err` describes how the answer differs from the expectation.
-fn check(snapshot: &Snapshot, case: &Value) -> Result<(), String> {
-    let flag = case["flag"].as_str().expect("flag");
-    let wanted: ValueType = case["type"]
-        .as_str()
-        .expect("type")
-        .parse()
-        .expect("a type");
-    let default = &case["default"];
-    let empty = Map::new();
-    let fields = case["context"].as_object().unwrap_or(&empty);
-    let context = Context::new().with_fields(fields);
-    let got = snapshot.get(flag).resolve(&context, wanted);
-    let value = got.value.as_deref().unwrap_or(default);
-    let expect = &case["expect"];
-    let mut wrong = Vec::new();
-    if let Some(expected) = expect.get("value")
-        && !same(value, expected)
-    {
-        wrong.push(format!("value {value} (expected {expected})"));
-    }
-    if let Some(expected) = expect.get("variant")
-        && got.name.as_deref() != expected.as_str()
-    {
-        wrong.push(format!("variant {:?} (expected {expected})", got.name));
-    }
-    if let Some(expected) = expect.get("reason")
-        && Some(got.reason.as_str()) != expected.as_str()
-    {
-        wrong.push(format!(
-            "reason {} (expected {expected})",
-            got.reason.as_str()
-        ));
-    }
-    if let Some(expected) = expect.get("error_code") {
-        let code = got.error.map(|e| e.as_str());
-        if code != expected.as_str() {
-            wrong.push(format!("error {code:?} (expected {expected})"));
-        }
-    }
-    let metadata = got.metadata.as_deref().cloned().unwrap_or_default();
-    if let Some(Value::Object(expected)) = expect.get("metadata") {
-        for (key, value) in expected {
-            if !metadata.get(key).is_some_and(|got| same(got, value)) {
-                wrong.push(format!(
-                    "metadata {key} = {:?} (expected {value})",
-                    metadata.get(key)
-                ));
-            }
-        }
-    }
-    if expect.get("metadata_empty") == Some(&Value::Bool(true)) && !metadata.is_empty() {
-        wrong.push(format!("metadata {metadata:?} (expected none)"));
-    }
-    if wrong.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            case["name"].as_str().unwrap_or("?"),
-            wrong.join("; ")
-        ))
+/// One row through the Rust API: `resolve(&context, type)`, the caller's default when it gives
+/// no value.
+fn answer(snapshot: &Snapshot, case: &Value) -> Answer {
+    let (flag, kind, default) = flagd::asked(case);
+    let wanted: ValueType = kind.parse().expect("a type");
+    let fields = flagd::context(case);
+    let got = snapshot
+        .get(flag)
+        .resolve(&Context::new().with_fields(&fields), wanted);
+    Answer {
+        value: got.value.as_deref().unwrap_or(default).clone(),
+        variant: got.name.as_deref().map(str::to_owned),
+        reason: got.reason.as_str().to_owned(),
+        error_code: got.error.map(|e| e.as_str().to_owned()),
+        metadata: got.metadata.as_deref().cloned().unwrap_or_default(),
     }
 }
 
 /// Runs a suite; returns the rows run per bucketing, and panics listing every failing row.
 fn run_suite(cases_file: &str, flags_file: &str) -> [usize; 2] {
-    let cases: Value = serde_json::from_str(&read(cases_file)).expect("cases file is JSON");
     let v3 = snapshot(flags_file, Bucketing::V3);
     let v2 = snapshot(flags_file, Bucketing::V2);
     let mut failures = Vec::new();
     let mut ran = [0, 0];
-    for case in cases["cases"].as_array().expect("cases") {
-        let tags: Vec<&str> = case["tags"]
-            .as_array()
-            .map(|t| t.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let by = match case["fractional"].as_str() {
-            Some("v1") => continue,
-            Some("v2") => vec![(&v2, 1)],
-            Some("v3") => vec![(&v3, 0)],
-            _ if tags.contains(&"fractional") => vec![(&v3, 0)],
-            _ => vec![(&v3, 0), (&v2, 1)],
-        };
-        for (snapshot, at) in by {
+    for case in flagd::cases(cases_file) {
+        for run in flagd::runs(&case) {
+            let (snapshot, at) = match run {
+                Run::V3 => (&v3, 0),
+                Run::V2 => (&v2, 1),
+            };
             ran[at] += 1;
-            if let Err(why) = check(snapshot, case) {
-                failures.push(format!("[{}] {why}", ["v3", "v2"][at]));
+            if let Err(why) = flagd::check(&case, &answer(snapshot, &case)) {
+                failures.push(format!("[{run:?}] {why}"));
             }
         }
     }

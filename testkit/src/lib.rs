@@ -4,12 +4,14 @@
 //! Managed Instances on top of it ([`managed`]), the binary as a sidecar ([`sidecar`]), and a
 //! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]), and the
 //! operator CLI as a process ([`ctl`]), the programs tests run to their end ([`process`]), and a
-//! slow link that makes a large transfer take its time ([`slow_link`]).
+//! slow link that makes a large transfer take its time ([`slow_link`]), and the flagd testbed's
+//! rows with the rule that checks an answer against them ([`flagd`]).
 //! Dev-only; never shipped.
 
 pub mod appconfig;
 pub mod ctl;
 pub mod fault;
+pub mod flagd;
 pub mod lambda;
 pub mod managed;
 pub mod process;

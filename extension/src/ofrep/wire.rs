@@ -27,8 +27,22 @@ pub enum ErrorCode {
     ParseError,
     /// The request's context is not an object, or a field of it has the wrong type.
     InvalidContext,
-    /// The flag cannot be evaluated here (a flagd flag: evaluated in-process by `flags`).
+    /// A flagd flag's evaluation failed (a division by zero in its targeting, say).
     General,
+    /// A flagd variant's type is not the one asked for (not sent by this server: OFREP asks
+    /// for no type; named for completeness).
+    TypeMismatch,
+}
+
+impl From<flags::flagd::ErrorCode> for ErrorCode {
+    fn from(code: flags::flagd::ErrorCode) -> Self {
+        match code {
+            flags::flagd::ErrorCode::FlagNotFound => Self::FlagNotFound,
+            flags::flagd::ErrorCode::ParseError => Self::ParseError,
+            flags::flagd::ErrorCode::TypeMismatch => Self::TypeMismatch,
+            flags::flagd::ErrorCode::General => Self::General,
+        }
+    }
 }
 
 impl ErrorCode {
@@ -39,6 +53,7 @@ impl ErrorCode {
             Self::ParseError => "PARSE_ERROR",
             Self::InvalidContext => "INVALID_CONTEXT",
             Self::General => "GENERAL",
+            Self::TypeMismatch => "TYPE_MISMATCH",
         }
     }
 }
@@ -60,15 +75,23 @@ impl PartialEq<&str> for ErrorCode {
 pub struct OfrepEvaluation {
     /// The flag's key.
     pub key: String,
-    /// Our reason code and its words (`reason_code`, `detail`), then the flag's primitive config
-    /// fields (never a SecureString's).
+    /// A seed flag's: our reason code and its words (`reason_code`, `detail`), then its
+    /// primitive config fields. A flagd flag's: its metadata (flag set's, overridden by the
+    /// flag's). Never a SecureString's fields: for those, only `secure: true`.
     pub metadata: Map<String, Value>,
-    /// `STATIC`, `TARGETING_MATCH`, `SPLIT`, `DISABLED` or `UNKNOWN`.
+    /// `STATIC`, `TARGETING_MATCH`, `SPLIT`, `DISABLED`, `DEFAULT` (a flagd flag without a
+    /// default variant) or `UNKNOWN`.
     pub reason: &'static str,
-    /// The resolved value: a boolean for a toggle, a string or an array for a config flag.
-    pub value: Value,
-    /// `on` / `off` for a toggle, `value` for a config flag.
-    pub variant: &'static str,
+    /// The resolved value: a boolean for a toggle, a string or an array for a config flag, a
+    /// flagd flag's variant. Absent when the caller's default applies (a flagd flag that is
+    /// `DISABLED`, or has no default variant): the server cannot know that default, and
+    /// OFREP's providers return it for an answer without a value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// `on` / `off` for a toggle, `value` for a config flag, a flagd flag's variant name;
+    /// absent with the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// An evaluation that failed (the spec's error answer, and an entry of the bulk answer's `flags`),
@@ -151,8 +174,8 @@ mod tests {
                     key: "b".into(),
                     metadata: Map::new(),
                     reason: "STATIC",
-                    value: json!(true),
-                    variant: "on",
+                    value: Some(json!(true)),
+                    variant: Some("on".into()),
                 }),
             ],
             metadata: OfrepBulkMetadata {

@@ -109,15 +109,13 @@ impl Api {
                 json_doc(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &doc)
             }
             None => {
-                let etag = ofrep::bulk_etag(&served.etag, &context);
+                let body = ofrep::evaluate_all(&served.snapshot, &context);
+                let etag = ofrep::bulk_etag(&served.snapshot, &served.etag, &context, &body);
                 let matches = if_none_match(&parts.headers).any(|tag| tag == etag);
                 let mut response = if matches {
                     not_modified()
                 } else {
-                    json_doc(
-                        StatusCode::OK,
-                        &ofrep::evaluate_all(&served.snapshot, &context),
-                    )
+                    json_doc(StatusCode::OK, &body)
                 };
                 if let Ok(value) = HeaderValue::from_str(&etag) {
                     response.headers_mut().insert(ETAG, value);

@@ -138,7 +138,13 @@ pub(super) fn resolve<'s>(
                 name: resolution.variant.map(|(name, _)| Cow::Borrowed(name)),
                 reason: resolution.reason,
                 error: resolution.error,
-                metadata: Some(Cow::Borrowed(definition.metadata())),
+                metadata: Some(if entry.is_secure() {
+                    // A SecureString's definition may hold secrets, and metadata is what
+                    // logging hooks write out: only `secure: true`.
+                    Cow::Owned(Map::from_iter([("secure".to_owned(), Value::Bool(true))]))
+                } else {
+                    Cow::Borrowed(definition.metadata())
+                }),
             }
         }
         Ok(FlagValue::Bool(on)) => decided(Value::Bool(*on), flagd::Reason::Static),

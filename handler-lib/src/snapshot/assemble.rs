@@ -57,10 +57,10 @@ impl Declared {
     /// profile's (`appconfig:…`) or the path holding it. A name of no configured source (a
     /// test's) is source 0 in the seed's formats.
     pub fn of(&self, parameter_name: &str) -> (usize, Format) {
-        if let Some(profile) = appconfig::profile_of(parameter_name) {
-            if let Some(i) = self.profiles.iter().position(|(p, _)| p == profile) {
-                return (self.paths.len() + i, self.profiles[i].1);
-            }
+        if let Some(profile) = appconfig::profile_of(parameter_name)
+            && let Some(i) = self.profiles.iter().position(|(p, _)| p == profile)
+        {
+            return (self.paths.len() + i, self.profiles[i].1);
         }
         self.paths
             .iter()
