@@ -255,3 +255,77 @@ async fn published_providers_return_the_callers_default_for_an_answer_without_a_
         println!("{}", ran.text().trim());
     }
 }
+
+/// Names defined twice: a later path wins, a parameter of its own beats a document, and the
+/// document whose name sorts last wins among documents; every hidden definition is in health
+/// (`shadowed`) and in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadowed_definitions_follow_the_precedence_and_are_never_silent() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    let toggle = |on: bool| {
+        json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+               "defaultVariant": if on { "on" } else { "off" }})
+    };
+    let put = |name: &'static str, value: Value| {
+        let ssm = ssm.clone();
+        async move {
+            testkit::lambda::put(&ssm, name, &value.to_string(), ParameterType::String).await;
+        }
+    };
+    put(
+        "/shadow/flags/doc-a",
+        json!({"flags": {"x": toggle(true), "y": toggle(true), "z": toggle(false)}}),
+    )
+    .await;
+    put(
+        "/shadow/flags/doc-b",
+        json!({"flags": {"x": toggle(false), "z": toggle(true)}}),
+    )
+    .await;
+    put("/shadow/flags/y", toggle(false)).await;
+    put("/shadow/later/x", json!(true)).await;
+    let sidecar = Sidecar::start(moto.port, "/shadow/flags#flagd,/shadow/later", 3600, &[]).await;
+
+    let value = |flag: &'static str| {
+        let port = sidecar.port;
+        async move {
+            let path = format!("/ofrep/v1/evaluate/flags/{flag}");
+            let (_, _, text) =
+                http_request(port, "POST", &path, &[(TOKEN_HEADER, SIDECAR_TOKEN)], "{}")
+                    .await
+                    .expect("answers");
+            let answer: Value = serde_json::from_str(&text).expect("JSON");
+            answer["value"].clone()
+        }
+    };
+    assert_eq!(
+        value("x").await,
+        json!(true),
+        "the later path's seed flag wins"
+    );
+    assert_eq!(
+        value("y").await,
+        json!(false),
+        "the parameter of its own beats a document"
+    );
+    assert_eq!(value("z").await, json!(true), "doc-b sorts after doc-a");
+
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(health["shadowed_count"], 4, "{health}");
+    assert_eq!(
+        health["shadowed"],
+        json!([
+            {"flag": "x", "kept": "/shadow/later/x", "hidden": "/shadow/flags/doc-a"},
+            {"flag": "x", "kept": "/shadow/later/x", "hidden": "/shadow/flags/doc-b"},
+            {"flag": "y", "kept": "/shadow/flags/y", "hidden": "/shadow/flags/doc-a"},
+            {"flag": "z", "kept": "/shadow/flags/doc-b", "hidden": "/shadow/flags/doc-a"},
+        ])
+    );
+    let log = sidecar.proc.log();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("flag defined twice") && l.contains("\"hidden\""))
+        .count();
+    assert_eq!(warned, 4, "{log}");
+}

@@ -176,8 +176,12 @@ pub struct EvaluationDoc {
     pub reason: String,
     /// The outcome in words.
     pub detail: String,
-    /// The flag's value, or `null` when it is invalid.
+    /// The flag's value, or `null` when it is invalid; a flagd flag's: the resolved variant's
+    /// value (`null`: the caller's default applies).
     pub value: Value,
+    /// A flagd flag's resolved variant, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// How current the served flags are (`GET /v1/health`).
@@ -267,7 +271,14 @@ impl EvaluationDoc {
             reason: evaluation.reason.code().to_owned(),
             detail: evaluation.to_string(),
             value,
+            variant: None,
         }
+    }
+
+    /// The same, naming the resolved variant (a flagd flag's).
+    pub fn with_variant(mut self, variant: Option<String>) -> Self {
+        self.variant = variant;
+        self
     }
 }
 

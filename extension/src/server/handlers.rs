@@ -17,7 +17,7 @@ use flags::wire::{
 use http::header::{ETAG, IF_NONE_MATCH};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Api, BODY_TIMEOUT, MAX_WAIT, closing, error, json_doc, json_response};
 use crate::ofrep;
@@ -233,32 +233,82 @@ pub(super) fn one_flag(
     };
     let mut user_id: Option<String> = None;
     let mut region: Option<String> = None;
+    let mut attrs = Map::new();
+    let mut typed: Option<Map<String, Value>> = None;
     for (key, value) in query_pairs(query.unwrap_or_default()) {
         match key.as_ref() {
             "user_id" => user_id = Some(value.into_owned()),
             "region" => region = Some(value.into_owned()),
-            _ => {}
+            "context" => match serde_json::from_str(&value) {
+                Ok(Value::Object(fields)) => typed = Some(fields),
+                Ok(_) | Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "`context` must be a percent-encoded JSON object of attributes",
+                    );
+                }
+            },
+            attr => {
+                if let Some(name) = attr.strip_prefix("attr.").filter(|n| !n.is_empty()) {
+                    attrs.insert(name.to_owned(), Value::String(value.into_owned()));
+                }
+            }
         }
     }
+    let fields = match typed {
+        Some(_) if !attrs.is_empty() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give attributes as `attr.<key>=<value>` (strings) or as `context=<JSON>` (typed), not both",
+            );
+        }
+        Some(fields) => fields,
+        None => attrs,
+    };
     let Some(entry) = served.snapshot.entry(&name) else {
         return json_doc(
             StatusCode::NOT_FOUND,
             &ErrorDoc::for_flag(format!("flag {name:?} not found"), &name),
         );
     };
-    let mut context = Context::new();
+    // A seed flag matches `allowed_attributes` by text (a number by its JSON text, as OFREP's
+    // context); a flagd flag reads every field with its type.
+    let texts: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k.clone(), s.clone()),
+            other => (k.clone(), other.to_string()),
+        })
+        .collect();
+    let attributes: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut context = Context::new()
+        .with_attributes(&attributes)
+        .with_fields(&fields);
     if let Some(user) = user_id.as_deref() {
         context = context.with_user(user);
     }
     if let Some(region) = region.as_deref() {
         context = context.with_region(region);
     }
-    let evaluation = served.snapshot.get(&name).evaluate(&context);
-    let value = entry.value().map_or(Value::Null, flags::FlagValue::to_json);
-    json_doc(
-        StatusCode::OK,
-        &EvaluationDoc::new(&name, evaluation, value),
-    )
+    let flag = served.snapshot.get(&name);
+    let evaluation = flag.evaluate(&context);
+    let doc = match entry.value() {
+        Ok(flags::FlagValue::Flagd(_)) => {
+            let variant = flag.variant_for(&context);
+            let value = variant.value.as_deref().cloned().unwrap_or(Value::Null);
+            EvaluationDoc::new(&name, evaluation, value)
+                .with_variant(variant.name.as_deref().map(str::to_owned))
+        }
+        other => EvaluationDoc::new(
+            &name,
+            evaluation,
+            other.map_or(Value::Null, flags::FlagValue::to_json),
+        ),
+    };
+    json_doc(StatusCode::OK, &doc)
 }
 
 /// The `key=value` pairs of a query string, percent-decoded as RFC 3986 says: `+` is a literal
@@ -297,7 +347,9 @@ pub(super) fn health(served: &Served) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Shared;
     use flags::wire::{FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH, Status, TOKEN_HEADER};
+    use flags::{Parameter, ParameterKind, Snapshot};
     use serde_json::json;
 
     use super::super::MAX_WAITERS;
@@ -386,6 +438,71 @@ mod tests {
             (body["enabled"].clone(), body["reason"].clone()),
             (json!(false), json!("error"))
         );
+    }
+
+    /// An API serving a flagd flag targeting a typed attribute and a seed flag allowing one.
+    fn flagd_api() -> Api {
+        use flags::snapshot::assemble::Assembler;
+        let mut assembler = Assembler::new();
+        let parameter = |flag: &str, value: &str| Parameter {
+            flag: flag.into(),
+            name: format!("/app/flags/{flag}"),
+            kind: ParameterKind::String,
+            value: value.into(),
+            version: 1,
+        };
+        let tiered = r#"{"state": "ENABLED", "variants": {"big": 100, "small": 10},
+            "defaultVariant": "small",
+            "targeting": {"if": [{">=": [{"var": "seats"}, 50]}, "big", null]}}"#;
+        let flagd = flags::Format::Flagd(flags::Bucketing::V3);
+        assembler.add(0, flagd, &parameter("limit", tiered));
+        let plan = r#"{"enabled": true, "allowed_attributes": {"plan": ["pro"]}}"#;
+        assembler.add(0, flags::Format::Seed, &parameter("pro-only", plan));
+        let snapshot = Snapshot::new(2, Status::Ok, assembler.finish().entries);
+        Api::new(
+            Shared::new(Served::new(1, snapshot, None)),
+            TEST_TOKEN.to_owned(),
+        )
+    }
+
+    #[test]
+    fn one_flag_takes_string_attributes_or_a_typed_context_never_both() {
+        let api = flagd_api();
+        let ask = |query: &str| {
+            let (status, body, _) = get(&api, &format!("{FLAG_PATH_PREFIX}{query}"), &[]);
+            (status, body)
+        };
+        // A typed context: 60 seats is a number, and a number reaches `>=` as one.
+        let (status, body) = ask("limit?user_id=u1&context=%7B%22seats%22%3A60%7D");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            (body["value"].clone(), body["variant"].clone()),
+            (json!(100), json!("big"))
+        );
+        let (_, body) = ask("limit?context=%7B%22seats%22%3A5%7D");
+        assert_eq!(
+            (body["value"].clone(), body["variant"].clone()),
+            (json!(10), json!("small"))
+        );
+        // String attributes: a seed flag's allowed attribute.
+        let (_, body) = ask("pro-only?user_id=u1&attr.plan=pro");
+        assert_eq!(body["enabled"], true, "{body}");
+        let (_, body) = ask("pro-only?user_id=u1&attr.plan=free");
+        assert_eq!(body["enabled"], false, "{body}");
+        assert!(body.get("variant").is_none(), "{body}");
+        // Both at once, or a context that is not an object: 400, saying why.
+        let (status, body) = ask("limit?attr.plan=pro&context=%7B%7D");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not both")),
+            "{body}"
+        );
+        for bad in ["%5B1%5D", "%7Bnope", "5"] {
+            let (status, body) = ask(&format!("limit?context={bad}"));
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        }
     }
 
     #[test]
