@@ -16,7 +16,12 @@
 //! float when it reads as one); a JSON flag's document as a struct (its config). A missing flag is
 //! `FLAG_NOT_FOUND`, an invalid one `PARSE_ERROR`, another type `TYPE_MISMATCH`. The context's
 //! targeting key is the user id, its `region` field the region, every other field an attribute
-//! (by its string form). The provider's status follows the snapshot: `ok` → ready, `stale` or
+//! (by its string form). A flagd flag resolves as flagd does, for every type: its variant's
+//! value and name, flagd's reason and the flag's metadata, the context's fields with their types
+//! (a nested object given as a `serde_json::Value` in a struct field); where the caller's default
+//! applies (`DISABLED`, no default variant) the provider answers `GENERAL` with the reason as its
+//! code (`"DISABLED"`, `"DEFAULT"`): the SDK has no other way to return the default. The
+//! provider's status follows the snapshot: `ok` → ready, `stale` or
 //! `fallback` → stale, `degraded` (no flags yet) → error.
 
 use std::sync::Arc;
@@ -30,6 +35,8 @@ use open_feature::{
 };
 
 use crate::eval::{Context, Reason};
+use crate::flag::ValueType;
+use crate::flagd;
 use crate::global::GLOBAL;
 use crate::model::FlagValue;
 use crate::snapshot::Snapshot;
@@ -180,6 +187,138 @@ fn json_to_value(json: &serde_json::Value) -> Option<Value> {
     })
 }
 
+/// The context as a flagd flag reads it: every field with its type (a date-time as its Unix
+/// time in seconds, comparable with `$flagd.timestamp`; a struct given as a `serde_json::Value` or `Map` with
+/// [`EvaluationContextFieldValue::new_struct`]), and the targeting key as `targetingKey`.
+fn flagd_fields(context: &EvaluationContext) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value as Json;
+    let mut fields: serde_json::Map<String, Json> = context
+        .custom_fields
+        .iter()
+        .filter_map(|(key, value)| {
+            let json = match value {
+                EvaluationContextFieldValue::Bool(b) => Json::Bool(*b),
+                EvaluationContextFieldValue::Int(i) => Json::from(*i),
+                EvaluationContextFieldValue::Float(f) => {
+                    serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)
+                }
+                EvaluationContextFieldValue::String(s) => Json::String(s.clone()),
+                EvaluationContextFieldValue::DateTime(t) => Json::from(t.unix_timestamp()),
+                EvaluationContextFieldValue::Struct(any) => {
+                    if let Some(json) = any.downcast_ref::<Json>() {
+                        json.clone()
+                    } else if let Some(map) = any.downcast_ref::<serde_json::Map<String, Json>>() {
+                        Json::Object(map.clone())
+                    } else {
+                        return None;
+                    }
+                }
+            };
+            Some((key.clone(), json))
+        })
+        .collect();
+    if let Some(key) = context.targeting_key.as_deref().filter(|k| !k.is_empty()) {
+        fields.insert("targetingKey".into(), Json::String(key.to_owned()));
+    }
+    fields
+}
+
+/// A flagd flag resolved as `wanted`: its variant's value, name, reason and metadata. When the
+/// caller's default applies (`DISABLED`, no default variant) the SDK needs an error to return
+/// it: `General("DISABLED")` or `General("DEFAULT")`, saying so.
+fn resolve_flagd(
+    snapshot: &Snapshot,
+    key: &str,
+    context: &EvaluationContext,
+    wanted: ValueType,
+) -> EvaluationResult<ResolutionDetails<serde_json::Value>> {
+    let fields = flagd_fields(context);
+    let resolved = snapshot
+        .get(key)
+        .resolve(&Context::new().with_fields(&fields), wanted);
+    if let Some(code) = resolved.error {
+        let code = match code {
+            flagd::ErrorCode::ParseError => EvaluationErrorCode::ParseError,
+            flagd::ErrorCode::TypeMismatch => EvaluationErrorCode::TypeMismatch,
+            flagd::ErrorCode::FlagNotFound => EvaluationErrorCode::FlagNotFound,
+            flagd::ErrorCode::General => EvaluationErrorCode::General("GENERAL".into()),
+        };
+        return Err(error(
+            code,
+            format!("flag {key:?}: {}", code_words(&resolved)),
+        ));
+    }
+    let Some(value) = resolved.value else {
+        let reason = resolved.reason.as_str();
+        return Err(error(
+            EvaluationErrorCode::General(reason.to_owned()),
+            format!("flag {key:?} resolved to no variant ({reason}): the caller's default applies"),
+        ));
+    };
+    let mut metadata = FlagMetadata::default();
+    for (field, v) in resolved.metadata.as_deref().into_iter().flatten() {
+        if let Some(entry) = metadata_value(v) {
+            metadata.values.insert(field.clone(), entry);
+        }
+    }
+    Ok(ResolutionDetails {
+        value: value.into_owned(),
+        variant: resolved.name.map(|n| n.into_owned()),
+        reason: Some(match resolved.reason {
+            flagd::Reason::Static => EvaluationReason::Static,
+            flagd::Reason::Default => EvaluationReason::Default,
+            flagd::Reason::TargetingMatch => EvaluationReason::TargetingMatch,
+            flagd::Reason::Split => EvaluationReason::Split,
+            flagd::Reason::Disabled => EvaluationReason::Disabled,
+            flagd::Reason::Error => EvaluationReason::Error,
+        }),
+        flag_metadata: Some(metadata),
+    })
+}
+
+/// An error's words for the message.
+fn code_words(resolved: &crate::Variant<'_>) -> String {
+    match resolved.error {
+        Some(code) => code.as_str().to_owned(),
+        None => resolved.reason.as_str().to_owned(),
+    }
+}
+
+/// A metadata value OpenFeature carries (boolean, number, string).
+fn metadata_value(v: &serde_json::Value) -> Option<open_feature::FlagMetadataValue> {
+    match v {
+        serde_json::Value::Bool(b) => Some(open_feature::FlagMetadataValue::Bool(*b)),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(open_feature::FlagMetadataValue::Int)
+            .or_else(|| n.as_f64().map(open_feature::FlagMetadataValue::Float)),
+        serde_json::Value::String(s) => Some(open_feature::FlagMetadataValue::String(s.clone())),
+        _ => None,
+    }
+}
+
+/// A resolved flagd value as `T`; `resolve` already checked its type.
+fn typed<T>(
+    details: ResolutionDetails<serde_json::Value>,
+    convert: impl FnOnce(&serde_json::Value) -> Option<T>,
+) -> EvaluationResult<ResolutionDetails<T>> {
+    let value = convert(&details.value).ok_or_else(|| {
+        error(
+            EvaluationErrorCode::TypeMismatch,
+            format!(
+                "variant value {} is not of the type asked for",
+                details.value
+            ),
+        )
+    })?;
+    Ok(ResolutionDetails {
+        value,
+        variant: details.variant,
+        reason: details.reason,
+        flag_metadata: details.flag_metadata,
+    })
+}
+
 #[async_trait::async_trait]
 impl FeatureProvider for SnapshotProvider {
     fn metadata(&self) -> &ProviderMetadata {
@@ -201,6 +340,10 @@ impl FeatureProvider for SnapshotProvider {
     ) -> EvaluationResult<ResolutionDetails<bool>> {
         let snapshot = self.pin();
         let value = value_of(&snapshot, key)?;
+        if let FlagValue::Flagd(_) = value {
+            let details = resolve_flagd(&snapshot, key, context, ValueType::Boolean)?;
+            return typed(details, serde_json::Value::as_bool);
+        }
         if !matches!(value, FlagValue::Bool(_) | FlagValue::Json(_)) {
             return Err(mismatch(key, "a boolean", value));
         }
@@ -224,18 +367,7 @@ impl FeatureProvider for SnapshotProvider {
             .with_value("detail", evaluation.to_string());
         if let Some(entry) = snapshot.entry(key) {
             for (field, v) in entry.metadata_fields() {
-                let entry = match v {
-                    serde_json::Value::Bool(b) => Some(open_feature::FlagMetadataValue::Bool(*b)),
-                    serde_json::Value::Number(n) => n
-                        .as_i64()
-                        .map(open_feature::FlagMetadataValue::Int)
-                        .or_else(|| n.as_f64().map(open_feature::FlagMetadataValue::Float)),
-                    serde_json::Value::String(s) => {
-                        Some(open_feature::FlagMetadataValue::String(s.clone()))
-                    }
-                    _ => None,
-                };
-                if let Some(entry) = entry
+                if let Some(entry) = metadata_value(v)
                     && !metadata.values.contains_key(field)
                 {
                     metadata.values.insert(field.to_owned(), entry);
@@ -253,7 +385,7 @@ impl FeatureProvider for SnapshotProvider {
     async fn resolve_int_value(
         &self,
         key: &str,
-        _context: &EvaluationContext,
+        context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
         let snapshot = self.pin();
         match value_of(&snapshot, key)? {
@@ -263,6 +395,10 @@ impl FeatureProvider for SnapshotProvider {
                     format!("flag {key:?} is text that is not an integer"),
                 )
             }),
+            FlagValue::Flagd(_) => typed(
+                resolve_flagd(&snapshot, key, context, ValueType::Integer)?,
+                serde_json::Value::as_i64,
+            ),
             other => Err(mismatch(key, "an integer", other)),
         }
     }
@@ -270,7 +406,7 @@ impl FeatureProvider for SnapshotProvider {
     async fn resolve_float_value(
         &self,
         key: &str,
-        _context: &EvaluationContext,
+        context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
         let snapshot = self.pin();
         match value_of(&snapshot, key)? {
@@ -280,6 +416,10 @@ impl FeatureProvider for SnapshotProvider {
                     format!("flag {key:?} is text that is not a number"),
                 )
             }),
+            FlagValue::Flagd(_) => typed(
+                resolve_flagd(&snapshot, key, context, ValueType::Float)?,
+                serde_json::Value::as_f64,
+            ),
             other => Err(mismatch(key, "a number", other)),
         }
     }
@@ -287,11 +427,15 @@ impl FeatureProvider for SnapshotProvider {
     async fn resolve_string_value(
         &self,
         key: &str,
-        _context: &EvaluationContext,
+        context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
         let snapshot = self.pin();
         match value_of(&snapshot, key)? {
             FlagValue::Text(text) => Ok(static_details(text.clone())),
+            FlagValue::Flagd(_) => typed(
+                resolve_flagd(&snapshot, key, context, ValueType::String)?,
+                |v| v.as_str().map(str::to_owned),
+            ),
             other => Err(mismatch(key, "a string", other)),
         }
     }
@@ -299,7 +443,7 @@ impl FeatureProvider for SnapshotProvider {
     async fn resolve_struct_value(
         &self,
         key: &str,
-        _context: &EvaluationContext,
+        context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
         let snapshot = self.pin();
         match value_of(&snapshot, key)? {
@@ -310,6 +454,14 @@ impl FeatureProvider for SnapshotProvider {
                     format!("flag {key:?} is not an object"),
                 )),
             },
+            FlagValue::Flagd(_) => typed(
+                resolve_flagd(&snapshot, key, context, ValueType::Object)?,
+                |v| match json_to_value(v) {
+                    Some(Value::Struct(fields)) => Some(fields),
+                    // An array variant: the SDK's structs hold fields only.
+                    _ => None,
+                },
+            ),
             other => Err(mismatch(key, "a struct", other)),
         }
     }
@@ -469,5 +621,125 @@ mod tests {
         assert_eq!(provider(Status::Stale).status(), ProviderStatus::STALE);
         assert_eq!(provider(Status::Fallback).status(), ProviderStatus::STALE);
         assert_eq!(provider(Status::Degraded).status(), ProviderStatus::Error);
+    }
+
+    fn flagd_provider() -> SnapshotProvider {
+        let document = serde_json::json!({
+            "flags": {
+                "enabled": {"state": "ENABLED", "variants": {"on": true, "off": false},
+                            "defaultVariant": "off",
+                            "targeting": {"if": [{"in": [{"var": "tier"}, ["gold"]]}, "on", null]}},
+                "color": {"state": "ENABLED", "variants": {"red": "#f00", "blue": "#00f"},
+                          "defaultVariant": "blue"},
+                "seats": {"state": "ENABLED", "variants": {"few": 5, "many": 500},
+                          "defaultVariant": "few",
+                          "targeting": {"if": [{">": [{"var": "org.size"}, 100]}, "many", null]}},
+                "ratio": {"state": "ENABLED", "variants": {"half": 0.5}, "defaultVariant": "half"},
+                "layout": {"state": "ENABLED", "variants": {"grid": {"columns": 3}},
+                           "defaultVariant": "grid"},
+                "off": {"state": "DISABLED", "variants": {"on": true}, "defaultVariant": "on"}
+            },
+            "metadata": {"team": "web", "version": 3}
+        });
+        let entries = crate::FlagEntry::from_flagd_document(
+            "/f/doc",
+            1,
+            false,
+            &document,
+            crate::Bucketing::V3,
+        )
+        .expect("a document");
+        let snapshot = Snapshot::new(1, Status::Ok, entries);
+        SnapshotProvider::with_store(Arc::new(Store::new(snapshot)))
+    }
+
+    #[tokio::test]
+    async fn flagd_flags_resolve_every_type_with_variants_and_metadata() {
+        let p = flagd_provider();
+        let gold = EvaluationContext::default()
+            .with_targeting_key("u1")
+            .with_custom_field("tier", "gold");
+        let on = p.resolve_bool_value("enabled", &gold).await.expect("bool");
+        assert!(on.value);
+        assert_eq!(on.variant.as_deref(), Some("on"));
+        assert_eq!(on.reason, Some(EvaluationReason::TargetingMatch));
+        let metadata = on.flag_metadata.expect("metadata");
+        assert_eq!(
+            metadata.values.get("team"),
+            Some(&open_feature::FlagMetadataValue::String("web".into()))
+        );
+        assert_eq!(
+            metadata.values.get("version"),
+            Some(&open_feature::FlagMetadataValue::Int(3))
+        );
+        let plain = EvaluationContext::default().with_targeting_key("u1");
+        let off = p.resolve_bool_value("enabled", &plain).await.expect("bool");
+        assert_eq!(
+            (off.value, off.reason),
+            (false, Some(EvaluationReason::Default))
+        );
+
+        let color = p
+            .resolve_string_value("color", &plain)
+            .await
+            .expect("string");
+        assert_eq!(
+            (color.value.as_str(), color.variant.as_deref()),
+            ("#00f", Some("blue"))
+        );
+        assert_eq!(color.reason, Some(EvaluationReason::Static));
+
+        // A nested attribute, given as a struct holding JSON.
+        let big = plain.clone().with_custom_field(
+            "org",
+            EvaluationContextFieldValue::new_struct(serde_json::json!({"size": 250})),
+        );
+        let seats = p.resolve_int_value("seats", &big).await.expect("int");
+        assert_eq!((seats.value, seats.variant.as_deref()), (500, Some("many")));
+        assert_eq!(
+            p.resolve_int_value("seats", &plain)
+                .await
+                .expect("int")
+                .value,
+            5
+        );
+        assert_eq!(
+            p.resolve_float_value("ratio", &plain)
+                .await
+                .expect("float")
+                .value,
+            0.5
+        );
+        assert_eq!(
+            p.resolve_float_value("seats", &plain)
+                .await
+                .expect("float")
+                .value,
+            5.0
+        );
+        let layout = p
+            .resolve_struct_value("layout", &plain)
+            .await
+            .expect("struct");
+        assert_eq!(layout.value.fields.get("columns"), Some(&Value::Int(3)));
+
+        let mismatch = p
+            .resolve_int_value("color", &plain)
+            .await
+            .expect_err("a string");
+        assert_eq!(mismatch.code, EvaluationErrorCode::TypeMismatch);
+        let disabled = p
+            .resolve_bool_value("off", &plain)
+            .await
+            .expect_err("the default");
+        assert_eq!(
+            disabled.code,
+            EvaluationErrorCode::General("DISABLED".into())
+        );
+        let missing = p
+            .resolve_string_value("nope", &plain)
+            .await
+            .expect_err("missing");
+        assert_eq!(missing.code, EvaluationErrorCode::FlagNotFound);
     }
 }
