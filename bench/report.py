@@ -183,6 +183,10 @@ def cold_start(missed):
         if not calls_ok:
             missed.append(f"cold start {r['flags']} flags: {r['ours_calls']} calls vs floor {r['floor_calls']}")
         label = f"{r['flags']:,} (+{r['latency_ms']} ms a call)" if r.get("latency_ms") else f"{r['flags']:,}"
+        if r.get("documents"):
+            label = f"{r['flags']:,} flagd flags in {r['documents']} document parameters (+{r['latency_ms']} ms a call)"
+            judge(r["ours_ms"] / 1000.0, ("<=", 1.0),
+                  f"cold start {r['flags']} flagd flags in documents: {r['ours_ms']:.0f} ms (goal 1 s)", missed)
         cells.append([label, f"{r['ours_ms']:.1f} ms (± {r['ours_mad_ms']:.1f})",
                       f"{r['floor_ms']:.1f} ms (± {r['floor_mad_ms']:.1f})", f"{ratio:.2f}×", verdict,
                       f"{r['ours_calls']} ({r['floor_calls']}; {'same' if calls_ok else '**differs**'})",

@@ -3,7 +3,9 @@
 //! same run on the same moto server: a process that builds an `aws-sdk-ssm` client from the
 //! environment, runs the bare `GetParametersByPath` pagination loop over the same path, and exits.
 //! Also counts SSM calls on both sides and the extension's peak RSS. Last, 1,000 flags again with
-//! 40 ms added to every SSM call by the fault proxy (both sides through it): real SSM latency.
+//! 40 ms added to every SSM call by the fault proxy (both sides through it): real SSM latency;
+//! and 1,000 flagd flags packed into document parameters (at most 8 KB each, Advanced tier)
+//! under a `#flagd` path, at the same latency (goal: ready within 1 s).
 //!
 //! Run: `cargo bench -p ssm-flags-extension --bench cold_start` (or `make bench`); results go to
 //! `target/ssm-flags-bench/cold_start.json`, which `bench/report.py` turns into a table.
@@ -126,6 +128,7 @@ async fn extension_run(
 ) -> (f64, u64, u64, Option<u64>) {
     let sim = simulator(FreezeMode::None).await;
     let flags_port = free_port();
+    // The floor reads the path; the extension reads it with its format marker, if any.
     let mut env = extension_env(port, path, flags_port);
     env.push(("SSM_FLAGS_INIT_TIMEOUT_MS".to_owned(), "9000".to_owned()));
     let spawned_at = SystemTime::now();
@@ -158,6 +161,44 @@ fn epoch_micros(t: SystemTime) -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// `n` flagd flags (toggles, 3-way splits, rules on attributes), packed into self-contained
+/// document parameters of at most 8 KB (SSM's Advanced tier): returns how many.
+async fn seed_documents(port: u16, path: &str, n: usize) -> usize {
+    let flags: serde_json::Map<String, serde_json::Value> = (0..n)
+        .map(|i| {
+            let flag = match i % 3 {
+                0 => serde_json::json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                                        "defaultVariant": if i % 2 == 0 { "on" } else { "off" }}),
+                1 => serde_json::json!({"state": "ENABLED",
+                    "variants": {"a": "control", "b": "compact", "c": "express"},
+                    "defaultVariant": "a",
+                    "targeting": {"fractional": [["a", 33], ["b", 33], ["c", 34]]}}),
+                _ => serde_json::json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                    "defaultVariant": "off",
+                    "targeting": {"if": [{"and": [
+                        {"in": [{"var": "tier"}, ["gold", "platinum"]]},
+                        {"sem_ver": [{"var": "app.version"}, ">=", "2.3.0"]}]}, "on", null]}}),
+            };
+            (format!("team-{}/flag-{i:04}", i % 7), flag)
+        })
+        .collect();
+    let documents =
+        testkit::flagd::split(&serde_json::json!({ "flags": flags }), 8 * 1024);
+    let ssm = ssm_client(port);
+    for (i, document) in documents.iter().enumerate() {
+        ssm.put_parameter()
+            .name(format!("{path}/doc-{i:03}"))
+            .value(document.to_string())
+            .r#type(ParameterType::String)
+            .tier(aws_sdk_ssm::types::ParameterTier::Advanced)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put a document");
+    }
+    documents.len()
+}
+
 async fn seed(port: u16, path: &str, n: usize) {
     let ssm = ssm_client(port);
     for i in 0..n {
@@ -185,7 +226,8 @@ async fn measure(
     // Alternate the two sides so drift on the machine hits both alike.
     for _ in 0..reps {
         // The floor process blocks this thread; the proxy runs on the runtime's others.
-        let (ms, calls) = tokio::task::block_in_place(|| floor_run(port, path));
+        let bare = path.split('#').next().unwrap_or(path);
+        let (ms, calls) = tokio::task::block_in_place(|| floor_run(port, bare));
         floor.push(ms);
         floor_calls = calls;
         let measure_handler = handler_kib.is_none() && latency.is_none();
@@ -245,6 +287,19 @@ fn main() {
             )
             .await,
         );
+        // The same flags' worth as flagd documents: a few parameters, so a few pages.
+        let path = format!("/bench/documents{n}/flags");
+        let documents = seed_documents(moto.port, &path, n).await;
+        let mut row = measure(
+            proxy.port,
+            &format!("{path}#flagd"),
+            n,
+            SLOW_REPS,
+            Some(LATENCY),
+        )
+        .await;
+        row["documents"] = documents.into();
+        rows.push(row);
         rows
     });
     let dir: PathBuf = testkit::workspace().join("target/ssm-flags-bench");

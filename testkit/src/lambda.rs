@@ -314,10 +314,13 @@ impl Function {
 
     /// Invokes `flag-check` for `user` in `region` with every seeded flag name; returns the response.
     pub async fn check(&self, user: &str, region: &str, names: &[String]) -> Value {
-        let id = self
-            .sim
-            .enqueue_payload(serde_json::json!({"user_id": user, "region": region, "flags": names}))
-            .await;
+        self.invoke(serde_json::json!({"user_id": user, "region": region, "flags": names}))
+            .await
+    }
+
+    /// Invokes `flag-check` with `event`; returns the response.
+    pub async fn invoke(&self, event: Value) -> Value {
+        let id = self.sim.enqueue_payload(event).await;
         let state = wait_complete(&self.sim, &id, Duration::from_secs(20))
             .await
             .unwrap_or_else(|e| {
