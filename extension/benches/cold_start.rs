@@ -182,8 +182,7 @@ async fn seed_documents(port: u16, path: &str, n: usize) -> usize {
             (format!("team-{}/flag-{i:04}", i % 7), flag)
         })
         .collect();
-    let documents =
-        testkit::flagd::split(&serde_json::json!({ "flags": flags }), 8 * 1024);
+    let documents = testkit::flagd::split(&serde_json::json!({ "flags": flags }), 8 * 1024);
     let ssm = ssm_client(port);
     for (i, document) in documents.iter().enumerate() {
         ssm.put_parameter()

@@ -127,7 +127,7 @@ impl FlagValue {
             Self::Json(flag) => flag.document.clone(),
             Self::List(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
             Self::Text(text) => Value::String(text.clone()),
-            Self::Flagd(definition) => definition.to_document().clone(),
+            Self::Flagd(definition) => definition.to_document(),
         }
     }
 

@@ -81,7 +81,9 @@ async fn handler(event: LambdaEvent<Check>) -> Result<Seen, Error> {
             seen.variants.insert(
                 name.clone(),
                 Resolved {
-                    value: resolved.value.map_or(serde_json::Value::Null, |v| v.into_owned()),
+                    value: resolved
+                        .value
+                        .map_or(serde_json::Value::Null, |v| v.into_owned()),
                     variant: resolved.name.map(|n| n.into_owned()),
                     reason: resolved.reason.as_str(),
                 },

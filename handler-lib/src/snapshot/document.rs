@@ -59,7 +59,7 @@ impl FlagdDoc {
     /// The wire form of a flagd flag's entry.
     pub fn from_definition(entry: &FlagEntry, definition: &Definition) -> Self {
         Self {
-            definition: definition.to_document().clone(),
+            definition: definition.to_document(),
             bucketing: definition.bucketing().name().to_owned(),
             version: entry.ssm_version(),
             secure: entry.is_secure(),
