@@ -329,3 +329,114 @@ async fn shadowed_definitions_follow_the_precedence_and_are_never_silent() {
         .count();
     assert_eq!(warned, 4, "{log}");
 }
+
+/// The README's stories, stored in SSM under a `#flagd` path, read by the `flag-check` example
+/// under the Lambda emulator with the real extension: typed attributes reach the rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_handler_reads_the_stories_from_a_flagd_path() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    let stories = std::fs::read_to_string(workspace().join("examples/flagd/stories.json"))
+        .expect("the stories");
+    testkit::lambda::put(
+        &ssm,
+        "/stories/flagd/stories",
+        &stories,
+        ParameterType::String,
+    )
+    .await;
+    let function = common::Function::start(
+        moto.port,
+        "/stories/flagd#flagd",
+        60,
+        lambda_simulator::FreezeMode::None,
+    )
+    .await;
+    let names = ["checkout", "holiday-banner"];
+    let gold = function
+        .invoke(json!({"user_id": "tenant-9", "flags": names,
+                       "attributes": {"tier": "gold", "app": {"version": "2.4.1"}}}))
+        .await;
+    assert_eq!(
+        gold["variants"]["checkout"],
+        json!({"value": "new", "variant": "new", "reason": "TARGETING_MATCH"}),
+        "{gold}"
+    );
+    let other = function
+        .invoke(json!({"user_id": "user-7", "flags": names}))
+        .await;
+    let checkout = &other["variants"]["checkout"];
+    assert_eq!(checkout["reason"], "SPLIT", "{other}");
+    let again = function
+        .invoke(json!({"user_id": "user-7", "flags": names}))
+        .await;
+    assert_eq!(again["variants"]["checkout"], *checkout, "sticky per user");
+    let banner = &other["variants"]["holiday-banner"];
+    assert_eq!(banner["reason"], "TARGETING_MATCH", "{other}");
+    // Before 2027-01-08 09:00 Berlin the banner is off; after, on: either way a boolean.
+    assert_eq!(other["flags"]["holiday-banner"], banner["value"], "{other}");
+}
+
+/// `template.yaml` carries the stories as a flagd document parameter, and an AppConfig profile
+/// holding a flagd document: both load, every flag valid.
+#[test]
+fn the_template_carries_flagd_documents_that_load() {
+    let template = std::fs::read_to_string(workspace().join("template.yaml")).expect("template");
+    let block = |resource: &str| -> String {
+        let start = template
+            .find(&format!("\n  {resource}:\n"))
+            .unwrap_or_else(|| panic!("{resource} in template.yaml"));
+        let rest = &template[start + 1..];
+        // Up to the next resource (a line indented by two spaces exactly), or a section.
+        let mut end = rest.len();
+        let mut at = 0;
+        for line in rest.split_inclusive('\n') {
+            let indented_two = line.starts_with("  ") && !line.starts_with("   ");
+            if at > 0 && (indented_two || !line.starts_with(' ')) && !line.trim().is_empty() {
+                end = at;
+                break;
+            }
+            at += line.len();
+        }
+        rest[..end].to_owned()
+    };
+    let parameter = block("FlagdStoriesDocument");
+    let value = parameter
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Value: '"))
+        .and_then(|v| v.strip_suffix('\''))
+        .expect("the parameter's value");
+    let in_template: Value = serde_json::from_str(value).expect("JSON");
+    let stories: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("examples/flagd/stories.json")).expect("stories"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        in_template, stories,
+        "the template holds the README's stories"
+    );
+    assert!(
+        value.len() <= 4096,
+        "fits SSM's Standard tier: {} bytes",
+        value.len()
+    );
+
+    let version = block("FlagdVersion");
+    let content = &version[version.find("Content: |").expect("content") + "Content: |".len()..];
+    let profile: Value = serde_json::from_str(content).expect("the profile's content is JSON");
+    assert!(flags::format::declares_flagd(&profile));
+    for document in [&in_template, &profile] {
+        let entries = flags::FlagEntry::from_flagd_document(
+            "template.yaml",
+            1,
+            false,
+            document,
+            flags::Bucketing::V3,
+        )
+        .expect("a flag document");
+        assert!(
+            entries.iter().all(|e| e.value().is_ok()),
+            "every flag loads"
+        );
+    }
+}
