@@ -262,6 +262,8 @@ fn warnings_for(stored: &Stored, value: &str) -> Vec<String> {
         kind: stored.kind,
         undecrypted: false,
         meta: Some(stored.meta.clone()),
+        in_document: false,
+        version: 0,
     };
     lint::check("", name, &loaded)
         .into_iter()

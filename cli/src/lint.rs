@@ -98,7 +98,7 @@ pub fn lint(sources: &[Flags]) -> Vec<Finding> {
 /// The finding about a source with no flags: `no flags under /typo/path`.
 fn empty(source: &Flags) -> Finding {
     let message = match &source.spec {
-        Spec::Path(path) => format!(
+        Spec::Path(path, _) => format!(
             "no flags under {path}: check the path (a mistyped path lists nothing, and handlers reading it get their defaults)"
         ),
         Spec::Profile(_) | Spec::File(_) => format!("no flags in {}", source.spec),
@@ -353,6 +353,8 @@ mod tests {
             kind: ParameterKind::String,
             undecrypted: false,
             meta: None,
+            in_document: false,
+            version: 1,
         }
     }
 
@@ -371,6 +373,7 @@ mod tests {
                 true => [("f".to_owned(), loaded("true"))].into(),
                 false => Default::default(),
             },
+            shadowed: Vec::new(),
         };
         let found = lint(&[flags("/typo/path", false)]);
         assert_eq!(found.len(), 1, "{found:?}");

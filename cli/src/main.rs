@@ -89,7 +89,7 @@ fn flag_path(global: &args::Global) -> Result<Option<FlagPath>, CtlError> {
 fn source_or_path(raw: Option<&str>, path: Option<&FlagPath>) -> Result<Spec, CtlError> {
     match (raw, path) {
         (Some(raw), _) => Spec::parse(raw),
-        (None, Some(path)) => Ok(Spec::Path(path.clone())),
+        (None, Some(path)) => Ok(Spec::Path(path.clone(), flags::Format::Seed)),
         (None, None) => Err(CtlError::usage(
             "no source: name a path (/myapp/prod/flags), a file or a profile, or pass --path",
         )),
@@ -138,7 +138,7 @@ async fn run(cli: Cli) -> Outcome {
                     let flags = sources::load(&aws, &spec, false).await?;
                     // A flag named in full is looked up by its name under the source's path.
                     let key = match &spec {
-                        Spec::Path(under) => under.flag_name(&args.flag),
+                        Spec::Path(under, _) => under.flag_name(&args.flag),
                         _ => None,
                     }
                     .unwrap_or(&args.flag);

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use flags::{FlagEntry, FlagPath, ParameterKind};
+use flags::snapshot::assemble::{Assembler, Shadowed};
+use flags::{FlagEntry, FlagPath, Format, ParameterKind};
 use ssm_flags_extension::appconfig::{AppConfigProfile, ProfileId, Sources};
 use ssm_flags_extension::source::{Progress, Source, SourceError, SsmSource};
 
@@ -16,11 +17,13 @@ use crate::param::{self, Meta};
 /// A place flags are read from, as given on the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
-    /// `/myapp/prod/flags` (or `ssm:/myapp/prod/flags`): every parameter under the path.
-    Path(FlagPath),
-    /// `appconfig:application/environment/profile`.
+    /// `/myapp/prod/flags` (or `ssm:/myapp/prod/flags`): every parameter under the path, read in
+    /// its declared format (`/myapp/prod/flags#flagd`).
+    Path(FlagPath, Format),
+    /// `appconfig:application/environment/profile` (its format in the id: `…#flagd`).
     Profile(ProfileId),
-    /// `flags.json` (any name ending in `.json`, or `file:NAME`): a snapshot file.
+    /// `flags.json` (any name ending in `.json`, or `file:NAME`): a snapshot file, or a flagd
+    /// document carrying flagd's `$schema`.
     File(PathBuf),
 }
 
@@ -40,18 +43,20 @@ impl Spec {
         if let Some(file) = raw.strip_prefix("file:") {
             return Ok(Self::File(PathBuf::from(file)));
         }
-        if let Some(path) = raw.strip_prefix("ssm:") {
-            return FlagPath::parse(path)
-                .map(Self::Path)
-                .map_err(|e| bad(e.to_string()));
+        let path = |raw: &str| {
+            let (path, format) = Format::split(raw).map_err(|e| bad(e.to_string()))?;
+            FlagPath::parse(path)
+                .map(|path| Self::Path(path, format))
+                .map_err(|e| bad(e.to_string()))
+        };
+        if let Some(rest) = raw.strip_prefix("ssm:") {
+            return path(rest);
         }
         if raw.ends_with(".json") {
             return Ok(Self::File(PathBuf::from(raw)));
         }
         if raw.starts_with('/') {
-            return FlagPath::parse(raw)
-                .map(Self::Path)
-                .map_err(|e| bad(e.to_string()));
+            return path(raw);
         }
         Err(bad(
             "not an SSM path (/myapp/prod/flags), a snapshot file (flags.json, file:NAME) or an AppConfig profile (appconfig:application/environment/profile)"
@@ -63,8 +68,8 @@ impl Spec {
 impl std::fmt::Display for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Path(path) => write!(f, "{path}"),
-            Self::Profile(id) => write!(f, "appconfig:{id}"),
+            Self::Path(path, format) => write!(f, "{path}{}", format.marker()),
+            Self::Profile(id) => write!(f, "appconfig:{id}{}", id.format.marker()),
             Self::File(file) => write!(f, "{}", file.display()),
         }
     }
@@ -85,6 +90,11 @@ pub struct Loaded {
     pub undecrypted: bool,
     /// SSM's metadata (paths only, when asked for).
     pub meta: Option<Meta>,
+    /// Defined inside a flagd document (`raw` is the whole document), not by a parameter of
+    /// its own.
+    pub in_document: bool,
+    /// The parameter's version at the source.
+    pub version: u64,
 }
 
 /// Every flag of a source, by flag name.
@@ -92,46 +102,80 @@ pub struct Loaded {
 pub struct Flags {
     /// The source.
     pub spec: Spec,
-    /// The flags, by name (a later parameter wins a name, as in the extension).
+    /// The flags, by name (a name defined twice resolved as in the extension).
     pub flags: std::collections::BTreeMap<String, Loaded>,
+    /// The definitions hidden by another of the same name.
+    pub shadowed: Vec<Shadowed>,
 }
 
 /// Reads every flag of `spec`; `with_meta` adds SSM's metadata (who and when) to a path's flags.
 pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlError> {
-    let (fetched, meta) = match spec {
+    let (fetched, meta, format) = match spec {
         Spec::File(file) => return load_file(spec, file),
-        Spec::Path(path) => {
+        Spec::Path(path, format) => {
             let source = SsmSource::new(aws.ssm.clone(), vec![path.clone()]);
             let fetched = fetch(&source, "ssm:GetParametersByPath").await?;
             let meta = match with_meta {
                 true => metadata(&aws.ssm, path).await,
                 false => HashMap::new(),
             };
-            (fetched, meta)
+            (fetched, meta, *format)
         }
         Spec::Profile(id) => {
             let profile = AppConfigProfile::new(id.clone(), aws.appconfig.clone());
             let source = Sources::<SsmSource>::new(None, vec![profile]);
             let action = "appconfig:StartConfigurationSession";
-            (fetch(&source, action).await?, HashMap::new())
+            (fetch(&source, action).await?, HashMap::new(), id.format)
         }
     };
-    let mut flags = std::collections::BTreeMap::new();
-    for parameter in &fetched.parameters {
-        let loaded = Loaded {
-            entry: FlagEntry::from_parameter(parameter),
-            parameter: parameter.name.clone(),
-            raw: parameter.value.clone(),
-            kind: parameter.kind,
-            undecrypted: fetched.undecrypted.contains(&parameter.name),
-            meta: meta.get(&parameter.name).cloned(),
-        };
-        flags.insert(parameter.flag.clone(), loaded);
+    Ok(assembled(
+        spec,
+        &fetched.parameters,
+        format,
+        |name| fetched.undecrypted.iter().any(|n| n == name),
+        &meta,
+    ))
+}
+
+/// The flags of `parameters` read in `format` (one source), each with where it comes from.
+fn assembled(
+    spec: &Spec,
+    parameters: &[flags::Parameter],
+    format: Format,
+    undecrypted: impl Fn(&str) -> bool,
+    meta: &HashMap<String, Meta>,
+) -> Flags {
+    let mut assembler = Assembler::new();
+    for parameter in parameters {
+        assembler.add(0, format, parameter);
     }
-    Ok(Flags {
+    let assembly = assembler.finish();
+    let by_name: HashMap<&str, &flags::Parameter> =
+        parameters.iter().map(|p| (p.name.as_str(), p)).collect();
+    let flags = assembly
+        .entries
+        .into_iter()
+        .zip(assembly.origins)
+        .map(|(entry, origin)| {
+            let parameter = by_name.get(origin.parameter.as_str());
+            let loaded = Loaded {
+                parameter: origin.parameter.clone(),
+                raw: parameter.map(|p| p.value.clone()).unwrap_or_default(),
+                kind: parameter.map_or(ParameterKind::String, |p| p.kind),
+                undecrypted: undecrypted(&origin.parameter),
+                meta: meta.get(&origin.parameter).cloned(),
+                in_document: origin.in_document,
+                version: parameter.map_or(0, |p| p.version),
+                entry,
+            };
+            (loaded.entry.name().to_owned(), loaded)
+        })
+        .collect();
+    Flags {
         spec: spec.clone(),
         flags,
-    })
+        shadowed: assembly.shadowed,
+    }
 }
 
 /// The metadata of a path's parameters, or none (said on stderr) when the caller may not read it:
@@ -173,6 +217,19 @@ fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
         path: file.display().to_string(),
         source,
     })?;
+    let text = String::from_utf8_lossy(&bytes);
+    if flags::format::raw_declares_flagd(&text) {
+        // A flagd document: every flag in it, v3 bucketing, as `flags::load_file` reads it.
+        let parameter = flags::Parameter {
+            flag: file.display().to_string(),
+            name: file.display().to_string(),
+            kind: ParameterKind::String,
+            value: text.into_owned(),
+            version: 0,
+        };
+        let format = Format::Flagd(flags::Bucketing::V3);
+        return Ok(assembled(spec, &[parameter], format, |_| false, &HashMap::new()));
+    }
     let doc = flags::wire::SnapshotDoc::from_slice(&bytes, &file.display().to_string())
         .map_err(|e| CtlError::Source(e.to_string()))?;
     let raws: HashMap<String, String> = doc
@@ -201,6 +258,8 @@ fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
                 },
                 undecrypted: false,
                 meta: None,
+                in_document: false,
+                version: entry.ssm_version(),
             };
             (entry.name().to_owned(), loaded)
         })
@@ -208,6 +267,7 @@ fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
     Ok(Flags {
         spec: spec.clone(),
         flags,
+        shadowed: Vec::new(),
     })
 }
 
@@ -219,9 +279,15 @@ mod tests {
     fn sources_are_told_apart_by_their_form() {
         assert_eq!(
             Spec::parse("/myapp/prod/flags/").ok(),
-            FlagPath::parse("/myapp/prod/flags").ok().map(Spec::Path)
+            FlagPath::parse("/myapp/prod/flags")
+                .ok()
+                .map(|p| Spec::Path(p, Format::Seed))
         );
-        assert!(matches!(Spec::parse("ssm:/a.json"), Ok(Spec::Path(_))));
+        assert!(matches!(Spec::parse("ssm:/a.json"), Ok(Spec::Path(..))));
+        let flagd = Spec::parse("/myapp/prod/flags#flagd-v2").expect("a marked path");
+        assert!(matches!(flagd, Spec::Path(_, Format::Flagd(flags::Bucketing::V2))));
+        assert_eq!(flagd.to_string(), "/myapp/prod/flags#flagd-v2");
+        assert!(Spec::parse("/a#yaml").is_err());
         assert_eq!(
             Spec::parse("flags.json").ok(),
             Some(Spec::File("flags.json".into()))

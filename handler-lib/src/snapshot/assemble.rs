@@ -25,10 +25,21 @@ pub use crate::wire::Shadowed;
 /// The entries of a snapshot, one per name, and the definitions they hid.
 #[derive(Debug, Default)]
 pub struct Assembly {
-    /// One entry per flag name.
+    /// One entry per flag name, in name order.
     pub entries: Vec<FlagEntry>,
+    /// Where each entry of `entries` (same index) comes from.
+    pub origins: Vec<Origin>,
     /// Every hidden definition, by flag name then origin.
     pub shadowed: Vec<Shadowed>,
+}
+
+/// Where an entry was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The parameter's full name (or a profile's, a file's).
+    pub parameter: String,
+    /// Inside a flagd document (`true`), or the parameter's own flag.
+    pub in_document: bool,
 }
 
 /// The configured sources in precedence order (a later one wins), each with its declared
@@ -211,6 +222,7 @@ impl Assembler {
                 .push((rank, entry));
         }
         let mut assembly = Assembly::default();
+        let mut kept_entries = Vec::new();
         for (name, mut candidates) in by_name {
             // A stable sort: of two equal ranks (one parameter defining a name twice cannot
             // happen; a test's repeated entry can) the later added wins, as `Snapshot::new`.
@@ -225,9 +237,14 @@ impl Assembler {
                     hidden: hidden.origin,
                 });
             }
-            assembly.entries.push(entry);
+            let origin = Origin {
+                parameter: kept.origin,
+                in_document: !kept.own,
+            };
+            kept_entries.push((entry, origin));
         }
-        assembly.entries.sort_by(|a, b| a.name().cmp(b.name()));
+        kept_entries.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+        (assembly.entries, assembly.origins) = kept_entries.into_iter().unzip();
         assembly
             .shadowed
             .sort_by(|a, b| (&a.flag, &a.hidden).cmp(&(&b.flag, &b.hidden)));
