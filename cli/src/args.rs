@@ -230,6 +230,9 @@ pub struct RampArgs {
     /// Forget an interrupted ramp's start: start afresh from the current value
     #[arg(long)]
     pub restart: bool,
+    /// A flagd flag: the variant whose `fractional` share rises (default: its `true` variant)
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
 }
 
 /// `kill`.
@@ -237,6 +240,9 @@ pub struct RampArgs {
 pub struct KillArgs {
     /// The flag: a name under --path, or a full parameter name
     pub flag: String,
+    /// A flagd flag: the variant that turns it off (default: its `false` variant)
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Show the change, write nothing
     #[arg(long)]
     pub dry_run: bool,

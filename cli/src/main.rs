@@ -22,6 +22,7 @@ mod edit;
 mod error;
 mod explain;
 mod export;
+mod flagd_edit;
 mod lint;
 mod output;
 mod param;
@@ -32,7 +33,7 @@ mod sources;
 use std::process::ExitCode;
 
 use clap::Parser;
-use flags::{FlagPath, ParameterKind};
+use flags::{FlagPath, Format, ParameterKind};
 
 use args::{Cli, Command, NewType};
 use error::{CtlError, Outcome};
@@ -66,8 +67,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The path short flag names are under: `--path`, else `SSM_FLAGS_PATH` when it names one.
-fn flag_path(global: &args::Global) -> Result<Option<FlagPath>, CtlError> {
+/// The path short flag names are under: `--path`, else `SSM_FLAGS_PATH` when it names one;
+/// with its declared format (`/myapp/prod/flags#flagd`).
+fn flag_path(global: &args::Global) -> Result<Option<(FlagPath, Format)>, CtlError> {
     let (raw, origin) = match &global.path {
         Some(raw) => (raw.clone(), "--path"),
         None => match std::env::var("SSM_FLAGS_PATH") {
@@ -75,31 +77,44 @@ fn flag_path(global: &args::Global) -> Result<Option<FlagPath>, CtlError> {
             _ => return Ok(None),
         },
     };
-    let mut paths = FlagPath::parse_list(&raw)
-        .map_err(|e| CtlError::usage(format!("{origin} {raw:?}: {e}")))?;
-    match (paths.pop(), paths.is_empty()) {
-        (Some(path), true) => Ok(Some(path)),
-        _ => Err(CtlError::usage(format!(
+    let mut items: Vec<&str> = raw.split(',').filter(|i| !i.trim().is_empty()).collect();
+    let (Some(item), true) = (items.pop(), items.is_empty()) else {
+        return Err(CtlError::usage(format!(
             "{origin} {raw:?} names several paths: pass --path with the one to use"
-        ))),
-    }
+        )));
+    };
+    let (item, format) =
+        Format::split(item).map_err(|e| CtlError::usage(format!("{origin}: {e}")))?;
+    let path =
+        FlagPath::parse(item).map_err(|e| CtlError::usage(format!("{origin} {raw:?}: {e}")))?;
+    Ok(Some((path, format)))
 }
 
 /// The source a command reads: its argument, else `--path`.
-fn source_or_path(raw: Option<&str>, path: Option<&FlagPath>) -> Result<Spec, CtlError> {
+fn source_or_path(raw: Option<&str>, path: Option<&(FlagPath, Format)>) -> Result<Spec, CtlError> {
     match (raw, path) {
         (Some(raw), _) => Spec::parse(raw),
-        (None, Some(path)) => Ok(Spec::Path(path.clone(), flags::Format::Seed)),
+        (None, Some((path, format))) => Ok(Spec::Path(path.clone(), *format)),
         (None, None) => Err(CtlError::usage(
             "no source: name a path (/myapp/prod/flags), a file or a profile, or pass --path",
         )),
     }
 }
 
+/// The command that sets a flagd flag's definition back to `old`.
+fn flagd_undo(marked: Option<&(FlagPath, Format)>, key: &str, old: &str) -> String {
+    let path = marked.map_or(String::new(), |(p, f)| {
+        format!("--path '{p}{}' ", f.marker())
+    });
+    format!("ssm-flags-ctl {path}set {key} {}", flagd_edit::quoted(old))
+}
+
 async fn run(cli: Cli) -> Outcome {
     let global = &cli.global;
     let json = global.json;
-    let path = flag_path(global)?;
+    let marked = flag_path(global)?;
+    let format = marked.as_ref().map_or(Format::Seed, |(_, f)| *f);
+    let path = marked.as_ref().map(|(p, _)| p.clone());
     let connection = aws::Connection {
         profile: global.profile.clone(),
         region: global.region.clone(),
@@ -110,7 +125,7 @@ async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Lint(args) => {
             let specs = match args.sources.is_empty() {
-                true => vec![source_or_path(None, path.as_ref())?],
+                true => vec![source_or_path(None, marked.as_ref())?],
                 false => args
                     .sources
                     .iter()
@@ -124,7 +139,7 @@ async fn run(cli: Cli) -> Outcome {
             report_lint(&loaded, args.strict, json)
         }
         Command::List(args) => {
-            let spec = source_or_path(args.source.as_deref(), path.as_ref())?;
+            let spec = source_or_path(args.source.as_deref(), marked.as_ref())?;
             show::list(&sources::load(&aws, &spec, true).await?, json)
         }
         Command::Get(args) => {
@@ -187,12 +202,29 @@ async fn run(cli: Cli) -> Outcome {
                 }
                 (None, None) => return Err(CtlError::usage("set: give a VALUE or --file")),
             };
-            let name = name(&args.flag)?;
             let options = change::Options {
                 dry_run: args.dry_run,
                 change_kind: args.change_kind,
                 json,
             };
+            if let Some(target) =
+                flagd_edit::locate(&aws, path.as_ref(), format, &args.flag).await?
+            {
+                let stored = param::read(&aws.ssm, &target.parameter, "").await?;
+                let new_flag = flagd_edit::parse_definition(&value, &target.key)?;
+                let undo = (!stored.is_secure()).then(|| {
+                    let old = flagd_edit::definition(&stored.value, &target)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    flagd_undo(marked.as_ref(), &target.key, &old)
+                });
+                let action = flagd_edit::Action::Set;
+                return flagd_edit::write(
+                    &aws.ssm, &stored, &target, &new_flag, action, options, undo,
+                )
+                .await;
+            }
+            let name = name(&args.flag)?;
             let hint = " (pass --create to create it; check the name and --path)";
             match param::read(&aws.ssm, &name, hint).await {
                 Ok(stored) => {
@@ -205,14 +237,33 @@ async fn run(cli: Cli) -> Outcome {
             }
         }
         Command::Ramp(args) => {
-            let name = name(&args.flag)?;
+            // A flagd flag: the share of one variant in its only `fractional`.
+            let (name, knob) = match flagd_edit::locate(&aws, path.as_ref(), format, &args.flag)
+                .await?
+            {
+                Some(target) => {
+                    let stored = param::read(&aws.ssm, &target.parameter, "").await?;
+                    let flag = flagd_edit::definition(&stored.value, &target)?;
+                    let variant =
+                        flagd_edit::ramped_variant(&flag, args.variant.as_deref(), &target.key)?;
+                    // Refused here, before any alarm is read, when the targeting has not
+                    // exactly one `fractional` or the variant has no bucket.
+                    flagd_edit::share(&flag, &variant, &target.key)?;
+                    (
+                        target.parameter.clone(),
+                        ramp::Knob::Share { target, variant },
+                    )
+                }
+                None => (name(&args.flag)?, ramp::Knob::Rollout),
+            };
             // Everything is checked before anything changes: the steps, the alarms, the flag.
             let steps = match (&args.steps, args.step) {
                 (Some(raw), _) => ramp::parse_steps(raw)?,
                 (None, Some(step)) => {
                     let stored = param::read(&aws.ssm, &name, "").await?;
-                    let current = match stored.parsed() {
-                        Ok(flags::FlagValue::Json(flag)) => {
+                    let current = match (&knob, stored.parsed()) {
+                        (ramp::Knob::Share { .. }, _) => ramp::current(&knob, &stored)?,
+                        (_, Ok(flags::FlagValue::Json(flag))) => {
                             flag.rules().rollout_percentage.unwrap_or(100.0)
                         }
                         _ => 0.0,
@@ -231,9 +282,41 @@ async fn run(cli: Cli) -> Outcome {
                 restart: args.restart,
                 json,
             };
-            ramp::run(&aws.ssm, &guard, &name, &plan).await
+            ramp::run(&aws.ssm, &guard, &name, &plan, &knob).await
         }
+
         Command::Kill(args) => {
+            if let Some(target) =
+                flagd_edit::locate(&aws, path.as_ref(), format, &args.flag).await?
+            {
+                let stored = param::read(&aws.ssm, &target.parameter, "").await?;
+                let old = flagd_edit::definition(&stored.value, &target)?;
+                let new_flag = flagd_edit::killed(&old, args.variant.as_deref(), &target.key)?;
+                // Restores both the default variant and the targeting.
+                let undo = match stored.is_secure() {
+                    false => flagd_undo(marked.as_ref(), &target.key, &old.to_string()),
+                    true => format!(
+                        "ssm-flags-ctl rollback {} --to-version {}",
+                        stored.name, stored.meta.version
+                    ),
+                };
+                let options = change::Options {
+                    dry_run: args.dry_run,
+                    change_kind: false,
+                    json,
+                };
+                let action = flagd_edit::Action::Kill;
+                return flagd_edit::write(
+                    &aws.ssm,
+                    &stored,
+                    &target,
+                    &new_flag,
+                    action,
+                    options,
+                    Some(undo),
+                )
+                .await;
+            }
             let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
             let options = change::Options {
                 dry_run: args.dry_run,
@@ -262,7 +345,7 @@ async fn run(cli: Cli) -> Outcome {
             }
         }
         Command::Export(args) => {
-            let spec = source_or_path(args.source.as_deref(), path.as_ref())?;
+            let spec = source_or_path(args.source.as_deref(), marked.as_ref())?;
             if matches!(spec, Spec::File(_)) {
                 return Err(CtlError::usage(
                     "export reads an SSM path or an AppConfig profile, not a file",

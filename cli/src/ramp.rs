@@ -1,5 +1,5 @@
-//! `ramp`: raises a JSON flag's `rollout_percentage` step by step on a schedule, guarded by
-//! CloudWatch alarms.
+//! `ramp`: raises a JSON flag's `rollout_percentage` — or a flagd flag's share of one variant in
+//! its only `fractional` — step by step on a schedule, guarded by CloudWatch alarms.
 //!
 //! - The version the ramp starts from is labelled [`START_LABEL`] in SSM. A ramp interrupted and
 //!   run again finds the label, continues from the current percentage, and still rolls back to
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::alarms::{Guard, Verdict};
 use crate::error::{CtlError, Outcome};
+use crate::flagd_edit::{self, Target};
 use crate::output;
 use crate::param::{self, Stored};
 
@@ -41,6 +42,62 @@ pub struct Plan {
     pub restart: bool,
     /// JSON report at the end (progress then goes to stderr).
     pub json: bool,
+}
+
+/// What a ramp raises.
+#[derive(Debug, Clone)]
+pub enum Knob {
+    /// A JSON flag's `rollout_percentage`.
+    Rollout,
+    /// A flagd flag's share of `variant` in its only `fractional` (the other buckets rescaled
+    /// to the rest), in the parameter (a document, or its own) `target` names.
+    Share {
+        /// Where the flag is defined.
+        target: Target,
+        /// The variant whose share rises.
+        variant: String,
+    },
+}
+
+impl Knob {
+    /// The current percentage; refuses flags a ramp cannot raise.
+    fn current(&self, stored: &Stored) -> Result<f64, CtlError> {
+        match self {
+            Self::Rollout => rollout_of(stored),
+            Self::Share { target, variant } => {
+                let flag = flagd_edit::definition(&stored.value, target)?;
+                flagd_edit::share(&flag, variant, &target.key)
+            }
+        }
+    }
+
+    /// The percentage a stored value holds.
+    fn percentage_of(&self, raw: &str) -> Option<f64> {
+        match self {
+            Self::Rollout => percentage_of(raw),
+            Self::Share { target, variant } => {
+                let flag = flagd_edit::definition(raw, target).ok()?;
+                flagd_edit::share(&flag, variant, &target.key).ok()
+            }
+        }
+    }
+
+    /// `raw` with the percentage set to `p`, every other byte (or flag) kept.
+    fn raised(&self, raw: &str, p: f64) -> Result<String, CtlError> {
+        match self {
+            Self::Rollout => raised(raw, p).map_err(|e| CtlError::refused(e.to_string())),
+            Self::Share { target, variant } => {
+                let flag = flagd_edit::definition(raw, target)?;
+                let flag = flagd_edit::with_share(&flag, variant, p, &target.key)?;
+                flagd_edit::replaced(raw, target, &flag)
+            }
+        }
+    }
+}
+
+/// The percentage `knob` reads in `stored` now.
+pub fn current(knob: &Knob, stored: &Stored) -> Result<f64, CtlError> {
+    knob.current(stored)
 }
 
 /// Parses `--steps 5,10,25,50,100`: ascending percentages from 0 to 100.
@@ -119,13 +176,20 @@ struct Ramp<'a> {
     start_version: i64,
     start_value: String,
     taken: Vec<Step>,
+    knob: &'a Knob,
 }
 
 /// Runs a ramp of `name`.
-pub async fn run(ssm: &aws_sdk_ssm::Client, guard: &Guard, name: &str, plan: &Plan) -> Outcome {
+pub async fn run(
+    ssm: &aws_sdk_ssm::Client,
+    guard: &Guard,
+    name: &str,
+    plan: &Plan,
+    knob: &Knob,
+) -> Outcome {
     let stored = param::read(ssm, name, "").await?;
-    let current = rollout_of(&stored)?;
-    let (start_version, start_value) = start(ssm, &stored, plan).await?;
+    let current = knob.current(&stored)?;
+    let (start_version, start_value) = start(ssm, &stored, plan, knob).await?;
     let mut ramp = Ramp {
         ssm,
         guard,
@@ -135,8 +199,9 @@ pub async fn run(ssm: &aws_sdk_ssm::Client, guard: &Guard, name: &str, plan: &Pl
         start_version,
         start_value,
         taken: Vec::new(),
+        knob,
     };
-    let start_percentage = percentage_of(&ramp.start_value);
+    let start_percentage = knob.percentage_of(&ramp.start_value);
     let outcome = ramp.steps(&stored, current).await;
     let (result, label, detail) = match outcome {
         Ok(detail) => (Ok(false), "completed", detail),
@@ -236,6 +301,7 @@ async fn start(
     ssm: &aws_sdk_ssm::Client,
     stored: &Stored,
     plan: &Plan,
+    knob: &Knob,
 ) -> Result<(i64, String), CtlError> {
     let history = param::history(ssm, &stored.name).await?;
     let labelled = history
@@ -249,7 +315,8 @@ async fn start(
                 &format!(
                     "continuing the ramp that started at version {} ({}); a rollback restores that version's value",
                     version.version,
-                    percentage_of(&value).map_or("no rollout".to_owned(), output::percent)
+                    knob.percentage_of(&value)
+                        .map_or("no rollout".to_owned(), output::percent)
                 ),
             );
             Ok((version.version, value))
@@ -305,13 +372,18 @@ impl Ramp<'_> {
                 self.guard.names().join(", ")
             }
         ));
-        self.say("raising a percentage only adds users: whoever has the flag keeps it (bucket ≤ percentage); the salt is never touched. Interrupt at any time: the flag stays at its step; run the same command to continue.");
+        match self.knob {
+            Knob::Rollout => self.say("raising a percentage only adds users: whoever has the flag keeps it (bucket ≤ percentage); the salt is never touched. Interrupt at any time: the flag stays at its step; run the same command to continue."),
+            Knob::Share { variant, .. } => self.say(&format!("raising {variant:?}'s share moves users into it from the other buckets (flagd's buckets are ranges in order: its range grows, the others' shrink, to within a point of rounding); the bucketing value is never touched. Interrupt at any time: the flag stays at its step; run the same command to continue.")),
+        }
         self.guarded_wait(Duration::ZERO).await?;
         let mut from = current;
         for (i, p) in steps.iter().enumerate() {
             self.check_unchanged().await?;
             // Only the percentage's bytes change: every other field stays as written.
-            let value = raised(&stored.value, *p)
+            let value = self
+                .knob
+                .raised(&stored.value, *p)
                 .map_err(|e| Stop::Failed(CtlError::refused(format!("{}: {e}", self.name))))?;
             let written = param::overwrite(self.ssm, stored, &value).await?;
             self.expected = written;
@@ -417,7 +489,8 @@ impl Ramp<'_> {
                     "alarm {why}: rolled {} back to its value at the ramp's start (version {}, {}) as version {version}",
                     self.name,
                     self.start_version,
-                    percentage_of(&self.start_value)
+                    self.knob
+                        .percentage_of(&self.start_value)
                         .map_or("no rollout".to_owned(), output::percent)
                 );
                 self.say(&detail);

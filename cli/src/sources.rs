@@ -228,7 +228,13 @@ fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
             version: 0,
         };
         let format = Format::Flagd(flags::Bucketing::V3);
-        return Ok(assembled(spec, &[parameter], format, |_| false, &HashMap::new()));
+        return Ok(assembled(
+            spec,
+            &[parameter],
+            format,
+            |_| false,
+            &HashMap::new(),
+        ));
     }
     let doc = flags::wire::SnapshotDoc::from_slice(&bytes, &file.display().to_string())
         .map_err(|e| CtlError::Source(e.to_string()))?;
@@ -285,7 +291,10 @@ mod tests {
         );
         assert!(matches!(Spec::parse("ssm:/a.json"), Ok(Spec::Path(..))));
         let flagd = Spec::parse("/myapp/prod/flags#flagd-v2").expect("a marked path");
-        assert!(matches!(flagd, Spec::Path(_, Format::Flagd(flags::Bucketing::V2))));
+        assert!(matches!(
+            flagd,
+            Spec::Path(_, Format::Flagd(flags::Bucketing::V2))
+        ));
         assert_eq!(flagd.to_string(), "/myapp/prod/flags#flagd-v2");
         assert!(Spec::parse("/a#yaml").is_err());
         assert_eq!(

@@ -1,0 +1,307 @@
+//! `ssm-flags-ctl` on flagd flags, end to end: the real binary against moto (SSM, CloudWatch
+//! alarms), with flags under a path marked `#flagd` — in document parameters and in parameters
+//! of their own. `set` and `kill` change one flag's entry of a document and nothing else, print
+//! an undo that restores it, and report a concurrent edit; `ramp` moves one variant's
+//! `fractional` share under an alarm, and refuses a targeting without exactly one `fractional`.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use aws_sdk_ssm::types::ParameterType;
+use serde_json::{Value, json};
+use testkit::ctl::{Ctl, finish};
+use testkit::fault::{Fault, FaultProxy};
+use testkit::lambda::{put, ssm_client};
+use testkit::{Moto, endpoint};
+
+const PATH: &str = "/shop/prod/flagd";
+const MARKED: &str = "/shop/prod/flagd#flagd";
+const DOC: &str = "/shop/prod/flagd/doc-a";
+
+/// A document as an operator writes it: indented, a number no `f64` holds, two flags.
+const DOCUMENT: &str = r#"{
+  "$evaluators": {"gold": {"in": [{"var": "tier"}, ["gold"]]}},
+  "metadata": {"ticket": 123456789012345678901234567890},
+  "flags": {
+    "checkout": {"state": "ENABLED", "defaultVariant": "new",
+                 "variants": {"new": "new", "classic": "classic"},
+                 "targeting": {"if": [{"$ref": "gold"}, "new", "classic"]}},
+    "banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}
+  }
+}"#;
+
+async fn value(ssm: &aws_sdk_ssm::Client, name: &str) -> (String, i64) {
+    let answer = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .expect("GetParameter");
+    let p = answer.parameter().expect("parameter");
+    (p.value().unwrap_or_default().to_owned(), p.version())
+}
+
+fn flag_of(document: &str, key: &str) -> Value {
+    let document: Value = serde_json::from_str(document).expect("JSON");
+    document["flags"][key].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_and_kill_change_one_flag_of_a_document_and_print_an_undo() {
+    let moto = Moto::start().await;
+    let ssm = ssm_client(moto.port);
+    put(&ssm, DOC, DOCUMENT, ParameterType::String).await;
+    let solo = json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                      "defaultVariant": "on", "targeting": {"if": [{"var": "beta"}, "on", "off"]}});
+    put(
+        &ssm,
+        &format!("{PATH}/solo"),
+        &solo.to_string(),
+        ParameterType::String,
+    )
+    .await;
+    let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", MARKED);
+
+    // set: the banner's entry alone changes; the rest of the document keeps every byte.
+    let banner =
+        r#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}"#;
+    let ran = ctl.run(&["set", "banner", banner]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let (now, version) = value(&ssm, DOC).await;
+    assert_eq!(version, 2);
+    assert_eq!(
+        flag_of(&now, "banner"),
+        serde_json::from_str::<Value>(banner).expect("JSON")
+    );
+    let untouched = DOCUMENT.replace(
+        r#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}"#,
+        "",
+    );
+    let now_without = now.replace(
+        &serde_json::to_string(&flag_of(&now, "banner")).expect("json"),
+        "",
+    );
+    assert_eq!(now_without, untouched, "every other byte as stored");
+
+    // An invalid definition is refused, naming the field; SSM is unchanged.
+    let broken = r#"{"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on", "targeting": {"like": [1, 2]}}"#;
+    let ran = ctl.run(&["set", "banner", broken]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.text());
+    assert!(
+        ran.stderr.contains("unknown operator `like`"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(value(&ssm, DOC).await.1, 2);
+
+    // kill: the default variant is the one named, the targeting goes; the undo restores both.
+    let ran = ctl.run(&["kill", "checkout", "--variant", "classic"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let (now, version) = value(&ssm, DOC).await;
+    assert_eq!(version, 3);
+    let killed = flag_of(&now, "checkout");
+    assert_eq!(killed["defaultVariant"], "classic");
+    assert!(killed.get("targeting").is_none(), "{killed}");
+    let undo = ran
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: "))
+        .expect("an undo line");
+    let prefix = format!("ssm-flags-ctl --path '{MARKED}' set checkout '");
+    let old = undo
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("an undo that sets the old definition: {undo}"));
+    let ran = ctl.run(&["set", "checkout", old]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let restored = flag_of(&value(&ssm, DOC).await.0, "checkout");
+    assert_eq!(
+        restored,
+        flag_of(DOCUMENT, "checkout"),
+        "default variant and targeting back"
+    );
+
+    // A boolean flag of its own: its `false` variant; one without a `false` variant needs
+    // --variant.
+    let ran = ctl.run(&["kill", "solo"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let (solo_now, version) = value(&ssm, &format!("{PATH}/solo")).await;
+    assert_eq!(version, 2);
+    let solo_now: Value = serde_json::from_str(&solo_now).expect("JSON");
+    assert_eq!(solo_now["defaultVariant"], "off");
+    assert!(solo_now.get("targeting").is_none());
+    let ran = ctl.run(&["kill", "checkout"]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.text());
+    assert!(ran.stderr.contains("--variant"), "{}", ran.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_edit_of_a_document_is_reported() {
+    let moto = Moto::start().await;
+    let ssm = ssm_client(moto.port);
+    put(&ssm, DOC, DOCUMENT, ParameterType::String).await;
+    // Every call through the proxy takes 2 s: another writer changes the document after this
+    // command read it (list, GetParameter, DescribeParameters: 3 answers) and before its write.
+    let proxy = FaultProxy::start(moto.port).await;
+    proxy.set(Fault::Slow(Duration::from_secs(2)));
+    let ctl = Ctl::new(moto.port)
+        .env("SSM_FLAGS_PATH", MARKED)
+        .env("AWS_ENDPOINT_URL", &endpoint(proxy.port));
+    let banner =
+        r#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}"#;
+    let child = ctl.spawn(&["set", "banner", banner]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy
+        .counts()
+        .forwarded
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the command never read the document"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let theirs = DOCUMENT.replace("\"classic\"]}}", "\"new\"]}}");
+    put(&ssm, DOC, &theirs, ParameterType::String).await;
+    let ran = finish(child).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.text());
+    assert!(
+        ran.stderr.contains("concurrent edit") && ran.stderr.contains("version 1"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        value(&ssm, DOC).await.1,
+        3,
+        "read 1, theirs 2, this write 3"
+    );
+}
+
+fn cloudwatch(port: u16) -> aws_sdk_cloudwatch::Client {
+    let config = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudwatch::config::Region::new(
+            testkit::lambda::REGION,
+        ))
+        .endpoint_url(endpoint(port))
+        .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(config)
+}
+
+async fn set_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str, state: StateValue) {
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+}
+
+/// The weights of the `search` flag's buckets.
+async fn weights(ssm: &aws_sdk_ssm::Client) -> Value {
+    let (raw, _) = value(ssm, &format!("{PATH}/experiments")).await;
+    flag_of(&raw, "search")["targeting"]["fractional"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramp_moves_one_variants_share_and_refuses_without_exactly_one_fractional() {
+    let moto = Moto::start().await;
+    let ssm = ssm_client(moto.port);
+    let cw = cloudwatch(moto.port);
+    cw.put_metric_alarm()
+        .alarm_name("search-errors")
+        .namespace("Shop")
+        .metric_name("SearchErrors")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    set_alarm(&cw, "search-errors", StateValue::Ok).await;
+    let document = json!({"flags": {
+        "search": {"state": "ENABLED", "variants": {"classic": "c", "semantic": "s"},
+                   "defaultVariant": "classic",
+                   "targeting": {"fractional": [["classic", 90], ["semantic", 10]]}},
+        "two": {"state": "ENABLED", "variants": {"a": 1, "b": 2}, "defaultVariant": "a",
+                "targeting": {"if": [{"var": "x"}, {"fractional": [["a", 50], ["b", 50]]},
+                                     {"fractional": [["a", 10], ["b", 90]]}]}},
+        "plain": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"}
+    }});
+    let start = document.to_string();
+    put(
+        &ssm,
+        &format!("{PATH}/experiments"),
+        &start,
+        ParameterType::String,
+    )
+    .await;
+    let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", MARKED);
+    let ramp = |flag: &'static str, steps: &'static str, every: &'static str| {
+        vec![
+            "ramp",
+            flag,
+            "--variant",
+            "semantic",
+            "--steps",
+            steps,
+            "--every",
+            every,
+            "--check-every",
+            "100ms",
+            "--alarm",
+            "search-errors",
+        ]
+    };
+
+    for (flag, count) in [("two", "holds 2"), ("plain", "holds 0")] {
+        let mut args = ramp(flag, "50", "1s");
+        args[3] = "b";
+        let ran = ctl.run(&args).await;
+        assert_eq!(ran.code, Some(1), "{}", ran.text());
+        assert!(ran.stderr.contains(count), "{flag}: {}", ran.stderr);
+    }
+    assert_eq!(
+        value(&ssm, &format!("{PATH}/experiments")).await.1,
+        1,
+        "nothing written"
+    );
+
+    let ran = ctl.run(&ramp("search", "25,50", "1s")).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    assert_eq!(
+        weights(&ssm).await,
+        json!([["classic", 50], ["semantic", 50]])
+    );
+    let (after, version) = value(&ssm, &format!("{PATH}/experiments")).await;
+    assert_eq!(version, 3, "start, 25%, 50%");
+    assert_eq!(
+        flag_of(&after, "two"),
+        document["flags"]["two"],
+        "other flags untouched"
+    );
+
+    // An alarm during a step rolls the whole document back to the ramp's start.
+    let child = ctl.spawn(&ramp("search", "60,70", "30s"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while weights(&ssm).await != json!([["classic", 40], ["semantic", 60]]) {
+        assert!(Instant::now() < deadline, "the ramp never reached 60%");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    set_alarm(&cw, "search-errors", StateValue::Alarm).await;
+    let ran = finish(child).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.text());
+    assert_eq!(
+        weights(&ssm).await,
+        json!([["classic", 50], ["semantic", 50]])
+    );
+}
