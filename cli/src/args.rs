@@ -150,6 +150,10 @@ pub struct ExplainArgs {
     /// Read the flag from this source (a snapshot file, path or profile) instead of its parameter
     #[arg(long, value_name = "SOURCE")]
     pub from: Option<String>,
+    /// Typed attributes as a JSON object (what flagd rules read: numbers, lists, nested
+    /// objects), instead of --attr
+    #[arg(long, value_name = "JSON", conflicts_with = "attributes")]
+    pub context: Option<String>,
 }
 
 /// `set`.

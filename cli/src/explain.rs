@@ -14,6 +14,8 @@ pub struct Who {
     pub user: Option<String>,
     /// `--attr k=v` pairs; `region` is the request's region.
     pub attributes: Vec<(String, String)>,
+    /// `--context JSON`: typed attributes.
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Parses `--attr k=v`.
@@ -45,6 +47,124 @@ struct Answer<'a> {
     sample: Option<Sample>,
 }
 
+/// A flagd flag's explanation.
+#[derive(Debug, Serialize)]
+struct FlagdAnswer<'a> {
+    flag: &'a str,
+    user: Option<&'a str>,
+    context: serde_json::Map<String, serde_json::Value>,
+    /// The value (`null`: the caller's default).
+    value: serde_json::Value,
+    variant: Option<&'a str>,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    /// The top-level `if`'s conditions, in order, and whether each held.
+    conditions: Vec<Condition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    branch: Option<String>,
+    /// A `fractional`'s bucket: the point in 0..total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket: Option<Bucket>,
+}
+
+#[derive(Debug, Serialize)]
+struct Condition {
+    field: String,
+    held: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Bucket {
+    point: u64,
+    total: u64,
+}
+
+/// Explains a flagd flag for `who`: its variant, the conditions of its top-level `if` in order,
+/// the branch taken and the `fractional` bucket.
+fn explain_flagd(snapshot: &Snapshot, name: &str, who: &Who, json: bool) -> Outcome {
+    let mut fields = who.fields.clone().unwrap_or_else(|| {
+        who.attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect()
+    });
+    if let Some(user) = &who.user {
+        fields.insert(
+            "targetingKey".into(),
+            serde_json::Value::String(user.clone()),
+        );
+    }
+    let context = Context::new().with_fields(&fields);
+    let flag = snapshot.get(name);
+    let Some(explanation) = flag.explain(&context) else {
+        return Err(CtlError::refused(format!("{name} is not a flagd flag")));
+    };
+    let resolution = explanation.resolution;
+    let answer = FlagdAnswer {
+        flag: name,
+        user: who.user.as_deref(),
+        context: fields.clone(),
+        value: resolution
+            .variant
+            .map_or(serde_json::Value::Null, |(_, v)| v.clone()),
+        variant: resolution.variant.map(|(n, _)| n),
+        reason: resolution.reason.as_str(),
+        error: resolution.error.map(|e| e.as_str()),
+        conditions: explanation
+            .conditions
+            .iter()
+            .map(|(field, held)| Condition {
+                field: field.clone(),
+                held: *held,
+            })
+            .collect(),
+        branch: explanation.branch.clone(),
+        bucket: explanation
+            .bucket
+            .map(|(point, total)| Bucket { point, total }),
+    };
+    if json {
+        output::print_json(&answer);
+        return Ok(false);
+    }
+    let who_text = who
+        .user
+        .as_deref()
+        .map_or("no user".to_owned(), |u| format!("user {u:?}"));
+    let shown = match (answer.variant, resolution.error) {
+        (Some(variant), _) => format!("variant {variant:?} = {}", answer.value),
+        (None, Some(error)) => format!("the caller's default ({})", error.as_str()),
+        (None, None) => "the caller's default".to_owned(),
+    };
+    println!("{name} for {who_text}: {shown}");
+    println!("  reason: {}", answer.reason);
+    for condition in &answer.conditions {
+        println!(
+            "  {}: {}",
+            condition.field,
+            if condition.held {
+                "held"
+            } else {
+                "did not hold"
+            }
+        );
+    }
+    if let Some(branch) = &answer.branch {
+        println!("  branch taken: {branch}");
+    }
+    if let Some(bucket) = &answer.bucket {
+        println!(
+            "  fractional: bucket point {} of {} (the weights' running totals decide the variant)",
+            bucket.point, bucket.total
+        );
+    }
+    if let Some(error) = snapshot.entry(name).and_then(|e| e.value().err()) {
+        println!("  error: {error}");
+    }
+    Ok(false)
+}
+
 /// The context of one request: `user`, the attributes, and the `region` attribute as its region.
 fn context<'a>(user: Option<&'a str>, pairs: &'a [(&'a str, &'a str)]) -> Context<'a> {
     let mut context = Context::new().with_attributes(pairs);
@@ -64,6 +184,9 @@ pub fn explain(entry: &FlagEntry, who: &Who, sample: Option<u32>, json: bool) ->
     }
     let name = entry.name().to_owned();
     let snapshot = Snapshot::new(1, Status::Ok, [entry.clone()]);
+    if let Ok(flags::FlagValue::Flagd(_)) = entry.value() {
+        return explain_flagd(&snapshot, &name, who, json);
+    }
     let pairs: Vec<(&str, &str)> = who
         .attributes
         .iter()

@@ -147,7 +147,14 @@ async fn run(cli: Cli) -> Outcome {
             show::get(&stored, args.show_secret, json)
         }
         Command::Explain(args) => {
-            let entry = match &args.from {
+            // Under a path read as flagd, a flag may live inside a document: read the path.
+            let from = args.from.clone().or_else(|| match (&marked, format) {
+                (Some((path, format)), Format::Flagd(_)) => {
+                    Some(format!("{path}{}", format.marker()))
+                }
+                _ => None,
+            });
+            let entry = match &from {
                 Some(raw) => {
                     let spec = Spec::parse(raw)?;
                     let flags = sources::load(&aws, &spec, false).await?;
@@ -182,9 +189,21 @@ async fn run(cli: Cli) -> Outcome {
                     })
                 }
             };
+            let fields = match &args.context {
+                None => None,
+                Some(raw) => match serde_json::from_str(raw) {
+                    Ok(serde_json::Value::Object(fields)) => Some(fields),
+                    _ => {
+                        return Err(CtlError::usage(format!(
+                            "--context {raw:?} is not a JSON object of attributes"
+                        )));
+                    }
+                },
+            };
             let who = explain::Who {
                 user: args.user,
                 attributes: args.attributes,
+                fields,
             };
             explain::explain(&entry, &who, args.sample, json)
         }

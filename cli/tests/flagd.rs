@@ -305,3 +305,91 @@ async fn ramp_moves_one_variants_share_and_refuses_without_exactly_one_fractiona
         json!([["classic", 50], ["semantic", 50]])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_conditions_the_branch_and_the_bucket() {
+    let moto = Moto::start().await;
+    let ssm = ssm_client(moto.port);
+    let stories = std::fs::read_to_string(testkit::workspace().join("examples/flagd/stories.json"))
+        .expect("the stories");
+    put(
+        &ssm,
+        &format!("{PATH}/stories"),
+        &stories,
+        ParameterType::String,
+    )
+    .await;
+    let ctl = Ctl::new(moto.port).env("SSM_FLAGS_PATH", MARKED);
+
+    let gold = r#"{"tier": "gold", "app": {"version": "2.4.1"}}"#;
+    let ran = ctl
+        .run(&[
+            "--json",
+            "explain",
+            "checkout",
+            "--user",
+            "tenant-9",
+            "--context",
+            gold,
+        ])
+        .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let answer = ran.json();
+    assert_eq!(answer["variant"], "new", "{answer}");
+    assert_eq!(answer["reason"], "TARGETING_MATCH");
+    assert_eq!(
+        answer["conditions"],
+        json!([{"field": "targeting.if[0]", "held": true}])
+    );
+    assert_eq!(answer["branch"], "targeting.if[1]");
+    assert!(answer.get("bucket").is_none(), "{answer}");
+
+    // String attributes (--attr): an older app is not matched; the split decides.
+    let ran = ctl
+        .run(&[
+            "--json",
+            "explain",
+            "checkout",
+            "--user",
+            "user-7",
+            "--attr",
+            "tier=gold",
+        ])
+        .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let answer = ran.json();
+    assert_eq!(answer["reason"], "SPLIT", "{answer}");
+    assert_eq!(
+        answer["conditions"],
+        json!([{"field": "targeting.if[0]", "held": false}])
+    );
+    assert_eq!(answer["branch"], "targeting.if[2]");
+    let point = answer["bucket"]["point"].as_u64().expect("a bucket point");
+    assert_eq!(answer["bucket"]["total"], 100);
+    let expected = match point {
+        0..33 => "classic",
+        33..66 => "compact",
+        _ => "express",
+    };
+    assert_eq!(
+        answer["variant"], expected,
+        "the point falls in the variant's range"
+    );
+
+    // Text for people; --context and --attr together is a usage error.
+    let ran = ctl.run(&["explain", "checkout", "--user", "user-7"]).await;
+    assert!(
+        ran.stdout.contains("branch taken: targeting.if[2]"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("fractional: bucket point"),
+        "{}",
+        ran.stdout
+    );
+    let ran = ctl
+        .run(&["explain", "checkout", "--attr", "a=b", "--context", "{}"])
+        .await;
+    assert_eq!(ran.code, Some(2), "{}", ran.text());
+}

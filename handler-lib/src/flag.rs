@@ -181,6 +181,16 @@ impl<'s> Flag<'s> {
         variant::resolve(self.snapshot, self.entry, context)
     }
 
+    /// How a flagd flag resolves for `context`: the top-level `if`'s conditions, the branch
+    /// taken and a `fractional`'s bucket ([`crate::flagd::Explanation`]); `None` for a flag of
+    /// another format, or none.
+    pub fn explain(&self, context: &Context<'_>) -> Option<crate::flagd::Explanation<'s>> {
+        match self.value()? {
+            FlagValue::Flagd(definition) => Some(definition.explain(context)),
+            _ => None,
+        }
+    }
+
     /// [`Flag::variant_for`], checked against the type asked for (`TYPE_MISMATCH` otherwise).
     pub fn resolve(&self, context: &Context<'_>, wanted: ValueType) -> Variant<'s> {
         self.variant_for(context).expecting(wanted)

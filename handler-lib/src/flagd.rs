@@ -148,6 +148,22 @@ pub struct Resolution<'f> {
     pub error: Option<ErrorCode>,
 }
 
+/// How a flag resolved (`ssm-flags-ctl explain`): the resolution, the top-level `if`'s
+/// conditions evaluated in order (each field and whether it held) up to the one that did, the
+/// branch whose result named the variant (`targeting.if[3]`, or `targeting`), and the bucket a
+/// `fractional` placed the evaluation in: its point in `0..total`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation<'f> {
+    /// What the flag resolved to.
+    pub resolution: Resolution<'f>,
+    /// The top-level `if`'s conditions, in order, each with whether it held.
+    pub conditions: Vec<(String, bool)>,
+    /// The branch taken.
+    pub branch: Option<String>,
+    /// A `fractional`'s point and total weight.
+    pub bucket: Option<(u64, u64)>,
+}
+
 impl Resolution<'_> {
     /// An error: the caller's default.
     pub fn error(code: ErrorCode) -> Self {
@@ -505,6 +521,7 @@ impl Definition {
             bucketing: self.bucketing,
             split: Cell::new(false),
             failed: Cell::new(false),
+            point: Cell::new(None),
         };
         let chosen = env.eval(&targeting.expr);
         if env.failed.get() {
@@ -575,6 +592,76 @@ impl Definition {
             Some(Some(None)) => Resolution::error(ErrorCode::General),
             _ => self.default_resolution(Reason::Default),
         }
+    }
+
+    /// Resolves the flag and says how: the top-level `if`'s conditions in order, the branch
+    /// whose result named the variant, and a `fractional`'s bucket point.
+    pub(crate) fn explain<D: Data + ?Sized>(&self, data: &D) -> Explanation<'_> {
+        let resolution = self.resolve(data);
+        let mut explanation = Explanation {
+            resolution,
+            conditions: Vec::new(),
+            branch: None,
+            bucket: None,
+        };
+        let (true, Some(targeting)) = (self.enabled, &self.targeting) else {
+            return explanation;
+        };
+        let env = Env {
+            data,
+            flag_key: &self.key,
+            timestamp: if targeting.reads_time { now() } else { 0 },
+            bucketing: self.bucketing,
+            split: Cell::new(false),
+            failed: Cell::new(false),
+            point: Cell::new(None),
+        };
+        match targeting.root_if() {
+            Some(args) => {
+                let mut pairs = args.chunks_exact(2);
+                let mut at = 0;
+                let mut taken = None;
+                for pair in pairs.by_ref() {
+                    let held = env.holds(&pair[0]);
+                    explanation
+                        .conditions
+                        .push((format!("targeting.if[{at}]"), held));
+                    if held {
+                        taken = Some((at + 1, &pair[1]));
+                        break;
+                    }
+                    at += 2;
+                }
+                if taken.is_none()
+                    && let [otherwise] = pairs.remainder()
+                {
+                    taken = Some((args.len() - 1, otherwise));
+                }
+                if let Some((index, branch)) = taken {
+                    explanation.branch = Some(format!("targeting.if[{index}]"));
+                    env.eval(branch);
+                }
+            }
+            None => {
+                explanation.branch = Some("targeting".to_owned());
+                match (&self.split, targeting.plain_split()) {
+                    (Some(_), Some((_, _, total))) => {
+                        if let Some(Val::Str(key)) = data.targeting_key()
+                            && !key.is_empty()
+                        {
+                            let hash = ops::hash_keys(self.bucketing, &self.key, &key);
+                            env.point
+                                .set(Some(((u64::from(hash) * total) >> 32, total)));
+                        }
+                    }
+                    _ => {
+                        env.eval(&targeting.expr);
+                    }
+                }
+            }
+        }
+        explanation.bucket = env.point.get();
+        explanation
     }
 
     fn default_resolution(&self, reason: Reason) -> Resolution<'_> {

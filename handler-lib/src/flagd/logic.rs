@@ -179,6 +179,18 @@ fn specialize(op: Op, mut args: Vec<Expr>) -> Expr {
 }
 
 impl Compiled {
+    /// The tree's root, looking through a `$ref`, and its `if` pairs when it is an `if`.
+    pub(crate) fn root_if(&self) -> Option<&[Expr]> {
+        let mut expr = &self.expr;
+        while let Expr::Ref(compiled) = expr {
+            expr = &compiled.expr;
+        }
+        match expr {
+            Expr::Op(Op::If, args) => Some(args),
+            _ => None,
+        }
+    }
+
     /// The buckets of a targeting that is only a `fractional` over buckets written in the rule
     /// (the usual A/B split): their names, cumulative weights and total.
     pub(crate) fn plain_split(&self) -> Option<(&[Value], &[u64], u64)> {
@@ -562,6 +574,8 @@ pub(crate) struct Env<'a, D: ?Sized> {
     pub(crate) split: std::cell::Cell<bool>,
     /// Set when an operator failed (a division by zero): the evaluation is then an error.
     pub(crate) failed: std::cell::Cell<bool>,
+    /// The last `fractional`'s point and total weight (`explain` shows the bucket).
+    pub(crate) point: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 /// What `var` reads from: the data, or an item of `map`/`filter`/`reduce`/`all`/`some`/`none`.
@@ -574,6 +588,11 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
     /// Evaluates a compiled tree.
     pub(crate) fn eval(&self, expr: &'a Expr) -> Val<'a> {
         self.run(expr, &Scope::Root)
+    }
+
+    /// Whether a condition holds, as `if` reads it.
+    pub(crate) fn holds(&self, expr: &'a Expr) -> bool {
+        self.test(expr, &Scope::Root)
     }
 
     fn run(&self, expr: &'a Expr, scope: &Scope<'_, 'a>) -> Val<'a> {
@@ -1056,6 +1075,7 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
             return Val::Null;
         };
         let point = (u64::from(hash) * total) >> 32;
+        self.point.set(Some((point, *total)));
         // A scan: a handful of buckets, and the hash just computed (a binary search waits on
         // it at every step).
         match cumulative
@@ -1113,6 +1133,7 @@ impl<'a, D: Data + ?Sized> Env<'a, D> {
             return Val::Null;
         };
         let point = (u64::from(hash) * total) >> 32;
+        self.point.set(Some((point, total)));
         let mut cumulative = 0;
         for i in 0..buckets.len() {
             let Some((variant, weight)) = ops::bucket(&entry(i)) else {
