@@ -29,6 +29,9 @@ struct Report {
 /// The value of a flag as compared: its wire value (so `{"a":1}` and `{ "a": 1 }` are equal),
 /// or its raw text when invalid.
 fn compared(loaded: &Loaded) -> String {
+    if let Ok(flags::FlagValue::Flagd(definition)) = loaded.entry.value() {
+        return flagd_fields(&definition.to_document(), loaded.entry.name());
+    }
     let doc = FlagDoc::from_entry(&loaded.entry);
     match (&doc.error, doc.value) {
         (None, serde_json::Value::String(text)) => text,
@@ -38,6 +41,24 @@ fn compared(loaded: &Loaded) -> String {
 }
 
 /// Compares `a` with `b`: what `b` adds, removes and changes.
+/// A flagd flag compared field by field: its definition's fields (`state`, `variants`,
+/// `defaultVariant`, `targeting`, `metadata`), and the shared `$evaluators` it uses and the
+/// flag set's metadata (`$flagSetMetadata`) from the document it came from — wherever either
+/// source keeps it (a document, or a parameter of its own).
+fn flagd_fields(document: &serde_json::Value, name: &str) -> String {
+    let mut fields = document["flags"][name]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(evaluators) = document.get("$evaluators") {
+        fields.insert("$evaluators".into(), evaluators.clone());
+    }
+    if let Some(metadata) = document.get("metadata") {
+        fields.insert("$flagSetMetadata".into(), metadata.clone());
+    }
+    serde_json::Value::Object(fields).to_string()
+}
+
 pub fn diff(a: &Flags, b: &Flags, json: bool) -> Outcome {
     let names: BTreeSet<&String> = a.flags.keys().chain(b.flags.keys()).collect();
     let mut report = Report {

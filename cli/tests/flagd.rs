@@ -393,3 +393,60 @@ async fn explain_shows_the_conditions_the_branch_and_the_bucket() {
         .await;
     assert_eq!(ran.code, Some(2), "{}", ran.text());
 }
+
+/// `export` writes flagd flags into the snapshot file's `flagd` field (what
+/// `SSM_FLAGS_FALLBACK_FILE` and `flags::load_file` read back); `diff` compares a flagd flag field
+/// by field, wherever each source keeps it — a document in one, a parameter of its own in the
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_diff_handle_flagd_flags_and_documents() {
+    let moto = Moto::start().await;
+    let ssm = ssm_client(moto.port);
+    put(&ssm, DOC, DOCUMENT, ParameterType::String).await;
+    let staging = "/shop/staging/flagd";
+    let mut banner = flag_of(DOCUMENT, "banner");
+    banner["defaultVariant"] = json!("off");
+    put(
+        &ssm,
+        &format!("{staging}/banner"),
+        &banner.to_string(),
+        ParameterType::String,
+    )
+    .await;
+    let ctl = Ctl::new(moto.port);
+
+    let dir = std::env::temp_dir().join(format!("ctl-flagd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("flags.json");
+    let file_arg = file.to_str().expect("utf-8");
+    let ran = ctl.run(&["export", MARKED, "-o", file_arg]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    let snapshot = std::sync::Arc::new(flags::wire::read_file(&file).expect("the file loads"));
+    let gold = serde_json::Map::from_iter([("tier".to_owned(), json!("gold"))]);
+    let user = flags::Context::user("u1").with_fields(&gold);
+    assert_eq!(snapshot.get("checkout").string_for(&user), Some("new"));
+    assert_eq!(snapshot.get("banner").bool_for(&user), Some(true));
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
+    assert!(written["flagd"]["checkout"]["definition"]["$evaluators"]["gold"].is_object());
+
+    let staging_marked = format!("{staging}#flagd");
+    let ran = ctl.run(&["--json", "diff", MARKED, &staging_marked]).await;
+    assert_eq!(ran.code, Some(1), "differences exit 1: {}", ran.text());
+    let report = ran.json();
+    assert_eq!(report["removed"], json!(["checkout"]), "{report}");
+    let changed = &report["changed"][0];
+    assert_eq!(changed["flag"], "banner");
+    // Field by field, not the whole document: the default variant, and the flag set's metadata
+    // the document gives its flags (the parameter of its own has none).
+    let fields: Vec<&str> = changed["changes"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["$flagSetMetadata", "defaultVariant"], "{report}");
+    assert_eq!(
+        changed["changes"][1],
+        json!({"field": "defaultVariant", "old": "\"on\"", "new": "\"off\""})
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
