@@ -1,7 +1,10 @@
 //! `lint`: every flag parsed as the extension parses it. Invalid flags are errors naming the
 //! parameter and the field; legal but risky flags are warnings (a rollout without a salt, a
 //! misspelt rule field that is silently kept as config, a user list near SSM's size limit, a
-//! flag present in one environment and missing in the other).
+//! flag present in one environment and missing in the other). flagd flags are also checked
+//! against flagd's published schema and for what a schema cannot see ([`flagd`]).
+
+mod flagd;
 
 use std::collections::BTreeSet;
 
@@ -65,9 +68,14 @@ pub fn lint(sources: &[Flags]) -> Vec<Finding> {
         if source.flags.is_empty() {
             findings.push(empty(source));
         }
+        let start = findings.len();
         for (name, loaded) in &source.flags {
             findings.extend(check(&origin, name, loaded));
+            findings.extend(flagd::flag_findings(&source.spec, name, loaded));
         }
+        findings.extend(flagd::source_findings(source));
+        // A flag's findings together (a document's schema findings come per parameter).
+        findings[start..].sort_by(|a, b| a.flag.cmp(&b.flag));
     }
     if sources.len() > 1 {
         let all: BTreeSet<&String> = sources.iter().flat_map(|s| s.flags.keys()).collect();
@@ -156,7 +164,9 @@ pub fn check(source: &str, name: &str, loaded: &Loaded) -> Vec<Finding> {
         }
         Ok(_) => {}
     }
-    if loaded.raw.len() as f64 >= NEAR_LIMIT * limit as f64
+    // A flagd document's size is said once for the document (`flagd::source_findings`).
+    if !loaded.in_document
+        && loaded.raw.len() as f64 >= NEAR_LIMIT * limit as f64
         && !matches!(loaded.entry.value(), Ok(FlagValue::Json(f)) if f.rules().allowed_user_ids.is_some())
     {
         add(
@@ -265,12 +275,14 @@ fn json_risks(
     risks
 }
 
-/// The field a problem is about.
-fn field_of(error: &FlagError) -> Option<&'static str> {
+/// The field a problem is about: a rule field, or where a flagd definition breaks the format
+/// (`flags.checkout.targeting.if[0]`, as the model names it).
+fn field_of(error: &FlagError) -> Option<&str> {
     match error {
         FlagError::Invalid { problem, .. } => match problem {
             Problem::WrongType { field, .. } => Some(field),
             Problem::PercentageOutOfRange(_) => Some("rollout_percentage"),
+            Problem::Definition { field, .. } if !field.is_empty() => Some(field),
             Problem::InvalidJson(_) | Problem::NotAnObject(_) | Problem::Definition { .. } => None,
         },
         FlagError::Reported(_) => None,
