@@ -263,7 +263,6 @@ fn warnings_for(stored: &Stored, value: &str) -> Vec<String> {
         undecrypted: false,
         meta: Some(stored.meta.clone()),
         in_document: false,
-        version: 0,
     };
     lint::check("", name, &loaded)
         .into_iter()

@@ -366,7 +366,6 @@ mod tests {
             undecrypted: false,
             meta: None,
             in_document: false,
-            version: 1,
         }
     }
 

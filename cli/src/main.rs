@@ -434,7 +434,7 @@ fn report_lint(loaded: &[sources::Flags], strict: bool, json: bool) -> Outcome {
         println!("{table}");
     }
     let checked: usize = loaded.iter().map(|f| f.flags.len()).sum();
-    println!("{checked} flag(s) checked: {errors} invalid, {warnings} warning(s)");
+    println!("{checked} flag(s) checked: {errors} error(s), {warnings} warning(s)");
     Ok(failed)
 }
 

@@ -93,8 +93,6 @@ pub struct Loaded {
     /// Defined inside a flagd document (`raw` is the whole document), not by a parameter of
     /// its own.
     pub in_document: bool,
-    /// The parameter's version at the source.
-    pub version: u64,
 }
 
 /// Every flag of a source, by flag name.
@@ -165,7 +163,6 @@ fn assembled(
                 undecrypted: undecrypted(&origin.parameter),
                 meta: meta.get(&origin.parameter).cloned(),
                 in_document: origin.in_document,
-                version: parameter.map_or(0, |p| p.version),
                 entry,
             };
             (loaded.entry.name().to_owned(), loaded)
@@ -265,7 +262,6 @@ fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
                 undecrypted: false,
                 meta: None,
                 in_document: false,
-                version: entry.ssm_version(),
             };
             (entry.name().to_owned(), loaded)
         })

@@ -836,7 +836,6 @@ mod tests {
                     undecrypted: false,
                     meta: None,
                     in_document: origin.in_document,
-                    version: 1,
                     entry,
                 };
                 (loaded.entry.name().to_owned(), loaded)
@@ -913,7 +912,6 @@ mod tests {
             undecrypted: false,
             meta: None,
             in_document: false,
-            version: 1,
         };
         let found = flag_findings(&spec, "f", &loaded);
         assert_eq!(found.len(), 1, "{found:?}");
