@@ -174,7 +174,7 @@ async fn lint_reports_invalid_flags_by_parameter_and_field_and_exits_by_severity
     assert_eq!(ran.code, Some(0), "{}", ran.text());
     assert!(
         ran.stdout
-            .contains("3 flag(s) checked: 0 invalid, 1 warning(s)"),
+            .contains("3 flag(s) checked: 0 error(s), 1 warning(s)"),
         "{}",
         ran.stdout
     );
