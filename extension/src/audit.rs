@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use flags::{Parameter, ParameterKind, Snapshot};
+use flags::{Parameter, ParameterKind};
 
 /// What happened to one flag between two fetches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,37 +21,25 @@ pub enum Change<'a> {
     Removed(&'a Parameter),
 }
 
-/// The changes from `old` to `new`, by flag name: added and changed in `new`'s order, then
-/// removed in `old`'s order.
+/// The changes from `old` to `new`, by parameter (its full name): added and changed in `new`'s
+/// order, then removed in `old`'s order. By parameter, not by flag name: two paths (or a
+/// profile) may hold parameters of the same relative name — documents named `doc-01` under two
+/// `#flagd` paths — and a change to either is a change to serve.
 pub fn diff<'a>(old: &'a [Parameter], new: &'a [Parameter]) -> Vec<Change<'a>> {
-    let before: HashMap<&str, &Parameter> = old.iter().map(|p| (p.flag.as_str(), p)).collect();
-    let after: HashMap<&str, &Parameter> = new.iter().map(|p| (p.flag.as_str(), p)).collect();
+    let before: HashMap<&str, &Parameter> = old.iter().map(|p| (p.name.as_str(), p)).collect();
+    let after: HashMap<&str, &Parameter> = new.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut changes: Vec<Change<'a>> = Vec::new();
     for p in new {
-        // With duplicate names (several paths), only the one that wins is compared.
-        if !after
-            .get(p.flag.as_str())
-            .is_some_and(|w| std::ptr::eq(*w, p))
-        {
-            continue;
-        }
-        match before.get(p.flag.as_str()) {
+        match before.get(p.name.as_str()) {
             None => changes.push(Change::Added(p)),
-            Some(o)
-                if (o.version, o.kind, &o.value, &o.name)
-                    != (p.version, p.kind, &p.value, &p.name) =>
-            {
+            Some(o) if (o.version, o.kind, &o.value) != (p.version, p.kind, &p.value) => {
                 changes.push(Change::Changed { old: o, new: p });
             }
             Some(_) => {}
         }
     }
     for p in old {
-        if !after.contains_key(p.flag.as_str())
-            && before
-                .get(p.flag.as_str())
-                .is_some_and(|w| std::ptr::eq(*w, p))
-        {
+        if !after.contains_key(p.name.as_str()) {
             changes.push(Change::Removed(p));
         }
     }
@@ -120,24 +108,58 @@ pub fn log_changes(changes: &[Change<'_>], labels: &HashMap<String, String>) {
     }
 }
 
-/// Logs each added or changed flag whose value is invalid (it reads as its default). A secure
-/// flag's error never quotes its value (see [`flags::error::Problem::redacted`]).
-pub fn log_invalid(changes: &[Change<'_>], snapshot: &Snapshot) {
-    for change in changes {
-        let p = match change {
-            Change::Added(p) | Change::Changed { new: p, .. } => p,
-            Change::Removed(_) => continue,
-        };
-        if let Some(Err(error)) = snapshot.entry(&p.flag).map(flags::FlagEntry::value) {
-            tracing::warn!(flag = %p.flag, ssm_version = p.version, %error, "invalid flag value: it reads as its default");
+/// Logs each invalid flag (it reads as its default) defined by an added or changed parameter,
+/// a flag inside a document included: `invalid` holds each invalid entry's name, origin
+/// parameter, version and error. A secure flag's error never quotes its value (see
+/// [`flags::error::Problem::redacted`]).
+pub fn log_invalid(changes: &[Change<'_>], invalid: &[(String, String, u64, String)]) {
+    let changed: std::collections::HashSet<&str> = changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Added(p) | Change::Changed { new: p, .. } => Some(p.name.as_str()),
+            Change::Removed(_) => None,
+        })
+        .collect();
+    for (flag, parameter, version, error) in invalid {
+        if changed.contains(parameter.as_str()) {
+            tracing::warn!(flag = %flag, parameter = %parameter, ssm_version = version, %error, "invalid flag value: it reads as its default");
         }
     }
+}
+
+/// The invalid entries of an assembly: name, origin parameter, version, error.
+pub fn invalid_of(
+    assembly: &flags::snapshot::assemble::Assembly,
+) -> Vec<(String, String, u64, String)> {
+    assembly
+        .entries
+        .iter()
+        .zip(&assembly.origins)
+        .filter_map(|(entry, origin)| {
+            let error = entry.value().err()?;
+            Some((
+                entry.name().to_owned(),
+                origin.parameter.clone(),
+                entry.ssm_version(),
+                error.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// Logs every definition hidden by another of the same name (at each change of the set): the
 /// served one and the hidden one, by parameter. Health lists them too (`shadowed`).
 pub fn log_shadowed(shadowed: &[flags::snapshot::assemble::Shadowed]) {
-    for s in shadowed {
+    // As health lists them: at most 100 lines, and a count of the rest.
+    const MAX_LOGGED: usize = flags::wire::HealthDoc::MAX_LISTED;
+    if shadowed.len() > MAX_LOGGED {
+        tracing::warn!(
+            shadowed = shadowed.len(),
+            logged = MAX_LOGGED,
+            "flags defined twice: the first {MAX_LOGGED} hidden definitions follow; /v1/health counts them all"
+        );
+    }
+    for s in shadowed.iter().take(MAX_LOGGED) {
         tracing::warn!(
             flag = %s.flag,
             kept = %s.kept,

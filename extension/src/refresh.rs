@@ -12,11 +12,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use flags::snapshot::assemble::{Assembler, Declared};
+use flags::snapshot::assemble::{Assembler, Declared, broken_document};
 use flags::wire::Status;
 use flags::{FlagEntry, FlagError, Parameter, Snapshot};
 
-use crate::audit::{diff, log_changes, log_invalid, log_shadowed};
+use crate::audit::{diff, invalid_of, log_changes, log_invalid, log_shadowed};
 use crate::metrics::{Emf, Freshness};
 use crate::snapshot::{Served, Shared};
 use crate::source::{Fetched, Progress, Source, SourceError, VERIFY_AT_MOST};
@@ -246,6 +246,7 @@ impl<S: Source> Refresher<S> {
                 "first successful fetch: the deployed fallback's flags are replaced by the fetched ones"
             );
         }
+        self.keep_good_documents(&mut fetched);
         let previous = self.last_good.as_deref().unwrap_or_default();
         let changes = diff(previous, &fetched.parameters);
         let count = changes.len();
@@ -262,6 +263,7 @@ impl<S: Source> Refresher<S> {
                 }
             }
             let assembly = assembler.finish();
+            let invalid = invalid_of(&assembly);
             if assembly.shadowed != current.shadowed {
                 log_shadowed(&assembly.shadowed);
             }
@@ -269,7 +271,7 @@ impl<S: Source> Refresher<S> {
                 .with_fetched_at(Some(now))
                 .with_default_region(self.default_region.as_deref());
             log_changes(&changes, &fetched.labels);
-            log_invalid(&changes, &snapshot);
+            log_invalid(&changes, &invalid);
             let served = Served::new(self.instance, snapshot, fetched.decryption_error.clone())
                 .with_shadowed(assembly.shadowed);
             self.shared
@@ -309,6 +311,36 @@ impl<S: Source> Refresher<S> {
         Refreshed::Fetched {
             changes: count,
             calls: fetched.calls,
+        }
+    }
+
+    /// A flag document that cannot be read at all (broken JSON, a broken top level) would take
+    /// every flag it defines out of the snapshot — and bring back what they hid: its last good
+    /// version is served instead, and the source is stale, saying why, until it is fixed. A
+    /// document never read well before stays an invalid entry named after its parameter.
+    fn keep_good_documents(&self, fetched: &mut Fetched) {
+        let previous: HashMap<&str, &Parameter> = self
+            .last_good
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        for parameter in &mut fetched.parameters {
+            let (_, format) = self.declared.of(&parameter.name);
+            let Some(problem) = broken_document(format, parameter) else {
+                continue;
+            };
+            let Some(good) = previous
+                .get(parameter.name.as_str())
+                .filter(|good| broken_document(format, good).is_none())
+            else {
+                continue;
+            };
+            fetched.stale.push(format!(
+                "{} (version {}) is not a readable flag document: it {problem}; its last good version {} is served",
+                parameter.name, parameter.version, good.version
+            ));
+            *parameter = (*good).clone();
         }
     }
 

@@ -440,3 +440,89 @@ fn the_template_carries_flagd_documents_that_load() {
         );
     }
 }
+
+/// A document broken as a whole (bad JSON, a broken top level) never takes its flags out, nor
+/// brings back what they hid: its last good version is served, the source stale and saying why,
+/// until it is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_document_keeps_its_last_good_version_served() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    let kill = json!({"flags": {"payments": {"state": "ENABLED",
+        "variants": {"on": true, "off": false}, "defaultVariant": "off"}}});
+    testkit::lambda::put(&ssm, "/broken/base/payments", "true", ParameterType::String).await;
+    testkit::lambda::put(
+        &ssm,
+        "/broken/kill/switches",
+        &kill.to_string(),
+        ParameterType::String,
+    )
+    .await;
+    let sidecar = Sidecar::start(moto.port, "/broken/base,/broken/kill#flagd", 1, &[]).await;
+    let payments = || async {
+        let (_, _, text) = http_request(
+            sidecar.port,
+            "POST",
+            "/ofrep/v1/evaluate/flags/payments",
+            &[(TOKEN_HEADER, SIDECAR_TOKEN)],
+            "{}",
+        )
+        .await
+        .expect("answers");
+        serde_json::from_str::<Value>(&text).expect("JSON")["value"].clone()
+    };
+    assert_eq!(
+        payments().await,
+        json!(false),
+        "the kill switch's document wins"
+    );
+
+    // Broken: a typo in the JSON. The kill switch stays served; the source is stale, saying why.
+    testkit::lambda::put(
+        &ssm,
+        "/broken/kill/switches",
+        "{\"flags\": {",
+        ParameterType::String,
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let health = loop {
+        let health = sidecar.health().await.expect("health");
+        if health["status"] == "stale" {
+            break health;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never stale: {health}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let why = health["last_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("/broken/kill/switches (version 2)") && why.contains("version 1 is served"),
+        "{health}"
+    );
+    assert_eq!(
+        payments().await,
+        json!(false),
+        "still the kill switch, never the base's true"
+    );
+
+    // Fixed: current again.
+    let fixed = kill
+        .to_string()
+        .replace("\"off\"}}", "\"off\", \"metadata\": {\"fixed\": true}}}");
+    testkit::lambda::put(&ssm, "/broken/kill/switches", &fixed, ParameterType::String).await;
+    loop {
+        let health = sidecar.health().await.expect("health");
+        if health["status"] == "ok" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ok again: {health}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(payments().await, json!(false));
+}

@@ -96,6 +96,31 @@ impl Declared {
     }
 }
 
+/// Why `parameter`, read in `format`, cannot be read as a flag document at all (not JSON, or a
+/// document — `flags`, or flagd's `$schema` — whose top level is broken), or `None`. Such a
+/// parameter would take every flag it defines out of the snapshot (and un-hide what they
+/// shadowed): the extension serves its last good version instead.
+pub fn broken_document(format: Format, parameter: &Parameter) -> Option<String> {
+    let bucketing = match format {
+        Format::Flagd(bucketing) => bucketing,
+        Format::Seed if format::raw_declares_flagd(&parameter.value) => Bucketing::V3,
+        Format::Seed => return None,
+    };
+    if parameter.kind == ParameterKind::StringList {
+        return None;
+    }
+    let document = match serde_json::from_str::<Value>(&parameter.value) {
+        Ok(document) => document,
+        Err(e) => return Some(format!("is not JSON: {e}")),
+    };
+    if document.get("flags").is_none() && !format::declares_flagd(&document) {
+        return None;
+    }
+    flagd::parse_document(&document, bucketing)
+        .err()
+        .map(|problem| problem.redacted().to_string())
+}
+
 /// Where a candidate stands: higher wins.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
@@ -426,5 +451,21 @@ mod tests {
             Some(""),
             "a SecureString's value is never kept"
         );
+    }
+
+    #[test]
+    fn a_document_broken_as_a_whole_is_told_apart_from_a_broken_flag() {
+        let flagd = Format::Flagd(Bucketing::V3);
+        let broken = |format, value: &str| broken_document(format, &parameter("/f/d", "d", value));
+        assert!(broken(flagd, "{\"flags\": {").is_some_and(|why| why.contains("not JSON")));
+        assert!(broken(flagd, r#"{"flags": [], "x": 1}"#).is_some());
+        assert!(broken(flagd, &doc(&[("a", true)])).is_none());
+        // One bad flag, or a single flag object: not the document's problem.
+        assert!(broken(flagd, r#"{"flags": {"a": {"state": "NOPE"}}}"#).is_none());
+        assert!(broken(flagd, r#"{"state": "NOPE"}"#).is_none());
+        // A seed source: only a value declaring flagd's $schema is a document.
+        assert!(broken(Format::Seed, "{not json").is_none());
+        let declared = r#"{"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": 5}"#;
+        assert!(broken(Format::Seed, declared).is_some());
     }
 }
