@@ -105,9 +105,18 @@ fn explain_flagd(snapshot: &Snapshot, name: &str, who: &Who, json: bool) -> Outc
         flag: name,
         user: who.user.as_deref(),
         context: fields.clone(),
-        value: resolution
-            .variant
-            .map_or(serde_json::Value::Null, |(_, v)| v.clone()),
+        // A SecureString's value is never shown (as `get` without --show-secret).
+        value: match resolution.variant {
+            Some(_)
+                if snapshot
+                    .entry(name)
+                    .is_some_and(flags::FlagEntry::is_secure) =>
+            {
+                serde_json::Value::String(output::HIDDEN.to_owned())
+            }
+            Some((_, v)) => v.clone(),
+            None => serde_json::Value::Null,
+        },
         variant: resolution.variant.map(|(n, _)| n),
         reason: resolution.reason.as_str(),
         error: resolution.error.map(|e| e.as_str()),

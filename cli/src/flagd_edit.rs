@@ -137,6 +137,36 @@ fn validate(old_raw: &str, new_raw: &str, target: &Target) -> Result<(), CtlErro
     Ok(())
 }
 
+/// Refuses a change of the variants' type (boolean → string, say) unless `allowed`: code
+/// already running asks for the old type and would read `TYPE_MISMATCH`, its default.
+fn check_kind(old: &Value, new: &Value, target: &Target, allowed: bool) -> Result<(), CtlError> {
+    let kind = |flag: &Value| {
+        flags::flagd::parse_flag(&target.key, flag, target.bucketing)
+            .ok()
+            .and_then(|d| d.kind())
+    };
+    match (kind(old), kind(new)) {
+        (Some(from), Some(to)) if from != to && !allowed => Err(CtlError::refused(format!(
+            "{}'s variants are {from:?} and the new ones {to:?}: code already running asks for the old type and would read TYPE_MISMATCH (its default). Create a new flag ({}-v2) and move readers to it, or pass --change-kind if every reader is ready; SSM is unchanged",
+            target.key, target.key
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Validates a definition for a flag of its own about to be created or replaced under a flagd
+/// path: it must load as the extension reads it.
+pub fn check_new(key: &str, text: &str, bucketing: Bucketing) -> Result<(), CtlError> {
+    let flag = parse_definition(text, key)?;
+    flags::flagd::parse_flag(key, &flag, bucketing)
+        .map(|_| ())
+        .map_err(|problem| {
+            CtlError::refused(format!(
+                "the new definition of {key} is invalid: {problem}; SSM is unchanged"
+            ))
+        })
+}
+
 /// What a change is called in its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -161,6 +191,7 @@ pub async fn write(
     let old_flag = definition(&stored.value, target)?;
     let new_raw = replaced(&stored.value, target, new_flag)?;
     validate(&stored.value, &new_raw, target)?;
+    check_kind(&old_flag, new_flag, target, options.change_kind)?;
     let secure = stored.is_secure();
     let rows = field_rows(&old_flag, new_flag, secure);
     let unchanged = old_flag == *new_flag;
@@ -256,6 +287,12 @@ pub fn killed(flag: &Value, variant: Option<&str>, key: &str) -> Result<Value, C
 fn only_fractional(flag: &Value, key: &str) -> Result<Vec<PathStep>, CtlError> {
     let mut found = Vec::new();
     if let Some(targeting) = flag.get("targeting") {
+        // A shared evaluator may hold (another) `fractional`: the count would be a guess.
+        if targeting.to_string().contains("\"$ref\"") {
+            return Err(CtlError::refused(format!(
+                "{key}'s targeting uses a shared evaluator ($ref): a ramp edits the flag's own targeting only, and cannot count the `fractional` operators an evaluator holds"
+            )));
+        }
         let mut path = vec![PathStep::Key("targeting".into())];
         collect_fractionals(targeting, &mut path, &mut found);
     }
@@ -304,20 +341,28 @@ fn at_mut<'v>(value: &'v mut Value, path: &[PathStep]) -> Option<&'v mut Value> 
     })
 }
 
-/// The buckets (`[variant, weight]`) of a fractional's arguments, by index in them.
-fn buckets(args: &[Value]) -> Vec<(usize, String, u64)> {
-    args.iter()
-        .enumerate()
-        .filter_map(|(i, arg)| {
-            let items = arg.as_array()?;
-            let name = items.first()?.as_str()?.to_owned();
-            let weight = match items.get(1) {
-                None => 1,
-                Some(w) => w.as_u64()?,
-            };
-            Some((i, name, weight))
-        })
-        .collect()
+/// The buckets (`[variant, weight]`) of a fractional's arguments, by index in them; a weight
+/// that is not a whole number is refused (it could not be rescaled to a total of 100).
+fn buckets(args: &[Value], key: &str) -> Result<Vec<(usize, String, u64)>, CtlError> {
+    let mut buckets = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let Some(items) = arg.as_array() else {
+            continue;
+        };
+        let Some(name) = items.first().and_then(Value::as_str) else {
+            continue;
+        };
+        let weight = match items.get(1) {
+            None => 1,
+            Some(w) => w.as_u64().ok_or_else(|| {
+                CtlError::refused(format!(
+                    "{key}'s fractional weight {w} for {name:?} is not a whole number"
+                ))
+            })?,
+        };
+        buckets.push((i, name.to_owned(), weight));
+    }
+    Ok(buckets)
 }
 
 /// The variant a ramp moves: `variant` if given, else a boolean flag's `true` variant.
@@ -343,7 +388,7 @@ pub fn share(flag: &Value, variant: &str, key: &str) -> Result<f64, CtlError> {
     let args = at_mut(&mut flag, &path)
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default();
-    let buckets = buckets(&args);
+    let buckets = buckets(&args, key)?;
     let total: u64 = buckets.iter().map(|(_, _, w)| w).sum();
     let mine = buckets
         .iter()
@@ -377,7 +422,7 @@ pub fn with_share(flag: &Value, variant: &str, p: f64, key: &str) -> Result<Valu
             "{key}'s fractional is not a list"
         )));
     };
-    let buckets = buckets(args);
+    let buckets = buckets(args, key)?;
     if !buckets.iter().any(|(_, name, _)| name == variant) {
         return Err(CtlError::refused(format!(
             "{key}'s fractional has no bucket for {variant:?}"
@@ -519,5 +564,34 @@ mod tests {
                 .to_string()
                 .contains("holds 0")
         );
+    }
+
+    #[test]
+    fn a_ramp_refuses_what_it_cannot_rescale_or_count() {
+        let shared = json!({"targeting": {"if": [{"$ref": "ab"}, {"fractional": [["a", 50], ["b", 50]]}, "a"]}});
+        let error = share(&shared, "a", "f").expect_err("a $ref").to_string();
+        assert!(error.contains("$ref"), "{error}");
+        let halves = json!({"targeting": {"fractional": [["a", 33.5], ["b", 66.5]]}});
+        let error = with_share(&halves, "a", 50.0, "f")
+            .expect_err("not whole")
+            .to_string();
+        assert!(error.contains("not a whole number"), "{error}");
+    }
+
+    #[test]
+    fn a_change_of_variant_type_needs_change_kind() {
+        let old = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"});
+        let new = json!({"state": "ENABLED", "variants": {"on": "yes", "off": "no"}, "defaultVariant": "on"});
+        let error = check_kind(&old, &new, &target(false), false)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("TYPE_MISMATCH") && error.contains("--change-kind"),
+            "{error}"
+        );
+        check_kind(&old, &new, &target(false), true).expect("allowed");
+        check_kind(&old, &old, &target(false), false).expect("same kind");
+        assert!(check_new("f", r#"{"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": {"like": 1}}"#, Bucketing::V3).is_err());
+        check_new("f", &old.to_string(), Bucketing::V3).expect("valid");
     }
 }

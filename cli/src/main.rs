@@ -106,7 +106,11 @@ fn flagd_undo(marked: Option<&(FlagPath, Format)>, key: &str, old: &str) -> Stri
     let path = marked.map_or(String::new(), |(p, f)| {
         format!("--path '{p}{}' ", f.marker())
     });
-    format!("ssm-flags-ctl {path}set {key} {}", flagd_edit::quoted(old))
+    format!(
+        "ssm-flags-ctl {path}set {} {}",
+        flagd_edit::quoted(key),
+        flagd_edit::quoted(old)
+    )
 }
 
 async fn run(cli: Cli) -> Outcome {
@@ -244,6 +248,14 @@ async fn run(cli: Cli) -> Outcome {
                 .await;
             }
             let name = name(&args.flag)?;
+            // Under a flagd path a parameter of its own is a flagd flag: checked as one.
+            if let Format::Flagd(bucketing) = format {
+                let key = path
+                    .as_ref()
+                    .and_then(|under| under.flag_name(&name))
+                    .unwrap_or(&name);
+                flagd_edit::check_new(key, &value, bucketing)?;
+            }
             let hint = " (pass --create to create it; check the name and --path)";
             match param::read(&aws.ssm, &name, hint).await {
                 Ok(stored) => {

@@ -82,6 +82,41 @@ impl Knob {
         }
     }
 
+    /// The SSM label on the version this ramp started from: [`START_LABEL`], or for a flagd
+    /// flag [`START_LABEL`]`.<flag>` — a document holds several flags, and one flag's ramp must
+    /// never take another's start as its own.
+    fn label(&self) -> String {
+        match self {
+            Self::Rollout => START_LABEL.to_owned(),
+            Self::Share { target, .. } => {
+                // SSM labels: letters, digits, `.`, `-`, `_`; at most 100 characters.
+                let key: String = target
+                    .key
+                    .chars()
+                    .map(|c| match c {
+                        'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' => c,
+                        _ => '_',
+                    })
+                    .collect();
+                let mut label = format!("{START_LABEL}.{key}");
+                label.truncate(100);
+                label
+            }
+        }
+    }
+
+    /// What a rollback writes over `current`: the start value, or for a flagd flag the start's
+    /// definition of that flag alone (another flag of the document keeps its changes).
+    fn restored(&self, current: &str, start: &str) -> Result<String, CtlError> {
+        match self {
+            Self::Rollout => Ok(start.to_owned()),
+            Self::Share { target, .. } => {
+                let flag = flagd_edit::definition(start, target)?;
+                flagd_edit::replaced(current, target, &flag)
+            }
+        }
+    }
+
     /// `raw` with the percentage set to `p`, every other byte (or flag) kept.
     fn raised(&self, raw: &str, p: f64) -> Result<String, CtlError> {
         match self {
@@ -218,9 +253,10 @@ pub async fn run(
     };
     if label == "completed" || label == "rolled_back" {
         // The next ramp starts afresh: this one's start is no longer a rollback target.
-        if let Err(error) = param::unlabel(ssm, name, ramp.start_version, START_LABEL).await {
+        let label = knob.label();
+        if let Err(error) = param::unlabel(ssm, name, ramp.start_version, &label).await {
             ramp.say(&format!(
-                "warning: could not remove the label {START_LABEL} from version {}: {error}",
+                "warning: could not remove the label {label} from version {}: {error}",
                 ramp.start_version
             ));
         }
@@ -306,7 +342,7 @@ async fn start(
     let history = param::history(ssm, &stored.name).await?;
     let labelled = history
         .iter()
-        .find(|v| v.labels.iter().any(|l| l == START_LABEL));
+        .find(|v| v.labels.iter().any(|l| *l == knob.label()));
     match labelled {
         Some(version) if !plan.restart => {
             let value = param::read_version(ssm, &stored.name, version.version).await?;
@@ -322,7 +358,7 @@ async fn start(
             Ok((version.version, value))
         }
         _ => {
-            param::label(ssm, &stored.name, stored.meta.version, START_LABEL).await?;
+            param::label(ssm, &stored.name, stored.meta.version, &knob.label()).await?;
             Ok((stored.meta.version, stored.value.clone()))
         }
     }
@@ -453,11 +489,12 @@ impl Ramp<'_> {
             return Ok(());
         }
         Err(Stop::Changed(format!(
-            "{} changed under the ramp: version {} (by {}) after this ramp's version {}; the ramp stopped without writing. The start stays labelled {START_LABEL} on version {}: run the ramp again to continue from the current value, or with --restart to start afresh",
+            "{} changed under the ramp: version {} (by {}) after this ramp's version {}; the ramp stopped without writing. The start stays labelled {} on version {}: run the ramp again to continue from the current value, or with --restart to start afresh",
             self.name,
             now.version,
             now.last_modified_user.as_deref().unwrap_or("unknown"),
             self.expected,
+            self.knob.label(),
             self.start_version
         )))
     }
@@ -482,7 +519,11 @@ impl Ramp<'_> {
             Ok(stored) => stored,
             Err(error) => return Stop::Failed(error),
         };
-        match param::overwrite(self.ssm, &stored, &self.start_value).await {
+        let restored = match self.knob.restored(&stored.value, &self.start_value) {
+            Ok(restored) => restored,
+            Err(error) => return Stop::Failed(error),
+        };
+        match param::overwrite(self.ssm, &stored, &restored).await {
             Ok(version) => {
                 self.expected = version;
                 let detail = format!(

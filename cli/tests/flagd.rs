@@ -108,7 +108,7 @@ async fn set_and_kill_change_one_flag_of_a_document_and_print_an_undo() {
         .lines()
         .find_map(|l| l.strip_prefix("undo: "))
         .expect("an undo line");
-    let prefix = format!("ssm-flags-ctl --path '{MARKED}' set checkout '");
+    let prefix = format!("ssm-flags-ctl --path '{MARKED}' set 'checkout' '");
     let old = undo
         .strip_prefix(&prefix)
         .and_then(|rest| rest.strip_suffix('\''))
