@@ -421,6 +421,16 @@ impl Definition {
         if let Some(flag_metadata) = map.get("metadata") {
             metadata.extend(metadata_of(flag_metadata, &at("metadata"))?);
         }
+        // A `Value` always serializes (its keys are strings); what is written must read back
+        // (the wire and export carry it): a variant nested past what JSON readers accept (128
+        // levels, with the document around it) is refused here, at load.
+        let source = serde_json::to_string(&source()).unwrap_or_default();
+        if let Err(e) = serde_json::from_str::<Value>(&source) {
+            return Err(invalid(
+                &at("variants"),
+                format!("nest deeper than a JSON reader accepts ({e})"),
+            ));
+        }
         Ok(Self {
             key: key.into(),
             enabled,
@@ -432,8 +442,7 @@ impl Definition {
             split,
             metadata,
             bucketing,
-            // A `Value` always serializes (its keys are strings).
-            source: serde_json::to_string(&source()).unwrap_or_default().into(),
+            source: source.into(),
         })
     }
 

@@ -468,4 +468,29 @@ mod tests {
         let declared = r#"{"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": 5}"#;
         assert!(broken(Format::Seed, declared).is_some());
     }
+
+    #[test]
+    fn a_variant_nested_past_what_readers_accept_is_refused_at_load() {
+        // Readable as a parameter (127 levels), not once wrapped as a document for the wire (129).
+        let deep = format!("{}1{}", "[".repeat(125), "]".repeat(125));
+        let flag = format!(
+            r#"{{"state": "ENABLED", "variants": {{"a": {deep}}}, "defaultVariant": "a"}}"#
+        );
+        assert!(
+            serde_json::from_str::<Value>(&flag).is_ok(),
+            "SSM's value reads"
+        );
+        let mut assembler = Assembler::new();
+        assembler.add(
+            0,
+            Format::Flagd(Bucketing::V3),
+            &parameter("/f/deep", "deep", &flag),
+        );
+        let snapshot = crate::Snapshot::new(1, crate::Status::Ok, assembler.finish().entries);
+        let error = snapshot.get("deep").error().map(ToString::to_string);
+        assert!(
+            error.is_some_and(|e| e.contains("nest deeper")),
+            "refused at load"
+        );
+    }
 }
