@@ -141,10 +141,11 @@ async fn a_concurrent_edit_of_a_document_is_reported() {
     let moto = Moto::start().await;
     let ssm = ssm_client(moto.port);
     put(&ssm, DOC, DOCUMENT, ParameterType::String).await;
-    // Every call through the proxy takes 2 s: another writer changes the document after this
-    // command read it (list, GetParameter, DescribeParameters: 3 answers) and before its write.
+    // Every call through the proxy takes 4 s: another writer changes the document after this
+    // command read it (list, GetParameter, DescribeParameters: 3 answers) and before its write
+    // (held 4 s by the proxy: room for a busy machine).
     let proxy = FaultProxy::start(moto.port).await;
-    proxy.set(Fault::Slow(Duration::from_secs(2)));
+    proxy.set(Fault::Slow(Duration::from_secs(4)));
     let ctl = Ctl::new(moto.port)
         .env("SSM_FLAGS_PATH", MARKED)
         .env("AWS_ENDPOINT_URL", &endpoint(proxy.port));

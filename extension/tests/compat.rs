@@ -148,7 +148,9 @@ fn the_previous_client_reads_flagd_flags_as_unknown_and_this_one_reads_them() {
                 "variants": {"on": true, "off": false},
                 "defaultVariant": "on",
                 "targeting": {"if": [{"starts_with": [{"var": "email"}, "admin"]}, "off", "on"]}
-            }
+            },
+            "broken": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on",
+                       "targeting": {"like": [1]}}
         },
         "metadata": {"team": "payments"}
     });
@@ -180,7 +182,18 @@ fn the_previous_client_reads_flagd_flags_as_unknown_and_this_one_reads_them() {
 
     let old: SnapshotDocV01 =
         serde_json::from_slice(&served.body).expect("the old client decodes it");
-    assert_eq!(old.flags.keys().collect::<Vec<_>>(), ["dark-mode"]);
+    // An invalid flagd flag travels in `flags` with its error: the previous client reads it as
+    // an invalid flag (its default), as it would any.
+    assert_eq!(
+        old.flags.keys().collect::<Vec<_>>(),
+        ["broken", "dark-mode"]
+    );
+    assert!(
+        old.flags["broken"]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("like"))
+    );
     assert!(
         !old.flags.contains_key("checkout"),
         "a flagd flag is unknown to the previous client: its caller's default"

@@ -373,8 +373,14 @@ async fn the_example_handler_reads_the_stories_from_a_flagd_path() {
     assert_eq!(again["variants"]["checkout"], *checkout, "sticky per user");
     let banner = &other["variants"]["holiday-banner"];
     assert_eq!(banner["reason"], "TARGETING_MATCH", "{other}");
-    // Before 2027-01-08 09:00 Berlin the banner is off; after, on: either way a boolean.
-    assert_eq!(other["flags"]["holiday-banner"], banner["value"], "{other}");
+    // Off before 2027-01-08 09:00 Berlin (1799395200), on from then.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let open = now >= 1_799_395_200;
+    assert_eq!(banner["value"], json!(open), "{other}");
+    assert_eq!(banner["variant"], if open { "on" } else { "off" });
+    assert_eq!(other["flags"]["holiday-banner"], json!(open), "{other}");
 }
 
 /// `template.yaml` carries the stories as a flagd document parameter, and an AppConfig profile

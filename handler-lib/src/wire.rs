@@ -274,12 +274,6 @@ impl EvaluationDoc {
             variant: None,
         }
     }
-
-    /// The same, naming the resolved variant (a flagd flag's).
-    pub fn with_variant(mut self, variant: Option<String>) -> Self {
-        self.variant = variant;
-        self
-    }
 }
 
 impl ErrorDoc {

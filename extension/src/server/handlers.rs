@@ -239,6 +239,9 @@ pub(super) fn one_flag(
         match key.as_ref() {
             "user_id" => user_id = Some(value.into_owned()),
             "region" => region = Some(value.into_owned()),
+            "context" if typed.is_some() => {
+                return error(StatusCode::BAD_REQUEST, "`context` is given twice");
+            }
             "context" => match serde_json::from_str(&value) {
                 Ok(Value::Object(fields)) => typed = Some(fields),
                 Ok(_) | Err(_) => {
@@ -290,21 +293,43 @@ pub(super) fn one_flag(
     if let Some(user) = user_id.as_deref() {
         context = context.with_user(user);
     }
+    // The region: the parameter, else a `region` attribute (as OFREP's context gives it).
+    let region = region.or_else(|| {
+        fields
+            .get("region")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     if let Some(region) = region.as_deref() {
         context = context.with_region(region);
     }
     let flag = served.snapshot.get(&name);
-    let evaluation = flag.evaluate(&context);
     let doc = match entry.value() {
+        // One resolution: the toggle, the value and the variant all come from it (a schedule
+        // may flip between two).
         Ok(flags::FlagValue::Flagd(_)) => {
             let variant = flag.variant_for(&context);
             let value = variant.value.as_deref().cloned().unwrap_or(Value::Null);
-            EvaluationDoc::new(&name, evaluation, value)
-                .with_variant(variant.name.as_deref().map(str::to_owned))
+            let detail = match variant.error {
+                Some(code) => format!(
+                    "flagd flag: {} ({})",
+                    variant.reason.as_str(),
+                    code.as_str()
+                ),
+                None => format!("flagd flag: {}", variant.reason.as_str()),
+            };
+            EvaluationDoc {
+                name: name.to_string(),
+                enabled: value == Value::Bool(true),
+                reason: "flagd".to_owned(),
+                detail,
+                value,
+                variant: variant.name.as_deref().map(str::to_owned),
+            }
         }
         other => EvaluationDoc::new(
             &name,
-            evaluation,
+            flag.evaluate(&context),
             other.map_or(Value::Null, flags::FlagValue::to_json),
         ),
     };
@@ -499,6 +524,11 @@ mod tests {
                 .is_some_and(|e| e.contains("not both")),
             "{body}"
         );
+        let (status, _) = ask("limit?context=%7B%7D&context=%7B%7D");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "context twice");
+        // A typed context's string attribute reaches a seed flag's allowed_attributes.
+        let (_, body) = ask("pro-only?user_id=u1&context=%7B%22plan%22%3A%22pro%22%7D");
+        assert_eq!(body["enabled"], true, "{body}");
         for bad in ["%5B1%5D", "%7Bnope", "5"] {
             let (status, body) = ask(&format!("limit?context={bad}"));
             assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
