@@ -501,7 +501,12 @@ impl Definition {
     }
 
     /// The flag as a self-contained document (`flags` holding it alone, with the evaluators and
-    /// flag-set metadata of the document it came from).
+    /// flag-set metadata of the document it came from), as compact JSON text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// [`Definition::source`], parsed.
     pub fn to_document(&self) -> Value {
         serde_json::from_str(&self.source).unwrap_or(Value::Null)
     }

@@ -59,7 +59,9 @@ impl FlagdDoc {
     /// The wire form of a flagd flag's entry.
     pub fn from_definition(entry: &FlagEntry, definition: &Definition) -> Self {
         Self {
-            definition: definition.to_document(),
+            // The text was written by serde_json at load: it is JSON.
+            definition: serde_json::value::RawValue::from_string(definition.source().to_owned())
+                .unwrap_or_default(),
             bucketing: definition.bucketing().name().to_owned(),
             version: entry.ssm_version(),
             secure: entry.is_secure(),
@@ -79,13 +81,20 @@ impl FlagdDoc {
                 return FlagEntry::invalid(name, self.version, self.secure, "", error);
             }
         };
-        let entries = FlagEntry::from_flagd_document(
-            &name,
-            self.version,
-            self.secure,
-            &self.definition,
-            bucketing,
-        );
+        let entries = serde_json::from_str::<Value>(self.definition.get())
+            .map_err(|e| Problem::Definition {
+                field: "definition".into(),
+                problem: format!("is not JSON: {e}"),
+            })
+            .and_then(|definition| {
+                FlagEntry::from_flagd_document(
+                    &name,
+                    self.version,
+                    self.secure,
+                    &definition,
+                    bucketing,
+                )
+            });
         let problem = match entries {
             Ok(entries) => match entries.into_iter().find(|e| e.name() == name) {
                 Some(entry) => return entry,
