@@ -277,7 +277,7 @@ fn resolve_flagd(
 }
 
 /// An error's words for the message.
-fn code_words(resolved: &crate::Variant<'_>) -> String {
+fn code_words(resolved: &crate::flag::Variant<'_>) -> String {
     match resolved.error {
         Some(code) => code.as_str().to_owned(),
         None => resolved.reason.as_str().to_owned(),
