@@ -528,15 +528,7 @@ impl Definition {
         {
             return self.split_resolution(data, variants, cumulative, total);
         }
-        let env = Env {
-            data,
-            flag_key: &self.key,
-            timestamp: if targeting.reads_time { now() } else { 0 },
-            bucketing: self.bucketing,
-            split: Cell::new(false),
-            failed: Cell::new(false),
-            point: Cell::new(None),
-        };
+        let env = self.env(targeting, data);
         let chosen = env.eval(&targeting.expr);
         if env.failed.get() {
             return Resolution::error(ErrorCode::General);
@@ -621,15 +613,7 @@ impl Definition {
         let (true, Some(targeting)) = (self.enabled, &self.targeting) else {
             return explanation;
         };
-        let env = Env {
-            data,
-            flag_key: &self.key,
-            timestamp: if targeting.reads_time { now() } else { 0 },
-            bucketing: self.bucketing,
-            split: Cell::new(false),
-            failed: Cell::new(false),
-            point: Cell::new(None),
-        };
+        let env = self.env(targeting, data);
         match targeting.root_if() {
             Some(args) => {
                 let mut pairs = args.chunks_exact(2);
@@ -676,6 +660,20 @@ impl Definition {
         }
         explanation.bucket = env.point.get();
         explanation
+    }
+
+    /// An evaluation of `targeting` for `data`, the clock read once if the rule reads it.
+    #[inline]
+    fn env<'a, D: Data + ?Sized>(&'a self, targeting: &Compiled, data: &'a D) -> Env<'a, D> {
+        Env {
+            data,
+            flag_key: &self.key,
+            timestamp: if targeting.reads_time { now() } else { 0 },
+            bucketing: self.bucketing,
+            split: Cell::new(false),
+            failed: Cell::new(false),
+            point: Cell::new(None),
+        }
     }
 
     fn default_resolution(&self, reason: Reason) -> Resolution<'_> {
