@@ -238,11 +238,13 @@ impl<'s> Flag<'s> {
     /// caller's default.
     #[inline]
     fn answer(&self, context: &Context<'_>) -> Option<Answer<'s>> {
-        match self.value()? {
-            FlagValue::Flagd(definition) => definition
-                .resolve(context)
-                .variant
-                .map(|(_, value)| Answer::Json(value)),
+        let entry = self.entry()?;
+        match entry.value().ok()? {
+            FlagValue::Flagd(definition) => {
+                let resolution = definition.resolve(context);
+                entry.expose_flagd(definition, context, &resolution);
+                resolution.variant.map(|(_, value)| Answer::Json(value))
+            }
             FlagValue::Bool(on) => Some(Answer::Bool(on)),
             FlagValue::Json(_) => Some(Answer::Bool(if self.evaluate(context).enabled {
                 &true

@@ -52,6 +52,8 @@ pub struct Definition {
     /// (`None`: it names none, an error), so a read goes from the hash to the variant.
     split: Option<Box<[Option<usize>]>>,
     metadata: Map<String, Value>,
+    /// `metadata.experiment` is `true`: exposures and conversions are counted.
+    experiment: bool,
     bucketing: Bucketing,
     /// The flag as a self-contained document, as compact JSON text: what it was read from, for
     /// the wire and export. Text, not a `Value`: a parsed tree costs a flag ~30 times its size
@@ -440,6 +442,7 @@ impl Definition {
             default_missing,
             targeting,
             split,
+            experiment: metadata.get(crate::experiment::MARKER) == Some(&Value::Bool(true)),
             metadata,
             bucketing,
             source: source.into(),
@@ -474,6 +477,13 @@ impl Definition {
     /// Its metadata: the flag set's, overridden by the flag's own.
     pub fn metadata(&self) -> &Map<String, Value> {
         &self.metadata
+    }
+
+    /// Whether it is an experiment: its metadata says `"experiment": true`
+    /// ([`crate::experiment::MARKER`]).
+    #[inline]
+    pub fn is_experiment(&self) -> bool {
+        self.experiment
     }
 
     /// The bucketing `fractional` uses for this flag.

@@ -29,6 +29,7 @@
 //! | 1 | [`file`] | local files read without following links or blocking; private directories |
 //! | 1 | [`path`] | flag paths, and a flag's name relative to its path |
 //! | 2 | [`error`] | what is wrong with a flag, or with a snapshot document |
+//! | 2 | [`experiment`] | experiments: exposures and conversions counted per scope (an invocation), written as CloudWatch EMF lines |
 //! | 3 | [`flagd`] | OpenFeature's flag definition format (flagd's): definitions, targeting compiled at load, `fractional` buckets, resolution |
 //! | 4 | [`format`] | how a source's values are read: declared markers (`#flagd`, `#flagd-v2`) and flagd's `$schema` |
 //! | 4 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
@@ -51,6 +52,7 @@ pub mod endpoint;
 pub mod env;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod file;
 pub mod flag;
 pub mod flagd;
@@ -128,3 +130,30 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<usize, LoadError> {
     install(snapshot);
     Ok(count)
 }
+
+/// Counts a conversion on `event` for the unit `context` names (its targeting key): one for
+/// the variant each experiment flag gave that unit in this invocation ([`experiment::Scope`];
+/// outside one, the process-wide scope), once per unit and event. Returns what it was
+/// attributed to (empty: the unit saw no experiment here, or metrics are off).
+///
+/// ```
+/// # let ctx = flags::Context::user("user-123");
+/// let _ = flags::track("checkout-completed", &ctx);
+/// ```
+pub fn track(
+    event: &str,
+    context: &Context<'_>,
+) -> Result<Vec<experiment::Attribution>, experiment::TrackError> {
+    experiment::track_key(event, context.user_id(), None)
+}
+
+/// [`track`], with a value (an order's total, say) kept as a `ConversionValue` sample.
+pub fn track_value(
+    event: &str,
+    context: &Context<'_>,
+    value: f64,
+) -> Result<Vec<experiment::Attribution>, experiment::TrackError> {
+    experiment::track_key(event, context.user_id(), Some(value))
+}
+
+pub use experiment::flush_exposures;

@@ -88,6 +88,9 @@ pub struct Rules {
     pub fallback_on_error: bool,
     /// `salt`: buckets this flag independently of other flags (see [`crate::eval::bucket`]).
     pub salt: Option<String>,
+    /// `experiment`: the rollout is an experiment, its exposures and conversions counted
+    /// (see [`crate::experiment`]); variants `on` and `off`.
+    pub experiment: bool,
 }
 
 impl FlagValue {
@@ -209,6 +212,7 @@ impl JsonFlag {
             allowed_attributes: attributes_field(map)?,
             fallback_on_error: bool_field(map, "fallback_on_error")?.unwrap_or(false),
             salt: string_field(map, "salt")?,
+            experiment: bool_field(map, crate::experiment::MARKER)?.unwrap_or(false),
         })
     }
 

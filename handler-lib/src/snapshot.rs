@@ -156,6 +156,46 @@ impl FlagEntry {
         self.secure
     }
 
+    /// Counts an exposure of this flagd flag ([`crate::experiment::expose`]) when it is an
+    /// experiment, its split decided `resolution`, and `context` has a targeting key. A
+    /// SecureString flag is never counted: its variant names would reach the metrics.
+    #[inline]
+    pub(crate) fn expose_flagd(
+        &self,
+        definition: &Definition,
+        context: &Context<'_>,
+        resolution: &crate::flagd::Resolution<'_>,
+    ) {
+        if definition.is_experiment()
+            && resolution.reason == crate::flagd::Reason::Split
+            && !self.secure
+            && let (Some(key), Some((variant, _))) = (context.user_id(), resolution.variant)
+        {
+            crate::experiment::expose(&self.name, key, variant);
+        }
+    }
+
+    /// Counts an exposure of this seed JSON flag (variant `on` or `off`) when its rollout
+    /// decided `evaluation` for a user; the caller checked that it is an experiment.
+    #[cold]
+    fn expose_seed(&self, context: &Context<'_>, evaluation: &Evaluation) {
+        if let (
+            Reason::Rollout {
+                bucket: Some(_), ..
+            },
+            Some(key),
+            false,
+        ) = (evaluation.reason, context.user_id(), self.secure)
+        {
+            let variant = if evaluation.enabled {
+                crate::experiment::ON
+            } else {
+                crate::experiment::OFF
+            };
+            crate::experiment::expose(&self.name, key, variant);
+        }
+    }
+
     /// What an OpenFeature answer (OFREP, the provider) carries as this flag's metadata beyond
     /// its evaluation: a JSON flag's top-level boolean, number and string fields. A
     /// `SecureString` flag's fields may be secrets (an API key beside `enabled`) and metadata is
@@ -445,10 +485,14 @@ impl Snapshot {
                 reason: Reason::Static,
             },
             Ok(FlagValue::Json(flag)) => {
-                eval::evaluate(flag.rules(), context, self.default_region())
+                let evaluation = eval::evaluate(flag.rules(), context, self.default_region());
+                if flag.rules().experiment {
+                    entry.expose_seed(context, &evaluation);
+                }
+                evaluation
             }
             Ok(FlagValue::List(_) | FlagValue::Text(_)) => fallback(Reason::Config),
-            Ok(FlagValue::Flagd(definition)) => flagd_toggle(definition, context, default),
+            Ok(FlagValue::Flagd(definition)) => flagd_toggle(entry, definition, context, default),
             Err(_) => fallback(Reason::Error),
         }
     }
@@ -478,8 +522,14 @@ impl Snapshot {
 /// A flagd flag read as a toggle: its boolean variant, else the caller's default (a flag of
 /// another type is `TYPE_MISMATCH`, as an OpenFeature boolean resolution of it would be).
 #[inline(never)]
-fn flagd_toggle(definition: &Definition, context: &Context<'_>, default: bool) -> Evaluation {
+fn flagd_toggle(
+    entry: &FlagEntry,
+    definition: &Definition,
+    context: &Context<'_>,
+    default: bool,
+) -> Evaluation {
     let resolution = definition.resolve(context);
+    entry.expose_flagd(definition, context, &resolution);
     let (enabled, reason, error) = match resolution.variant {
         Some((_, Value::Bool(on))) => (Some(*on), resolution.reason, resolution.error),
         Some(_) => (

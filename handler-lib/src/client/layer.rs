@@ -35,6 +35,9 @@ async fn before_invocation() {
 /// nothing is frozen, a [`watch`] started at the first invocation keeps them current and an
 /// invocation makes no request at all. Works with `lambda_runtime::run` and `run_concurrent`.
 ///
+/// Each invocation is an experiment [`crate::experiment::Scope`]: its exposures and
+/// conversions are written as EMF lines when it ends.
+///
 /// ```no_run
 /// # async fn handler(_: lambda_runtime::LambdaEvent<serde_json::Value>) -> Result<(), lambda_runtime::Error> { Ok(()) }
 /// use lambda_runtime::tower::Layer;
@@ -86,7 +89,12 @@ where
         let mut ready = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             before_invocation().await;
-            ready.call(request).await
+            // The invocation's exposures are counted in a scope of their own (concurrent
+            // invocations never share one), written when it ends with the process-wide ones.
+            let scope = crate::experiment::Scope::new();
+            let response = scope.run(async move { ready.call(request).await }).await;
+            scope.finish();
+            response
         })
     }
 }

@@ -133,6 +133,7 @@ pub(super) fn resolve<'s>(
         Err(_) => Variant::error(ErrorCode::ParseError),
         Ok(FlagValue::Flagd(definition)) => {
             let resolution = definition.resolve(context);
+            entry.expose_flagd(definition, context, &resolution);
             Variant {
                 value: resolution.variant.map(|(_, value)| Cow::Borrowed(value)),
                 name: resolution.variant.map(|(name, _)| Cow::Borrowed(name)),

@@ -1,0 +1,485 @@
+//! Experiments: who was assigned which variant (exposures), what they did (conversions), as
+//! CloudWatch Embedded Metric Format lines — no API call, no added latency.
+//!
+//! A flag is an experiment when its definition says `"experiment": true` ([`MARKER`]): a flagd
+//! flag in its `metadata` (or its flag set's), a seed JSON flag as a top-level field. Only
+//! experiments are counted.
+//!
+//! **The unit is a targeting key** (the context's user id). An exposure is the first
+//! evaluation of an experiment flag for a key within one [`Scope`] — an invocation, under
+//! [`crate::FlagsLayer`] — counted only when the split decided it (`SPLIT`: a `fractional`, or
+//! a seed flag's `rollout_percentage`); a unit routed by a targeting rule is not in the
+//! experiment. [`crate::track`] counts a conversion for the variant each experiment flag gave
+//! that key in the same scope, once per unit and event (every value it carries is kept).
+//!
+//! Evaluations outside any scope (a spawned task) are counted in the process-wide scope, which
+//! [`flush_exposures`] writes out, as does the end of the next [`Scope`].
+//!
+//! The counting is the same everywhere; only where the counts go differs: a handler writes them
+//! on stdout ([`Emitter`]); the extension keeps its own [`Tally`] for evaluations over HTTP
+//! (and turns this process's counting off, [`set_counting`]).
+
+mod emf;
+mod tally;
+
+pub use emf::{Emitter, MetricsSetting};
+pub use tally::{Attribution, Conversions, Counts, Tally, TrackError, validate_event};
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+
+/// The key that makes a flag an experiment: `"experiment": true` in a flagd flag's (or flag
+/// set's) `metadata`, or at the top level of a seed JSON flag.
+pub const MARKER: &str = "experiment";
+/// The variant a seed JSON flag's rollout gives a unit inside the rollout.
+pub const ON: &str = "on";
+/// The variant a seed JSON flag's rollout gives a unit outside it: its control.
+pub const OFF: &str = "off";
+
+/// Metric: units exposed, per flag and variant.
+pub const EXPOSURES: &str = "Exposures";
+/// Metric: units that converted, per flag, variant and event.
+pub const CONVERSIONS: &str = "Conversions";
+/// Metric: the values tracked conversions carried (one sample each), per flag, variant, event.
+pub const CONVERSION_VALUE: &str = "ConversionValue";
+/// Dimension: the service (`SSM_FLAGS_SERVICE`, by default the function's name).
+pub const SERVICE: &str = "Service";
+/// Dimension: the flag.
+pub const FLAG: &str = "Flag";
+/// Dimension: the variant.
+pub const VARIANT: &str = "Variant";
+/// Dimension: the tracked event (conversions only).
+pub const EVENT: &str = "Event";
+/// Default `SSM_FLAGS_METRICS_NAMESPACE`, for freshness and experiment metrics alike.
+pub const DEFAULT_NAMESPACE: &str = "ssm-flags";
+
+/// Units a scope remembers before it writes its counts early and starts over: bounds the
+/// memory of a process that never ends a scope.
+pub const MAX_UNITS: usize = 65_536;
+
+/// Scope ids and process-wide generations: one counter, so a cached id is never reused.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Whether this process counts: unknown (0) until first asked, then on (1) or off (2).
+static COUNTING: AtomicU8 = AtomicU8::new(0);
+
+/// The process-wide scope: evaluations outside every [`Scope`].
+struct Global {
+    tally: Mutex<Tally>,
+    /// Changes whenever the process-wide scope starts over (its units forgotten).
+    generation: AtomicU64,
+}
+
+fn global() -> &'static Global {
+    static GLOBAL: OnceLock<Global> = OnceLock::new();
+    GLOBAL.get_or_init(|| Global {
+        tally: Mutex::new(Tally::default()),
+        generation: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+    })
+}
+
+/// A tally's lock: counting never panics while it holds it, and a poisoned one still counts.
+fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The emitter this process writes with: from the environment, once (`None`: metrics off).
+fn emitter() -> Option<&'static Emitter> {
+    static EMITTER: OnceLock<Option<Emitter>> = OnceLock::new();
+    EMITTER
+        .get_or_init(|| match Emitter::from_env() {
+            Ok(emitter) => emitter,
+            Err(problem) => {
+                tracing::warn!(error = %problem, "experiment metrics are off");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Whether evaluations in this process count exposures: `SSM_FLAGS_METRICS` is not `off`,
+/// and [`set_counting`] did not turn it off.
+#[inline]
+pub fn counting() -> bool {
+    match COUNTING.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => counting_from_env(),
+    }
+}
+
+#[cold]
+fn counting_from_env() -> bool {
+    let on = emitter().is_some();
+    // A concurrent `set_counting` wins over the environment.
+    let _ = COUNTING.compare_exchange(
+        0,
+        if on { 1 } else { 2 },
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    COUNTING.load(Ordering::Relaxed) == 1
+}
+
+/// Turns this process's counting on or off, whatever the environment says: the extension,
+/// which counts evaluations over HTTP in a [`Tally`] of its own, turns it off.
+pub fn set_counting(on: bool) {
+    COUNTING.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// The scope of the task being polled on this thread, if any.
+    static CURRENT: RefCell<Option<Arc<ScopeState>>> = const { RefCell::new(None) };
+    /// The last exposure this thread recorded: (scope id, flag, key). A repeated evaluation of
+    /// the same flag for the same unit in the same scope stops here, before any lock.
+    static LAST: RefCell<(u64, String, String)> = const { RefCell::new((0, String::new(), String::new())) };
+}
+
+/// Counts an exposure of `flag`'s `variant` to the unit `key`, when this process counts: in
+/// the current [`Scope`], or the process-wide one. Called by the evaluations that take a
+/// context, only for an experiment flag whose split decided.
+#[inline]
+pub fn expose(flag: &str, key: &str, variant: &str) {
+    if counting() {
+        expose_counted(flag, key, variant);
+    }
+}
+
+fn expose_counted(flag: &str, key: &str, variant: &str) {
+    CURRENT.with(|current| {
+        let current = current.borrow();
+        let (id, tally) = match current.as_deref() {
+            Some(scope) => (scope.id, &scope.tally),
+            None => {
+                let global = global();
+                (global.generation.load(Ordering::Acquire), &global.tally)
+            }
+        };
+        let repeat = LAST.with(|last| {
+            let last = last.borrow();
+            last.0 == id && last.1 == flag && last.2 == key
+        });
+        if repeat {
+            return;
+        }
+        record(tally, current.is_none(), flag, key, variant);
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            last.0 = id;
+            last.1.clear();
+            last.1.push_str(flag);
+            last.2.clear();
+            last.2.push_str(key);
+        });
+    });
+}
+
+/// Records one exposure in `tally`; a full tally writes its counts first and starts over.
+fn record(tally: &Mutex<Tally>, process_wide: bool, flag: &str, key: &str, variant: &str) {
+    let mut held = lock(tally);
+    if !held.expose(flag, key, variant) {
+        let counts = held.take();
+        held.forget_units();
+        held.expose(flag, key, variant);
+        drop(held);
+        if process_wide {
+            global()
+                .generation
+                .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+        }
+        tracing::warn!(
+            units = MAX_UNITS,
+            "experiment counts written early: a scope remembers at most this many units"
+        );
+        write(&counts);
+    }
+}
+
+/// Counts a conversion for `key` (see [`crate::track`]) in the current scope, or the
+/// process-wide one; what it was attributed to.
+pub fn track_key(
+    event: &str,
+    key: Option<&str>,
+    value: Option<f64>,
+) -> Result<Vec<Attribution>, TrackError> {
+    validate_event(event)?;
+    if let Some(value) = value
+        && !value.is_finite()
+    {
+        return Err(TrackError::Value(value));
+    }
+    let key = key.ok_or(TrackError::NoTargetingKey)?;
+    if !counting() {
+        return Ok(Vec::new());
+    }
+    CURRENT.with(|current| match current.borrow().as_deref() {
+        Some(scope) => lock(&scope.tally).track(event, key, value),
+        None => lock(&global().tally).track(event, key, value),
+    })
+}
+
+/// Writes the process-wide scope's counts (evaluations outside every [`Scope`]) and starts it
+/// over; call it where a process without [`crate::FlagsLayer`] ends a unit of work, or before
+/// it exits. The end of a [`Scope`] does the same.
+pub fn flush_exposures() {
+    write(&take_global());
+}
+
+/// The process-wide scope's counts, its units forgotten.
+fn take_global() -> Counts {
+    let global = global();
+    let mut tally = lock(&global.tally);
+    let counts = tally.take();
+    tally.forget_units();
+    global
+        .generation
+        .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+    counts
+}
+
+/// Writes `counts` as EMF lines on stdout, when metrics are on and there is anything.
+fn write(counts: &Counts) {
+    if let Some(emitter) = emitter()
+        && !counts.is_empty()
+    {
+        emitter.write(counts);
+    }
+}
+
+struct ScopeState {
+    id: u64,
+    tally: Mutex<Tally>,
+}
+
+impl Drop for ScopeState {
+    /// Counts made after [`Scope::finish`] (a task of the scope still running) are written
+    /// when the last of them ends: none is lost.
+    fn drop(&mut self) {
+        let counts = self
+            .tally
+            .get_mut()
+            .map_or_else(|e| e.into_inner().take(), Tally::take);
+        write(&counts);
+    }
+}
+
+/// One unit of work whose exposures are counted together — an invocation: the first
+/// evaluation of a flag for a key within it is the exposure. [`crate::FlagsLayer`] opens one per
+/// invocation; a service of another kind (an HTTP server, a queue consumer) opens one per
+/// request with [`Scope::run`] and ends it with [`Scope::finish`].
+///
+/// ```
+/// # async fn handle() {}
+/// # async fn demo() {
+/// let scope = flags::experiment::Scope::new();
+/// scope.run(handle()).await;
+/// scope.finish(); // this scope's lines, and the process-wide scope's
+/// # }
+/// ```
+pub struct Scope {
+    state: Arc<ScopeState>,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").field("id", &self.state.id).finish()
+    }
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scope {
+    /// A new, empty scope.
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(ScopeState {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                tally: Mutex::new(Tally::default()),
+            }),
+        }
+    }
+
+    /// `future`, with every evaluation made while it is polled counted in this scope (a task
+    /// it spawns is not: that counts process-wide).
+    pub fn run<F: Future>(&self, future: F) -> Scoped<F> {
+        Scoped {
+            state: Arc::clone(&self.state),
+            future: Box::pin(future),
+        }
+    }
+
+    /// Runs `work` with its evaluations counted in this scope.
+    pub fn enter<R>(&self, work: impl FnOnce() -> R) -> R {
+        let _entered = Entered::new(&self.state);
+        work()
+    }
+
+    /// This scope's counts so far, taken (they will not be written again).
+    pub fn take(&self) -> Counts {
+        lock(&self.state.tally).take()
+    }
+
+    /// Ends the scope: writes its counts with the process-wide scope's (one set of lines), when
+    /// metrics are on.
+    pub fn finish(self) {
+        if !counting() {
+            return;
+        }
+        let mut counts = self.take();
+        counts.merge(take_global());
+        write(&counts);
+    }
+}
+
+/// Restores the thread's previous scope when dropped (also on a panic).
+struct Entered {
+    previous: Option<Arc<ScopeState>>,
+}
+
+impl Entered {
+    fn new(state: &Arc<ScopeState>) -> Self {
+        Self {
+            previous: CURRENT.with(|current| current.replace(Some(Arc::clone(state)))),
+        }
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
+    }
+}
+
+/// A future polled in a [`Scope`] ([`Scope::run`]).
+pub struct Scoped<F> {
+    state: Arc<ScopeState>,
+    future: Pin<Box<F>>,
+}
+
+impl<F> std::fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped")
+            .field("scope", &self.state.id)
+            .finish()
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let _entered = Entered::new(&self.state);
+        self.future.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn exposures(counts: &Counts) -> Vec<(String, String, u64)> {
+        counts
+            .exposures
+            .iter()
+            .map(|((flag, variant), n)| (flag.clone(), variant.clone(), *n))
+            .collect()
+    }
+
+    #[test]
+    fn a_scope_counts_the_first_evaluation_of_a_flag_for_a_key() {
+        set_counting(true);
+        let scope = Scope::new();
+        scope.enter(|| {
+            for _ in 0..3 {
+                expose("checkout", "alice", "one-page");
+            }
+            expose("checkout", "bob", "classic");
+            expose("other", "alice", "b");
+            expose("checkout", "alice", "one-page");
+        });
+        let counts = scope.take();
+        assert_eq!(
+            exposures(&counts),
+            [
+                ("checkout".into(), "classic".into(), 1),
+                ("checkout".into(), "one-page".into(), 1),
+                ("other".into(), "b".into(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_scopes_count_the_same_unit_once_each_and_track_their_own() {
+        set_counting(true);
+        let (a, b) = (Scope::new(), Scope::new());
+        a.enter(|| expose("exp-two-scopes", "u1", "x"));
+        b.enter(|| expose("exp-two-scopes", "u1", "x"));
+        a.enter(|| expose("exp-two-scopes", "u1", "x"));
+        let tracked = b
+            .enter(|| track_key("paid", Some("u1"), Some(12.5)))
+            .expect("valid");
+        assert_eq!(tracked.len(), 1);
+        let (ca, cb) = (a.take(), b.take());
+        assert_eq!(exposures(&ca), [("exp-two-scopes".into(), "x".into(), 1)]);
+        assert_eq!(exposures(&cb), [("exp-two-scopes".into(), "x".into(), 1)]);
+        assert!(ca.conversions.is_empty());
+        let paid = &cb.conversions[&("exp-two-scopes".into(), "x".into(), "paid".into())];
+        assert_eq!((paid.count, paid.values.as_slice()), (1, &[12.5][..]));
+    }
+
+    #[test]
+    fn a_scoped_future_counts_in_its_scope_across_polls_and_restores_the_thread() {
+        set_counting(true);
+        let scope = Scope::new();
+        let mut yielded = false;
+        let future = scope.run(std::future::poll_fn(move |cx| {
+            expose("exp-polls", "k", "v1");
+            if yielded {
+                Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }));
+        let mut future = std::pin::pin!(future);
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            CURRENT.with(|c| c.borrow().is_none()),
+            "restored between polls"
+        );
+        assert!(future.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(
+            exposures(&scope.take()),
+            [("exp-polls".into(), "v1".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn tracking_needs_a_key_a_valid_event_and_a_finite_value() {
+        set_counting(true);
+        assert!(matches!(
+            track_key("paid", None, None),
+            Err(TrackError::NoTargetingKey)
+        ));
+        assert!(matches!(
+            track_key("", Some("k"), None),
+            Err(TrackError::Event { .. })
+        ));
+        assert!(matches!(
+            track_key("paid", Some("k"), Some(f64::NAN)),
+            Err(TrackError::Value(_))
+        ));
+    }
+}
