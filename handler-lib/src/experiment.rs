@@ -16,8 +16,8 @@
 //! [`flush_exposures`] writes out, as does the end of the next [`Scope`].
 //!
 //! The counting is the same everywhere; only where the counts go differs: a handler writes them
-//! on stdout ([`Emitter`]); the extension keeps its own [`Tally`] for evaluations over HTTP
-//! (and turns this process's counting off, [`set_counting`]).
+//! on stdout ([`Emitter`]); the extension counts the single evaluations it answers over HTTP
+//! in a [`Scope`] of its own, and nothing outside it ([`count_outside_scopes`]).
 
 mod emf;
 mod tally;
@@ -28,7 +28,7 @@ pub use tally::{Attribution, Conversions, Counts, Tally, TrackError, validate_ev
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
@@ -64,8 +64,8 @@ pub const MAX_UNITS: usize = 65_536;
 /// Scope ids and process-wide generations: one counter, so a cached id is never reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Whether this process counts: unknown (0) until first asked, then on (1) or off (2).
-static COUNTING: AtomicU8 = AtomicU8::new(0);
+/// Whether evaluations outside every [`Scope`] count (in the process-wide scope).
+static OUTSIDE: AtomicBool = AtomicBool::new(true);
 
 /// The process-wide scope: evaluations outside every [`Scope`].
 struct Global {
@@ -101,34 +101,17 @@ fn emitter() -> Option<&'static Emitter> {
         .as_ref()
 }
 
-/// Whether evaluations in this process count exposures: `SSM_FLAGS_METRICS` is not `off`,
-/// and [`set_counting`] did not turn it off.
+/// Whether this process writes experiment metrics: `SSM_FLAGS_METRICS` is not `off`.
 #[inline]
-pub fn counting() -> bool {
-    match COUNTING.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => counting_from_env(),
-    }
+pub fn metrics_on() -> bool {
+    emitter().is_some()
 }
 
-#[cold]
-fn counting_from_env() -> bool {
-    let on = emitter().is_some();
-    // A concurrent `set_counting` wins over the environment.
-    let _ = COUNTING.compare_exchange(
-        0,
-        if on { 1 } else { 2 },
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
-    COUNTING.load(Ordering::Relaxed) == 1
-}
-
-/// Turns this process's counting on or off, whatever the environment says: the extension,
-/// which counts evaluations over HTTP in a [`Tally`] of its own, turns it off.
-pub fn set_counting(on: bool) {
-    COUNTING.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+/// Whether evaluations outside every [`Scope`] are counted, in the process-wide scope (by
+/// default they are). The extension turns it off: it counts only the single evaluations it
+/// answers, in a scope of its own, never the bulk ones.
+pub fn count_outside_scopes(on: bool) {
+    OUTSIDE.store(on, Ordering::Relaxed);
 }
 
 thread_local! {
@@ -139,25 +122,21 @@ thread_local! {
     static LAST: RefCell<(u64, String, String)> = const { RefCell::new((0, String::new(), String::new())) };
 }
 
-/// Counts an exposure of `flag`'s `variant` to the unit `key`, when this process counts: in
-/// the current [`Scope`], or the process-wide one. Called by the evaluations that take a
-/// context, only for an experiment flag whose split decided.
+/// Counts an exposure of `flag`'s `variant` to the unit `key`: in the current [`Scope`], or
+/// the process-wide one. Called by the evaluations that take a context, only for an experiment
+/// flag whose split decided.
 #[inline]
 pub fn expose(flag: &str, key: &str, variant: &str) {
-    if counting() {
-        expose_counted(flag, key, variant);
-    }
-}
-
-fn expose_counted(flag: &str, key: &str, variant: &str) {
     CURRENT.with(|current| {
         let current = current.borrow();
         let (id, tally) = match current.as_deref() {
-            Some(scope) => (scope.id, &scope.tally),
-            None => {
+            Some(scope) if scope.active => (scope.id.load(Ordering::Acquire), &scope.tally),
+            Some(_) => return,
+            None if OUTSIDE.load(Ordering::Relaxed) && metrics_on() => {
                 let global = global();
                 (global.generation.load(Ordering::Acquire), &global.tally)
             }
+            None => return,
         };
         let repeat = LAST.with(|last| {
             let last = last.borrow();
@@ -213,12 +192,12 @@ pub fn track_key(
         return Err(TrackError::Value(value));
     }
     let key = key.ok_or(TrackError::NoTargetingKey)?;
-    if !counting() {
-        return Ok(Vec::new());
-    }
     CURRENT.with(|current| match current.borrow().as_deref() {
-        Some(scope) => lock(&scope.tally).track(event, key, value),
-        None => lock(&global().tally).track(event, key, value),
+        Some(scope) if scope.active => lock(&scope.tally).track(event, key, value),
+        None if OUTSIDE.load(Ordering::Relaxed) && metrics_on() => {
+            lock(&global().tally).track(event, key, value)
+        }
+        _ => Ok(Vec::new()),
     })
 }
 
@@ -226,11 +205,12 @@ pub fn track_key(
 /// over; call it where a process without [`crate::FlagsLayer`] ends a unit of work, or before
 /// it exits. The end of a [`Scope`] does the same.
 pub fn flush_exposures() {
-    write(&take_global());
+    write(&take_process_wide());
 }
 
-/// The process-wide scope's counts, its units forgotten.
-fn take_global() -> Counts {
+/// The process-wide scope's counts, taken, and its units forgotten: for a process that sends
+/// them elsewhere than stdout.
+pub fn take_process_wide() -> Counts {
     let global = global();
     let mut tally = lock(&global.tally);
     let counts = tally.take();
@@ -251,7 +231,10 @@ fn write(counts: &Counts) {
 }
 
 struct ScopeState {
-    id: u64,
+    /// Changes whenever the scope forgets its units ([`Scope::forget_units`]).
+    id: AtomicU64,
+    /// Whether it counts (metrics are on).
+    active: bool,
     tally: Mutex<Tally>,
 }
 
@@ -286,7 +269,9 @@ pub struct Scope {
 
 impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("id", &self.state.id).finish()
+        f.debug_struct("Scope")
+            .field("id", &self.state.id.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
@@ -297,11 +282,17 @@ impl Default for Scope {
 }
 
 impl Scope {
-    /// A new, empty scope.
+    /// A new, empty scope; inert when metrics are off ([`metrics_on`]).
     pub fn new() -> Self {
+        Self::with_counting(metrics_on())
+    }
+
+    /// A new, empty scope that counts (or not) whatever the environment says.
+    pub fn with_counting(active: bool) -> Self {
         Self {
             state: Arc::new(ScopeState {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                id: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                active,
                 tally: Mutex::new(Tally::default()),
             }),
         }
@@ -327,14 +318,34 @@ impl Scope {
         lock(&self.state.tally).take()
     }
 
+    /// Forgets the units seen: the next evaluation of a flag for any key is an exposure again
+    /// (a scope reused for the next invocation, or the next period).
+    pub fn forget_units(&self) {
+        let mut tally = lock(&self.state.tally);
+        tally.forget_units();
+        self.state
+            .id
+            .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+    }
+
+    /// Counts a conversion on `event` for `key` in this scope (see [`crate::track`]).
+    pub fn track(
+        &self,
+        event: &str,
+        key: Option<&str>,
+        value: Option<f64>,
+    ) -> Result<Vec<Attribution>, TrackError> {
+        self.enter(|| track_key(event, key, value))
+    }
+
     /// Ends the scope: writes its counts with the process-wide scope's (one set of lines), when
     /// metrics are on.
     pub fn finish(self) {
-        if !counting() {
+        if !self.state.active {
             return;
         }
         let mut counts = self.take();
-        counts.merge(take_global());
+        counts.merge(take_process_wide());
         write(&counts);
     }
 }
@@ -397,8 +408,7 @@ mod tests {
 
     #[test]
     fn a_scope_counts_the_first_evaluation_of_a_flag_for_a_key() {
-        set_counting(true);
-        let scope = Scope::new();
+        let scope = Scope::with_counting(true);
         scope.enter(|| {
             for _ in 0..3 {
                 expose("checkout", "alice", "one-page");
@@ -420,8 +430,7 @@ mod tests {
 
     #[test]
     fn two_scopes_count_the_same_unit_once_each_and_track_their_own() {
-        set_counting(true);
-        let (a, b) = (Scope::new(), Scope::new());
+        let (a, b) = (Scope::with_counting(true), Scope::with_counting(true));
         a.enter(|| expose("exp-two-scopes", "u1", "x"));
         b.enter(|| expose("exp-two-scopes", "u1", "x"));
         a.enter(|| expose("exp-two-scopes", "u1", "x"));
@@ -439,8 +448,7 @@ mod tests {
 
     #[test]
     fn a_scoped_future_counts_in_its_scope_across_polls_and_restores_the_thread() {
-        set_counting(true);
-        let scope = Scope::new();
+        let scope = Scope::with_counting(true);
         let mut yielded = false;
         let future = scope.run(std::future::poll_fn(move |cx| {
             expose("exp-polls", "k", "v1");
@@ -467,8 +475,31 @@ mod tests {
     }
 
     #[test]
+    fn a_forgetting_scope_counts_a_unit_again_and_an_inert_one_counts_nothing() {
+        let scope = Scope::with_counting(true);
+        scope.enter(|| expose("exp-forget", "k", "a"));
+        scope.enter(|| expose("exp-forget", "k", "a"));
+        scope.forget_units();
+        // The same thread, flag and key: the remembered last exposure must not hide it.
+        scope.enter(|| expose("exp-forget", "k", "a"));
+        assert_eq!(
+            exposures(&scope.take()),
+            [("exp-forget".into(), "a".into(), 2)]
+        );
+        let inert = Scope::with_counting(false);
+        inert.enter(|| expose("exp-forget", "k", "a"));
+        assert!(inert.take().is_empty());
+        assert!(
+            inert
+                .track("paid", Some("k"), None)
+                .expect("valid")
+                .is_empty(),
+            "nothing to attribute"
+        );
+    }
+
+    #[test]
     fn tracking_needs_a_key_a_valid_event_and_a_finite_value() {
-        set_counting(true);
         assert!(matches!(
             track_key("paid", None, None),
             Err(TrackError::NoTargetingKey)
