@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::host::{Host, Mode};
 pub use crate::source::{DEFAULT_MAX_PARAMETERS, MAX_PARAMETERS_CEILING};
 use flags::env::{NumberError, parse_number, parse_port};
+use flags::experiment::{Emitter, MetricsSetting};
 pub use flags::wire::DEFAULT_PORT;
 use flags::{FlagPath, Format};
 use tracing::Level;
@@ -116,7 +117,8 @@ pub struct Config {
     pub region: Option<String>,
     /// `SSM_FLAGS_METRICS` (default `emf`; or `off`): freshness metrics as CloudWatch Embedded
     /// Metric Format lines, in `SSM_FLAGS_METRICS_NAMESPACE` (default `ssm-flags`) with the
-    /// dimension `FunctionName` (`AWS_LAMBDA_FUNCTION_NAME`, else `ssm-flags`).
+    /// dimension `FunctionName` (`AWS_LAMBDA_FUNCTION_NAME`, else `ssm-flags`); experiment
+    /// metrics in the same namespace (see [`crate::experiments`]).
     pub metrics: Option<Metrics>,
     /// Where it runs (see [`crate::host`]): `SSM_FLAGS_MODE` (`lambda`, the default, or
     /// `sidecar`), and in Lambda `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda;
@@ -135,6 +137,16 @@ pub struct Metrics {
     pub namespace: String,
     /// The value of the `FunctionName` dimension.
     pub function: String,
+    /// `SSM_FLAGS_SERVICE` (default: the function's name): the `Service` dimension of
+    /// experiment metrics.
+    pub service: String,
+}
+
+impl Metrics {
+    /// Where experiment counts go.
+    pub fn experiments(&self) -> Emitter {
+        Emitter::new(self.namespace.clone(), self.service.clone())
+    }
 }
 
 impl Config {
@@ -239,20 +251,36 @@ impl Config {
                 )
             })?,
         };
-        let metrics = match get("SSM_FLAGS_METRICS") {
-            None => true,
-            Some(v) if v.eq_ignore_ascii_case("emf") => true,
-            Some(v) if v.eq_ignore_ascii_case("off") => false,
-            Some(v) => return Err(invalid("SSM_FLAGS_METRICS", v, "use emf or off")),
+        let metrics = MetricsSetting::parse(get("SSM_FLAGS_METRICS")).map_err(|_| {
+            invalid(
+                "SSM_FLAGS_METRICS",
+                get("SSM_FLAGS_METRICS").unwrap_or_default(),
+                "use emf or off",
+            )
+        })? == MetricsSetting::Emf;
+        let metrics = match metrics {
+            false => None,
+            true => Some(Metrics {
+                namespace: get("SSM_FLAGS_METRICS_NAMESPACE")
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)
+                    .to_owned(),
+                function: get("AWS_LAMBDA_FUNCTION_NAME")
+                    .unwrap_or("ssm-flags")
+                    .to_owned(),
+                service: Emitter::service_from(
+                    get("SSM_FLAGS_SERVICE"),
+                    Some(get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or("ssm-flags")),
+                )
+                .map_err(|_| {
+                    invalid(
+                        "SSM_FLAGS_SERVICE",
+                        get("SSM_FLAGS_SERVICE").unwrap_or_default(),
+                        "use at most 255 printable ASCII characters (a CloudWatch dimension value)",
+                    )
+                })?,
+            }),
         };
-        let metrics = metrics.then(|| Metrics {
-            namespace: get("SSM_FLAGS_METRICS_NAMESPACE")
-                .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)
-                .to_owned(),
-            function: get("AWS_LAMBDA_FUNCTION_NAME")
-                .unwrap_or("ssm-flags")
-                .to_owned(),
-        });
         let log_format = match get("SSM_FLAGS_LOG_FORMAT") {
             None => LogFormat::Json,
             Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
@@ -385,7 +413,8 @@ mod tests {
             c.metrics,
             Some(Metrics {
                 namespace: "ssm-flags".into(),
-                function: "ssm-flags".into()
+                function: "ssm-flags".into(),
+                service: "ssm-flags".into(),
             })
         );
     }
@@ -428,9 +457,19 @@ mod tests {
             c.metrics,
             Some(Metrics {
                 namespace: "acme/flags".into(),
-                function: "payment".into()
+                function: "payment".into(),
+                service: "payment".into(),
             })
         );
+        let named =
+            config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_SERVICE", "checkout")]).expect("valid");
+        assert_eq!(
+            named.metrics.map(|m| m.service).as_deref(),
+            Some("checkout")
+        );
+        let bad = config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_SERVICE", "caf\u{e9}")])
+            .expect_err("not ASCII");
+        assert!(bad.to_string().starts_with("SSM_FLAGS_SERVICE="), "{bad}");
         let off = config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_METRICS", "OFF")]).expect("valid");
         assert_eq!(off.metrics, None);
         assert!(

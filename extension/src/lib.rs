@@ -17,6 +17,8 @@
 //!   deployed fallback, undecryptable SecureStrings); [`refresh::policy`]: when to refresh (max
 //!   age, backoff with jitter), plain data;
 //! - [`metrics`]: freshness as CloudWatch Embedded Metric Format lines;
+//! - [`experiments`]: exposures of single evaluations and `POST /v1/track`'s conversions,
+//!   written as EMF lines every minute and at the end;
 //! - [`server`]: the local HTTP API: the accept loop, connections, host and token checks, routing;
 //!   [`server::handlers`]: its endpoints (the snapshot, one flag, health, long polls, OFREP's);
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol on the same API; [`ofrep::wire`]: its
@@ -31,6 +33,7 @@
 pub mod appconfig;
 pub mod audit;
 pub mod config;
+pub mod experiments;
 pub mod guard;
 pub mod health;
 pub mod host;

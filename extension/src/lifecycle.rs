@@ -17,6 +17,8 @@ use tokio::sync::{Mutex, watch};
 
 use crate::appconfig::{AppConfigProfile, Sources};
 use crate::config::Config;
+use crate::config::Metrics;
+use crate::experiments::{Experiments, FLUSH_INTERVAL, ScopeEnd};
 use crate::host::{Host, MIN_TIMER_INTERVAL, Trigger};
 use crate::metrics::Emf;
 use crate::refresh::{Refreshed, Refresher};
@@ -117,7 +119,18 @@ pub async fn run_with<S: Source + 'static>(
         Some(token) => token.into_inner(),
         None => generated_token(&config.token_file)?,
     };
-    let api = Api::new(refresher.shared(), token);
+    // Only the single evaluations the API answers are exposures, counted in its scope; the
+    // bulk ones (and anything else this process evaluates) are not.
+    flags::experiment::count_outside_scopes(false);
+    let experiments = Arc::new(Experiments::new(
+        config.metrics.as_ref().map(Metrics::experiments),
+        if host == Host::OnDemand {
+            ScopeEnd::Invocation
+        } else {
+            ScopeEnd::Flush
+        },
+    ));
+    let api = Api::new(refresher.shared(), token).with_experiments(Arc::clone(&experiments));
     let refresher = Arc::new(Mutex::new(refresher));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
 
@@ -126,6 +139,7 @@ pub async fn run_with<S: Source + 'static>(
         Some(events) => {
             let processor = events_processor(
                 Arc::clone(&refresher),
+                Arc::clone(&experiments),
                 shutdown_tx.clone(),
                 config.refresh_timeout,
             );
@@ -176,6 +190,8 @@ pub async fn run_with<S: Source + 'static>(
         ))
     });
 
+    let flusher = tokio::spawn(flush_experiments(Arc::clone(&experiments)));
+
     // After SHUTDOWN the event loop asks for another event and fails once Lambda has gone:
     // check the shutdown signal first, and once it is set the outcome is a clean exit.
     let result = tokio::select! {
@@ -204,6 +220,10 @@ pub async fn run_with<S: Source + 'static>(
     }
     let _ = shutdown_tx.send(true);
     let _ = server.await;
+    flusher.abort();
+    let _ = flusher.await;
+    // Every request has been answered: the last counts are complete.
+    experiments.flush();
     let stats = refresher.lock().await.stats();
     tracing::info!(
         fetches = stats.fetches,
@@ -218,6 +238,7 @@ pub async fn run_with<S: Source + 'static>(
 /// them), stop at SHUTDOWN.
 fn events_processor<S: Source + 'static>(
     refresher: Arc<Mutex<Refresher<S>>>,
+    experiments: Arc<Experiments>,
     shutdown_tx: watch::Sender<bool>,
     refresh_timeout: Duration,
 ) -> impl lambda_extension::Service<
@@ -229,6 +250,10 @@ fn events_processor<S: Source + 'static>(
     service_fn(move |event: LambdaEvent| {
         let refresher = Arc::clone(&refresher);
         let shutdown_tx = shutdown_tx.clone();
+        if matches!(event.next, NextEvent::Invoke(_)) {
+            // First of all: a new invocation is a new experiment scope.
+            experiments.invocation();
+        }
         async move {
             match event.next {
                 // The refresh runs beside the handler and ends (or times out) before we ask
@@ -253,6 +278,18 @@ fn events_processor<S: Source + 'static>(
             Ok::<(), lambda_extension::Error>(())
         }
     })
+}
+
+/// Writes the experiment counts every [`FLUSH_INTERVAL`] (a tick missed while frozen is not
+/// made up: the next one writes everything).
+async fn flush_experiments(experiments: Arc<Experiments>) {
+    let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        experiments.flush();
+    }
 }
 
 /// Refreshes every max age (less a random share, see [`Host::timer_pause`]), backing off after

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flags::wire::Status;
 use serde::Serialize;
 
-/// Default `SSM_FLAGS_METRICS_NAMESPACE`.
-pub const DEFAULT_NAMESPACE: &str = "ssm-flags";
+/// Default `SSM_FLAGS_METRICS_NAMESPACE` (experiment metrics share it).
+pub use flags::experiment::DEFAULT_NAMESPACE;
 
 /// The freshness of the served flags after one refresh.
 #[derive(Debug, Clone, PartialEq)]

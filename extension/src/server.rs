@@ -10,6 +10,8 @@
 //!   them all at once.
 //! - `GET /v1/flags/{name}?user_id=…&region=…`: one flag evaluated with the library's rules.
 //! - `GET /v1/health`: `ok`, `stale`, `degraded` or `fallback`, version and age.
+//! - `POST /v1/track`: a conversion for an experiment ([`flags::wire::TrackDoc`]; see
+//!   [`crate::experiments`]).
 //!
 //! Every request must carry the token in `X-SSM-Flags-Token` (`SSM_FLAGS_TOKEN`, else
 //! `AWS_SESSION_TOKEN`, else a generated one shared through a file), as AWS's own extensions
@@ -26,7 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flags::wire::{
-    ErrorDoc, FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH, MAX_WAIT_SECONDS, TOKEN_HEADER,
+    ErrorDoc, FLAG_PATH_PREFIX, FLAGS_PATH, HEALTH_PATH, MAX_WAIT_SECONDS, TOKEN_HEADER, TRACK_PATH,
 };
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -39,6 +41,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::experiments::Experiments;
 use crate::guard::{Admitted, Connections, HEADER_TIMEOUT, HeaderDeadline};
 use crate::listener::Listener;
 use crate::ofrep;
@@ -68,6 +71,7 @@ pub struct Api {
     shared: Shared,
     token: Arc<str>,
     waiters: Arc<Semaphore>,
+    experiments: Arc<Experiments>,
 }
 
 impl std::fmt::Debug for Api {
@@ -85,7 +89,14 @@ impl Api {
             shared,
             token: Arc::from(token),
             waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
+            experiments: Arc::new(Experiments::off()),
         }
+    }
+
+    /// Counts the single evaluations it answers, and `POST /v1/track`, in `experiments`.
+    pub fn with_experiments(mut self, experiments: Arc<Experiments>) -> Self {
+        self.experiments = experiments;
+        self
     }
 
     /// Answers one request. No I/O: reads the current snapshot only.
@@ -93,7 +104,7 @@ impl Api {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "only GET is supported (and POST on the OFREP paths, /ofrep/v1/evaluate/flags…)",
+                "only GET is supported (and POST on /v1/track and the OFREP paths, /ofrep/v1/evaluate/flags…)",
             );
         }
         if let Some(refused) = self.refusal(
@@ -122,7 +133,9 @@ impl Api {
             return health(&served);
         }
         match path.strip_prefix(FLAG_PATH_PREFIX) {
-            Some(encoded) => one_flag(&served, encoded, request.uri().query()),
+            Some(encoded) => self
+                .experiments
+                .counted(|| one_flag(&served, encoded, request.uri().query())),
             None => error(
                 StatusCode::NOT_FOUND,
                 &format!(
@@ -345,10 +358,11 @@ where
             let (api, tracker) = (api.clone(), Arc::clone(&tracker));
             async move {
                 tracker.request_started(api.authorized(&request));
-                let response = if request.method() == Method::POST
-                    && request.uri().path().starts_with(ofrep::PATH_PREFIX)
-                {
+                let post = request.method() == Method::POST;
+                let response = if post && request.uri().path().starts_with(ofrep::PATH_PREFIX) {
                     api.respond_ofrep(request).await
+                } else if post && request.uri().path() == TRACK_PATH {
+                    api.respond_track(request).await
                 } else {
                     api.respond(&request).await
                 };

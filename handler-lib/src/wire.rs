@@ -55,6 +55,10 @@ pub const FLAGS_PATH: &str = "/v1/flags";
 pub const FLAG_PATH_PREFIX: &str = "/v1/flags/";
 /// How current the served flags are: [`HealthDoc`].
 pub const HEALTH_PATH: &str = "/v1/health";
+/// `POST`: a conversion for an experiment ([`TrackDoc`] in, [`TrackedDoc`] out).
+pub const TRACK_PATH: &str = "/v1/track";
+/// The largest `POST /v1/track` body the extension reads.
+pub const MAX_TRACK_BODY_BYTES: usize = 16 * 1024;
 /// The request header of a long poll (RFC 7240): `Prefer: wait=N` on a `GET` of [`FLAGS_PATH`]
 /// with `If-None-Match` holds the request until the snapshot changes (200) or `N` seconds pass
 /// (304).
@@ -267,6 +271,33 @@ impl HealthDoc {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// The body of `POST /v1/track`: a conversion on `event` for the unit `context` names (its
+/// `targetingKey`), with an optional `value` — the shape of OpenFeature's tracking API
+/// (`track(eventName, context, details)`).
+///
+/// ```json
+/// {"event": "checkout-completed", "context": {"targetingKey": "user-123"}, "value": 42.5}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackDoc {
+    /// The event's name (a CloudWatch dimension value: printable ASCII, 1–255 characters).
+    pub event: String,
+    /// The evaluation context: its string `targetingKey` names the unit.
+    pub context: serde_json::Map<String, Value>,
+    /// A number kept as a `ConversionValue` sample (an order's total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+/// The answer to `POST /v1/track`: the experiment flags (and the variants) the conversion was
+/// attributed to — empty when the unit was exposed to none in the current scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedDoc {
+    /// One per experiment flag the unit was exposed to.
+    pub attributed: Vec<crate::experiment::Attribution>,
 }
 
 /// The body of every error answer (4xx).

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use flags::Context;
 use flags::wire::{
-    ErrorDoc, EvaluationDoc, FETCHED_AT_HEADER, HealthDoc, PREFER_HEADER,
-    PREFERENCE_APPLIED_HEADER as PREFERENCE_APPLIED, rfc3339,
+    ErrorDoc, EvaluationDoc, FETCHED_AT_HEADER, HealthDoc, MAX_TRACK_BODY_BYTES, PREFER_HEADER,
+    PREFERENCE_APPLIED_HEADER as PREFERENCE_APPLIED, TrackDoc, TrackedDoc, rfc3339,
 };
 use http::header::{ETAG, IF_NONE_MATCH};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -35,49 +35,11 @@ impl Api {
             return refused;
         }
         let (parts, body) = request.into_parts();
-        let too_large = || {
-            closing(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "OFREP request bodies are limited to {} bytes",
-                    ofrep::MAX_BODY_BYTES
-                ),
-            ))
-        };
-        let announced = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        if announced.is_some_and(|n| n > ofrep::MAX_BODY_BYTES) {
-            return too_large();
-        }
-        let limited = http_body_util::Limited::new(body, ofrep::MAX_BODY_BYTES);
-        let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, BodyExt::collect(limited)).await
-        else {
-            return closing(error(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "the request body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
-                ),
-            ));
-        };
-        let body = match collected {
-            Ok(collected) => collected.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return too_large();
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the body: {e}"),
-                );
-            }
-        };
+        let body =
+            match read_body(&parts, body, ofrep::MAX_BODY_BYTES, "OFREP request bodies").await {
+                Ok(body) => body,
+                Err(refused) => return refused,
+            };
         let served = self.shared.load();
         let path = parts.uri.path();
         let key = match path.strip_prefix(ofrep::EVALUATE_FLAG_PREFIX) {
@@ -105,7 +67,9 @@ impl Api {
         };
         match key {
             Some(key) => {
-                let (status, doc) = ofrep::evaluate_one(&served.snapshot, &key, &context);
+                let (status, doc) = self
+                    .experiments
+                    .counted(|| ofrep::evaluate_one(&served.snapshot, &key, &context));
                 json_doc(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &doc)
             }
             None => {
@@ -122,6 +86,42 @@ impl Api {
                 }
                 response
             }
+        }
+    }
+
+    /// Answers `POST /v1/track` ([`TrackDoc`]): a conversion counted for the variants the unit
+    /// was exposed to in the current scope ([`crate::experiments`]); 200 with [`TrackedDoc`],
+    /// 400 naming what is wrong with the body.
+    pub async fn respond_track<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if let Some(refused) = self.refusal(
+            &request,
+            "SSM_FLAGS_TOKEN, else the function's AWS_SESSION_TOKEN, else the token in SSM_FLAGS_TOKEN_FILE",
+        ) {
+            return refused;
+        }
+        let (parts, body) = request.into_parts();
+        let body = match read_body(&parts, body, MAX_TRACK_BODY_BYTES, "track bodies").await {
+            Ok(body) => body,
+            Err(refused) => return refused,
+        };
+        let doc: TrackDoc = match serde_json::from_slice(&body) {
+            Ok(doc) => doc,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "the body must be {{\"event\": NAME, \"context\": {{\"targetingKey\": KEY, …}}, \"value\": NUMBER (optional)}}: {e}"
+                    ),
+                );
+            }
+        };
+        match self.experiments.track(&doc) {
+            Ok(attributed) => json_doc(StatusCode::OK, &TrackedDoc { attributed }),
+            Err(problem) => error(StatusCode::BAD_REQUEST, &problem.to_string()),
         }
     }
 
@@ -164,6 +164,57 @@ impl Api {
 /// The wait a request asks for in `Prefer: wait=N` (RFC 7240: whole seconds; several
 /// preferences may share the header, each possibly with `;` parameters). `None`: no wait, 0 or
 /// not a number.
+/// A request's body, at most `limit` bytes, arriving within [`BODY_TIMEOUT`]; or the answer
+/// refusing it (`what`: the bodies, in the message).
+async fn read_body<B>(
+    parts: &http::request::Parts,
+    body: B,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes, Response<Full<Bytes>>>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let too_large = || {
+        closing(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("{what} are limited to {limit} bytes"),
+        ))
+    };
+    let announced = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, BodyExt::collect(limited)).await else {
+        return Err(closing(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )));
+    };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read the body: {e}"),
+        )),
+    }
+}
+
 fn requested_wait<B>(request: &Request<B>) -> Option<Duration> {
     request
         .headers()

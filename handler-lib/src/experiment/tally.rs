@@ -54,7 +54,7 @@ impl Counts {
 }
 
 /// A conversion a tracked event was attributed to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attribution {
     /// The experiment flag.
     pub flag: String,

@@ -1,0 +1,268 @@
+//! Experiments over HTTP on the real extension: single evaluations (OFREP's and
+//! `GET /v1/flags/{name}`) count each unit once per scope, bulk evaluations never, and
+//! `POST /v1/track` counts conversions for the variant the unit saw. The counts reach stdout as
+//! EMF lines when the extension stops (SIGTERM as a sidecar, SHUTDOWN in Lambda): exactly what
+//! was evaluated, none lost. On on-demand Lambda every INVOKE is a new scope.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_ssm::types::ParameterType;
+use common::{Moto, PATH, put};
+use flags::wire::{TOKEN_HEADER, TRACK_PATH};
+use serde_json::{Value, json};
+use testkit::http_request;
+use testkit::lambda::Proc;
+use testkit::sidecar::{SIDECAR_TOKEN, Sidecar};
+
+const CHECKOUT: &str = r#"{"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": {
+  "checkout-flow": {"state": "ENABLED",
+    "variants": {"classic": "classic", "one-page": "one-page", "express": "express"},
+    "defaultVariant": "classic",
+    "targeting": {"if": [{"==": [{"var": "tier"}, "staff"]}, "express",
+      {"fractional": [["classic", 34], ["one-page", 33], ["express", 33]]}]},
+    "metadata": {"experiment": true}}}}"#;
+
+/// Sums of the EMF lines in `log`: exposures by (flag, variant), conversions and values by
+/// (flag, variant, event).
+#[derive(Debug, Default)]
+struct Emitted {
+    exposures: BTreeMap<(String, String), u64>,
+    conversions: BTreeMap<(String, String, String), u64>,
+    values: BTreeMap<(String, String, String), Vec<f64>>,
+    services: Vec<String>,
+}
+
+fn emitted(proc: &Proc) -> Emitted {
+    let mut out = Emitted::default();
+    for line in proc.json_lines() {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        let dimensions = directive["Dimensions"][0].to_string();
+        if !dimensions.contains("\"Variant\"") {
+            continue; // a freshness line
+        }
+        let text = |k: &str| line[k].as_str().unwrap_or_default().to_owned();
+        out.services.push(text("Service"));
+        let (flag, variant) = (text("Flag"), text("Variant"));
+        if let Some(n) = line["Exposures"].as_u64() {
+            *out.exposures
+                .entry((flag.clone(), variant.clone()))
+                .or_default() += n;
+        }
+        let series = (flag, variant, text("Event"));
+        if let Some(n) = line["Conversions"].as_u64() {
+            *out.conversions.entry(series.clone()).or_default() += n;
+        }
+        if let Some(values) = line["ConversionValue"].as_array() {
+            out.values
+                .entry(series)
+                .or_default()
+                .extend(values.iter().filter_map(Value::as_f64));
+        }
+    }
+    out
+}
+
+async fn post(port: u16, path: &str, token: &str, body: &str) -> (u16, Value) {
+    let headers = [(TOKEN_HEADER, token), ("Content-Type", "application/json")];
+    let (status, _, body) = http_request(port, "POST", path, &headers, body)
+        .await
+        .expect("answer");
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_evaluations_and_tracked_events_reach_the_metrics_exactly() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    put(&ssm, "checkout", CHECKOUT, ParameterType::String).await;
+    put(
+        &ssm,
+        "new-search",
+        r#"{"enabled": true, "rollout_percentage": 40, "experiment": true}"#,
+        ParameterType::String,
+    )
+    .await;
+    let mut sidecar = Sidecar::start(moto.port, PATH, 60, &[("SSM_FLAGS_SERVICE", "shop")]).await;
+    let port = sidecar.port;
+
+    let mut exposures: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut conversions: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    let mut values: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
+    for i in 0..120 {
+        let user = format!("user-{i}");
+        let body = json!({"context": {"targetingKey": user}}).to_string();
+        let path = "/ofrep/v1/evaluate/flags/checkout-flow";
+        let (status, first) = post(port, path, SIDECAR_TOKEN, &body).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(first["reason"], "SPLIT", "{first}");
+        let variant = first["variant"].as_str().expect("a variant").to_owned();
+        // Evaluated again (another OFREP call, and the bulk endpoint): not another exposure.
+        let (_, again) = post(port, path, SIDECAR_TOKEN, &body).await;
+        assert_eq!(again["variant"], variant.as_str());
+        let (status, _) = post(port, "/ofrep/v1/evaluate/flags", SIDECAR_TOKEN, &body).await;
+        assert_eq!(status, 200);
+        *exposures
+            .entry(("checkout-flow".into(), variant.clone()))
+            .or_default() += 1;
+
+        let (status, seed) = sidecar
+            .api(&format!("/v1/flags/new-search?user_id={user}"))
+            .await;
+        assert_eq!(status, 200, "{seed}");
+        let on = if seed["enabled"] == true { "on" } else { "off" };
+        *exposures
+            .entry(("new-search".into(), on.into()))
+            .or_default() += 1;
+
+        if i % 3 == 0 {
+            let value = f64::from(i) + 0.5;
+            let track = json!({"event": "checkout-completed", "context": {"targetingKey": user}, "value": value});
+            let (status, tracked) = post(port, TRACK_PATH, SIDECAR_TOKEN, &track.to_string()).await;
+            assert_eq!(status, 200, "{tracked}");
+            let attributed = tracked["attributed"].as_array().expect("attributed");
+            assert_eq!(attributed.len(), 2, "both experiments: {tracked}");
+            for (flag, variant) in [("checkout-flow", variant.as_str()), ("new-search", on)] {
+                assert!(
+                    attributed.iter().any(|a| a["flag"] == flag
+                        && a["variant"] == variant
+                        && a["counted"] == true),
+                    "{flag}/{variant} in {tracked}"
+                );
+                let series = (
+                    flag.to_owned(),
+                    variant.to_owned(),
+                    "checkout-completed".to_owned(),
+                );
+                *conversions.entry(series.clone()).or_default() += 1;
+                values.entry(series).or_default().push(value);
+            }
+        }
+    }
+    // Routed by a rule, not the split: not in the experiment.
+    let staff = json!({"context": {"targetingKey": "staff-1", "tier": "staff"}}).to_string();
+    let (_, answer) = post(
+        port,
+        "/ofrep/v1/evaluate/flags/checkout-flow",
+        SIDECAR_TOKEN,
+        &staff,
+    )
+    .await;
+    assert_eq!(answer["reason"], "TARGETING_MATCH", "{answer}");
+
+    // Tracking: a unit with no exposure attributes nothing; bad bodies say what is wrong.
+    let stranger = json!({"event": "checkout-completed", "context": {"targetingKey": "nobody"}});
+    let (status, tracked) = post(port, TRACK_PATH, SIDECAR_TOKEN, &stranger.to_string()).await;
+    assert_eq!((status, tracked), (200, json!({"attributed": []})));
+    for (body, needle) in [
+        (
+            json!({"event": "paid", "context": {}}).to_string(),
+            "targeting key",
+        ),
+        (
+            json!({"event": "paid", "context": {"targetingKey": 7}}).to_string(),
+            "targeting key",
+        ),
+        (
+            json!({"event": "", "context": {"targetingKey": "u"}}).to_string(),
+            "event",
+        ),
+        (
+            json!({"event": "paid", "context": {"targetingKey": "u"}, "details": {}}).to_string(),
+            "unknown field",
+        ),
+        ("not json".to_owned(), "the body must be"),
+    ] {
+        let (status, answer) = post(port, TRACK_PATH, SIDECAR_TOKEN, &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(needle)),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = post(port, TRACK_PATH, "wrong-token", &stranger.to_string()).await;
+    assert_eq!(status, 401, "the token is required");
+    let big = json!({"event": "paid", "context": {"targetingKey": "x".repeat(20_000)}}).to_string();
+    let (status, _) = post(port, TRACK_PATH, SIDECAR_TOKEN, &big).await;
+    assert_eq!(status, 413, "bodies are bounded");
+
+    // Nothing is written before the flush; SIGTERM writes everything.
+    assert!(
+        emitted(&sidecar.proc).exposures.is_empty(),
+        "{}",
+        sidecar.proc.log()
+    );
+    sidecar.proc.terminate();
+    let status = sidecar
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+    assert!(status.success(), "{}", sidecar.proc.log());
+    let out = emitted(&sidecar.proc);
+    assert_eq!(out.exposures, exposures, "{}", sidecar.proc.log());
+    assert_eq!(out.conversions, conversions);
+    assert_eq!(out.values, values);
+    assert!(
+        out.services.iter().all(|s| s == "shop"),
+        "{:?}",
+        out.services
+    );
+    assert_eq!(
+        exposures
+            .keys()
+            .filter(|(f, _)| f == "checkout-flow")
+            .count(),
+        3,
+        "all three variants drawn: {exposures:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_every_invoke_is_a_new_scope_and_shutdown_writes_the_counts() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    put(&ssm, "checkout", CHECKOUT, ParameterType::String).await;
+    let function = testkit::lambda::Function::start_with(
+        moto.port,
+        PATH,
+        60,
+        lambda_simulator::FreezeMode::None,
+        &[("SSM_FLAGS_SERVICE", "shop")],
+    )
+    .await;
+    let port = function.flags_port;
+    let token = testkit::lambda::TOKEN;
+    let body = json!({"context": {"targetingKey": "returning-user"}}).to_string();
+    let mut variant = String::new();
+    for _ in 0..3 {
+        // The test drives the invocations; each is a new scope for the extension.
+        function
+            .invoke(json!({"user_id": "someone", "flags": []}))
+            .await;
+        for _ in 0..2 {
+            let (status, answer) =
+                post(port, "/ofrep/v1/evaluate/flags/checkout-flow", token, &body).await;
+            assert_eq!(status, 200, "{answer}");
+            variant = answer["variant"].as_str().expect("a variant").to_owned();
+        }
+    }
+    let testkit::lambda::Function {
+        sim, mut extension, ..
+    } = function;
+    sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
+        .await;
+    extension
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("no exit after SHUTDOWN:\n{}", extension.log()));
+    let out = emitted(&extension);
+    assert_eq!(
+        out.exposures,
+        BTreeMap::from([(("checkout-flow".to_owned(), variant), 3)]),
+        "one exposure per invocation:\n{}",
+        extension.log()
+    );
+}
