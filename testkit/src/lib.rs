@@ -5,11 +5,13 @@
 //! stand-in for AppConfig's data API, proven wire-exact by boto3 ([`appconfig`]), and the
 //! operator CLI as a process ([`ctl`]), the programs tests run to their end ([`process`]), and a
 //! slow link that makes a large transfer take its time ([`slow_link`]), and the flagd testbed's
-//! rows with the rule that checks an answer against them ([`flagd`]).
+//! rows with the rule that checks an answer against them ([`flagd`]), and CloudWatch Embedded
+//! Metric Format lines published to moto as CloudWatch Logs would publish them ([`emf`]).
 //! Dev-only; never shipped.
 
 pub mod appconfig;
 pub mod ctl;
+pub mod emf;
 pub mod fault;
 pub mod flagd;
 pub mod lambda;
