@@ -96,6 +96,15 @@ FLAGD = [
     ("flagd", "get_enabled", "hashmap_floor", None,
      "the same read vs `HashMap<String, bool>::get` with std's SipHash (an easier floor, for reference)"),
 ]
+# (group, benchmark, baseline benchmark, goal in ns over the baseline or None, what).
+EXPERIMENT = [
+    ("experiment", "split_counted", "split_uncounted", 5.0,
+     "an experiment flag's `fractional` (`string_for(&user)`) in a counting scope, the unit already exposed, vs the same read uncounted (metrics off)"),
+    ("experiment", "plain_split", "split_uncounted", None,
+     "the same split on a flag that is not an experiment, counting on, vs the uncounted read"),
+    ("experiment", "split_first_exposure", "split_uncounted", None,
+     "a unit's first read (remembered, its variant counted: one insert) vs the uncounted read"),
+]
 PER_READ = [
     ("per_read", "http_request", "in_process", (">=", 1000.0),
      "one `GET /v1/flags/dark-mode` per read (the AWS extension's pattern) vs `flags::get` in process"),
@@ -168,6 +177,31 @@ def table(rows, missed):
                       f"{ratio:.2f}×", goal_text, verdict])
     return markdown_table(["measurement", "ssm-flags median (± MAD)", "baseline median (± MAD)", "ratio", "goal", "met"],
                           cells)
+
+
+def difference_table(rows, missed):
+    """Rows judged by the difference to their baseline in nanoseconds, not by a ratio."""
+    cells = []
+    for group, name, floor, goal, what in rows:
+        try:
+            ours, ours_mad = estimate(group, name)
+            base, base_mad = estimate(group, floor)
+        except (OSError, KeyError) as err:
+            cells.append([what, f"not measured in this run ({err.__class__.__name__})", "", "", "", ""])
+            missed.append(f"{group}/{name}: not measured")
+            continue
+        delta = ours - base
+        if goal is None:
+            goal_text, verdict = "—", "—"
+        else:
+            met = delta <= goal
+            if not met:
+                missed.append(f"{group}/{name}: +{delta:.1f} ns (goal <= +{goal:g} ns)")
+            goal_text, verdict = f"≤ +{goal:g} ns", "yes" if met else "**no**"
+        cells.append([what, f"{fmt_ns(ours)} (± {fmt_ns(ours_mad)})", f"{fmt_ns(base)} (± {fmt_ns(base_mad)})",
+                      f"{delta:+.1f} ns", goal_text, verdict])
+    return markdown_table(["measurement", "ssm-flags median (± MAD)", "baseline median (± MAD)", "difference",
+                           "goal", "met"], cells)
 
 
 def cold_start(missed):
@@ -464,6 +498,17 @@ def main():
         "",
     ]
     out += table(FLAGD, missed)
+    out += [
+        "",
+        "### Experiments: counting exposures",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags --bench experiment`. What counting costs the reads that",
+        "take a context (`flags::get(name).enabled()` of a boolean flag never counts and is not",
+        "touched): the repeat is the common case, every read of a unit after its first in an",
+        "invocation; the first read remembers the unit and counts its variant.",
+        "",
+    ]
+    out += difference_table(EXPERIMENT, missed)
     out += [
         "",
         "### Under concurrency",
