@@ -387,31 +387,7 @@ async fn the_example_handler_reads_the_stories_from_a_flagd_path() {
 /// holding a flagd document: both load, every flag valid.
 #[test]
 fn the_template_carries_flagd_documents_that_load() {
-    let template = std::fs::read_to_string(workspace().join("template.yaml")).expect("template");
-    let block = |resource: &str| -> String {
-        let start = template
-            .find(&format!("\n  {resource}:\n"))
-            .unwrap_or_else(|| panic!("{resource} in template.yaml"));
-        let rest = &template[start + 1..];
-        // Up to the next resource (a line indented by two spaces exactly), or a section.
-        let mut end = rest.len();
-        let mut at = 0;
-        for line in rest.split_inclusive('\n') {
-            let indented_two = line.starts_with("  ") && !line.starts_with("   ");
-            if at > 0 && (indented_two || !line.starts_with(' ')) && !line.trim().is_empty() {
-                end = at;
-                break;
-            }
-            at += line.len();
-        }
-        rest[..end].to_owned()
-    };
-    let parameter = block("FlagdStoriesDocument");
-    let value = parameter
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Value: '"))
-        .and_then(|v| v.strip_suffix('\''))
-        .expect("the parameter's value");
+    let value = &testkit::template::parameter_value("FlagdStoriesDocument");
     let in_template: Value = serde_json::from_str(value).expect("JSON");
     let stories: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace().join("examples/flagd/stories.json")).expect("stories"),
@@ -427,9 +403,8 @@ fn the_template_carries_flagd_documents_that_load() {
         value.len()
     );
 
-    let version = block("FlagdVersion");
-    let content = &version[version.find("Content: |").expect("content") + "Content: |".len()..];
-    let profile: Value = serde_json::from_str(content).expect("the profile's content is JSON");
+    let content = testkit::template::block_scalar("FlagdVersion", "Content");
+    let profile: Value = serde_json::from_str(&content).expect("the profile's content is JSON");
     assert!(flags::format::declares_flagd(&profile));
     for document in [&in_template, &profile] {
         let entries = flags::FlagEntry::from_flagd_document(

@@ -19,6 +19,7 @@ pub mod managed;
 pub mod process;
 pub mod sidecar;
 pub mod slow_link;
+pub mod template;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
