@@ -259,7 +259,7 @@ pub async fn wait_complete(
     }
 }
 
-/// A simulated function: the simulator, the extension and the `flag-check` runtime.
+/// A simulated function: the simulator, the extension and a runtime (`flag-check` unless told).
 pub struct Function {
     /// The Lambda emulator.
     pub sim: Simulator,
@@ -288,6 +288,18 @@ impl Function {
         freeze: FreezeMode,
         extra: &[(&str, &str)],
     ) -> Self {
+        Self::start_runtime(ssm_port, path, max_age_s, freeze, extra, "flag-check").await
+    }
+
+    /// [`Function::start_with`] running the workspace binary `runtime` as the function.
+    pub async fn start_runtime(
+        ssm_port: u16,
+        path: &str,
+        max_age_s: u64,
+        freeze: FreezeMode,
+        extra: &[(&str, &str)],
+        runtime: &str,
+    ) -> Self {
         let sim = simulator(freeze).await;
         let flags_port = free_port();
         let mut env = function_env(ssm_port, path, flags_port, max_age_s);
@@ -302,7 +314,7 @@ impl Function {
             .await
             .unwrap_or_else(|e| panic!("{e}:\n{}", extension.log()));
         let ready_in = started.elapsed();
-        let runtime = Some(spawn(&sim, &binary("flag-check"), &env, "fn"));
+        let runtime = Some(spawn(&sim, &binary(runtime), &env, "fn"));
         Self {
             sim,
             extension,

@@ -168,6 +168,28 @@ impl ManagedFunction {
         extra: &[(&str, &str)],
         function_extra: &[(&str, &str)],
     ) -> Self {
+        Self::start_runtime(
+            ssm_port,
+            path,
+            max_age_s,
+            max_concurrency,
+            extra,
+            function_extra,
+            "flag-check",
+        )
+        .await
+    }
+
+    /// [`ManagedFunction::start`] running the workspace binary `runtime` as the function.
+    pub async fn start_runtime(
+        ssm_port: u16,
+        path: &str,
+        max_age_s: u64,
+        max_concurrency: u32,
+        extra: &[(&str, &str)],
+        function_extra: &[(&str, &str)],
+        runtime: &str,
+    ) -> Self {
         let sim = simulator(FreezeMode::None).await;
         let gate = Gate::start(sim.addr()).await;
         let flags_port = free_port();
@@ -189,7 +211,7 @@ impl ManagedFunction {
             });
         let ready_in = started.elapsed();
         env.extend(owned(function_extra));
-        let runtime = spawn(&sim, &binary("flag-check"), &env, "mi-fn");
+        let runtime = spawn(&sim, &binary(runtime), &env, "mi-fn");
         Self {
             sim,
             gate,
