@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::alarms::InsufficientData;
 
 /// The operators' tool for ssm-flags: lint, list, explain, set, ramp, kill, export, diff,
-/// history and rollback of feature flags in SSM Parameter Store.
+/// history, rollback and experiment results of feature flags in SSM Parameter Store.
 #[derive(Debug, Parser)]
 #[command(
     name = "ssm-flags-ctl",
@@ -92,6 +92,12 @@ pub enum Command {
         after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags history new-checkout-flow"
     )]
     History(FlagArg),
+    /// An experiment's results: per variant, exposures, conversions on an event, the rate with
+    /// its 95% interval, the difference to the control and its p-value; a sample-ratio check
+    #[command(
+        after_help = "Examples:\n  ssm-flags-ctl --path /shop/prod/flags results new-checkout-flow --event purchase --service checkout\n  ssm-flags-ctl --path '/shop/prod/flagd#flagd' results checkout-layout --event purchase --since 14d --control classic --json\n\nWhat is read: the flag's definition (an experiment: \"experiment\": true in a flagd flag's metadata or its flag set's, or at the top level of a JSON flag), and the metrics handlers and the extension write (flags::experiment, as CloudWatch EMF lines): Exposures per Variant and Conversions and ConversionValue per Variant for --event, under the dimensions Service, Flag, Variant (and Event), added up over --since with CloudWatch GetMetricData. A JSON flag's variants are `on` (inside its rollout_percentage) and `off` (its control); a flagd flag's are its variants, its control its defaultVariant. Variants without data show as 0.\n\nThe statistics: the conversion rate's 95% Wilson score interval; the difference to the control (in percentage points, and relative) with the two-sided pooled two-proportion z-test's p-value; ConversionValue's sum and mean (sum / count of values).\n\nThe checks: the sample ratio (chi-squared of exposures against the configured split: a flagd flag's only `fractional`, a JSON flag's rollout_percentage; a mismatch is p < 0.001), and whether the flag's own definition changed within the window (GetParameterHistory of its parameter; in a document only this flag's entry counts). A mismatch or a change is a warning: the numbers are not to be trusted as they stand, and the command exits 1.\n\nIAM: cloudwatch:GetMetricData, cloudwatch:ListMetrics, ssm:GetParameter (or the source's reads), ssm:GetParameterHistory."
+    )]
+    Results(ResultsArgs),
     /// Write an earlier version's value back as a new version (validated like set)
     #[command(
         after_help = "Example:\n  ssm-flags-ctl --path /myapp/prod/flags rollback new-checkout-flow --to-version 7"
@@ -272,6 +278,34 @@ pub struct DiffArgs {
     pub a: String,
     /// The second source (e.g. /myapp/prod/flags)
     pub b: String,
+}
+
+/// `results`.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The experiment flag: a name under --path, or a full parameter name
+    pub flag: String,
+    /// The conversion event: the name handlers track (flags::track, POST /v1/track)
+    #[arg(long, value_name = "NAME")]
+    pub event: String,
+    /// How far back to add up (e.g. 7d, 36h, 90m; at most 455d, what CloudWatch keeps)
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
+    /// The variant the others are compared with (default: a flagd flag's defaultVariant; `off`
+    /// for a JSON flag)
+    #[arg(long, value_name = "VARIANT")]
+    pub control: Option<String>,
+    /// The Service dimension the metrics were written under (else SSM_FLAGS_SERVICE; a function
+    /// writes its own name unless SSM_FLAGS_SERVICE is set)
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// The metrics' namespace (else SSM_FLAGS_METRICS_NAMESPACE, else ssm-flags)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Read the flag from this source (a snapshot file, path or profile) instead of its parameter
+    /// (a file or profile keeps no history: the definition-changed check is skipped)
+    #[arg(long, value_name = "SOURCE")]
+    pub from: Option<String>,
 }
 
 /// `rollback`.

@@ -29,14 +29,22 @@ struct Report {
 /// The value of a flag as compared: its wire value (so `{"a":1}` and `{ "a": 1 }` are equal),
 /// or its raw text when invalid.
 fn compared(loaded: &Loaded) -> String {
-    if let Ok(flags::FlagValue::Flagd(definition)) = loaded.entry.value() {
-        return flagd_fields(&definition.to_document(), loaded.entry.name());
+    definition_text(&loaded.entry, &loaded.raw)
+}
+
+/// A flag's definition as compared — by `diff`, and by `results` across a parameter's versions:
+/// its wire value (so `{"a":1}` and `{ "a": 1 }` are equal); for a flagd flag its own fields,
+/// the evaluators it uses and the flag set's metadata (another flag of its document is not
+/// part of it); `raw` (the text as stored) when invalid.
+pub fn definition_text(entry: &flags::FlagEntry, raw: &str) -> String {
+    if let Ok(flags::FlagValue::Flagd(definition)) = entry.value() {
+        return flagd_fields(&definition.to_document(), entry.name());
     }
-    let doc = FlagDoc::from_entry(&loaded.entry);
+    let doc = FlagDoc::from_entry(entry);
     match (&doc.error, doc.value) {
         (None, serde_json::Value::String(text)) => text,
         (None, value) => value.to_string(),
-        (Some(_), _) => loaded.raw.clone(),
+        (Some(_), _) => raw.to_owned(),
     }
 }
 

@@ -285,23 +285,73 @@ pub fn killed(flag: &Value, variant: Option<&str>, key: &str) -> Result<Value, C
 /// The only `fractional` of a flag's targeting, by its path of keys and indexes; refused when
 /// there is none or more than one (naming the count).
 fn only_fractional(flag: &Value, key: &str) -> Result<Vec<PathStep>, CtlError> {
+    fractional_path(flag).map_err(|missing| {
+        CtlError::refused(match missing {
+            NoFractional::SharedEvaluator => format!(
+                "{key}'s targeting uses a shared evaluator ($ref): a ramp edits the flag's own targeting only, and cannot count the `fractional` operators an evaluator holds"
+            ),
+            NoFractional::Count(n) => format!(
+                "{key}'s targeting holds {n} `fractional` operators: a ramp changes one variant's weight only where there is exactly one"
+            ),
+        })
+    })
+}
+
+/// Why a targeting has no single `fractional` to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoFractional {
+    /// It uses a shared evaluator (`$ref`), which may hold (another) `fractional`: the count
+    /// would be a guess.
+    SharedEvaluator,
+    /// It holds this many (not one).
+    Count(usize),
+}
+
+/// The path of the only `fractional` of a flag's targeting.
+fn fractional_path(flag: &Value) -> Result<Vec<PathStep>, NoFractional> {
     let mut found = Vec::new();
     if let Some(targeting) = flag.get("targeting") {
-        // A shared evaluator may hold (another) `fractional`: the count would be a guess.
         if targeting.to_string().contains("\"$ref\"") {
-            return Err(CtlError::refused(format!(
-                "{key}'s targeting uses a shared evaluator ($ref): a ramp edits the flag's own targeting only, and cannot count the `fractional` operators an evaluator holds"
-            )));
+            return Err(NoFractional::SharedEvaluator);
         }
         let mut path = vec![PathStep::Key("targeting".into())];
         collect_fractionals(targeting, &mut path, &mut found);
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        n => Err(CtlError::refused(format!(
-            "{key}'s targeting holds {n} `fractional` operators: a ramp changes one variant's weight only where there is exactly one"
-        ))),
+        n => Err(NoFractional::Count(n)),
     }
+}
+
+/// The split a flag's only `fractional` configures: each variant with its weight (summed over
+/// its buckets), in the order the buckets name them. `Err` says why there is no single split to
+/// read: no `fractional` or several, a shared evaluator (`$ref`), a weight that is not a whole
+/// number (the evaluator ignores such a bucket).
+pub fn split_weights(flag: &Value, key: &str) -> Result<Vec<(String, u64)>, String> {
+    let path = fractional_path(flag).map_err(|missing| match missing {
+        NoFractional::SharedEvaluator => format!(
+            "{key}'s targeting uses a shared evaluator ($ref), which may hold `fractional` operators of its own"
+        ),
+        NoFractional::Count(n) => {
+            format!("{key}'s targeting holds {n} `fractional` operators, not exactly one")
+        }
+    })?;
+    let mut flag = flag.clone();
+    let args = at_mut(&mut flag, &path)
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default();
+    let buckets = buckets(&args, key).map_err(|e| match e {
+        CtlError::Refused(why) => why,
+        other => other.to_string(),
+    })?;
+    let mut weights: Vec<(String, u64)> = Vec::new();
+    for (_, name, weight) in buckets {
+        match weights.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += weight,
+            None => weights.push((name, weight)),
+        }
+    }
+    Ok(weights)
 }
 
 /// One step of a path into a JSON value.
@@ -564,6 +614,29 @@ mod tests {
                 .to_string()
                 .contains("holds 0")
         );
+    }
+
+    #[test]
+    fn a_split_reads_as_each_variants_summed_weight_or_says_why_not() {
+        let flag = json!({"targeting": {"if": [{"==": [1, 1]},
+            {"fractional": [{"var": "id"}, ["a", 30], ["b"], ["a", 20], ["c", 0]]}, "a"]}});
+        assert_eq!(
+            split_weights(&flag, "f"),
+            Ok(vec![("a".into(), 50), ("b".into(), 1), ("c".into(), 0)])
+        );
+        let two = json!({"targeting": {"if": [true, {"fractional": [["a", 1]]}, {"fractional": [["a", 1]]}]}});
+        let none = json!({"variants": {"a": 1}});
+        let shared = json!({"targeting": {"if": [{"$ref": "x"}, {"fractional": [["a", 1]]}, "a"]}});
+        let halves = json!({"targeting": {"fractional": [["a", 33.5], ["b", 66.5]]}});
+        for (flag, why) in [
+            (two, "holds 2 `fractional` operators, not exactly one"),
+            (none, "holds 0"),
+            (shared, "shared evaluator ($ref)"),
+            (halves, "not a whole number"),
+        ] {
+            let error = split_weights(&flag, "f").expect_err(why);
+            assert!(error.contains(why), "{error}");
+        }
     }
 
     #[test]

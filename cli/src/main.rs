@@ -11,7 +11,8 @@
 //! - [`sources`]: SSM paths, AppConfig profiles and snapshot files, read as the extension reads them;
 //! - [`output`]: kinds, states, masking, tables and JSON;
 //! - [`lint`], [`show`] (list, get, history), [`explain`], [`change`] (set, kill, rollback),
-//!   [`ramp`] with [`alarms`], [`export`], [`diff`]: the commands.
+//!   [`ramp`] with [`alarms`], [`export`], [`diff`], [`results`] (an experiment's numbers and
+//!   checks): the commands.
 
 mod alarms;
 mod args;
@@ -27,6 +28,7 @@ mod lint;
 mod output;
 mod param;
 mod ramp;
+mod results;
 mod show;
 mod sources;
 
@@ -113,6 +115,41 @@ fn flagd_undo(marked: Option<&(FlagPath, Format)>, key: &str, old: &str) -> Stri
     )
 }
 
+/// The flag `flag` as handlers read it, and where it is defined: from `from` (a source: a
+/// flag named in full is looked up by its name under the source's path); else, under a path
+/// read as flagd, from that path (a flag may live inside a document); else from its own
+/// parameter, named as handlers name it (relative to the path, else in full).
+async fn locate(
+    aws: &aws::Aws,
+    marked: Option<&(FlagPath, Format)>,
+    flag: &str,
+    from: Option<&str>,
+) -> Result<sources::Found, CtlError> {
+    let from = from.map(str::to_owned).or_else(|| match marked {
+        Some((path, format @ Format::Flagd(_))) => Some(format!("{path}{}", format.marker())),
+        _ => None,
+    });
+    if let Some(raw) = &from {
+        return sources::find(aws, &Spec::parse(raw)?, flag).await;
+    }
+    let path = marked.map(|(p, _)| p);
+    let stored = param::read(&aws.ssm, &param::resolve(flag, path)?, "").await?;
+    let flag = path
+        .and_then(|under| under.flag_name(&stored.name))
+        .unwrap_or(&stored.name);
+    Ok(sources::Found {
+        entry: flags::FlagEntry::from_parameter(&flags::Parameter {
+            flag: flag.to_owned(),
+            name: stored.name.clone(),
+            kind: stored.kind,
+            value: stored.value.clone(),
+            version: u64::try_from(stored.meta.version).unwrap_or(0),
+        }),
+        parameter: Some(stored.name.clone()),
+        format: Format::Seed,
+    })
+}
+
 async fn run(cli: Cli) -> Outcome {
     let global = &cli.global;
     let json = global.json;
@@ -151,48 +188,9 @@ async fn run(cli: Cli) -> Outcome {
             show::get(&stored, args.show_secret, json)
         }
         Command::Explain(args) => {
-            // Under a path read as flagd, a flag may live inside a document: read the path.
-            let from = args.from.clone().or_else(|| match (&marked, format) {
-                (Some((path, format)), Format::Flagd(_)) => {
-                    Some(format!("{path}{}", format.marker()))
-                }
-                _ => None,
-            });
-            let entry = match &from {
-                Some(raw) => {
-                    let spec = Spec::parse(raw)?;
-                    let flags = sources::load(&aws, &spec, false).await?;
-                    // A flag named in full is looked up by its name under the source's path.
-                    let key = match &spec {
-                        Spec::Path(under, _) => under.flag_name(&args.flag),
-                        _ => None,
-                    }
-                    .unwrap_or(&args.flag);
-                    flags
-                        .flags
-                        .get(key)
-                        .map(|l| l.entry.clone())
-                        .ok_or_else(|| CtlError::NotFound {
-                            name: format!("{key} in {spec}"),
-                            hint: String::new(),
-                        })?
-                }
-                None => {
-                    let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
-                    // Named as handlers name it: relative to the path, else in full.
-                    let flag = path
-                        .as_ref()
-                        .and_then(|under| under.flag_name(&stored.name))
-                        .unwrap_or(&stored.name);
-                    flags::FlagEntry::from_parameter(&flags::Parameter {
-                        flag: flag.to_owned(),
-                        name: stored.name.clone(),
-                        kind: stored.kind,
-                        value: stored.value.clone(),
-                        version: u64::try_from(stored.meta.version).unwrap_or(0),
-                    })
-                }
-            };
+            let entry = locate(&aws, marked.as_ref(), &args.flag, args.from.as_deref())
+                .await?
+                .entry;
             let fields = match &args.context {
                 None => None,
                 Some(raw) => match serde_json::from_str(raw) {
@@ -210,6 +208,37 @@ async fn run(cli: Cli) -> Outcome {
                 fields,
             };
             explain::explain(&entry, &who, args.sample, json)
+        }
+        Command::Results(args) => {
+            let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+            let service = match args
+                .service
+                .clone()
+                .or_else(|| from_env("SSM_FLAGS_SERVICE"))
+            {
+                Some(service) => flags::experiment::Emitter::service_from(Some(&service), None)
+                    .map_err(|e| CtlError::usage(format!("service: {e}")))?,
+                None => {
+                    return Err(CtlError::usage(
+                        "results: which service wrote the metrics? Pass --service NAME or set SSM_FLAGS_SERVICE (the Service dimension: a function writes SSM_FLAGS_SERVICE, else its own name)",
+                    ));
+                }
+            };
+            let namespace = args
+                .namespace
+                .clone()
+                .or_else(|| from_env("SSM_FLAGS_METRICS_NAMESPACE"))
+                .unwrap_or_else(|| flags::experiment::DEFAULT_NAMESPACE.to_owned());
+            let found = locate(&aws, marked.as_ref(), &args.flag, args.from.as_deref()).await?;
+            let request = results::Request {
+                event: &args.event,
+                since: args.since,
+                control: args.control.as_deref(),
+                service: &service,
+                namespace: &namespace,
+                json,
+            };
+            results::results(&aws, &found, &request).await
         }
         Command::Set(args) => {
             let value = match (&args.value, &args.file) {

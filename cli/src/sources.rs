@@ -106,6 +106,36 @@ pub struct Flags {
     pub shadowed: Vec<Shadowed>,
 }
 
+/// One flag and where it is defined.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The flag, parsed as the extension parses it.
+    pub entry: FlagEntry,
+    /// The SSM parameter defining it (its own, or a document): `None` for a file or a profile.
+    pub parameter: Option<String>,
+    /// The format that parameter is read in.
+    pub format: Format,
+}
+
+/// The flag `flag` of `spec`; a flag named in full is looked up by its name under the
+/// source's path.
+pub async fn find(aws: &Aws, spec: &Spec, flag: &str) -> Result<Found, CtlError> {
+    let flags = load(aws, spec, false).await?;
+    let (key, format) = match spec {
+        Spec::Path(under, format) => (under.flag_name(flag).unwrap_or(flag), *format),
+        _ => (flag, Format::Seed),
+    };
+    let loaded = flags.flags.get(key).ok_or_else(|| CtlError::NotFound {
+        name: format!("{key} in {spec}"),
+        hint: String::new(),
+    })?;
+    Ok(Found {
+        entry: loaded.entry.clone(),
+        parameter: matches!(spec, Spec::Path(..)).then(|| loaded.parameter.clone()),
+        format,
+    })
+}
+
 /// Reads every flag of `spec`; `with_meta` adds SSM's metadata (who and when) to a path's flags.
 pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlError> {
     let (fetched, meta, format) = match spec {
