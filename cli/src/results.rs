@@ -270,8 +270,11 @@ fn report(
             "sample ratio mismatch: exposures ({}) do not fit the configured split ({}){}: units are not assigned as configured (a bug, a redirect, bots, a variant failing before it counts); do not trust the differences until that is explained",
             exposures.join(", "),
             split.join(", "),
-            match sample_ratio.p_value {
-                Some(p) if sample_ratio.chi_square.is_some() => format!(", p = {} < {SRM_ALPHA}", p_value(p)),
+            match (sample_ratio.chi_square, sample_ratio.p_value) {
+                (Some(chi), Some(p)) => format!(
+                    " (χ² = {chi:.2}, {}; a mismatch is p < {SRM_ALPHA})",
+                    p_text(p)
+                ),
                 _ => " (exposures of a variant the split gives no weight)".to_owned(),
             }
         ));
@@ -469,6 +472,14 @@ fn p_value(p: f64) -> String {
     }
 }
 
+/// `p = 0.0123`, or `p < 0.0001`.
+fn p_text(p: f64) -> String {
+    match p_value(p).strip_prefix('<') {
+        Some(bound) => format!("p < {bound}"),
+        None => format!("p = {}", p_value(p)),
+    }
+}
+
 /// A number as written: whole numbers without decimals, others with two.
 fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
@@ -551,12 +562,12 @@ fn print(report: &Report, design: &Design, control_given: bool) {
             ratio.reason.as_deref().unwrap_or("no split")
         ),
         (true, mismatch, Some(chi), Some(p)) => println!(
-            "sample ratio: {} against the split {}: χ² = {:.2}, {} df, p = {}",
+            "sample ratio: {} against the split {}: χ² = {:.2}, {} df, {}",
             if mismatch { "MISMATCH" } else { "ok" },
             split.join(", "),
             chi,
             ratio.df.unwrap_or(0),
-            p_value(p)
+            p_text(p)
         ),
         (true, ..) => println!(
             "sample ratio: MISMATCH against the split {}: exposures of a variant it gives no weight",
@@ -676,7 +687,7 @@ mod tests {
             &[observed(5400, 0), observed(4600, 0)],
         );
         assert!(skewed.sample_ratio.mismatch);
-        assert!(skewed.warnings[0].starts_with("sample ratio mismatch: exposures (classic 5400, one-page 4600) do not fit the configured split (classic 50, one-page 50), p = <0.0001"), "{:?}", skewed.warnings);
+        assert!(skewed.warnings[0].starts_with("sample ratio mismatch: exposures (classic 5400, one-page 4600) do not fit the configured split (classic 50, one-page 50) (χ² = 64.00, p < 0.0001; a mismatch is p < 0.001)"), "{:?}", skewed.warnings);
         let fair = answer(
             &design,
             &["classic", "one-page"],

@@ -2,7 +2,7 @@
 statsmodels and scipy as published (requirements-dev.txt).
 
 Reads {"wilson": [[count, nobs], ...], "ztest": [[c1, n1, c0, n0], ...],
-"chisquare": [[[observed...], [weights...]], ...]} on stdin and answers, in the same order,
+"chisquare": [[[observed...], [weights...]], ...]} on stdin (or as its argument) and answers, in the same order,
 [low, high] (proportion_confint, method="wilson", alpha=0.05), [z, p]
 (proportions_ztest([c1, c0], [n1, n0]), two-sided, pooled) and [statistic, p]
 (chisquare(observed, total * weight / sum(weights))). NaN (an undefined test) is null.
@@ -24,7 +24,7 @@ def plain(x):
 
 
 def main():
-    cases = json.load(sys.stdin)
+    cases = json.loads(sys.argv[1]) if len(sys.argv) > 1 else json.load(sys.stdin)
     warnings.simplefilter("ignore")  # 0/0 in an undefined z-test: NaN, answered as null
     wilson = [
         [plain(b) for b in proportion_confint(count, nobs, alpha=0.05, method="wilson")]

@@ -71,7 +71,9 @@ impl Sample {
     pub fn sum(&self) -> f64 {
         match self {
             Self::One(v) => *v,
-            Self::Many(values) => values.iter().map(|(v, n)| v * f64::from(*n)).sum(),
+            Self::Many(values) => values
+                .iter()
+                .fold(0.0, |sum, (v, n)| sum + v * f64::from(*n)),
         }
     }
 

@@ -258,7 +258,8 @@ async fn query(
                 )));
             }
             let id = result.id().unwrap_or_default();
-            let sum: f64 = result.values().iter().sum();
+            // From +0.0: an empty float sum is -0.0.
+            let sum = result.values().iter().fold(0.0, |total, v| total + v);
             match sums.iter_mut().find(|(i, _)| i == id) {
                 Some((_, total)) => *total += sum,
                 None => sums.push((id.to_owned(), sum)),
