@@ -307,7 +307,7 @@ fn report(
     }
     if rows.iter().all(|r| r.exposures == 0) {
         notes.push(format!(
-            "no exposures of {} for service {:?} in namespace {:?} within the window: check --service and --namespace, and that handlers evaluate the flag with a targeting key (only a split's decisions count)",
+            "no exposures of {} for service {:?} in namespace {:?} within the window: check --service, --namespace and --path (the Flag dimension is the flag's name under the path handlers read), and that handlers evaluate the flag with a targeting key (only a split's decisions count)",
             design.flag, request.service, request.namespace
         ));
     }

@@ -521,3 +521,58 @@ async fn a_json_experiment_is_on_against_off() {
         ran.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_has_examples_and_a_missing_credential_is_named() {
+    let ran = Ctl::new(1).run(&["results", "--help"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    assert!(
+        ran.stdout.contains("Examples:") && ran.stdout.contains(" results new-flow --event"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("exits 1"), "{}", ran.stdout);
+    let ran = Ctl::new(1).run(&["results", "new-flow"]).await;
+    assert_eq!(ran.code, Some(2), "--event is required: {}", ran.text());
+
+    let moto = Moto::start().await;
+    put(
+        &ssm_client(moto.port),
+        &format!("{SEED_PATH}/new-flow"),
+        r#"{"enabled": true, "rollout_percentage": 20, "experiment": true}"#,
+        ParameterType::String,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("results-no-credentials-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (config, credentials) = (dir.join("config"), dir.join("credentials"));
+    std::fs::write(&config, "").expect("config");
+    std::fs::write(&credentials, "").expect("credentials");
+    let ran = Ctl::new(moto.port)
+        .without("AWS_ACCESS_KEY_ID")
+        .without("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", config.to_str().expect("utf-8"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials.to_str().expect("utf-8"),
+        )
+        .env("HOME", dir.to_str().expect("utf-8"))
+        .run(&[
+            "--path",
+            SEED_PATH,
+            "results",
+            "new-flow",
+            "--event",
+            "paid",
+            "--service",
+            "shop",
+        ])
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ran.code, Some(2), "{}", ran.text());
+    assert!(
+        ran.stderr.contains("no AWS credentials") && ran.stderr.contains("--profile"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -50,7 +50,11 @@ async fn lines_of_the_published_python_package_read_back_exactly() {
         ],
     )
     .await;
-    assert!(ran.success(), "{}", ran.text());
+    assert!(
+        ran.success(),
+        "aws-embedded-metrics comes from requirements-dev.txt (`make venv`): {}",
+        ran.text()
+    );
     assert_eq!(
         ran.stdout.lines().count(),
         4,
