@@ -229,6 +229,7 @@ async fn run(cli: Cli) -> Outcome {
                 .clone()
                 .or_else(|| from_env("SSM_FLAGS_METRICS_NAMESPACE"))
                 .unwrap_or_else(|| flags::experiment::DEFAULT_NAMESPACE.to_owned());
+            results::check_event(&args.event)?;
             let found = locate(&aws, marked.as_ref(), &args.flag, args.from.as_deref()).await?;
             let request = results::Request {
                 event: &args.event,

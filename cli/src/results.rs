@@ -34,6 +34,11 @@ use metrics::{Observed, Series, Window};
 /// stricter one than 0.05 keeps false alarms rare).
 pub const SRM_ALPHA: f64 = 0.001;
 
+/// Checks `--event` as `flags::track` checks an event name, before anything is read.
+pub fn check_event(event: &str) -> Result<(), CtlError> {
+    flags::experiment::validate_event(event).map_err(|e| CtlError::usage(format!("--event: {e}")))
+}
+
 /// What `results` was asked.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -156,8 +161,6 @@ struct Report {
 /// `results` for the flag `found`.
 pub async fn results(aws: &Aws, found: &Found, request: &Request<'_>) -> Outcome {
     let design = Design::of(&found.entry)?;
-    flags::experiment::validate_event(request.event)
-        .map_err(|e| CtlError::usage(format!("--event: {e}")))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
