@@ -133,7 +133,15 @@ async fn locate(
         return sources::find(aws, &Spec::parse(raw)?, flag).await;
     }
     let path = marked.map(|(p, _)| p);
-    let stored = param::read(&aws.ssm, &param::resolve(flag, path)?, "").await?;
+    let stored = match param::read(&aws.ssm, &param::resolve(flag, path)?, "").await {
+        Ok(stored) => stored,
+        // Not a parameter of its own: a flag in a document that declares flagd's `$schema`
+        // (read as flagd on any path, as the extension does), found by loading the path.
+        Err(CtlError::NotFound { .. }) if let Some(path) = path => {
+            return sources::find(aws, &Spec::Path(path.clone(), Format::Seed), flag).await;
+        }
+        Err(other) => return Err(other),
+    };
     let flag = path
         .and_then(|under| under.flag_name(&stored.name))
         .unwrap_or(&stored.name);
