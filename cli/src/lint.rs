@@ -234,6 +234,20 @@ fn json_risks(
             ),
         ));
     }
+    if rules.experiment && rules.rollout_percentage.is_none() {
+        risks.push((
+            Severity::Warning,
+            Some(flags::experiment::MARKER),
+            "an experiment without a `rollout_percentage`: no evaluation is decided by a split (reason SPLIT), so no exposure is ever counted".to_owned(),
+        ));
+    }
+    if rules.experiment && secure {
+        risks.push((
+            Severity::Warning,
+            Some(flags::experiment::MARKER),
+            "an experiment in a SecureString is never counted (its variants would reach the metrics): keep it in a String parameter".to_owned(),
+        ));
+    }
     if let Some(users) = &rules.allowed_user_ids
         && size as f64 >= NEAR_LIMIT * limit as f64
     {
@@ -429,6 +443,21 @@ mod tests {
         ] {
             assert_eq!(messages(raw), vec![], "{raw}");
         }
+    }
+
+    #[test]
+    fn an_experiment_without_a_rollout_is_a_warning() {
+        let none = messages(r#"{"enabled": true, "experiment": true}"#);
+        assert_eq!(none.len(), 1, "{none:?}");
+        assert_eq!(none[0].1.as_deref(), Some("experiment"));
+        assert!(
+            none[0].2.contains("without a `rollout_percentage`"),
+            "{none:?}"
+        );
+        let split = messages(
+            r#"{"enabled": true, "rollout_percentage": 50, "salt": "s", "experiment": true}"#,
+        );
+        assert!(split.is_empty(), "{split:?}");
     }
 
     #[test]

@@ -388,10 +388,40 @@ fn semantics(definition: &Definition, secure: bool) -> Vec<(Severity, Option<Str
             ),
         ));
     }
+    let marker = flags::experiment::MARKER;
+    if let Some(value) = definition.metadata().get(marker)
+        && !value.is_boolean()
+    {
+        found.push((
+            Severity::Warning,
+            Some(format!("flags.{key}.metadata.{marker}")),
+            format!(
+                "`{marker}` is {}, not true: the flag is not counted as an experiment (write \"{marker}\": true)",
+                if secure { "a value".to_owned() } else { value.to_string() }
+            ),
+        ));
+    }
+    if definition.is_experiment() && secure {
+        found.push((
+            Severity::Warning,
+            Some(format!("flags.{key}.metadata.{marker}")),
+            "an experiment in a SecureString is never counted (its variant names would reach the metrics): keep the experiment in a String parameter".to_owned(),
+        ));
+    }
+    let no_split = || {
+        (
+            Severity::Warning,
+            Some(format!("flags.{key}.targeting")),
+            "an experiment without a `fractional`: no evaluation is decided by a split (reason SPLIT), so no exposure is ever counted".to_owned(),
+        )
+    };
     let Some(targeting) = flag
         .get("targeting")
         .filter(|t| t.as_object().is_some_and(|o| !o.is_empty()))
     else {
+        if definition.is_experiment() {
+            found.push(no_split());
+        }
         return found;
     };
     let mut walk = Walk {
@@ -399,12 +429,16 @@ fn semantics(definition: &Definition, secure: bool) -> Vec<(Severity, Option<Str
         open: Vec::new(),
         returned: BTreeSet::new(),
         zero_weights: BTreeSet::new(),
+        fractionals: 0,
         visited: BTreeSet::new(),
     };
     let at = format!("flags.{key}.targeting");
     walk.results(targeting, &at);
     walk.open.clear();
     walk.every_fractional(targeting, &at);
+    if definition.is_experiment() && walk.fractionals == 0 {
+        found.push(no_split());
+    }
     for (field, name) in walk.returned {
         if !variants.contains(name.as_str()) {
             found.push((
@@ -438,6 +472,8 @@ struct Walk<'d> {
     returned: BTreeSet<(String, String)>,
     /// Every `fractional` whose buckets all weigh 0.
     zero_weights: BTreeSet<String>,
+    /// How many `fractional`s the targeting holds (through its evaluators).
+    fractionals: usize,
     /// Evaluators already walked for `fractional`s.
     visited: BTreeSet<&'d str>,
 }
@@ -495,6 +531,9 @@ impl<'d> Walk<'d> {
             Value::Object(map) => {
                 for (op, args) in map {
                     let here = format!("{at}.{op}");
+                    if op == "fractional" {
+                        self.fractionals += 1;
+                    }
                     match (op.as_str(), args) {
                         ("fractional", Value::Array(args)) if all_weights_zero(args) => {
                             self.zero_weights.insert(here.clone());
@@ -599,6 +638,50 @@ mod tests {
                 (field, message)
             })
             .collect()
+    }
+
+    #[test]
+    fn experiments_that_count_nothing_are_warned() {
+        let warnings = |flag: Value, secure: bool| -> Vec<String> {
+            semantics(&definition(flag), secure)
+                .into_iter()
+                .map(|(severity, field, message)| {
+                    assert_eq!(severity, Severity::Warning, "{message}");
+                    format!("{}: {message}", field.unwrap_or_default())
+                })
+                .collect()
+        };
+        let split = json!({"fractional": [["a", 50], ["b", 50]]});
+        let flag = |metadata: Value, targeting: Value| {
+            json!({"state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": "a",
+                   "targeting": targeting, "metadata": metadata})
+        };
+        assert!(warnings(flag(json!({"experiment": true}), split.clone()), false).is_empty());
+        let said_yes = warnings(flag(json!({"experiment": "yes"}), split.clone()), false);
+        assert_eq!(said_yes.len(), 1, "{said_yes:?}");
+        assert!(
+            said_yes[0].starts_with("flags.f.metadata.experiment: `experiment` is \"yes\""),
+            "{said_yes:?}"
+        );
+        let no_split = warnings(
+            flag(
+                json!({"experiment": true}),
+                json!({"if": [{"==": [{"var": "t"}, 1]}, "a", "b"]}),
+            ),
+            false,
+        );
+        assert_eq!(no_split.len(), 1, "{no_split:?}");
+        assert!(
+            no_split[0].contains("without a `fractional`"),
+            "{no_split:?}"
+        );
+        let untargeted = warnings(flag(json!({"experiment": true}), json!({})), false);
+        assert!(
+            untargeted[0].contains("without a `fractional`"),
+            "{untargeted:?}"
+        );
+        let secure = warnings(flag(json!({"experiment": true}), split), true);
+        assert!(secure[0].contains("never counted"), "{secure:?}");
     }
 
     #[test]
