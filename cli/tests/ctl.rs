@@ -1080,7 +1080,7 @@ async fn every_command_has_help_with_an_example() {
     let ctl = Ctl::new(1);
     for command in [
         "lint", "list", "get", "explain", "set", "ramp", "kill", "export", "diff", "history",
-        "rollback",
+        "rollback", "results",
     ] {
         let ran = ctl.run(&[command, "--help"]).await;
         assert_eq!(ran.code, Some(0), "{command}: {}", ran.text());
