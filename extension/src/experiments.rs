@@ -5,7 +5,10 @@
 //!
 //! The scope (what "first evaluation for a key" is within): on on-demand Lambda an invocation
 //! (the units are forgotten at each INVOKE); where no INVOKE comes (Managed Instances,
-//! containers, EC2) the flush period. The counts are written as EMF lines every
+//! containers, EC2) the flush period. The INVOKE reaches the extension at the moment the
+//! handler starts: a request of the handler's first instant may arrive before it is read, and
+//! count with the previous invocation's. A conversion therefore finds its unit in the current
+//! scope or the one before. The counts are written as EMF lines every
 //! [`FLUSH_INTERVAL`] and when the extension stops (SHUTDOWN, SIGTERM): none is lost.
 
 use std::time::Duration;
@@ -70,17 +73,26 @@ impl Experiments {
         }
     }
 
-    /// Writes the counts so far; where the flush ends the scope, starts a new one.
+    /// Writes the counts so far; where the flush ends the scope, starts a new one (in one step:
+    /// no unit is counted in both).
     pub fn flush(&self) {
-        let counts = self.scope.take();
-        if self.end == ScopeEnd::Flush {
-            self.scope.forget_units();
-        }
+        let counts = match self.end {
+            ScopeEnd::Flush => self.scope.drain(),
+            ScopeEnd::Invocation => self.scope.take(),
+        };
         if let Some(emitter) = &self.emitter
             && !counts.is_empty()
         {
             emitter.write(&counts);
         }
+    }
+}
+
+impl Drop for Experiments {
+    /// What was counted after the last flush (a request answered while the extension stopped)
+    /// is written when the last holder lets go.
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -111,14 +123,27 @@ mod tests {
 
     #[test]
     fn an_invoke_ends_the_scope_only_on_demand() {
+        let snapshot = flags::Snapshot::from_values([(
+            "split",
+            r#"{"enabled": true, "rollout_percentage": 50, "experiment": true}"#,
+        )]);
+        let evaluate = || snapshot.get("split").evaluate(&flags::Context::user("k"));
         for (end, counted) in [(ScopeEnd::Invocation, 2), (ScopeEnd::Flush, 1)] {
             let experiments = Experiments::new(Some(Emitter::new("ns", "svc")), end);
-            experiments.counted(|| flags::experiment::expose("f", "k", "a"));
+            experiments.counted(evaluate);
             experiments.invocation();
-            experiments.counted(|| flags::experiment::expose("f", "k", "a"));
+            experiments.counted(evaluate);
             assert_eq!(
                 experiments.scope.take().total_exposures(),
                 counted,
+                "{end:?}"
+            );
+            // A conversion right after a new scope began still finds the unit.
+            assert_eq!(
+                experiments
+                    .track(&doc("paid", "k".into(), None))
+                    .map(|a| a.len()),
+                Ok(1),
                 "{end:?}"
             );
         }

@@ -80,6 +80,15 @@ impl Host {
         }
     }
 
+    /// Where an experiment scope ends: each INVOKE on on-demand Lambda (one invocation at a
+    /// time); elsewhere, where no INVOKE comes, each flush.
+    pub fn experiment_scope(self) -> crate::experiments::ScopeEnd {
+        match self {
+            Self::OnDemand => crate::experiments::ScopeEnd::Invocation,
+            Self::ManagedInstances | Self::Sidecar => crate::experiments::ScopeEnd::Flush,
+        }
+    }
+
     /// What starts a refresh.
     pub fn trigger(self) -> Trigger {
         match self {

@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, watch};
 use crate::appconfig::{AppConfigProfile, Sources};
 use crate::config::Config;
 use crate::config::Metrics;
-use crate::experiments::{Experiments, FLUSH_INTERVAL, ScopeEnd};
+use crate::experiments::{Experiments, FLUSH_INTERVAL};
 use crate::host::{Host, MIN_TIMER_INTERVAL, Trigger};
 use crate::metrics::Emf;
 use crate::refresh::{Refreshed, Refresher};
@@ -124,11 +124,7 @@ pub async fn run_with<S: Source + 'static>(
     flags::experiment::count_outside_scopes(false);
     let experiments = Arc::new(Experiments::new(
         config.metrics.as_ref().map(Metrics::experiments),
-        if host == Host::OnDemand {
-            ScopeEnd::Invocation
-        } else {
-            ScopeEnd::Flush
-        },
+        host.experiment_scope(),
     ));
     let api = Api::new(refresher.shared(), token).with_experiments(Arc::clone(&experiments));
     let refresher = Arc::new(Mutex::new(refresher));
@@ -222,7 +218,8 @@ pub async fn run_with<S: Source + 'static>(
     let _ = server.await;
     flusher.abort();
     let _ = flusher.await;
-    // Every request has been answered: the last counts are complete.
+    // The API is closed: what its answered requests counted is written now (a connection
+    // still open when the process ends lets go of its share at exit: `Experiments`' drop).
     experiments.flush();
     let stats = refresher.lock().await.stats();
     tracing::info!(

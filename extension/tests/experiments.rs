@@ -266,3 +266,58 @@ async fn on_demand_every_invoke_is_a_new_scope_and_shutdown_writes_the_counts() 
         extension.log()
     );
 }
+
+/// A Python service (OpenFeature's published SDK and OFREP provider, and the README's `track`
+/// snippet) in the same experiment: the extension's metrics hold exactly its exposures and
+/// conversions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_service_counts_through_ofrep_and_the_track_snippet() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    put(&ssm, "checkout", CHECKOUT, ParameterType::String).await;
+    let mut sidecar = Sidecar::start(moto.port, PATH, 60, &[("SSM_FLAGS_SERVICE", "shop")]).await;
+    let script = testkit::workspace().join("extension/tests/experiments_python.py");
+    let base = format!("http://127.0.0.1:{}", sidecar.port);
+    let ran = testkit::process::run(
+        &testkit::process::python(),
+        &[script.to_str().expect("utf-8 path"), &base, SIDECAR_TOKEN],
+        None,
+        &[],
+    )
+    .await;
+    assert!(ran.success(), "{}\n{}", ran.text(), sidecar.proc.log());
+    let did: Value = serde_json::from_str(ran.stdout.trim()).expect("the script's JSON");
+    sidecar.proc.terminate();
+    sidecar
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+    let out = emitted(&sidecar.proc);
+    let by_variant = |counts: &Value| -> BTreeMap<String, u64> {
+        counts
+            .as_object()
+            .expect("an object")
+            .iter()
+            .map(|(variant, n)| (variant.clone(), n.as_u64().expect("a count")))
+            .collect()
+    };
+    let exposures: BTreeMap<String, u64> = out
+        .exposures
+        .iter()
+        .map(|((_, variant), n)| (variant.clone(), *n))
+        .collect();
+    let conversions: BTreeMap<String, u64> = out
+        .conversions
+        .iter()
+        .map(|((_, variant, _), n)| (variant.clone(), *n))
+        .collect();
+    assert_eq!(
+        exposures,
+        by_variant(&did["exposures"]),
+        "{}",
+        sidecar.proc.log()
+    );
+    assert_eq!(conversions, by_variant(&did["conversions"]));
+    assert_eq!(exposures.values().sum::<u64>(), 90);
+}

@@ -23,7 +23,10 @@ mod emf;
 mod tally;
 
 pub use emf::{Emitter, MetricsSetting};
-pub use tally::{Attribution, Conversions, Counts, Tally, TrackError, validate_event};
+pub use tally::{
+    Attribution, Conversions, Counts, MAX_EVENTS, MAX_VALUES, Tally, TrackError, validate_event,
+    validate_value,
+};
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -57,6 +60,24 @@ pub const EVENT: &str = "Event";
 /// Default `SSM_FLAGS_METRICS_NAMESPACE`, for freshness and experiment metrics alike.
 pub const DEFAULT_NAMESPACE: &str = "ssm-flags";
 
+/// The longest flag or variant name counted (CloudWatch's limit for a dimension value).
+pub const MAX_DIMENSION_LEN: usize = 1024;
+
+/// CloudWatch's rule for a dimension value, at most `max` bytes: printable ASCII, not empty or
+/// all spaces. Event names, the service, and the flag and variant names of a counted experiment
+/// all follow it (a line breaking it would be dropped by CloudWatch, counts and all).
+pub fn dimension_value(value: &str, max: usize) -> Result<(), &'static str> {
+    if value.trim().is_empty() {
+        Err("must not be empty")
+    } else if value.len() > max {
+        Err("is too long for a CloudWatch dimension value")
+    } else if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Err("must be printable ASCII (a CloudWatch dimension value)")
+    } else {
+        Ok(())
+    }
+}
+
 /// Units a scope remembers before it writes its counts early and starts over: bounds the
 /// memory of a process that never ends a scope.
 pub const MAX_UNITS: usize = 65_536;
@@ -67,19 +88,11 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Whether evaluations outside every [`Scope`] count (in the process-wide scope).
 static OUTSIDE: AtomicBool = AtomicBool::new(true);
 
-/// The process-wide scope: evaluations outside every [`Scope`].
-struct Global {
-    tally: Mutex<Tally>,
-    /// Changes whenever the process-wide scope starts over (its units forgotten).
-    generation: AtomicU64,
-}
-
-fn global() -> &'static Global {
-    static GLOBAL: OnceLock<Global> = OnceLock::new();
-    GLOBAL.get_or_init(|| Global {
-        tally: Mutex::new(Tally::default()),
-        generation: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-    })
+/// The process-wide scope: evaluations outside every [`Scope`]. Its id changes whenever it
+/// starts over (its units forgotten).
+fn global() -> &'static ScopeState {
+    static GLOBAL: OnceLock<ScopeState> = OnceLock::new();
+    GLOBAL.get_or_init(|| ScopeState::new(true))
 }
 
 /// A tally's lock: counting never panics while it holds it, and a poisoned one still counts.
@@ -126,18 +139,16 @@ thread_local! {
 /// the process-wide one. Called by the evaluations that take a context, only for an experiment
 /// flag whose split decided.
 #[inline]
-pub fn expose(flag: &str, key: &str, variant: &str) {
+pub(crate) fn expose(flag: &str, key: &str, variant: &str) {
     CURRENT.with(|current| {
         let current = current.borrow();
-        let (id, tally) = match current.as_deref() {
-            Some(scope) if scope.active => (scope.id.load(Ordering::Acquire), &scope.tally),
+        let state = match current.as_deref() {
+            Some(scope) if scope.active => scope,
             Some(_) => return,
-            None if OUTSIDE.load(Ordering::Relaxed) && metrics_on() => {
-                let global = global();
-                (global.generation.load(Ordering::Acquire), &global.tally)
-            }
+            None if OUTSIDE.load(Ordering::Relaxed) && metrics_on() => global(),
             None => return,
         };
+        let id = state.id.load(Ordering::Acquire);
         let repeat = LAST.with(|last| {
             let last = last.borrow();
             last.0 == id && last.1 == flag && last.2 == key
@@ -145,7 +156,7 @@ pub fn expose(flag: &str, key: &str, variant: &str) {
         if repeat {
             return;
         }
-        record(tally, current.is_none(), flag, key, variant);
+        record(state, flag, key, variant);
         LAST.with(|last| {
             let mut last = last.borrow_mut();
             last.0 = id;
@@ -157,19 +168,14 @@ pub fn expose(flag: &str, key: &str, variant: &str) {
     });
 }
 
-/// Records one exposure in `tally`; a full tally writes its counts first and starts over.
-fn record(tally: &Mutex<Tally>, process_wide: bool, flag: &str, key: &str, variant: &str) {
-    let mut held = lock(tally);
+/// Records one exposure in `state`; a full tally writes its counts first and starts over (a
+/// new id, under the lock: no thread's remembered last exposure hides the unit's next one).
+fn record(state: &ScopeState, flag: &str, key: &str, variant: &str) {
+    let mut held = lock(&state.tally);
     if !held.expose(flag, key, variant) {
-        let counts = held.take();
-        held.forget_units();
+        let counts = state.drain(&mut held);
         held.expose(flag, key, variant);
         drop(held);
-        if process_wide {
-            global()
-                .generation
-                .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
-        }
         tracing::warn!(
             units = MAX_UNITS,
             "experiment counts written early: a scope remembers at most this many units"
@@ -186,16 +192,14 @@ pub fn track_key(
     value: Option<f64>,
 ) -> Result<Vec<Attribution>, TrackError> {
     validate_event(event)?;
-    if let Some(value) = value
-        && !value.is_finite()
-    {
-        return Err(TrackError::Value(value));
+    if let Some(value) = value {
+        validate_value(value)?;
     }
     let key = key.ok_or(TrackError::NoTargetingKey)?;
     CURRENT.with(|current| match current.borrow().as_deref() {
-        Some(scope) if scope.active => lock(&scope.tally).track(event, key, value),
+        Some(scope) if scope.active => scope.track(event, key, value),
         None if OUTSIDE.load(Ordering::Relaxed) && metrics_on() => {
-            lock(&global().tally).track(event, key, value)
+            global().track(event, key, value)
         }
         _ => Ok(Vec::new()),
     })
@@ -212,13 +216,7 @@ pub fn flush_exposures() {
 /// them elsewhere than stdout.
 pub fn take_process_wide() -> Counts {
     let global = global();
-    let mut tally = lock(&global.tally);
-    let counts = tally.take();
-    tally.forget_units();
-    global
-        .generation
-        .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
-    counts
+    global.drain(&mut lock(&global.tally))
 }
 
 /// Writes `counts` as EMF lines on stdout, when metrics are on and there is anything.
@@ -231,11 +229,40 @@ fn write(counts: &Counts) {
 }
 
 struct ScopeState {
-    /// Changes whenever the scope forgets its units ([`Scope::forget_units`]).
+    /// Changes whenever the scope forgets its units, always under the tally's lock.
     id: AtomicU64,
     /// Whether it counts (metrics are on).
     active: bool,
     tally: Mutex<Tally>,
+}
+
+impl ScopeState {
+    fn new(active: bool) -> Self {
+        Self {
+            id: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            active,
+            tally: Mutex::new(Tally::default()),
+        }
+    }
+
+    /// Starts over: the counts taken and the units forgotten, with a new id, all under the
+    /// lock `held` (of this scope's tally).
+    fn drain(&self, held: &mut Tally) -> Counts {
+        let counts = held.take();
+        held.forget_units();
+        self.id
+            .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+        counts
+    }
+
+    fn track(
+        &self,
+        event: &str,
+        key: &str,
+        value: Option<f64>,
+    ) -> Result<Vec<Attribution>, TrackError> {
+        lock(&self.tally).track(event, key, value)
+    }
 }
 
 impl Drop for ScopeState {
@@ -290,11 +317,7 @@ impl Scope {
     /// A new, empty scope that counts (or not) whatever the environment says.
     pub fn with_counting(active: bool) -> Self {
         Self {
-            state: Arc::new(ScopeState {
-                id: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-                active,
-                tally: Mutex::new(Tally::default()),
-            }),
+            state: Arc::new(ScopeState::new(active)),
         }
     }
 
@@ -322,10 +345,16 @@ impl Scope {
     /// (a scope reused for the next invocation, or the next period).
     pub fn forget_units(&self) {
         let mut tally = lock(&self.state.tally);
-        tally.forget_units();
-        self.state
-            .id
-            .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+        let counts = tally.take();
+        self.state.drain(&mut tally);
+        // The counts stay: only the units are forgotten.
+        tally.restore(counts);
+    }
+
+    /// This scope's counts so far, taken, and its units forgotten, in one step: the next
+    /// period's scope (the extension's flush).
+    pub fn drain(&self) -> Counts {
+        self.state.drain(&mut lock(&self.state.tally))
     }
 
     /// Counts a conversion on `event` for `key` in this scope (see [`crate::track`]).

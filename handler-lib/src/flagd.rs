@@ -35,6 +35,7 @@ pub use ops::{Bucketing, murmur3};
 pub(crate) use value::Val;
 
 use crate::error::{Problem, kind_of};
+use crate::experiment::MAX_DIMENSION_LEN;
 
 /// One flagd flag, parsed and compiled.
 #[derive(Debug, PartialEq)]
@@ -433,6 +434,13 @@ impl Definition {
                 format!("nest deeper than a JSON reader accepts ({e})"),
             ));
         }
+        // Counted only when every name the metrics would carry is a CloudWatch dimension value:
+        // a line breaking the rule would be dropped, counts and all.
+        let experiment = metadata.get(crate::experiment::MARKER) == Some(&Value::Bool(true))
+            && crate::experiment::dimension_value(key, MAX_DIMENSION_LEN).is_ok()
+            && variants.iter().all(|(name, _)| {
+                crate::experiment::dimension_value(name, MAX_DIMENSION_LEN).is_ok()
+            });
         Ok(Self {
             key: key.into(),
             enabled,
@@ -442,7 +450,7 @@ impl Definition {
             default_missing,
             targeting,
             split,
-            experiment: metadata.get(crate::experiment::MARKER) == Some(&Value::Bool(true)),
+            experiment,
             metadata,
             bucketing,
             source: source.into(),
@@ -480,7 +488,8 @@ impl Definition {
     }
 
     /// Whether it is an experiment: its metadata says `"experiment": true`
-    /// ([`crate::experiment::MARKER`]).
+    /// ([`crate::experiment::MARKER`]), and its key and variant names are CloudWatch dimension
+    /// values ([`crate::experiment::dimension_value`]).
     #[inline]
     pub fn is_experiment(&self) -> bool {
         self.experiment

@@ -169,6 +169,7 @@ impl FlagEntry {
         if definition.is_experiment()
             && resolution.reason == crate::flagd::Reason::Split
             && !self.secure
+            && self.name.len() <= crate::experiment::MAX_DIMENSION_LEN
             && let (Some(key), Some((variant, _))) = (context.user_id(), resolution.variant)
         {
             crate::experiment::expose(&self.name, key, variant);
@@ -176,7 +177,8 @@ impl FlagEntry {
     }
 
     /// Counts an exposure of this seed JSON flag (variant `on` or `off`) when its rollout
-    /// decided `evaluation` for a user; the caller checked that it is an experiment.
+    /// decided `evaluation` for a user and its name is a CloudWatch dimension value; the caller
+    /// checked that it is an experiment.
     #[cold]
     fn expose_seed(&self, context: &Context<'_>, evaluation: &Evaluation) {
         if let (
@@ -186,6 +188,8 @@ impl FlagEntry {
             Some(key),
             false,
         ) = (evaluation.reason, context.user_id(), self.secure)
+            && crate::experiment::dimension_value(&self.name, crate::experiment::MAX_DIMENSION_LEN)
+                .is_ok()
         {
             let variant = if evaluation.enabled {
                 crate::experiment::ON

@@ -198,3 +198,70 @@ fn concurrent_scopes_count_exactly_what_each_evaluated() {
         assert_eq!(counts.total_exposures(), per_thread as u64);
     }
 }
+
+#[test]
+fn evaluations_outside_every_scope_count_process_wide_until_taken() {
+    // The only test in this binary that evaluates outside a scope.
+    let s = snapshot();
+    let ctx = Context::user("spawned-task-user");
+    let variant = s
+        .get("checkout-flow")
+        .string_for(&ctx)
+        .expect("a variant")
+        .to_owned();
+    let _ = s.get("checkout-flow").string_for(&ctx);
+    let attributed = flags::track("checkout-completed", &ctx).expect("valid");
+    assert_eq!(attributed.len(), 1, "{attributed:?}");
+    let counts = flags::experiment::take_process_wide();
+    assert_eq!(
+        exposures(&counts, "checkout-flow"),
+        BTreeMap::from([(variant.clone(), 1)])
+    );
+    assert_eq!(counts.conversions.len(), 1);
+    // Taken: the units are forgotten, the next read is an exposure again.
+    let _ = s.get("checkout-flow").string_for(&ctx);
+    let again = flags::experiment::take_process_wide();
+    assert_eq!(
+        exposures(&again, "checkout-flow"),
+        BTreeMap::from([(variant, 1)])
+    );
+}
+
+/// Tasks that move between a multi-threaded runtime's workers at every await: each scope counts
+/// exactly its own units, whether a scope is a task's own (an invocation) or shared by many
+/// tasks at once (the extension's).
+#[test]
+fn scopes_follow_their_tasks_across_worker_threads() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    let s = std::sync::Arc::new(snapshot());
+    runtime.block_on(async {
+        let shared = std::sync::Arc::new(Scope::with_counting(true));
+        let tasks: Vec<_> = (0..40)
+            .map(|t| {
+                let (s, shared) = (std::sync::Arc::clone(&s), std::sync::Arc::clone(&shared));
+                tokio::spawn(async move {
+                    let own = Scope::with_counting(true);
+                    let work = |s: std::sync::Arc<Snapshot>, prefix: &'static str| async move {
+                        for u in 0..20 {
+                            let user = format!("{prefix}-{t}-{u}");
+                            let _ = s.get("checkout-flow").string_for(&Context::user(&user));
+                            tokio::task::yield_now().await;
+                            let _ = s.get("checkout-flow").string_for(&Context::user(&user));
+                            tokio::task::yield_now().await;
+                        }
+                    };
+                    own.run(work(std::sync::Arc::clone(&s), "own")).await;
+                    shared.run(work(s, "shared")).await;
+                    own.take().total_exposures()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("no panic"), 20, "each task's own scope");
+        }
+        assert_eq!(shared.take().total_exposures(), 40 * 20, "the shared scope");
+    });
+}

@@ -401,6 +401,14 @@ fn semantics(definition: &Definition, secure: bool) -> Vec<(Severity, Option<Str
             ),
         ));
     }
+    if definition.metadata().get(marker) == Some(&Value::Bool(true)) && !definition.is_experiment()
+    {
+        found.push((
+            Severity::Warning,
+            Some(format!("flags.{key}.variants")),
+            "an experiment whose key or variant names are not CloudWatch dimension values (1–1,024 printable ASCII characters, not blank) is never counted: CloudWatch would drop its metrics; rename them".to_owned(),
+        ));
+    }
     if definition.is_experiment() && secure {
         found.push((
             Severity::Warning,
@@ -679,6 +687,14 @@ mod tests {
         assert!(
             untargeted[0].contains("without a `fractional`"),
             "{untargeted:?}"
+        );
+        let accented = json!({"state": "ENABLED", "variants": {"caf\u{e9}": "a", "b": "b"},
+            "defaultVariant": "b", "targeting": {"fractional": [["caf\u{e9}", 50], ["b", 50]]},
+            "metadata": {"experiment": true}});
+        let renamed = warnings(accented, false);
+        assert!(
+            renamed.iter().any(|w| w.contains("never counted")),
+            "{renamed:?}"
         );
         let secure = warnings(flag(json!({"experiment": true}), split), true);
         assert!(secure[0].contains("never counted"), "{secure:?}");

@@ -61,7 +61,15 @@ impl Design {
                     return Err(not_marked("the flag's JSON"));
                 }
                 let split = match rules.rollout_percentage {
-                    Some(p) => Ok(vec![(OFF.to_owned(), 100.0 - p), (ON.to_owned(), p)]),
+                    // A user is in when their bucket (a whole number, 1–100) is at most the
+                    // percentage: the share in is ⌊p⌋%, not p% (28.9 puts in 28 of 100).
+                    Some(p) => {
+                        let share = p.floor().clamp(0.0, 100.0);
+                        Ok(vec![
+                            (OFF.to_owned(), 100.0 - share),
+                            (ON.to_owned(), share),
+                        ])
+                    }
                     None => Err(format!(
                         "{name} has no rollout_percentage: no split decides who gets `{ON}`"
                     )),
@@ -145,6 +153,20 @@ mod tests {
             design.split,
             Ok(vec![(OFF.into(), 80.0), (ON.into(), 20.0)])
         );
+        // Whole buckets: 28.9% lets in the users of buckets 1–28, as the evaluation does.
+        let fraction = Design::of(&entry(
+            r#"{"enabled": true, "rollout_percentage": 28.9, "experiment": true}"#,
+            Format::Seed,
+        ))
+        .expect("experiment");
+        assert_eq!(
+            fraction.split,
+            Ok(vec![(OFF.into(), 72.0), (ON.into(), 28.0)])
+        );
+        let share_in = (0..10_000)
+            .filter(|i| flags::bucket(&format!("u{i}"), None) as f64 <= 28.9)
+            .count();
+        assert!((2_600..3_000).contains(&share_in), "{share_in}");
         let everyone = Design::of(&entry(
             r#"{"enabled": true, "experiment": true}"#,
             Format::Seed,

@@ -161,9 +161,6 @@ impl Api {
     }
 }
 
-/// The wait a request asks for in `Prefer: wait=N` (RFC 7240: whole seconds; several
-/// preferences may share the header, each possibly with `;` parameters). `None`: no wait, 0 or
-/// not a number.
 /// A request's body, at most `limit` bytes, arriving within [`BODY_TIMEOUT`]; or the answer
 /// refusing it (`what`: the bodies, in the message).
 async fn read_body<B>(
@@ -215,6 +212,9 @@ where
     }
 }
 
+/// The wait a request asks for in `Prefer: wait=N` (RFC 7240: whole seconds; several
+/// preferences may share the header, each possibly with `;` parameters). `None`: no wait, 0 or
+/// not a number.
 fn requested_wait<B>(request: &Request<B>) -> Option<Duration> {
     request
         .headers()

@@ -80,9 +80,7 @@ impl Emitter {
     /// (`AWS_LAMBDA_FUNCTION_NAME`), else this executable's file name.
     pub fn service_from(service: Option<&str>, function: Option<&str>) -> Result<String, String> {
         if let Some(service) = service.map(str::trim).filter(|s| !s.is_empty()) {
-            let valid = service.len() <= MAX_SERVICE_LEN
-                && service.bytes().all(|b| (0x20..0x7f).contains(&b));
-            return if valid {
+            return if super::dimension_value(service, MAX_SERVICE_LEN).is_ok() {
                 Ok(service.to_owned())
             } else {
                 Err(format!(

@@ -1,14 +1,54 @@
 //! [`Tally`]: one scope's exposures and conversions, and the units it has seen.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
-use super::MAX_UNITS;
+use super::{MAX_UNITS, dimension_value};
 
-/// Distinct event names one tally accepts in its life: each is a set of custom metrics per
+/// Distinct event names one process accepts in its life: each is a set of custom metrics per
 /// flag and variant, so an unbounded set is an unbounded bill.
 pub const MAX_EVENTS: usize = 100;
 /// The longest event name (CloudWatch allows 1,024 characters in a dimension value).
 pub const MAX_EVENT_LEN: usize = 255;
+/// The most `ConversionValue` samples one (flag, variant, event) keeps per scope; later values
+/// are dropped (and said once in the log): a loop tracking values cannot grow memory unbounded.
+pub const MAX_VALUES: usize = 10_000;
+/// The largest magnitude CloudWatch accepts for a metric value (2^360).
+pub const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;
+
+/// Event names admitted, at most [`MAX_EVENTS`].
+struct EventNames(Mutex<Option<HashSet<Box<str>>>>);
+
+impl EventNames {
+    /// Admits `event`, or says it is one too many.
+    fn admit(&self, event: &str) -> Result<(), TrackError> {
+        let mut events = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let events = events.get_or_insert_with(HashSet::new);
+        if events.contains(event) {
+            return Ok(());
+        }
+        if events.len() >= MAX_EVENTS {
+            return Err(TrackError::TooManyEvents(event.to_owned()));
+        }
+        events.insert(event.into());
+        Ok(())
+    }
+}
+
+/// The event names this process has tracked.
+static EVENTS: EventNames = EventNames(Mutex::new(None));
+/// Whether dropped values were logged already.
+static VALUES_DROPPED: AtomicBool = AtomicBool::new(false);
+
+/// Checks a tracked value: a finite number CloudWatch accepts (magnitude at most 2^360).
+pub fn validate_value(value: f64) -> Result<(), TrackError> {
+    if value.is_finite() && value.abs() <= MAX_VALUE {
+        Ok(())
+    } else {
+        Err(TrackError::Value(value))
+    }
+}
 
 /// Counts ready to be written: exposures per (flag, variant), conversions per
 /// (flag, variant, event).
@@ -79,8 +119,10 @@ pub enum TrackError {
     /// The context has no targeting key: no unit to attribute the conversion to.
     #[error("the context has no targeting key (user id): a conversion is attributed to a unit")]
     NoTargetingKey,
-    /// The value is not a finite number.
-    #[error("value {0} is not a finite number")]
+    /// The value is not a finite number CloudWatch accepts.
+    #[error(
+        "value {0} is not a finite number of magnitude at most 2^360 (what CloudWatch accepts)"
+    )]
     Value(f64),
     /// A new event name past [`MAX_EVENTS`].
     #[error(
@@ -90,24 +132,12 @@ pub enum TrackError {
 }
 
 /// Checks an event name: 1 to [`MAX_EVENT_LEN`] printable ASCII characters, not all spaces
-/// (CloudWatch's rule for a dimension value).
+/// (CloudWatch's rule for a dimension value, [`dimension_value`]).
 pub fn validate_event(name: &str) -> Result<(), TrackError> {
-    let problem = if name.trim().is_empty() {
-        Some("must not be empty")
-    } else if name.len() > MAX_EVENT_LEN {
-        Some("is longer than 255 characters")
-    } else if !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        Some("must be printable ASCII (a CloudWatch dimension value)")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(TrackError::Event {
-            name: name.chars().take(64).collect(),
-            problem,
-        }),
-        None => Ok(()),
-    }
+    dimension_value(name, MAX_EVENT_LEN).map_err(|problem| TrackError::Event {
+        name: name.chars().take(64).collect(),
+        problem,
+    })
 }
 
 /// One unit's variant of one experiment flag, and the events it converted on.
@@ -124,7 +154,9 @@ struct Assignment {
 pub struct Tally {
     counts: Counts,
     units: HashMap<Box<str>, Vec<Assignment>>,
-    events: HashSet<Box<str>>,
+    /// The units the scope forgot last: a conversion still finds its unit there (an exposure
+    /// made just before the scope started over).
+    previous: HashMap<Box<str>, Vec<Assignment>>,
 }
 
 impl Tally {
@@ -167,15 +199,16 @@ impl Tally {
         value: Option<f64>,
     ) -> Result<Vec<Attribution>, TrackError> {
         validate_event(event)?;
-        let Some(assigned) = self.units.get_mut(key) else {
+        if let Some(value) = value {
+            validate_value(value)?;
+        }
+        let Some(assigned) = (match self.units.get_mut(key) {
+            Some(assigned) => Some(assigned),
+            None => self.previous.get_mut(key),
+        }) else {
             return Ok(Vec::new());
         };
-        if !self.events.contains(event) {
-            if self.events.len() >= MAX_EVENTS {
-                return Err(TrackError::TooManyEvents(event.to_owned()));
-            }
-            self.events.insert(event.into());
-        }
+        EVENTS.admit(event)?;
         let mut attributed = Vec::with_capacity(assigned.len());
         for assignment in assigned {
             let counted = !assignment.converted.iter().any(|e| &**e == event);
@@ -192,7 +225,18 @@ impl Tally {
                 ))
                 .or_default();
             series.count += u64::from(counted);
-            series.values.extend(value);
+            if let Some(value) = value {
+                if series.values.len() < MAX_VALUES {
+                    series.values.push(value);
+                } else if !VALUES_DROPPED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        flag = %assignment.flag,
+                        event,
+                        max = MAX_VALUES,
+                        "conversion values dropped: a scope keeps at most this many per flag, variant and event"
+                    );
+                }
+            }
             attributed.push(Attribution {
                 flag: assignment.flag.to_string(),
                 variant: assignment.variant.to_string(),
@@ -207,9 +251,16 @@ impl Tally {
         std::mem::take(&mut self.counts)
     }
 
-    /// Forgets the units: the next evaluation of a flag for any key is an exposure again.
+    /// Puts back counts taken with [`Tally::take`] (merged with any counted since).
+    pub fn restore(&mut self, counts: Counts) {
+        let since = std::mem::replace(&mut self.counts, counts);
+        self.counts.merge(since);
+    }
+
+    /// Forgets the units: the next evaluation of a flag for any key is an exposure again. A
+    /// conversion still finds the units forgotten last (and no earlier ones).
     pub fn forget_units(&mut self) {
-        self.units.clear();
+        self.previous = std::mem::take(&mut self.units);
     }
 
     /// Units remembered.
@@ -267,8 +318,16 @@ mod tests {
         tally.expose("f", "u", "a");
         assert!(tally.counts().is_empty(), "units survive a take");
         tally.forget_units();
+        assert_eq!(
+            tally.track("paid", "u", None).expect("valid").len(),
+            2,
+            "the units forgotten last still convert"
+        );
         tally.expose("f", "u", "a");
         assert_eq!(tally.counts().total_exposures(), 1);
+        tally.forget_units();
+        tally.forget_units();
+        assert!(tally.track("paid", "u", None).expect("valid").is_empty());
     }
 
     #[test]
@@ -280,18 +339,20 @@ mod tests {
         assert!(!tally.expose("f", "one-more", "a"));
         assert!(tally.expose("g", "0", "a"), "a known unit still counts");
         assert_eq!(tally.counts().total_exposures(), MAX_UNITS as u64 + 1);
+        // The process's names are shared by every test: count on a registry of this test's.
+        let names = EventNames(Mutex::new(None));
         for event in 0..MAX_EVENTS {
-            tally
-                .track(&format!("e{event}"), "0", None)
-                .expect("under the cap");
+            names.admit(&format!("e{event}")).expect("under the cap");
         }
         assert_eq!(
-            tally.track("one-more", "0", None),
+            names.admit("one-more"),
             Err(TrackError::TooManyEvents("one-more".into()))
         );
-        assert!(
-            tally.track("e0", "0", None).is_ok(),
-            "a known event still counts"
+        assert!(names.admit("e0").is_ok(), "a known event still counts");
+        tally.track("cap-0", "0", None).expect("a valid event");
+        assert_eq!(
+            tally.track("cap-0", "0", Some(f64::MAX)),
+            Err(TrackError::Value(f64::MAX))
         );
     }
 
