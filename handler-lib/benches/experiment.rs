@@ -6,7 +6,7 @@
 //!   every read of a handler after its first for that user (the goal: ≤ 5 ns over the baseline);
 //! - `experiment/split_first_exposure`: the same read for a new unit each time (the unit
 //!   remembered, its variant counted: one insert), for reference;
-//! - `experiment/plain_split`: the same split on a flag that is not an experiment, counting on:
+//! - `experiment/plain_split`: the same split on a flag that is not an experiment (a name of the same length), counting on:
 //!   a flag without the marker pays one branch.
 
 use std::hint::black_box;
@@ -24,7 +24,8 @@ fn snapshot() -> Snapshot {
                "targeting": {"fractional": [["a", 33], ["b", 33], ["c", 34]]},
                "metadata": {"experiment": experiment}})
     };
-    let document = json!({"flags": {"checkout-split": split(true), "plain-split": split(false)}});
+    let document =
+        json!({"flags": {"checkout-split": split(true), "checkout-plain": split(false)}});
     let entries = FlagEntry::from_flagd_document("bench", 1, false, &document, Bucketing::V3)
         .expect("a flag document");
     Snapshot::new(1, Status::Ok, entries)
@@ -70,7 +71,7 @@ fn bench(c: &mut Criterion) {
         counting.enter(|| {
             b.iter(|| {
                 snapshot
-                    .get("plain-split")
+                    .get("checkout-plain")
                     .string_for(&Context::user(black_box("user-123")))
             })
         })

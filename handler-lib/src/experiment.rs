@@ -28,8 +28,9 @@ pub use tally::{
     validate_value,
 };
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -82,8 +83,16 @@ pub fn dimension_value(value: &str, max: usize) -> Result<(), &'static str> {
 /// memory of a process that never ends a scope.
 pub const MAX_UNITS: usize = 65_536;
 
-/// Scope ids and process-wide generations: one counter, so a cached id is never reused.
+/// Scope ids: each scope's own, never reused (0 is the process-wide scope's, [`INERT`] an
+/// inert scope's).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The id of an inert scope on a thread's [`CURRENT_ID`].
+const INERT: u64 = u64::MAX;
+/// The id of the process-wide scope.
+const PROCESS_WIDE: u64 = 0;
+/// How many times any scope has started over (its units forgotten): a thread's remembered last
+/// exposure holds only while this has not moved.
+static DRAINS: AtomicU64 = AtomicU64::new(0);
 
 /// Whether evaluations outside every [`Scope`] count (in the process-wide scope).
 static OUTSIDE: AtomicBool = AtomicBool::new(true);
@@ -92,7 +101,7 @@ static OUTSIDE: AtomicBool = AtomicBool::new(true);
 /// starts over (its units forgotten).
 fn global() -> &'static ScopeState {
     static GLOBAL: OnceLock<ScopeState> = OnceLock::new();
-    GLOBAL.get_or_init(|| ScopeState::new(true))
+    GLOBAL.get_or_init(|| ScopeState::with_id(PROCESS_WIDE, true))
 }
 
 /// A tally's lock: counting never panics while it holds it, and a poisoned one still counts.
@@ -130,9 +139,20 @@ pub fn count_outside_scopes(on: bool) {
 thread_local! {
     /// The scope of the task being polled on this thread, if any.
     static CURRENT: RefCell<Option<Arc<ScopeState>>> = const { RefCell::new(None) };
-    /// The last exposure this thread recorded: (scope id, flag, key). A repeated evaluation of
-    /// the same flag for the same unit in the same scope stops here, before any lock.
-    static LAST: RefCell<(u64, String, String)> = const { RefCell::new((0, String::new(), String::new())) };
+    /// Its id ([`PROCESS_WIDE`] when none, [`INERT`] when it does not count): read on every
+    /// counted evaluation, so a plain `Cell` (no destructor, no borrow flag).
+    static CURRENT_ID: Cell<u64> = const { Cell::new(PROCESS_WIDE) };
+    /// The last exposure this thread recorded: (scope id, [`DRAINS`] then, hash of the flag and
+    /// the key). A repeated evaluation of the same flag for the same unit in the same scope
+    /// stops here, before any lock.
+    static LAST: Cell<(u64, u64, u64)> = const { Cell::new((INERT, 0, 0)) };
+}
+
+/// What a thread remembers of a (flag, key) pair: its hash (64 bits: two pairs that collide
+/// would need 2^32 distinct units in one scope to be likely, and cost one exposure uncounted).
+#[inline]
+fn unit_hash(flag: &str, key: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one((flag, key))
 }
 
 /// Counts an exposure of `flag`'s `variant` to the unit `key`: in the current [`Scope`], or
@@ -140,32 +160,23 @@ thread_local! {
 /// flag whose split decided.
 #[inline]
 pub(crate) fn expose(flag: &str, key: &str, variant: &str) {
-    CURRENT.with(|current| {
-        let current = current.borrow();
-        let state = match current.as_deref() {
-            Some(scope) if scope.active => scope,
-            Some(_) => return,
-            None if OUTSIDE.load(Ordering::Relaxed) && metrics_on() => global(),
-            None => return,
-        };
-        let id = state.id.load(Ordering::Acquire);
-        let repeat = LAST.with(|last| {
-            let last = last.borrow();
-            last.0 == id && last.1 == flag && last.2 == key
-        });
-        if repeat {
-            return;
-        }
-        record(state, flag, key, variant);
-        LAST.with(|last| {
-            let mut last = last.borrow_mut();
-            last.0 = id;
-            last.1.clear();
-            last.1.push_str(flag);
-            last.2.clear();
-            last.2.push_str(key);
-        });
+    let scope = CURRENT_ID.with(Cell::get);
+    if scope == INERT
+        || (scope == PROCESS_WIDE && !(OUTSIDE.load(Ordering::Relaxed) && metrics_on()))
+    {
+        return;
+    }
+    // Read before recording: a drain after this read makes the remembered exposure stale.
+    let drains = DRAINS.load(Ordering::Acquire);
+    let unit = unit_hash(flag, key);
+    if LAST.with(Cell::get) == (scope, drains, unit) {
+        return;
+    }
+    CURRENT.with(|current| match current.borrow().as_deref() {
+        Some(state) => record(state, flag, key, variant),
+        None => record(global(), flag, key, variant),
     });
+    LAST.with(|last| last.set((scope, drains, unit)));
 }
 
 /// Records one exposure in `state`; a full tally writes its counts first and starts over (a
@@ -229,8 +240,8 @@ fn write(counts: &Counts) {
 }
 
 struct ScopeState {
-    /// Changes whenever the scope forgets its units, always under the tally's lock.
-    id: AtomicU64,
+    /// Its id, for the threads' remembered last exposure.
+    id: u64,
     /// Whether it counts (metrics are on).
     active: bool,
     tally: Mutex<Tally>,
@@ -238,20 +249,23 @@ struct ScopeState {
 
 impl ScopeState {
     fn new(active: bool) -> Self {
+        Self::with_id(NEXT_ID.fetch_add(1, Ordering::Relaxed), active)
+    }
+
+    fn with_id(id: u64, active: bool) -> Self {
         Self {
-            id: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            id,
             active,
             tally: Mutex::new(Tally::default()),
         }
     }
 
-    /// Starts over: the counts taken and the units forgotten, with a new id, all under the
-    /// lock `held` (of this scope's tally).
+    /// Starts over: the counts taken and the units forgotten, and every thread's remembered
+    /// last exposure made stale ([`DRAINS`]), all under the lock `held` (of this scope's tally).
     fn drain(&self, held: &mut Tally) -> Counts {
         let counts = held.take();
         held.forget_units();
-        self.id
-            .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+        DRAINS.fetch_add(1, Ordering::AcqRel);
         counts
     }
 
@@ -296,9 +310,7 @@ pub struct Scope {
 
 impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope")
-            .field("id", &self.state.id.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("Scope").field("id", &self.state.id).finish()
     }
 }
 
@@ -382,12 +394,15 @@ impl Scope {
 /// Restores the thread's previous scope when dropped (also on a panic).
 struct Entered {
     previous: Option<Arc<ScopeState>>,
+    previous_id: u64,
 }
 
 impl Entered {
     fn new(state: &Arc<ScopeState>) -> Self {
+        let id = if state.active { state.id } else { INERT };
         Self {
             previous: CURRENT.with(|current| current.replace(Some(Arc::clone(state)))),
+            previous_id: CURRENT_ID.with(|current| current.replace(id)),
         }
     }
 }
@@ -396,6 +411,7 @@ impl Drop for Entered {
     fn drop(&mut self) {
         let previous = self.previous.take();
         CURRENT.with(|current| *current.borrow_mut() = previous);
+        CURRENT_ID.with(|current| current.set(self.previous_id));
     }
 }
 
