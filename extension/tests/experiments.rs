@@ -37,29 +37,45 @@ struct Emitted {
 
 fn emitted(proc: &Proc) -> Emitted {
     let mut out = Emitted::default();
-    for line in proc.json_lines() {
-        let directive = &line["_aws"]["CloudWatchMetrics"][0];
-        let dimensions = directive["Dimensions"][0].to_string();
-        if !dimensions.contains("\"Variant\"") {
+    // Through the parser the metrics go through (as CloudWatch Logs reads EMF lines).
+    for datum in testkit::emf::parse(&proc.log()).expect("well-formed EMF lines") {
+        let dimension = |name: &str| {
+            datum
+                .dimensions
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let Some(variant) = dimension("Variant") else {
             continue; // a freshness line
-        }
-        let text = |k: &str| line[k].as_str().unwrap_or_default().to_owned();
-        out.services.push(text("Service"));
-        let (flag, variant) = (text("Flag"), text("Variant"));
-        if let Some(n) = line["Exposures"].as_u64() {
-            *out.exposures
-                .entry((flag.clone(), variant.clone()))
-                .or_default() += n;
-        }
-        let series = (flag, variant, text("Event"));
-        if let Some(n) = line["Conversions"].as_u64() {
-            *out.conversions.entry(series.clone()).or_default() += n;
-        }
-        if let Some(values) = line["ConversionValue"].as_array() {
-            out.values
-                .entry(series)
-                .or_default()
-                .extend(values.iter().filter_map(Value::as_f64));
+        };
+        let (flag, event) = (
+            dimension("Flag").unwrap_or_default(),
+            dimension("Event").unwrap_or_default(),
+        );
+        match datum.name.as_str() {
+            "Exposures" => {
+                out.services.push(dimension("Service").unwrap_or_default());
+                *out.exposures.entry((flag, variant)).or_default() += datum.sample.sum() as u64;
+            }
+            "Conversions" => {
+                *out.conversions.entry((flag, variant, event)).or_default() +=
+                    datum.sample.sum() as u64;
+            }
+            "ConversionValue" => {
+                let values = match &datum.sample {
+                    testkit::emf::Sample::One(v) => vec![*v],
+                    testkit::emf::Sample::Many(values) => values
+                        .iter()
+                        .flat_map(|(v, n)| std::iter::repeat_n(*v, *n as usize))
+                        .collect(),
+                };
+                out.values
+                    .entry((flag, variant, event))
+                    .or_default()
+                    .extend(values);
+            }
+            _ => {}
         }
     }
     out
