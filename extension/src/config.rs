@@ -140,6 +140,9 @@ pub struct Metrics {
     /// `SSM_FLAGS_SERVICE` (default: the function's name): the `Service` dimension of
     /// experiment metrics.
     pub service: String,
+    /// `SSM_FLAGS_METRICS_INTERVAL` (seconds, default 60, 1–3600): how often the experiment
+    /// counts of single evaluations and `/v1/track` are written.
+    pub interval: Duration,
 }
 
 impl Metrics {
@@ -258,9 +261,16 @@ impl Config {
                 "use emf or off",
             )
         })? == MetricsSetting::Emf;
+        let interval = match get("SSM_FLAGS_METRICS_INTERVAL") {
+            None => crate::experiments::FLUSH_INTERVAL,
+            Some(v) => {
+                Duration::from_secs(parse_number("SSM_FLAGS_METRICS_INTERVAL", v, 1, 3_600)?)
+            }
+        };
         let metrics = match metrics {
             false => None,
             true => Some(Metrics {
+                interval,
                 namespace: get("SSM_FLAGS_METRICS_NAMESPACE")
                     .filter(|n| !n.trim().is_empty())
                     .unwrap_or(crate::metrics::DEFAULT_NAMESPACE)
@@ -415,6 +425,7 @@ mod tests {
                 namespace: "ssm-flags".into(),
                 function: "ssm-flags".into(),
                 service: "ssm-flags".into(),
+                interval: Duration::from_secs(60),
             })
         );
     }
@@ -459,7 +470,26 @@ mod tests {
                 namespace: "acme/flags".into(),
                 function: "payment".into(),
                 service: "payment".into(),
+                interval: Duration::from_secs(60),
             })
+        );
+        let often = config(&[
+            ("SSM_FLAGS_PATH", "/a"),
+            ("SSM_FLAGS_METRICS_INTERVAL", "5"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            often.metrics.map(|m| m.interval),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            config(&[
+                ("SSM_FLAGS_PATH", "/a"),
+                ("SSM_FLAGS_METRICS_INTERVAL", "0")
+            ])
+            .expect_err("too often")
+            .to_string(),
+            "SSM_FLAGS_METRICS_INTERVAL=\"0\" is invalid: must be a whole number from 1 to 3600"
         );
         let named =
             config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_SERVICE", "checkout")]).expect("valid");

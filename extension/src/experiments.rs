@@ -5,18 +5,20 @@
 //!
 //! The scope (what "first evaluation for a key" is within): on on-demand Lambda an invocation
 //! (the units are forgotten at each INVOKE); where no INVOKE comes (Managed Instances,
-//! containers, EC2) the flush period. The INVOKE reaches the extension at the moment the
-//! handler starts: a request of the handler's first instant may arrive before it is read, and
-//! count with the previous invocation's. A conversion therefore finds its unit in the current
-//! scope or the one before. The counts are written as EMF lines every
-//! [`FLUSH_INTERVAL`] and when the extension stops (SHUTDOWN, SIGTERM): none is lost.
+//! containers, EC2) the flush period (`SSM_FLAGS_METRICS_INTERVAL`, default a minute). The
+//! INVOKE reaches the extension at the moment the handler starts: a request of the handler's
+//! first instant may arrive before it is read, and count with the previous invocation's. A
+//! conversion therefore finds its unit in the current scope or the one before. The counts are
+//! written as EMF lines every flush period and when the extension stops (SHUTDOWN, SIGTERM):
+//! none is lost.
 
 use std::time::Duration;
 
 use flags::experiment::{Attribution, Emitter, Scope, TrackError};
 use flags::wire::TrackDoc;
 
-/// How often the counts are written (CloudWatch's standard resolution is a minute).
+/// How often the counts are written by default (`SSM_FLAGS_METRICS_INTERVAL`; CloudWatch's
+/// standard resolution is a minute).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the scope ends: at each INVOKE, or at each flush.

@@ -186,7 +186,11 @@ pub async fn run_with<S: Source + 'static>(
         ))
     });
 
-    let flusher = tokio::spawn(flush_experiments(Arc::clone(&experiments)));
+    let interval = config
+        .metrics
+        .as_ref()
+        .map_or(FLUSH_INTERVAL, |metrics| metrics.interval);
+    let flusher = tokio::spawn(flush_experiments(Arc::clone(&experiments), interval));
 
     // After SHUTDOWN the event loop asks for another event and fails once Lambda has gone:
     // check the shutdown signal first, and once it is set the outcome is a clean exit.
@@ -277,10 +281,10 @@ fn events_processor<S: Source + 'static>(
     })
 }
 
-/// Writes the experiment counts every [`FLUSH_INTERVAL`] (a tick missed while frozen is not
-/// made up: the next one writes everything).
-async fn flush_experiments(experiments: Arc<Experiments>) {
-    let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
+/// Writes the experiment counts every `interval` (`SSM_FLAGS_METRICS_INTERVAL`; a tick missed
+/// while frozen is not made up: the next one writes everything).
+async fn flush_experiments(experiments: Arc<Experiments>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {

@@ -101,7 +101,18 @@ async fn single_evaluations_and_tracked_events_reach_the_metrics_exactly() {
         ParameterType::String,
     )
     .await;
-    let mut sidecar = Sidecar::start(moto.port, PATH, 60, &[("SSM_FLAGS_SERVICE", "shop")]).await;
+    let mut sidecar = Sidecar::start(
+        moto.port,
+        PATH,
+        60,
+        // One period for the whole test, however slow the machine: a unit evaluated twice is
+        // one exposure.
+        &[
+            ("SSM_FLAGS_SERVICE", "shop"),
+            ("SSM_FLAGS_METRICS_INTERVAL", "3600"),
+        ],
+    )
+    .await;
     let port = sidecar.port;
 
     let mut exposures: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -291,7 +302,18 @@ async fn a_python_service_counts_through_ofrep_and_the_track_snippet() {
     let moto = Moto::start().await;
     let ssm = common::ssm_client(moto.port);
     put(&ssm, "checkout", CHECKOUT, ParameterType::String).await;
-    let mut sidecar = Sidecar::start(moto.port, PATH, 60, &[("SSM_FLAGS_SERVICE", "shop")]).await;
+    let mut sidecar = Sidecar::start(
+        moto.port,
+        PATH,
+        60,
+        // One period for the whole test, however slow the machine: a unit evaluated twice is
+        // one exposure.
+        &[
+            ("SSM_FLAGS_SERVICE", "shop"),
+            ("SSM_FLAGS_METRICS_INTERVAL", "3600"),
+        ],
+    )
+    .await;
     let script = testkit::workspace().join("extension/tests/experiments_python.py");
     let base = format!("http://127.0.0.1:{}", sidecar.port);
     let ran = testkit::process::run(
@@ -336,4 +358,49 @@ async fn a_python_service_counts_through_ofrep_and_the_track_snippet() {
     );
     assert_eq!(conversions, by_variant(&did["conversions"]));
     assert_eq!(exposures.values().sum::<u64>(), 90);
+}
+
+/// Where no INVOKE comes, the counts are written every `SSM_FLAGS_METRICS_INTERVAL`, each
+/// period a scope of its own: a unit evaluated in two periods is exposed in each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_writes_its_counts_every_interval() {
+    let moto = Moto::start().await;
+    let ssm = common::ssm_client(moto.port);
+    put(&ssm, "checkout", CHECKOUT, ParameterType::String).await;
+    let sidecar = Sidecar::start(
+        moto.port,
+        PATH,
+        60,
+        &[
+            ("SSM_FLAGS_SERVICE", "shop"),
+            ("SSM_FLAGS_METRICS_INTERVAL", "1"),
+        ],
+    )
+    .await;
+    let body = json!({"context": {"targetingKey": "periodic"}}).to_string();
+    let path = "/ofrep/v1/evaluate/flags/checkout-flow";
+    let (status, answer) = post(sidecar.port, path, SIDECAR_TOKEN, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let exposed = |proc: &Proc| emitted(proc).exposures.values().sum::<u64>();
+    // Written without any stop, within a generous bound for a busy machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while exposed(&sidecar.proc) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no periodic write:\n{}",
+            sidecar.proc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The next period is a new scope: the same unit again is a new exposure.
+    let _ = post(sidecar.port, path, SIDECAR_TOKEN, &body).await;
+    while exposed(&sidecar.proc) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second write:\n{}",
+            sidecar.proc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(exposed(&sidecar.proc), 2, "{}", sidecar.proc.log());
 }
