@@ -51,13 +51,7 @@ struct Expected {
 fn written(proc: &Proc) -> Expected {
     let mut out = Expected::default();
     for datum in testkit::emf::parse(&proc.log()).expect("well-formed EMF lines") {
-        let dimension = |name: &str| {
-            datum
-                .dimensions
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let dimension = |name: &str| datum.dimension(name).map(str::to_owned);
         if dimension("Flag").as_deref() != Some(FLAG) {
             continue;
         }
@@ -73,14 +67,8 @@ fn written(proc: &Proc) -> Expected {
     out
 }
 
-/// One checkout event: `confirmed` decided by the customer's true rate for the flow they see.
-fn event(user: &str, confirmed: bool, cents: u64, payment_ms: u64) -> Value {
-    json!({"user_id": user, "confirmed": confirmed, "payment_ms": payment_ms,
-           "items": [{"quantity": 1, "unit_price_cents": cents}]})
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapping_invocations_on_managed_instances_count_exactly() {
+/// moto, holding the experiment's flag document under [`PATH`].
+async fn moto_with_the_experiment() -> Moto {
     let moto = Moto::start().await;
     put(
         &common::ssm_client(moto.port),
@@ -89,6 +77,18 @@ async fn overlapping_invocations_on_managed_instances_count_exactly() {
         ParameterType::String,
     )
     .await;
+    moto
+}
+
+/// One checkout event: `confirmed` decided by the customer's true rate for the flow they see.
+fn event(user: &str, confirmed: bool, cents: u64, payment_ms: u64) -> Value {
+    json!({"user_id": user, "confirmed": confirmed, "payment_ms": payment_ms,
+           "items": [{"quantity": 1, "unit_price_cents": cents}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_invocations_on_managed_instances_count_exactly() {
+    let moto = moto_with_the_experiment().await;
     let function = ManagedFunction::start_runtime(
         moto.port,
         PATH,
@@ -159,14 +159,7 @@ fn rows(report: &Value) -> BTreeMap<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_experiment_is_recovered_by_results() {
-    let moto = Moto::start().await;
-    put(
-        &common::ssm_client(moto.port),
-        "checkout-experiment",
-        &document(),
-        ParameterType::String,
-    )
-    .await;
+    let moto = moto_with_the_experiment().await;
     let function = Function::start_runtime(
         moto.port,
         PATH,

@@ -39,13 +39,7 @@ fn emitted(proc: &Proc) -> Emitted {
     let mut out = Emitted::default();
     // Through the parser the metrics go through (as CloudWatch Logs reads EMF lines).
     for datum in testkit::emf::parse(&proc.log()).expect("well-formed EMF lines") {
-        let dimension = |name: &str| {
-            datum
-                .dimensions
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let dimension = |name: &str| datum.dimension(name).map(str::to_owned);
         let Some(variant) = dimension("Variant") else {
             continue; // a freshness line
         };

@@ -66,6 +66,16 @@ pub enum Sample {
     Many(Vec<(f64, u32)>),
 }
 
+impl Datum {
+    /// The value of dimension `name`, if the datum has it.
+    pub fn dimension(&self, name: &str) -> Option<&str> {
+        self.dimensions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Sample {
     /// The sum of the values (each counted as often as it occurred).
     pub fn sum(&self) -> f64 {
