@@ -161,7 +161,9 @@ def markdown_table(columns, rows):
     return [markdown_row(columns), "|" + "---|" * len(columns)] + [markdown_row(r) for r in rows]
 
 
-def table(rows, missed):
+def compared_table(rows, missed, compare, column):
+    """A table of benchmarks against their baselines, each row judged by `compare(ours, base,
+    goal, label, missed)` -> (shown, goal text, verdict), shown in the column `column`."""
     cells = []
     for group, name, floor, goal, what in rows:
         try:
@@ -171,37 +173,36 @@ def table(rows, missed):
             cells.append([what, f"not measured in this run ({err.__class__.__name__})", "", "", "", ""])
             missed.append(f"{group}/{name}: not measured")
             continue
-        ratio = ours / base
-        goal_text, verdict = judge(ratio, goal, f"{group}/{name}", missed)
+        shown, goal_text, verdict = compare(ours, base, goal, f"{group}/{name}", missed)
         cells.append([what, f"{fmt_ns(ours)} (± {fmt_ns(ours_mad)})", f"{fmt_ns(base)} (± {fmt_ns(base_mad)})",
-                      f"{ratio:.2f}×", goal_text, verdict])
-    return markdown_table(["measurement", "ssm-flags median (± MAD)", "baseline median (± MAD)", "ratio", "goal", "met"],
+                      shown, goal_text, verdict])
+    return markdown_table(["measurement", "ssm-flags median (± MAD)", "baseline median (± MAD)", column, "goal", "met"],
                           cells)
 
 
+def by_ratio(ours, base, goal, label, missed):
+    ratio = ours / base
+    goal_text, verdict = judge(ratio, goal, label, missed)
+    return f"{ratio:.2f}×", goal_text, verdict
+
+
+def by_difference(ours, base, goal, label, missed):
+    """Judged by the difference to the baseline in nanoseconds, not by a ratio."""
+    delta = ours - base
+    if goal is None:
+        return f"{delta:+.1f} ns", "—", "—"
+    met = delta <= goal
+    if not met:
+        missed.append(f"{label}: +{delta:.1f} ns (goal <= +{goal:g} ns)")
+    return f"{delta:+.1f} ns", f"≤ +{goal:g} ns", "yes" if met else "**no**"
+
+
+def table(rows, missed):
+    return compared_table(rows, missed, by_ratio, "ratio")
+
+
 def difference_table(rows, missed):
-    """Rows judged by the difference to their baseline in nanoseconds, not by a ratio."""
-    cells = []
-    for group, name, floor, goal, what in rows:
-        try:
-            ours, ours_mad = estimate(group, name)
-            base, base_mad = estimate(group, floor)
-        except (OSError, KeyError) as err:
-            cells.append([what, f"not measured in this run ({err.__class__.__name__})", "", "", "", ""])
-            missed.append(f"{group}/{name}: not measured")
-            continue
-        delta = ours - base
-        if goal is None:
-            goal_text, verdict = "—", "—"
-        else:
-            met = delta <= goal
-            if not met:
-                missed.append(f"{group}/{name}: +{delta:.1f} ns (goal <= +{goal:g} ns)")
-            goal_text, verdict = f"≤ +{goal:g} ns", "yes" if met else "**no**"
-        cells.append([what, f"{fmt_ns(ours)} (± {fmt_ns(ours_mad)})", f"{fmt_ns(base)} (± {fmt_ns(base_mad)})",
-                      f"{delta:+.1f} ns", goal_text, verdict])
-    return markdown_table(["measurement", "ssm-flags median (± MAD)", "baseline median (± MAD)", "difference",
-                           "goal", "met"], cells)
+    return compared_table(rows, missed, by_difference, "difference")
 
 
 def cold_start(missed):
