@@ -20,6 +20,7 @@
 
 mod logic;
 mod ops;
+pub mod powertools;
 mod value;
 
 use std::cell::Cell;
@@ -49,6 +50,8 @@ pub struct Definition {
     /// wherever it would apply.
     default_missing: bool,
     targeting: Option<Compiled>,
+    /// A Powertools feature's rules, in place of targeting (see [`powertools`]).
+    powertools: Option<Box<powertools::Feature>>,
     /// When the targeting is only a `fractional` over written buckets: each bucket's variant
     /// (`None`: it names none, an error), so a read goes from the hash to the variant.
     split: Option<Box<[Option<usize>]>>,
@@ -449,12 +452,56 @@ impl Definition {
             default_variant,
             default_missing,
             targeting,
+            powertools: None,
             split,
             experiment,
             metadata,
             bucketing,
             source: source.into(),
         })
+    }
+
+    /// A Powertools feature: its rules' variants in order, then `default` (the default
+    /// variant), resolved by `feature`; `source` is the feature as a one-feature document.
+    pub(crate) fn powertools(
+        key: &str,
+        variants: Vec<(Box<str>, Value)>,
+        feature: powertools::Feature,
+        source: String,
+    ) -> Self {
+        let mut kind = None;
+        let mut mixed = false;
+        for (_, value) in &variants {
+            let this = match value {
+                Value::Bool(_) => Some(Kind::Boolean),
+                Value::String(_) => Some(Kind::String),
+                Value::Number(_) => Some(Kind::Number),
+                Value::Object(_) => Some(Kind::Object),
+                Value::Array(_) | Value::Null => None,
+            };
+            mixed |= this.is_none() || (kind.is_some() && kind != this);
+            kind = kind.or(this);
+        }
+        Self {
+            key: key.into(),
+            enabled: true,
+            default_variant: Some(variants.len().saturating_sub(1)),
+            variants: variants.into_boxed_slice(),
+            kind: if mixed { None } else { kind },
+            default_missing: false,
+            targeting: None,
+            powertools: Some(Box::new(feature)),
+            split: None,
+            metadata: Map::new(),
+            experiment: false,
+            bucketing: Bucketing::V3,
+            source: source.into(),
+        }
+    }
+
+    /// Whether this is a Powertools feature (its variants are its rules and `default`).
+    pub fn is_powertools(&self) -> bool {
+        self.powertools.is_some()
     }
 
     /// The flag's key.
@@ -502,6 +549,9 @@ impl Definition {
 
     /// Whether the answer may differ between contexts (the targeting reads the context).
     pub fn reads_context(&self) -> bool {
+        if let Some(feature) = &self.powertools {
+            return feature.has_rules();
+        }
         self.enabled
             && self
                 .targeting
@@ -511,11 +561,17 @@ impl Definition {
 
     /// Whether the answer may change with time alone (the targeting reads `$flagd.timestamp`).
     pub fn reads_time(&self) -> bool {
+        if let Some(feature) = &self.powertools {
+            return feature.reads_time();
+        }
         self.enabled && self.targeting.as_ref().is_some_and(|t| t.reads_time)
     }
 
     /// Whether every context, at every time, gets the same answer.
     pub fn is_constant(&self) -> bool {
+        if let Some(feature) = &self.powertools {
+            return !feature.has_rules();
+        }
         !self.enabled || self.targeting.is_none()
     }
 
@@ -532,6 +588,20 @@ impl Definition {
 
     /// Resolves the flag for the data a rule reads.
     pub(crate) fn resolve<D: Data + ?Sized>(&self, data: &D) -> Resolution<'_> {
+        if let Some(feature) = &self.powertools {
+            return match feature.matching_rule(data) {
+                Some(at) => {
+                    let (name, value) = &self.variants[at];
+                    Resolution {
+                        variant: Some((name, value)),
+                        reason: Reason::TargetingMatch,
+                        error: None,
+                    }
+                }
+                None if feature.has_rules() => self.default_resolution(Reason::Default),
+                None => self.default_resolution(Reason::Static),
+            };
+        }
         if !self.enabled {
             return Resolution {
                 variant: None,
@@ -629,6 +699,15 @@ impl Definition {
             branch: None,
             bucket: None,
         };
+        if let Some(feature) = &self.powertools {
+            explanation.conditions = feature.explain(data);
+            if let (Reason::TargetingMatch, Some((name, _))) =
+                (resolution.reason, resolution.variant)
+            {
+                explanation.branch = Some(format!("rules.{name}"));
+            }
+            return explanation;
+        }
         let (true, Some(targeting)) = (self.enabled, &self.targeting) else {
             return explanation;
         };

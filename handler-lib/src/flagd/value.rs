@@ -376,6 +376,14 @@ const DIGIT_ZEROS: [u32; 65] = [
     0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
 ];
 
+/// The value of a decimal digit of any script (Unicode's `Nd`, as Python's `int()` reads one).
+pub(crate) fn decimal(c: char) -> Option<u8> {
+    match c {
+        '0'..='9' => Some(c as u8 - b'0'),
+        _ => decimal_digit(c),
+    }
+}
+
 /// The value of a decimal digit of a script other than ASCII.
 fn decimal_digit(c: char) -> Option<u8> {
     let code = u32::from(c);
