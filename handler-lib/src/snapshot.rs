@@ -104,6 +104,35 @@ impl FlagEntry {
         }
     }
 
+    /// The entries of a Powertools feature-flags document (JSON text of an object of features)
+    /// read from `source`, one per feature, named by its key: a feature Powertools' validator
+    /// rejects is an invalid entry naming its rule and condition, beside the valid ones (see
+    /// [`crate::flagd::powertools`]). `envelope` first selects the document from a larger one.
+    /// Text that is not such a document is a [`Problem`].
+    pub fn from_powertools_document(
+        source: &str,
+        ssm_version: u64,
+        secure: bool,
+        text: &str,
+        envelope: Option<&crate::flagd::powertools::Envelope>,
+    ) -> Result<Vec<Self>, Problem> {
+        let hide = |problem: Problem| if secure { problem.redacted() } else { problem };
+        let features = crate::flagd::powertools::parse_enveloped(text, envelope).map_err(hide)?;
+        Ok(features
+            .into_iter()
+            .map(|(key, parsed, raw)| match parsed {
+                Ok(definition) => {
+                    Self::valid(key, ssm_version, secure, FlagValue::Flagd(definition))
+                }
+                Err(problem) => {
+                    let raw = if secure { String::new() } else { raw };
+                    let error = invalid(source, hide(problem));
+                    Self::invalid(key, ssm_version, secure, raw, error)
+                }
+            })
+            .collect())
+    }
+
     /// The entries of a flagd flag document (`{"flags": {…}, "$evaluators": …}`) read from
     /// `source` (a parameter's full name, a profile, a file: what errors cite), one per flag,
     /// named by its key: a broken flag is an invalid entry naming its field, beside the valid

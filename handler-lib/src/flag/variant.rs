@@ -143,6 +143,15 @@ pub(super) fn resolve<'s>(
                     // A SecureString's definition may hold secrets, and metadata is what
                     // logging hooks write out: only `secure: true`.
                     Cow::Owned(Map::from_iter([("secure".to_owned(), Value::Bool(true))]))
+                } else if definition.is_powertools() {
+                    // A Powertools feature says which rule matched (none: the default).
+                    let rule = match (resolution.reason, resolution.variant) {
+                        (flagd::Reason::TargetingMatch, Some((name, _))) => {
+                            Map::from_iter([("rule".to_owned(), Value::String(name.to_owned()))])
+                        }
+                        _ => Map::new(),
+                    };
+                    Cow::Owned(rule)
                 } else {
                     Cow::Borrowed(definition.metadata())
                 }),

@@ -259,6 +259,43 @@ pub fn parse_document(text: &str) -> Result<Vec<(String, Parsed)>, Problem> {
     parse_node(&node)
 }
 
+/// A document's features, each with its text (what an invalid entry keeps), after `envelope`
+/// selected the document. An envelope selecting nothing (`null`) is an error, as in Powertools.
+pub(crate) fn parse_enveloped(
+    text: &str,
+    envelope: Option<&Envelope>,
+) -> Result<Vec<(String, Parsed, String)>, Problem> {
+    let node =
+        Node::parse(text).map_err(|e| invalid(String::new(), format!("is not JSON: {e}")))?;
+    let node = match envelope {
+        Some(envelope) => envelope.select(&node).map_err(|e| {
+            invalid(
+                String::new(),
+                format!("the envelope {:?} failed: {e}", envelope.as_str()),
+            )
+        })?,
+        None => node,
+    };
+    if let (Some(envelope), Node::Null) = (envelope, &node) {
+        return Err(invalid(
+            String::new(),
+            format!(
+                "the envelope {:?} selects nothing in this document",
+                envelope.as_str()
+            ),
+        ));
+    }
+    let parsed = parse_node(&node)?;
+    let Node::Object(features) = node else {
+        return Ok(Vec::new());
+    };
+    Ok(parsed
+        .into_iter()
+        .zip(features)
+        .map(|((name, parsed), (_, feature))| (name, parsed, feature.to_text()))
+        .collect())
+}
+
 /// [`parse_document`] over a parsed document.
 pub(crate) fn parse_node(document: &Node) -> Result<Vec<(String, Parsed)>, Problem> {
     let Node::Object(features) = document else {
