@@ -70,7 +70,10 @@ pub struct Config {
     /// region, decrypted) needs `SSM_FLAGS_ALLOW_ROOT_PATH=true`. A path marked `#flagd` (or
     /// `#flagd-v2`) holds flagd documents and flags (see [`flags::format`]).
     pub paths: Vec<FlagPath>,
-    /// Each path's and profile's declared format, in precedence order.
+    /// Each path's and profile's declared format, in precedence order, and
+    /// `SSM_FLAGS_POWERTOOLS_ENVELOPE` (optional): a JMESPath expression selecting each
+    /// `#powertools` document from its value (Powertools' `envelope`), also applied to a
+    /// `#powertools` fallback file.
     pub declared: flags::snapshot::assemble::Declared,
     /// `SSM_FLAGS_APPCONFIG`: comma-separated AppConfig profiles,
     /// `application/environment/profile` by name or ID (see [`crate::appconfig`]). Their flags
@@ -179,13 +182,21 @@ impl Config {
             None if !appconfig.is_empty() => Vec::new(),
             raw => parse_paths(raw)?,
         };
+        let envelope =
+            match get(flags::snapshot::POWERTOOLS_ENVELOPE_VAR) {
+                None => None,
+                Some(raw) => Some(flags::flagd::powertools::Envelope::new(raw).map_err(|e| {
+                    invalid(flags::snapshot::POWERTOOLS_ENVELOPE_VAR, raw, e.reason)
+                })?),
+            };
         let declared = flags::snapshot::assemble::Declared::new(
             marked.clone(),
             appconfig
                 .iter()
                 .map(|p| (p.to_string(), p.format))
                 .collect(),
-        );
+        )
+        .with_envelope(envelope);
         let paths: Vec<FlagPath> = marked.into_iter().map(|(path, _)| path).collect();
         let allow_root = match get("SSM_FLAGS_ALLOW_ROOT_PATH") {
             None => false,

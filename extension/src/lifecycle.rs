@@ -114,7 +114,12 @@ pub async fn run_with<S: Source + 'static>(
         .with_default_region(config.region.clone())
         .with_declared(config.declared.clone())
         .with_metrics(metrics)
-        .with_fallback(config.fallback_file.as_deref().and_then(load_fallback));
+        .with_fallback(
+            config
+                .fallback_file
+                .as_deref()
+                .and_then(|file| load_fallback(file, config.declared.envelope())),
+        );
     let token = match config.token.clone() {
         Some(token) => token.into_inner(),
         None => generated_token(&config.token_file)?,
@@ -346,8 +351,11 @@ fn log_ready(host: Host, outcome: &Refreshed, started: Instant, api: &Endpoint) 
 
 /// Reads the deployed fallback file. One that cannot be used is logged as an error naming it and
 /// left out: the function still starts, and a first load that fails serves defaults as without one.
-fn load_fallback(path: &std::path::Path) -> Option<flags::Snapshot> {
-    match flags::wire::read_file(path) {
+fn load_fallback(
+    path: &std::path::Path,
+    envelope: Option<&flags::flagd::powertools::Envelope>,
+) -> Option<flags::Snapshot> {
+    match flags::snapshot::read_file_with(path, envelope) {
         Ok(snapshot) => {
             let invalid = snapshot.entries().filter(|e| e.value().is_err()).count();
             tracing::info!(
@@ -528,7 +536,7 @@ mod tests {
             r#"{"flags": {"kill-switch": {"value": true}, "bad": {"value": "{"}}}"#,
         )
         .expect("write");
-        let loaded = load_fallback(&good).expect("a valid file");
+        let loaded = load_fallback(&good, None).expect("a valid file");
         assert_eq!(
             loaded.len(),
             2,
@@ -537,8 +545,8 @@ mod tests {
         assert!(loaded.get("kill-switch").enabled());
         let malformed = dir.join("malformed.json");
         std::fs::write(&malformed, "{\"flags\": ").expect("write");
-        assert!(load_fallback(&malformed).is_none());
-        assert!(load_fallback(&dir.join("missing.json")).is_none());
+        assert!(load_fallback(&malformed, None).is_none());
+        assert!(load_fallback(&dir.join("missing.json"), None).is_none());
         // A FIFO or a device at the path: refused at once, never waited on (it once blocked the
         // start for good); a parse error says where, never what the file holds.
         let fifo = dir.join("fifo.json");
@@ -548,8 +556,8 @@ mod tests {
             .expect("mkfifo");
         assert!(made.success());
         let started = std::time::Instant::now();
-        assert!(load_fallback(&fifo).is_none());
-        assert!(load_fallback(std::path::Path::new("/dev/zero")).is_none());
+        assert!(load_fallback(&fifo, None).is_none());
+        assert!(load_fallback(std::path::Path::new("/dev/zero"), None).is_none());
         assert!(started.elapsed() < Duration::from_secs(5), "it blocked");
         let wrong = dir.join("wrong.json");
         std::fs::write(

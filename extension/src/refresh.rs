@@ -327,12 +327,13 @@ impl<S: Source> Refresher<S> {
             .collect();
         for parameter in &mut fetched.parameters {
             let (_, format) = self.declared.of(&parameter.name);
-            let Some(problem) = broken_document(format, parameter) else {
+            let envelope = self.declared.envelope();
+            let Some(problem) = broken_document(format, parameter, envelope) else {
                 continue;
             };
             let Some(good) = previous
                 .get(parameter.name.as_str())
-                .filter(|good| broken_document(format, good).is_none())
+                .filter(|good| broken_document(format, good, envelope).is_none())
             else {
                 continue;
             };

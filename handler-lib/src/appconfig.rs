@@ -35,6 +35,9 @@ pub enum DocumentShape {
     /// A flagd document (declared `#flagd`, or carrying flagd's `$schema`): one parameter for
     /// the whole document.
     Flagd,
+    /// A Powertools feature-flags document (declared `#powertools`): one parameter for the
+    /// whole document, its text as received (rules apply in document order).
+    Powertools,
 }
 
 /// Why a profile's document cannot be read.
@@ -106,6 +109,9 @@ pub fn parse_profile(
     version: u64,
     format: Format,
 ) -> Result<ProfileFlags, DocumentError> {
+    if format == Format::Powertools {
+        return powertools_profile(profile, content_type, body, version);
+    }
     let declared = matches!(format, Format::Flagd(_));
     if !declared && !body.windows(16).any(|w| w == b"flagd.dev/schema") {
         return parse_document(profile, content_type, body, version);
@@ -130,6 +136,34 @@ pub fn parse_profile(
             name: document_name(profile),
             kind: ParameterKind::String,
             value: document.to_string(),
+            version,
+        }],
+    })
+}
+
+/// A Powertools profile: the document as one parameter, its text kept as received (the envelope
+/// and the features are read by [`crate::snapshot::assemble`]).
+fn powertools_profile(
+    profile: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    version: u64,
+) -> Result<ProfileFlags, DocumentError> {
+    check_json(profile, content_type)?;
+    let not_object = |reason: String| DocumentError::NotAnObject {
+        profile: profile.to_owned(),
+        reason,
+    };
+    let text = std::str::from_utf8(body).map_err(|e| not_object(e.to_string()))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| not_object(e.to_string()))?;
+    let flag = profile.rsplit('/').next().unwrap_or(profile).to_owned();
+    Ok(ProfileFlags {
+        shape: DocumentShape::Powertools,
+        parameters: vec![Parameter {
+            flag,
+            name: document_name(profile),
+            kind: ParameterKind::String,
+            value: text.to_owned(),
             version,
         }],
     })

@@ -115,6 +115,15 @@ pub enum LoadError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A file declared `#powertools` that is not a Powertools document (or whose envelope,
+    /// `SSM_FLAGS_POWERTOOLS_ENVELOPE`, is invalid or selects nothing).
+    #[error("{origin} is not a valid Powertools feature-flags document: {problem}")]
+    Powertools {
+        /// Where the document came from.
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// What kind of decoding error `error` is, in words that quote nothing from the document.

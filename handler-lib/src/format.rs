@@ -1,5 +1,6 @@
 //! How a source's values are read. A format is declared — a marker after the source
-//! (`/myapp/prod/flags#flagd`, `app/env/profile#flagd-v2`) or flagd's `$schema` in a document —
+//! (`/myapp/prod/flags#flagd`, `app/env/profile#flagd-v2`, `app/env/profile#powertools`) or
+//! flagd's `$schema` in a document —
 //! never guessed from a value's shape: a seed JSON flag may hold any field (`state`,
 //! `variants`) as config, and must keep its meaning.
 
@@ -17,11 +18,17 @@ pub enum Format {
     /// (`{"flags": {…}}`, contributing each flag by its key) or a single flag object (one flag
     /// named after its parameter), bucketed as given.
     Flagd(Bucketing),
+    /// Powertools for AWS Lambda's feature-flags schema: every value is a document of features
+    /// (`{"premium": {"default": false, "rules": {…}}}`), each feature a flag named by its key
+    /// (see [`crate::flagd::powertools`]), after the envelope when one is configured.
+    Powertools,
 }
 
 /// A marker that names no format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{given:?} carries the unknown format marker \"#{marker}\" (known: #flagd, #flagd-v2)")]
+#[error(
+    "{given:?} carries the unknown format marker \"#{marker}\" (known: #flagd, #flagd-v2, #powertools)"
+)]
 pub struct UnknownFormat {
     /// The source as written.
     pub given: String,
@@ -39,6 +46,7 @@ impl Format {
         let format = match marker.trim() {
             "flagd" => Format::Flagd(Bucketing::V3),
             "flagd-v2" => Format::Flagd(Bucketing::V2),
+            "powertools" => Format::Powertools,
             other => {
                 return Err(UnknownFormat {
                     given: raw.trim().to_owned(),
@@ -49,12 +57,13 @@ impl Format {
         Ok((source.trim_end(), format))
     }
 
-    /// The marker that declares this format (`#flagd`, `#flagd-v2`), or `""`.
+    /// The marker that declares this format (`#flagd`, `#flagd-v2`, `#powertools`), or `""`.
     pub fn marker(self) -> &'static str {
         match self {
             Format::Seed => "",
             Format::Flagd(Bucketing::V3) => "#flagd",
             Format::Flagd(Bucketing::V2) => "#flagd-v2",
+            Format::Powertools => "#powertools",
         }
     }
 }
@@ -109,9 +118,17 @@ mod tests {
         let err = Format::split("/a/b#flagdv2").expect_err("unknown");
         assert_eq!(
             err.to_string(),
-            "\"/a/b#flagdv2\" carries the unknown format marker \"#flagdv2\" (known: #flagd, #flagd-v2)"
+            "\"/a/b#flagdv2\" carries the unknown format marker \"#flagdv2\" (known: #flagd, #flagd-v2, #powertools)"
         );
-        for format in [Format::Flagd(Bucketing::V3), Format::Flagd(Bucketing::V2)] {
+        assert_eq!(
+            Format::split("app/env/features#powertools"),
+            Ok(("app/env/features", Format::Powertools))
+        );
+        for format in [
+            Format::Flagd(Bucketing::V3),
+            Format::Flagd(Bucketing::V2),
+            Format::Powertools,
+        ] {
             let marked = format!("/x{}", format.marker());
             assert_eq!(Format::split(&marked), Ok(("/x", format)));
         }

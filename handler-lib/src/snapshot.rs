@@ -22,7 +22,7 @@ use crate::wire::Status;
 pub mod assemble;
 mod document;
 
-pub use document::read_file;
+pub use document::{POWERTOOLS_ENVELOPE_VAR, read_file, read_file_with};
 // The store's old path, `flags::snapshot::Store` (a re-export, not a dependency: see the floor
 // table in `lib.rs`).
 pub use crate::store::Store;

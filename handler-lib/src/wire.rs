@@ -132,10 +132,14 @@ pub struct SnapshotDoc {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FlagdDoc {
     /// A one-flag flagd document: the flag under `flags` (by its name), the `$evaluators` it
-    /// uses and the flag set's `metadata`. Kept as its JSON text: a snapshot of a thousand flags
+    /// uses and the flag set's `metadata` — or, with `bucketing: "powertools"`, a one-feature
+    /// Powertools document (`{"name": {"default": …, "rules": …}}`, rules in document order).
+    /// Kept as its JSON text: a snapshot of a thousand flags
     /// is rendered without a parsed tree per flag (they cost 30 times the text).
     pub definition: Box<serde_json::value::RawValue>,
-    /// How its `fractional` buckets: `v3` (absent) or `v2`; another is an error for this flag.
+    /// How its `fractional` buckets: `v3` (absent) or `v2`; `powertools` for a Powertools
+    /// feature (a client that predates them reports that flag as an error, nothing else); any
+    /// other is an error for this flag.
     #[serde(default = "v3", skip_serializing_if = "is_v3")]
     pub bucketing: String,
     /// The source's version of the parameter or profile.

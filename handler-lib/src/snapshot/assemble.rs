@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::appconfig;
 use crate::error::{Problem, kind_of};
+use crate::flagd::powertools::Envelope;
 use crate::flagd::{self, Bucketing};
 use crate::format::{self, Format};
 use crate::model::{FlagValue, Parameter, ParameterKind};
@@ -48,12 +49,29 @@ pub struct Origin {
 pub struct Declared {
     paths: Vec<(FlagPath, Format)>,
     profiles: Vec<(String, Format)>,
+    envelope: Option<Envelope>,
 }
 
 impl Declared {
     /// The paths and the profiles (`application/environment/profile`), each with its format.
     pub fn new(paths: Vec<(FlagPath, Format)>, profiles: Vec<(String, Format)>) -> Self {
-        Self { paths, profiles }
+        Self {
+            paths,
+            profiles,
+            envelope: None,
+        }
+    }
+
+    /// The envelope that selects each Powertools document from its value
+    /// (`SSM_FLAGS_POWERTOOLS_ENVELOPE`).
+    pub fn with_envelope(mut self, envelope: Option<Envelope>) -> Self {
+        self.envelope = envelope;
+        self
+    }
+
+    /// The Powertools envelope, if any.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.envelope.as_ref()
     }
 
     /// Every source read in the seed's formats (no marker anywhere).
@@ -87,7 +105,7 @@ impl Declared {
 
     /// Assembles `parameters`, each read as its source declares.
     pub fn assemble<'p>(&self, parameters: impl IntoIterator<Item = &'p Parameter>) -> Assembly {
-        let mut assembler = Assembler::new();
+        let mut assembler = Assembler::new().with_envelope(self.envelope.clone());
         for parameter in parameters {
             let (source, format) = self.of(&parameter.name);
             assembler.add(source, format, parameter);
@@ -100,8 +118,23 @@ impl Declared {
 /// document — `flags`, or flagd's `$schema` — whose top level is broken), or `None`. Such a
 /// parameter would take every flag it defines out of the snapshot (and un-hide what they
 /// shadowed): the extension serves its last good version instead.
-pub fn broken_document(format: Format, parameter: &Parameter) -> Option<String> {
+pub fn broken_document(
+    format: Format,
+    parameter: &Parameter,
+    envelope: Option<&Envelope>,
+) -> Option<String> {
     let bucketing = match format {
+        Format::Powertools => {
+            return FlagEntry::from_powertools_document(
+                &parameter.name,
+                parameter.version,
+                parameter.kind == ParameterKind::SecureString,
+                &parameter.value,
+                envelope,
+            )
+            .err()
+            .map(|problem| problem.redacted().to_string());
+        }
         Format::Flagd(bucketing) => bucketing,
         Format::Seed if format::raw_declares_flagd(&parameter.value) => Bucketing::V3,
         Format::Seed => return None,
@@ -135,6 +168,7 @@ struct Rank {
 #[derive(Debug, Default)]
 pub struct Assembler {
     candidates: Vec<(Rank, FlagEntry)>,
+    envelope: Option<Envelope>,
 }
 
 impl Assembler {
@@ -143,12 +177,19 @@ impl Assembler {
         Self::default()
     }
 
+    /// Selects each Powertools document with `envelope` first.
+    pub fn with_envelope(mut self, envelope: Option<Envelope>) -> Self {
+        self.envelope = envelope;
+        self
+    }
+
     /// Reads `parameter` of source number `source` (its precedence: a later source wins) in
     /// that source's declared `format`. A value carrying flagd's `$schema` is a flagd document
     /// in any source.
     pub fn add(&mut self, source: usize, format: Format, parameter: &Parameter) {
         let secure = parameter.kind == ParameterKind::SecureString;
         let bucketing = match format {
+            Format::Powertools => return self.add_powertools(source, parameter),
             Format::Flagd(bucketing) => bucketing,
             Format::Seed if format::raw_declares_flagd(&parameter.value) => Bucketing::V3,
             Format::Seed => {
@@ -221,6 +262,50 @@ impl Assembler {
             let rank = Rank {
                 source,
                 own: is_own,
+                origin: parameter.name.clone(),
+            };
+            self.candidates.push((rank, entry));
+        }
+    }
+
+    /// A Powertools document: an entry per feature; a value that is not a document at all is
+    /// an error entry of the parameter's own name.
+    fn add_powertools(&mut self, source: usize, parameter: &Parameter) {
+        let secure = parameter.kind == ParameterKind::SecureString;
+        let read = match parameter.kind {
+            ParameterKind::StringList => Err(Problem::Definition {
+                field: String::new(),
+                problem: "a Powertools source holds feature documents, not a StringList".into(),
+            }),
+            _ => FlagEntry::from_powertools_document(
+                &parameter.name,
+                parameter.version,
+                secure,
+                &parameter.value,
+                self.envelope.as_ref(),
+            ),
+        };
+        let entries = match read {
+            Ok(entries) => entries.into_iter().map(|e| (false, e)).collect(),
+            Err(problem) => {
+                let problem = if secure { problem.redacted() } else { problem };
+                let raw = if secure { "" } else { parameter.value.as_str() };
+                vec![(
+                    true,
+                    FlagEntry::invalid(
+                        parameter.flag.as_str(),
+                        parameter.version,
+                        secure,
+                        raw,
+                        invalid(&parameter.name, problem),
+                    ),
+                )]
+            }
+        };
+        for (own, entry) in entries {
+            let rank = Rank {
+                source,
+                own,
                 origin: parameter.name.clone(),
             };
             self.candidates.push((rank, entry));
@@ -456,7 +541,8 @@ mod tests {
     #[test]
     fn a_document_broken_as_a_whole_is_told_apart_from_a_broken_flag() {
         let flagd = Format::Flagd(Bucketing::V3);
-        let broken = |format, value: &str| broken_document(format, &parameter("/f/d", "d", value));
+        let broken =
+            |format, value: &str| broken_document(format, &parameter("/f/d", "d", value), None);
         assert!(broken(flagd, "{\"flags\": {").is_some_and(|why| why.contains("not JSON")));
         assert!(broken(flagd, r#"{"flags": [], "x": 1}"#).is_some());
         assert!(broken(flagd, &doc(&[("a", true)])).is_none());

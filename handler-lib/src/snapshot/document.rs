@@ -62,7 +62,11 @@ impl FlagdDoc {
             // The text was written by serde_json at load: it is JSON.
             definition: serde_json::value::RawValue::from_string(definition.source().to_owned())
                 .unwrap_or_default(),
-            bucketing: definition.bucketing().name().to_owned(),
+            bucketing: if definition.is_powertools() {
+                crate::flagd::powertools::MARKER.to_owned()
+            } else {
+                definition.bucketing().name().to_owned()
+            },
             version: entry.ssm_version(),
             secure: entry.is_secure(),
         }
@@ -72,10 +76,13 @@ impl FlagdDoc {
         let bucketing = match self.bucketing.as_str() {
             "v3" => Bucketing::V3,
             "v2" => Bucketing::V2,
+            crate::flagd::powertools::MARKER => return self.into_powertools_entry(name),
             other => {
                 let problem = Problem::Definition {
                     field: "bucketing".into(),
-                    problem: format!("{other:?} is not a bucketing this client knows (v3, v2)"),
+                    problem: format!(
+                        "{other:?} is not a bucketing this client knows (v3, v2, powertools)"
+                    ),
                 };
                 let error = invalid(&name, problem);
                 return FlagEntry::invalid(name, self.version, self.secure, "", error);
@@ -107,6 +114,35 @@ impl FlagdDoc {
         };
         let error = invalid(&name, problem);
         FlagEntry::invalid(name, self.version, self.secure, "", error)
+    }
+}
+
+impl FlagdDoc {
+    /// A Powertools feature: its definition is a one-feature document.
+    fn into_powertools_entry(self, name: String) -> FlagEntry {
+        let found = FlagEntry::from_powertools_document(
+            &name,
+            self.version,
+            self.secure,
+            self.definition.get(),
+            None,
+        )
+        .and_then(|entries| {
+            entries
+                .into_iter()
+                .find(|e| e.name() == name)
+                .ok_or_else(|| Problem::Definition {
+                    field: String::new(),
+                    problem: format!("does not define {name:?}"),
+                })
+        });
+        match found {
+            Ok(entry) => entry,
+            Err(problem) => {
+                let error = invalid(&name, problem);
+                FlagEntry::invalid(name, self.version, self.secure, "", error)
+            }
+        }
     }
 }
 
@@ -158,9 +194,49 @@ impl SnapshotDoc {
     }
 }
 
+/// The variable naming the JMESPath envelope of Powertools documents.
+pub const POWERTOOLS_ENVELOPE_VAR: &str = "SSM_FLAGS_POWERTOOLS_ENVELOPE";
+
 /// Reads a snapshot file: the wire format, or a flagd document carrying flagd's `$schema`
-/// (every flag in it, v3 bucketing; version 0, status `ok`).
+/// (every flag in it, v3 bucketing; version 0, status `ok`), or — when the path ends in
+/// `#powertools` (`flags.json#powertools`) — a Powertools feature-flags document, selected by
+/// the envelope in `SSM_FLAGS_POWERTOOLS_ENVELOPE` when it is set.
 pub fn read_file(path: &Path) -> Result<Snapshot, LoadError> {
+    let envelope = match std::env::var(POWERTOOLS_ENVELOPE_VAR) {
+        Ok(text) if !text.trim().is_empty() => Some(
+            crate::flagd::powertools::Envelope::new(text.trim()).map_err(|e| {
+                LoadError::Powertools {
+                    origin: path.display().to_string(),
+                    problem: format!("{POWERTOOLS_ENVELOPE_VAR}: {e}"),
+                }
+            })?,
+        ),
+        _ => None,
+    };
+    read_file_with(path, envelope.as_ref())
+}
+
+/// [`read_file`] with the Powertools envelope given.
+pub fn read_file_with(
+    path: &Path,
+    envelope: Option<&crate::flagd::powertools::Envelope>,
+) -> Result<Snapshot, LoadError> {
+    let text = path.to_string_lossy();
+    if let Some(file) = text.strip_suffix(format::Format::Powertools.marker())
+        && !path.is_file()
+    {
+        let file = Path::new(file);
+        let bytes = crate::file::read_regular(file, MAX_SNAPSHOT_FILE_BYTES)?;
+        let origin = file.display().to_string();
+        let problem = |problem: String| LoadError::Powertools {
+            origin: origin.clone(),
+            problem,
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|e| problem(e.to_string()))?;
+        let entries = FlagEntry::from_powertools_document(&origin, 0, false, text, envelope)
+            .map_err(|e| problem(e.to_string()))?;
+        return Ok(Snapshot::new(0, Status::Ok, entries));
+    }
     let bytes = crate::file::read_regular(path, MAX_SNAPSHOT_FILE_BYTES)?;
     let origin = path.display().to_string();
     let value: Value = serde_json::from_slice(&bytes).map_err(|cause| LoadError::Format {

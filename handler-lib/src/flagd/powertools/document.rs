@@ -208,6 +208,8 @@ impl PartialEq for Envelope {
     }
 }
 
+impl Eq for Envelope {}
+
 /// An envelope that is not a JMESPath expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the Powertools envelope {expression:?} is not a JMESPath expression: {reason}")]
