@@ -253,7 +253,7 @@ impl<S: Source> Refresher<S> {
         let current = self.shared.load();
         if self.last_good.is_none() || count > 0 {
             self.version += 1;
-            let mut assembler = Assembler::new();
+            let mut assembler = Assembler::new().with_envelope(self.declared.envelope().cloned());
             for p in &fetched.parameters {
                 let (source, format) = self.declared.of(&p.name);
                 if self.never_decrypted.contains(&p.name) {
