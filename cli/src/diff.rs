@@ -38,14 +38,33 @@ fn compared(loaded: &Loaded) -> String {
 /// part of it); `raw` (the text as stored) when invalid.
 pub fn definition_text(entry: &flags::FlagEntry, raw: &str) -> String {
     if let Ok(flags::FlagValue::Flagd(definition)) = entry.value() {
+        if definition.is_powertools() {
+            return powertools_fields(definition);
+        }
         return flagd_fields(&definition.to_document(), entry.name());
     }
     let doc = FlagDoc::from_entry(entry);
     match (&doc.error, doc.value) {
         (None, serde_json::Value::String(text)) => text,
         (None, value) => value.to_string(),
-        (Some(_), _) => raw.to_owned(),
+        // A flag of a document: its own text, not the document's.
+        (Some(_), _) => entry
+            .invalid_raw()
+            .filter(|own| !own.is_empty())
+            .unwrap_or(raw)
+            .to_owned(),
     }
+}
+
+/// A Powertools feature compared by its fields and the order of its rules (the first rule that
+/// matches wins: the same rules in another order are another feature).
+fn powertools_fields(definition: &flags::flagd::Definition) -> String {
+    let feature = serde_json::from_str::<serde_json::Value>(definition.source())
+        .ok()
+        .and_then(|document| document.get(definition.key()).cloned())
+        .unwrap_or_default();
+    let order: Vec<&str> = definition.variants().map(|(name, _)| name).collect();
+    serde_json::json!({"feature": feature, "rule_order": order}).to_string()
 }
 
 /// Compares `a` with `b`: what `b` adds, removes and changes.

@@ -98,7 +98,9 @@ fn explain_flagd(snapshot: &Snapshot, name: &str, who: &Who, json: bool) -> Outc
     let context = Context::new().with_fields(&fields);
     let flag = snapshot.get(name);
     let Some(explanation) = flag.explain(&context) else {
-        return Err(CtlError::refused(format!("{name} is not a flagd flag")));
+        return Err(CtlError::refused(format!(
+            "{name} is not a flagd flag or Powertools feature"
+        )));
     };
     let resolution = explanation.resolution;
     let answer = FlagdAnswer {
@@ -159,8 +161,20 @@ fn explain_flagd(snapshot: &Snapshot, name: &str, who: &Who, json: bool) -> Outc
             }
         );
     }
-    if let Some(branch) = &answer.branch {
-        println!("  branch taken: {branch}");
+    let powertools = matches!(
+        snapshot.entry(name).map(FlagEntry::value),
+        Some(Ok(flags::FlagValue::Flagd(d))) if d.is_powertools()
+    );
+    match (&answer.branch, powertools) {
+        (Some(_), true) => println!(
+            "  rule matched: {:?} (the first, in document order, whose conditions all hold)",
+            answer.variant.unwrap_or_default()
+        ),
+        (None, true) if answer.reason == "DEFAULT" => {
+            println!("  no rule matched: the feature's default applies");
+        }
+        (Some(branch), false) => println!("  branch taken: {branch}"),
+        _ => {}
     }
     if let Some(bucket) = &answer.bucket {
         println!(

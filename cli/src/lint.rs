@@ -5,6 +5,7 @@
 //! against flagd's published schema and for what a schema cannot see ([`flagd`]).
 
 mod flagd;
+mod powertools;
 
 use std::collections::BTreeSet;
 

@@ -23,7 +23,8 @@ pub enum Spec {
     /// `appconfig:application/environment/profile` (its format in the id: `…#flagd`).
     Profile(ProfileId),
     /// `flags.json` (any name ending in `.json`, or `file:NAME`): a snapshot file, or a flagd
-    /// document carrying flagd's `$schema`.
+    /// document carrying flagd's `$schema`; `features.json#powertools` (the marker kept in the
+    /// path, as `flags::load_file` takes it): a Powertools feature-flags document.
     File(PathBuf),
 }
 
@@ -52,7 +53,11 @@ impl Spec {
         if let Some(rest) = raw.strip_prefix("ssm:") {
             return path(rest);
         }
-        if raw.ends_with(".json") {
+        if raw.ends_with(".json")
+            || raw
+                .strip_suffix(Format::Powertools.marker())
+                .is_some_and(|file| file.ends_with(".json"))
+        {
             return Ok(Self::File(PathBuf::from(raw)));
         }
         if raw.starts_with('/') {
@@ -138,8 +143,9 @@ pub async fn find(aws: &Aws, spec: &Spec, flag: &str) -> Result<Found, CtlError>
 
 /// Reads every flag of `spec`; `with_meta` adds SSM's metadata (who and when) to a path's flags.
 pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlError> {
+    let envelope = envelope()?;
     let (fetched, meta, format) = match spec {
-        Spec::File(file) => return load_file(spec, file),
+        Spec::File(file) => return load_file(spec, file, envelope),
         Spec::Path(path, format) => {
             let source = SsmSource::new(aws.ssm.clone(), vec![path.clone()]);
             let fetched = fetch(&source, "ssm:GetParametersByPath").await?;
@@ -162,7 +168,19 @@ pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlE
         format,
         |name| fetched.undecrypted.iter().any(|n| n == name),
         &meta,
+        envelope,
     ))
+}
+
+/// The Powertools envelope, `SSM_FLAGS_POWERTOOLS_ENVELOPE`, as the extension reads it.
+fn envelope() -> Result<Option<flags::flagd::powertools::Envelope>, CtlError> {
+    let var = flags::snapshot::POWERTOOLS_ENVELOPE_VAR;
+    match std::env::var(var) {
+        Ok(text) if !text.trim().is_empty() => flags::flagd::powertools::Envelope::new(text.trim())
+            .map(Some)
+            .map_err(|e| CtlError::usage(format!("{var}: {e}"))),
+        _ => Ok(None),
+    }
 }
 
 /// The flags of `parameters` read in `format` (one source), each with where it comes from.
@@ -172,8 +190,9 @@ fn assembled(
     format: Format,
     undecrypted: impl Fn(&str) -> bool,
     meta: &HashMap<String, Meta>,
+    envelope: Option<flags::flagd::powertools::Envelope>,
 ) -> Flags {
-    let mut assembler = Assembler::new();
+    let mut assembler = Assembler::new().with_envelope(envelope);
     for parameter in parameters {
         assembler.add(0, format, parameter);
     }
@@ -239,7 +258,37 @@ async fn fetch(
     }
 }
 
-fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
+fn load_file(
+    spec: &Spec,
+    file: &std::path::Path,
+    envelope: Option<flags::flagd::powertools::Envelope>,
+) -> Result<Flags, CtlError> {
+    let marked = file.to_string_lossy();
+    if let Some(plain) = marked.strip_suffix(Format::Powertools.marker())
+        && !file.is_file()
+    {
+        // A Powertools document: every feature in it, as `flags::load_file` reads it.
+        let plain = std::path::Path::new(plain);
+        let bytes = std::fs::read(plain).map_err(|source| CtlError::File {
+            path: plain.display().to_string(),
+            source,
+        })?;
+        let parameter = flags::Parameter {
+            flag: plain.display().to_string(),
+            name: plain.display().to_string(),
+            kind: ParameterKind::String,
+            value: String::from_utf8_lossy(&bytes).into_owned(),
+            version: 0,
+        };
+        return Ok(assembled(
+            spec,
+            &[parameter],
+            Format::Powertools,
+            |_| false,
+            &HashMap::new(),
+            envelope,
+        ));
+    }
     let bytes = std::fs::read(file).map_err(|source| CtlError::File {
         path: file.display().to_string(),
         source,
@@ -261,6 +310,7 @@ fn load_file(spec: &Spec, file: &std::path::Path) -> Result<Flags, CtlError> {
             format,
             |_| false,
             &HashMap::new(),
+            None,
         ));
     }
     let doc = flags::wire::SnapshotDoc::from_slice(&bytes, &file.display().to_string())

@@ -149,6 +149,9 @@ pub(super) fn source_findings(source: &Flags) -> Vec<Finding> {
 pub(super) fn flag_findings(spec: &Spec, name: &str, loaded: &Loaded) -> Vec<Finding> {
     let found: Vec<(Severity, Option<String>, String)> = match loaded.entry.value() {
         _ if loaded.undecrypted => Vec::new(),
+        Ok(FlagValue::Flagd(definition)) if definition.is_powertools() => {
+            super::powertools::findings(definition)
+        }
         Ok(FlagValue::Flagd(definition)) => semantics(definition, is_secure(loaded))
             .into_iter()
             .map(|(severity, field, message)| {
@@ -182,6 +185,13 @@ fn format_of(spec: &Spec) -> Format {
     match spec {
         Spec::Path(_, format) => *format,
         Spec::Profile(id) => id.format,
+        Spec::File(file)
+            if file
+                .to_string_lossy()
+                .ends_with(Format::Powertools.marker()) =>
+        {
+            Format::Powertools
+        }
         Spec::File(_) => Format::Seed,
     }
 }
@@ -189,6 +199,11 @@ fn format_of(spec: &Spec) -> Format {
 /// Whether the flag was read as flagd: its source is marked, its value declares flagd's
 /// `$schema` (as `flags::snapshot::assemble` decides), or it loaded as a flagd definition.
 fn read_as_flagd(format: Format, loaded: &Loaded) -> bool {
+    if format == Format::Powertools
+        || matches!(loaded.entry.value(), Ok(FlagValue::Flagd(d)) if d.is_powertools())
+    {
+        return false;
+    }
     matches!(format, Format::Flagd(_))
         || matches!(loaded.entry.value(), Ok(FlagValue::Flagd(_)))
         || flags::format::raw_declares_flagd(&loaded.raw)
