@@ -17,6 +17,7 @@ pub mod flagd;
 pub mod lambda;
 pub mod managed;
 pub mod process;
+pub mod runtime;
 pub mod sidecar;
 pub mod slow_link;
 pub mod template;
