@@ -619,6 +619,29 @@ mod tests {
             err.to_string().contains("listed twice, with two formats"),
             "{err}"
         );
+        let powertools = config(&[
+            ("SSM_FLAGS_APPCONFIG", "app/env/features#powertools"),
+            ("SSM_FLAGS_POWERTOOLS_ENVELOPE", " config.features "),
+        ])
+        .expect("valid");
+        assert_eq!(
+            powertools.declared.of("appconfig:app/env/features"),
+            (0, Format::Powertools)
+        );
+        assert_eq!(
+            powertools.declared.envelope().map(|e| e.as_str()),
+            Some("config.features")
+        );
+        let err = config(&[
+            ("SSM_FLAGS_APPCONFIG", "app/env/features#powertools"),
+            ("SSM_FLAGS_POWERTOOLS_ENVELOPE", "config.["),
+        ])
+        .expect_err("not JMESPath");
+        assert!(
+            err.to_string()
+                .starts_with("SSM_FLAGS_POWERTOOLS_ENVELOPE=\"config.[\" is invalid"),
+            "{err}"
+        );
         let err = config(&[("SSM_FLAGS_APPCONFIG", "a/e/p#yaml")]).expect_err("unknown");
         assert!(err.to_string().contains("SSM_FLAGS_APPCONFIG"), "{err}");
         let err = config(&[("SSM_FLAGS_APPCONFIG", "a/e/p#flagd,a/e/p")]).expect_err("twice");

@@ -125,15 +125,17 @@ pub fn broken_document(
 ) -> Option<String> {
     let bucketing = match format {
         Format::Powertools => {
+            // The problems of a whole document quote nothing from it but a secure one's.
+            let secure = parameter.kind == ParameterKind::SecureString;
             return FlagEntry::from_powertools_document(
                 &parameter.name,
                 parameter.version,
-                parameter.kind == ParameterKind::SecureString,
+                secure,
                 &parameter.value,
                 envelope,
             )
             .err()
-            .map(|problem| problem.redacted().to_string());
+            .map(|problem| problem.to_string());
         }
         Format::Flagd(bucketing) => bucketing,
         Format::Seed if format::raw_declares_flagd(&parameter.value) => Bucketing::V3,
@@ -577,6 +579,43 @@ mod tests {
         assert!(
             error.is_some_and(|e| e.contains("nest deeper")),
             "refused at load"
+        );
+    }
+
+    #[test]
+    fn a_powertools_source_reads_each_feature_through_the_envelope_and_keeps_bad_ones_apart() {
+        let document = r#"{"app": {"features": {
+            "premium": {"default": false, "rules": {"gold": {"when_match": true,
+                "conditions": [{"action": "EQUALS", "key": "tier", "value": "gold"}]}}},
+            "bad": {"default": "yes"}}}}"#;
+        let envelope = Envelope::new("app.features").expect("valid");
+        let mut assembler = Assembler::new().with_envelope(Some(envelope.clone()));
+        assembler.add(0, Format::Powertools, &parameter("/p/doc", "doc", document));
+        let assembly = assembler.finish();
+        let names: Vec<&str> = assembly.entries.iter().map(FlagEntry::name).collect();
+        assert_eq!(names, ["bad", "premium"]);
+        let snapshot = Arc::new(crate::Snapshot::new(1, crate::Status::Ok, assembly.entries));
+        let gold = serde_json::json!({"tier": "gold"});
+        let gold = crate::Context::new().with_fields(gold.as_object().expect("object"));
+        assert!(snapshot.get("premium").enabled_for(&gold));
+        let error = snapshot.get("bad").error().map(ToString::to_string);
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("/p/doc") && e.contains("bad.default")),
+            "{error:?}"
+        );
+        // A value the envelope finds nothing in is a broken document: the last good is kept.
+        let other = parameter("/p/doc", "doc", r#"{"elsewhere": {}}"#);
+        let why = broken_document(Format::Powertools, &other, Some(&envelope));
+        assert!(why.is_some_and(|w| w.contains("selects nothing")));
+        assert!(
+            broken_document(
+                Format::Powertools,
+                &parameter("/p/doc", "doc", document),
+                Some(&envelope)
+            )
+            .is_none()
         );
     }
 }
