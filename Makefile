@@ -95,6 +95,7 @@ bench: venv ## Every benchmark (reads, concurrent reads, sync, cold start, propa
 	$(CARGO) bench -p ssm-flags --bench order
 	$(CARGO) bench -p ssm-flags --bench flagd
 	$(CARGO) bench -p ssm-flags --bench experiment
+	$(CARGO) bench -p ssm-flags --bench powertools
 	$(CARGO) bench -p ssm-flags --features openfeature --bench openfeature
 	$(CARGO) bench -p ssm-flags-extension --bench sync
 	$(CARGO) bench -p ssm-flags-extension --bench cold_start

@@ -96,6 +96,12 @@ FLAGD = [
     ("flagd", "get_enabled", "hashmap_floor", None,
      "the same read vs `HashMap<String, bool>::get` with std's SipHash (an easier floor, for reference)"),
 ]
+POWERTOOLS = [
+    ("powertools", "rule_bool_for", "rule_floor", ("<=", 3.0),
+     "a Powertools feature whose rule has three conditions (`EQUALS`, `STARTSWITH`, `KEY_GREATER_THAN_OR_EQUAL_VALUE`) on typed fields, `bool_for(&ctx)`, vs map lookup + the same three comparisons by hand"),
+    ("powertools", "schedule_bool_for", "schedule_floor", None,
+     "a `SCHEDULE_BETWEEN_TIME_RANGE` in Europe/Berlin, `bool_for(&ctx)`, vs map lookup + the clock converted to the zone's wall time with jiff by hand (no allocation: `tests/flagd_alloc.rs`)"),
+]
 # (group, benchmark, baseline benchmark, goal in ns over the baseline or None, what).
 EXPERIMENT = [
     ("experiment", "split_counted", "split_uncounted", 5.0,
@@ -499,6 +505,16 @@ def main():
         "",
     ]
     out += table(FLAGD, missed)
+    out += [
+        "",
+        "### Powertools feature flags",
+        "",
+        "Reproduce: `cargo bench -p ssm-flags --bench powertools`. Powertools documents read into the",
+        "same definitions as flagd's (`#powertools` sources), their conditions compared as Python",
+        "does, evaluated against hand-written Rust doing the same comparisons on the same data.",
+        "",
+    ]
+    out += table(POWERTOOLS, missed)
     out += [
         "",
         "### Experiments: counting exposures",

@@ -261,3 +261,54 @@ fn the_counter_sees_allocations() {
     });
     assert!(n > 0, "the allocation counter saw nothing");
 }
+
+/// Powertools features read into the same definitions: the benchmark's three-condition rule
+/// (`benches/powertools.rs`), a non-boolean feature, and each schedule condition in a named
+/// zone — the clock is read and converted to wall time without allocating.
+#[test]
+fn powertools_features_and_schedules_do_not_allocate() {
+    let document = r#"{
+        "admin_console": {"default": false, "rules": {"admins": {"when_match": true, "conditions": [
+            {"action": "EQUALS", "key": "tier", "value": "gold"},
+            {"action": "STARTSWITH", "key": "email", "value": "admin"},
+            {"action": "KEY_GREATER_THAN_OR_EQUAL_VALUE", "key": "seats", "value": 10}]}}},
+        "banner": {"default": "plain", "boolean_type": false, "rules": {"listed": {"when_match": "gold",
+            "conditions": [{"action": "ANY_IN_VALUE", "key": "tags", "value": ["a", "b"]},
+                           {"action": "MODULO_RANGE", "key": "seats", "value": {"BASE": 5, "START": 0, "END": 4}}]}}},
+        "all_day": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+            {"action": "SCHEDULE_BETWEEN_TIME_RANGE", "key": "CURRENT_TIME",
+             "value": {"START": "00:00", "END": "23:59", "TIMEZONE": "Europe/Berlin"}}]}}},
+        "this_century": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+            {"action": "SCHEDULE_BETWEEN_DATETIME_RANGE", "key": "CURRENT_DATETIME",
+             "value": {"START": "2000-01-01T00:00", "END": "2099-12-31T23:59", "TIMEZONE": "Asia/Kolkata"}}]}}},
+        "every_day": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+            {"action": "SCHEDULE_BETWEEN_DAYS_OF_WEEK", "key": "CURRENT_DAY_OF_WEEK",
+             "value": {"DAYS": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"],
+                       "TIMEZONE": "America/New_York"}}]}}}
+    }"#;
+    let entries = FlagEntry::from_powertools_document("powertools_alloc", 1, false, document, None)
+        .expect("a Powertools document");
+    assert!(entries.iter().all(|e| e.value().is_ok()));
+    let snapshot = std::sync::Arc::new(Snapshot::new(1, Status::Ok, entries));
+    let mut fields = fields();
+    fields.insert("tags".into(), json!(["b"]));
+    let context = Context::new().with_fields(&fields);
+    let flag = |name| snapshot.get(name);
+    assert_none_allocated(&[
+        case("powertools rule", Some(true), || {
+            flag("admin_console").bool_for(&context)
+        }),
+        case("powertools non-boolean", Some("gold"), || {
+            flag("banner").string_for(&context)
+        }),
+        case("time range", Some(true), || {
+            flag("all_day").bool_for(&context)
+        }),
+        case("datetime range", Some(true), || {
+            flag("this_century").bool_for(&context)
+        }),
+        case("days of week", Some(true), || {
+            flag("every_day").bool_for(&context)
+        }),
+    ]);
+}
