@@ -30,8 +30,8 @@
 //! | 1 | [`path`] | flag paths, and a flag's name relative to its path |
 //! | 2 | [`error`] | what is wrong with a flag, or with a snapshot document |
 //! | 2 | [`experiment`] | experiments: exposures and conversions counted per scope (an invocation), written as CloudWatch EMF lines |
-//! | 3 | [`flagd`] | OpenFeature's flag definition format (flagd's): definitions, targeting compiled at load, `fractional` buckets, resolution |
-//! | 4 | [`format`] | how a source's values are read: declared markers (`#flagd`, `#flagd-v2`) and flagd's `$schema` |
+//! | 3 | [`flagd`] | OpenFeature's flag definition format (flagd's): definitions, targeting compiled at load, `fractional` buckets, resolution; Powertools feature-flags documents read into the same definitions (`flagd::powertools`) |
+//! | 4 | [`format`] | how a source's values are read: declared markers (`#flagd`, `#flagd-v2`, `#powertools`) and flagd's `$schema` |
 //! | 4 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
 //! | 5 | [`eval`] | targeting and the deterministic percentage rollout ([`bucket`]) |
 //! | 5 | [`appconfig`] | flags from an AppConfig profile's document (freeform or feature flags) |

@@ -11,8 +11,36 @@
 //! rejected (an error naming the feature, rule and condition) and the others load.
 //!
 //! Conditions compare as Python does ([`python`]); schedules resolve zones and read the clock as
-//! `dateutil` and `datetime` do ([`schedule`], [`isoformat`]). The README's "Powertools
+//! `dateutil` and `datetime` do (`schedule`, `isoformat`). The README's "Powertools
 //! documents" lists the quirks kept on purpose.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use flags::{Context, FlagEntry, Snapshot, Status};
+//! use serde_json::json;
+//!
+//! let document = r#"{
+//!   "premium_features": {"default": false, "rules": {"customer tier equals premium": {
+//!     "when_match": true, "conditions": [{"action": "EQUALS", "key": "tier", "value": "premium"}]}}},
+//!   "checkout_banner": {"default": "standard", "boolean_type": false, "rules": {
+//!     "eu storefronts": {"when_match": "eu-banner",
+//!       "conditions": [{"action": "STARTSWITH", "key": "storefront", "value": "eu-"}]}}}
+//! }"#;
+//! let entries = FlagEntry::from_powertools_document("features.json", 1, false, document, None)?;
+//! let snapshot = Arc::new(Snapshot::new(1, Status::Ok, entries));
+//!
+//! let request = json!({"tier": "premium", "storefront": "eu-west"});
+//! let ctx_fields = request.as_object().cloned().unwrap_or_default();
+//! let ctx = Context::new().with_fields(&ctx_fields);
+//! assert!(snapshot.get("premium_features").enabled_for(&ctx));
+//! let banner = snapshot.get("checkout_banner").variant_for(&ctx);
+//! assert_eq!(banner.value.as_deref(), Some(&json!("eu-banner")));
+//! assert_eq!(banner.name.as_deref(), Some("eu storefronts"));
+//! assert_eq!(banner.reason.as_str(), "TARGETING_MATCH");
+//! // In a handler, with the extension serving the document: `flags::get(name)` alike.
+//! let _ = flags::get("premium_features").enabled_for(&ctx);
+//! # Ok::<(), flags::Problem>(())
+//! ```
 
 mod document;
 mod isoformat;
