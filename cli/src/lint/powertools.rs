@@ -64,15 +64,25 @@ pub(super) fn findings(definition: &Definition) -> Vec<(Severity, Option<String>
             let action = condition["action"].as_str().unwrap_or_default();
             let value = &condition["value"];
             if action.starts_with("SCHEDULE_") {
-                match value.get("TIMEZONE") {
-                    Some(Value::String(zone)) if !zone.is_empty() => {}
-                    None => {}
-                    Some(other) => warn(
+                let meaning = match value.get("TIMEZONE") {
+                    Some(Value::String(zone)) if !zone.is_empty() => None,
+                    None => None,
+                    Some(Value::String(_) | Value::Null) => {
+                        Some("the host's local zone (TZ; UTC on Lambda)")
+                    }
+                    Some(Value::Bool(false) | Value::Number(_)) => Some(
+                        "the host's zone where TZ is set (UTC on Lambda), and where it is not, the rule never holds",
+                    ),
+                    Some(_) => Some("an error in Python at every evaluation: the rule never holds"),
+                };
+                if let Some(meaning) = meaning {
+                    warn(
                         format!("{at}.TIMEZONE"),
                         format!(
-                            "is {other}: Powertools validates it as UTC but evaluates it in the host's local zone (UTC on Lambda, TZ elsewhere); write \"UTC\" or leave it out"
+                            "is {}: Powertools validates it as UTC but evaluates it as {meaning}; write \"UTC\" or leave it out",
+                            value["TIMEZONE"]
                         ),
-                    ),
+                    );
                 }
             }
             match action {
@@ -83,6 +93,16 @@ pub(super) fn findings(definition: &Definition) -> Vec<(Severity, Option<String>
                         value["START"]
                     ),
                 ),
+                "SCHEDULE_BETWEEN_DATETIME_RANGE"
+                    if ["START", "END"]
+                        .iter()
+                        .any(|b| value[*b].as_str().is_some_and(|t| t.contains('Z'))) =>
+                {
+                    warn(
+                        at,
+                        "a bound holds `Z`: Powertools validates it read as +00:00 but evaluates the text as written, which Python cannot read: the rule never holds".into(),
+                    );
+                }
                 "SCHEDULE_BETWEEN_DATETIME_RANGE" => {
                     if let (Some(start), Some(end)) =
                         (value["START"].as_str(), value["END"].as_str())

@@ -216,10 +216,11 @@ impl Condition {
     fn holds<D: Data + ?Sized>(&self, data: &D, clock: &Clock) -> bool {
         match self {
             Self::Context { key, test } => {
-                let found = if &**key == "targetingKey" {
-                    data.targeting_key()
-                } else {
-                    data.attribute(key)
+                // The context's own field first (`targetingKey: ""` is a value); a context
+                // built with a user id (`Context::user`) answers `targetingKey` with it.
+                let found = match data.attribute(key) {
+                    None if &**key == "targetingKey" => data.targeting_key(),
+                    found => found,
                 };
                 found.is_some_and(|value| test.holds(Py::of_val(&value)))
             }
@@ -287,32 +288,51 @@ pub fn parse_document(text: &str) -> Result<Vec<(String, Parsed)>, Problem> {
     parse_node(&node)
 }
 
+/// The document `text` holds, after `envelope` selected it: an object of features, or why the
+/// whole document cannot be read (not JSON, an envelope selecting nothing, not an object).
+pub(crate) fn select_document(text: &str, envelope: Option<&Envelope>) -> Result<Node, Problem> {
+    let node =
+        Node::parse(text).map_err(|e| invalid(String::new(), format!("is not JSON: {e}")))?;
+    let node = match envelope {
+        Some(envelope) => {
+            let selected = envelope.select(&node).map_err(|e| {
+                invalid(
+                    String::new(),
+                    format!("the envelope {:?} failed: {e}", envelope.as_str()),
+                )
+            })?;
+            if selected == Node::Null {
+                return Err(invalid(
+                    String::new(),
+                    format!(
+                        "the envelope {:?} selects nothing in this document",
+                        envelope.as_str()
+                    ),
+                ));
+            }
+            selected
+        }
+        None => node,
+    };
+    match node {
+        Node::Object(_) => Ok(node),
+        other => Err(invalid(
+            String::new(),
+            format!(
+                "a Powertools document must be an object of features by name, got {}",
+                other.kind()
+            ),
+        )),
+    }
+}
+
 /// A document's features, each with its text (what an invalid entry keeps), after `envelope`
 /// selected the document. An envelope selecting nothing (`null`) is an error, as in Powertools.
 pub(crate) fn parse_enveloped(
     text: &str,
     envelope: Option<&Envelope>,
 ) -> Result<Vec<(String, Parsed, String)>, Problem> {
-    let node =
-        Node::parse(text).map_err(|e| invalid(String::new(), format!("is not JSON: {e}")))?;
-    let node = match envelope {
-        Some(envelope) => envelope.select(&node).map_err(|e| {
-            invalid(
-                String::new(),
-                format!("the envelope {:?} failed: {e}", envelope.as_str()),
-            )
-        })?,
-        None => node,
-    };
-    if let (Some(envelope), Node::Null) = (envelope, &node) {
-        return Err(invalid(
-            String::new(),
-            format!(
-                "the envelope {:?} selects nothing in this document",
-                envelope.as_str()
-            ),
-        ));
-    }
+    let node = select_document(text, envelope)?;
     let parsed = parse_node(&node)?;
     let Node::Object(features) = node else {
         return Ok(Vec::new());
@@ -553,7 +573,10 @@ fn parse_condition(at: &str, condition: &Node) -> Result<Condition, Problem> {
         "MODULO_RANGE" => {
             let int = |name: &str| match value.get(name) {
                 Some(Value::Bool(b)) => Some(i128::from(*b)),
-                Some(Value::Number(n)) => n.as_i64().map(i128::from),
+                Some(Value::Number(n)) => n
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from)),
                 _ => None,
             };
             let shape = "MODULO_RANGE needs an object with integer BASE, START and END";
@@ -633,11 +656,14 @@ fn parse_condition(at: &str, condition: &Node) -> Result<Condition, Problem> {
             };
             let mut bits = 0u8;
             for day in days {
-                let found = day.as_str().and_then(|name| {
-                    schedule::DAYS
+                // Powertools' list of day names holds `DAYS` too (its enum's member): valid,
+                // never today.
+                let found = day.as_str().and_then(|name| match name {
+                    "DAYS" => Some(0),
+                    _ => schedule::DAYS
                         .iter()
                         .find(|(n, _)| *n == name)
-                        .map(|(_, d)| schedule::day_bit(*d))
+                        .map(|(_, d)| schedule::day_bit(*d)),
                 });
                 match found {
                     Some(bit) => bits |= bit,
@@ -805,5 +831,60 @@ mod tests {
             Some(json!(false)),
             "TypeError"
         );
+    }
+
+    #[test]
+    fn the_reviews_edge_cases_answer_as_powertools() {
+        let parsed = features(json!({
+            "empty-key": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+                {"action": "EQUALS", "key": "targetingKey", "value": ""}]}}},
+            "days-member": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+                {"action": "SCHEDULE_BETWEEN_DAYS_OF_WEEK", "key": "CURRENT_DAY_OF_WEEK",
+                 "value": {"DAYS": ["DAYS"]}}]}}},
+            "big-base": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+                {"action": "MODULO_RANGE", "key": "uid",
+                 "value": {"BASE": 10_000_000_000_000_000_000_u64, "START": 0, "END": 5}}]}}},
+            "huge-zone": {"default": false, "rules": {"r": {"when_match": true, "conditions": [
+                {"action": "SCHEDULE_BETWEEN_TIME_RANGE", "key": "CURRENT_TIME",
+                 "value": {"START": "00:00", "END": "23:59", "TIMEZONE": "UTC+3:999999999999999999"}}]}}},
+        }));
+        let get = |name: &str| {
+            parsed
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.as_ref().map_err(ToString::to_string))
+        };
+        // A `targetingKey` field holding "" is a value, as in Python.
+        let empty = get("empty-key").and_then(Result::ok).expect("valid");
+        assert_eq!(
+            evaluate(empty, &json!({"targetingKey": ""})).0,
+            Some(json!(true))
+        );
+        assert_eq!(evaluate(empty, &json!({})).0, Some(json!(false)));
+        // `DAYS` is a name Powertools' validator accepts; it is never today.
+        let days = get("days-member").and_then(Result::ok).expect("valid");
+        assert_eq!(evaluate(days, &json!({})).0, Some(json!(false)));
+        let big = get("big-base")
+            .and_then(Result::ok)
+            .expect("a u64 BASE is an integer");
+        assert_eq!(evaluate(big, &json!({"uid": 3})).0, Some(json!(true)));
+        // A TZ string whose numbers overflow is refused, not a panic.
+        assert!(get("huge-zone").is_some_and(|p| p.is_err()));
+    }
+
+    #[test]
+    fn a_large_object_is_indexed_and_a_repeated_key_keeps_its_last_value() {
+        let mut text = String::from("{");
+        for i in 0..100_000 {
+            text.push_str(&format!("\"t-{i}\": {i},"));
+        }
+        text.push_str("\"t-5\": -1}");
+        let node = Node::parse(&text).expect("json");
+        let Node::Object(fields) = &node else {
+            panic!("an object");
+        };
+        assert_eq!(fields.len(), 100_000);
+        assert_eq!(node.get("t-5"), Some(&Node::Number((-1).into())));
+        assert_eq!(fields[5].0, "t-5", "a repeated key keeps its first place");
     }
 }

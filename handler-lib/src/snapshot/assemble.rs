@@ -125,17 +125,12 @@ pub fn broken_document(
 ) -> Option<String> {
     let bucketing = match format {
         Format::Powertools => {
-            // The problems of a whole document quote nothing from it but a secure one's.
+            // The whole document only (its features are read once, by the assembly); its
+            // problems quote nothing from it but a secure one's.
             let secure = parameter.kind == ParameterKind::SecureString;
-            return FlagEntry::from_powertools_document(
-                &parameter.name,
-                parameter.version,
-                secure,
-                &parameter.value,
-                envelope,
-            )
-            .err()
-            .map(|problem| problem.to_string());
+            return crate::flagd::powertools::select_document(&parameter.value, envelope)
+                .err()
+                .map(|problem| if secure { problem.redacted() } else { problem }.to_string());
         }
         Format::Flagd(bucketing) => bucketing,
         Format::Seed if format::raw_declares_flagd(&parameter.value) => Bucketing::V3,

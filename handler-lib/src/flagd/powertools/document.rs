@@ -129,11 +129,32 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        /// Past this many keys, a repeated key is found through an index, not a scan (a list
+        /// of 100,000 tenants is read in linear time).
+        const SCAN: usize = 16;
         let mut fields: Vec<(String, Node)> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
         while let Some((key, value)) = map.next_entry::<String, Node>()? {
-            match fields.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => fields.push((key, value)),
+            let found = if fields.len() < SCAN {
+                fields.iter().position(|(k, _)| *k == key)
+            } else {
+                if index.is_empty() {
+                    index = fields
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect();
+                }
+                index.get(&key).copied()
+            };
+            match found {
+                Some(at) => fields[at].1 = value,
+                None => {
+                    if !index.is_empty() || fields.len() >= SCAN {
+                        index.insert(key.clone(), fields.len());
+                    }
+                    fields.push((key, value));
+                }
             }
         }
         Ok(Node::Object(fields))
