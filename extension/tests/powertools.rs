@@ -10,62 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use flags::wire::TOKEN_HEADER;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use testkit::appconfig::{AppConfigData, profile_key};
+use testkit::http_request;
+use testkit::powertools::ABSENT;
 use testkit::sidecar::{SIDECAR_TOKEN, Sidecar};
-use testkit::{http_request, process};
 
-const ABSENT: &str = "__ssm_flags_absent__";
 /// The share of the differential run served over OFREP (about 42 cases a document).
 const DOCUMENTS: usize = 30;
-
-#[derive(Deserialize)]
-struct Line {
-    document: Box<RawValue>,
-    rejected: BTreeSet<String>,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    feature: String,
-    context: Map<String, Value>,
-    value: Value,
-}
-
-fn reference(seed: u64, documents: usize) -> Vec<Line> {
-    let out = std::env::temp_dir().join(format!("powertools-ofrep-{}.jsonl", std::process::id()));
-    let output = std::process::Command::new(process::python())
-        .arg(testkit::workspace().join("handler-lib/tests/powertools_reference.py"))
-        .args([
-            "--seed",
-            &seed.to_string(),
-            "--documents",
-            &documents.to_string(),
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("the reference runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("answers");
-    let _ = std::fs::remove_file(&out);
-    text.lines()
-        .map(|line| serde_json::from_str(line).expect("a line"))
-        .collect()
-}
-
-fn names(line: &Line) -> BTreeSet<String> {
-    serde_json::from_str::<Map<String, Value>>(line.document.get())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
-}
 
 async fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
     let (status, _, text) = http_request(
@@ -85,12 +37,12 @@ async fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_documents_answer_over_ofrep_as_powertools_does() {
-    let lines = reference(20_261_208, DOCUMENTS);
+    let lines = testkit::powertools::reference(20_261_208, DOCUMENTS).lines;
     let standin = AppConfigData::start().await;
     // Documents whose feature names are disjoint share a sidecar (one profile each).
     let mut groups: Vec<(BTreeSet<String>, Vec<usize>)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let ours = names(line);
+        let ours = line.names();
         match groups
             .iter_mut()
             .find(|(taken, _)| taken.is_disjoint(&ours))

@@ -128,17 +128,22 @@ pub fn parse_profile(
     if !document.is_object() {
         return Err(not_object(format!("it is {}", kind_of(&document))));
     }
-    let flag = profile.rsplit('/').next().unwrap_or(profile).to_owned();
     Ok(ProfileFlags {
         shape: DocumentShape::Flagd,
-        parameters: vec![Parameter {
-            flag,
-            name: document_name(profile),
-            kind: ParameterKind::String,
-            value: document.to_string(),
-            version,
-        }],
+        parameters: vec![document_parameter(profile, document.to_string(), version)],
     })
+}
+
+/// The one parameter a whole-document profile is: named [`document_name`], its flag the
+/// profile's last part (what a document that is not one at all is reported as).
+fn document_parameter(profile: &str, value: String, version: u64) -> Parameter {
+    Parameter {
+        flag: profile.rsplit('/').next().unwrap_or(profile).to_owned(),
+        name: document_name(profile),
+        kind: ParameterKind::String,
+        value,
+        version,
+    }
 }
 
 /// A Powertools profile: the document as one parameter, its text kept as received (the envelope
@@ -156,16 +161,9 @@ fn powertools_profile(
     };
     let text = std::str::from_utf8(body).map_err(|e| not_object(e.to_string()))?;
     serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| not_object(e.to_string()))?;
-    let flag = profile.rsplit('/').next().unwrap_or(profile).to_owned();
     Ok(ProfileFlags {
         shape: DocumentShape::Powertools,
-        parameters: vec![Parameter {
-            flag,
-            name: document_name(profile),
-            kind: ParameterKind::String,
-            value: text.to_owned(),
-            version,
-        }],
+        parameters: vec![document_parameter(profile, text.to_owned(), version)],
     })
 }
 

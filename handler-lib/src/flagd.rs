@@ -78,6 +78,28 @@ pub enum Kind {
     Object,
 }
 
+impl Kind {
+    /// The type every value shares; `None` when they are of mixed types, or an array or
+    /// `null` is among them.
+    fn shared<'v>(values: impl IntoIterator<Item = &'v Value>) -> Option<Self> {
+        let mut kind = None;
+        for value in values {
+            let this = match value {
+                Value::Bool(_) => Self::Boolean,
+                Value::String(_) => Self::String,
+                Value::Number(_) => Self::Number,
+                Value::Object(_) => Self::Object,
+                Value::Array(_) | Value::Null => return None,
+            };
+            match kind {
+                Some(kind) if kind != this => return None,
+                _ => kind = Some(this),
+            }
+        }
+        kind
+    }
+}
+
 /// Why a flagd evaluation came out as it did: OpenFeature's resolution reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -351,28 +373,17 @@ impl Definition {
         // Variants of mixed types, `null` ones and arrays break flagd's schema (`lint` says so)
         // but load, as in flagd's evaluators: a caller asking for a type gets `TYPE_MISMATCH`,
         // and a `null` variant is an error (`GENERAL`) when chosen.
-        let mut kind = None;
-        let mut mixed = false;
-        let mut variants = Vec::with_capacity(variant_map.len());
-        for (name, value) in variant_map {
-            let this = match value {
-                Value::Bool(_) => Some(Kind::Boolean),
-                Value::String(_) => Some(Kind::String),
-                Value::Number(_) => Some(Kind::Number),
-                Value::Object(_) => Some(Kind::Object),
-                Value::Array(_) | Value::Null => None,
-            };
-            mixed |= this.is_none() || (kind.is_some() && kind != this);
-            kind = kind.or(this);
-            variants.push((Box::<str>::from(name.as_str()), value.clone()));
-        }
+        let variants: Vec<(Box<str>, Value)> = variant_map
+            .iter()
+            .map(|(name, value)| (Box::<str>::from(name.as_str()), value.clone()))
+            .collect();
         if variants.is_empty() {
             return Err(invalid(
                 &at("variants"),
                 "must hold at least one variant".into(),
             ));
         }
-        let kind = if mixed { None } else { kind };
+        let kind = Kind::shared(variants.iter().map(|(_, value)| value));
         let mut default_missing = false;
         let default_variant = match map.get("defaultVariant") {
             None | Some(Value::Null) => None,
@@ -469,25 +480,12 @@ impl Definition {
         feature: powertools::Feature,
         source: String,
     ) -> Self {
-        let mut kind = None;
-        let mut mixed = false;
-        for (_, value) in &variants {
-            let this = match value {
-                Value::Bool(_) => Some(Kind::Boolean),
-                Value::String(_) => Some(Kind::String),
-                Value::Number(_) => Some(Kind::Number),
-                Value::Object(_) => Some(Kind::Object),
-                Value::Array(_) | Value::Null => None,
-            };
-            mixed |= this.is_none() || (kind.is_some() && kind != this);
-            kind = kind.or(this);
-        }
         Self {
             key: key.into(),
             enabled: true,
             default_variant: Some(variants.len().saturating_sub(1)),
+            kind: Kind::shared(variants.iter().map(|(_, value)| value)),
             variants: variants.into_boxed_slice(),
-            kind: if mixed { None } else { kind },
             default_missing: false,
             targeting: None,
             powertools: Some(Box::new(feature)),

@@ -17,9 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use flags::{Context, FlagEntry, Snapshot, Status};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use testkit::powertools::ABSENT;
 
 /// The generator's seed (`POWERTOOLS_DIFF_SEED` picks another, to explore).
 fn seed() -> u64 {
@@ -37,50 +36,12 @@ fn documents() -> usize {
         .unwrap_or(300)
 }
 
-/// The answer Python records for a feature the document does not have.
-const ABSENT: &str = "__ssm_flags_absent__";
-
-#[derive(Deserialize)]
-struct Line {
-    /// Kept as written: rules apply in document order.
-    document: Box<RawValue>,
-    rejected: BTreeSet<String>,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    feature: String,
-    context: Map<String, Value>,
-    value: Value,
-}
-
 #[test]
 fn flags_answers_as_powertools_on_every_generated_case() {
-    let out = std::env::temp_dir().join(format!("powertools-ref-{}.jsonl", std::process::id()));
-    let output = std::process::Command::new(testkit::process::python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/powertools_reference.py"
-        ))
-        .args(["--seed", &seed().to_string()])
-        .args(["--documents", &documents().to_string()])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("the reference runs");
-    assert!(
-        output.status.success(),
-        "powertools_reference.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&output.stdout).expect("a JSON summary");
-    let text = std::fs::read_to_string(&out).expect("the reference's answers");
-    let _ = std::fs::remove_file(&out);
-
+    let reference = testkit::powertools::reference(seed(), documents());
+    let summary = reference.summary;
     let (mut cases, mut rejected, mut differences) = (0usize, 0usize, Vec::new());
-    for (number, line) in text.lines().enumerate() {
-        let line: Line = serde_json::from_str(line).expect("a reference line");
+    for (number, line) in reference.lines.iter().enumerate() {
         let entries =
             FlagEntry::from_powertools_document("reference", 1, false, line.document.get(), None)
                 .expect("a Powertools document");

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod flagd;
 pub mod lambda;
 pub mod managed;
+pub mod powertools;
 pub mod process;
 pub mod runtime;
 pub mod sidecar;
