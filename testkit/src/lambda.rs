@@ -141,6 +141,17 @@ pub fn spawn_process(
     env: &[(String, String)],
     tag: &str,
 ) -> Proc {
+    spawn_with_args(binary, &[], base, env, tag)
+}
+
+/// [`spawn_process`] with arguments (an interpreter and its script).
+pub fn spawn_with_args(
+    binary: &Path,
+    args: &[&str],
+    base: impl IntoIterator<Item = (String, String)>,
+    env: &[(String, String)],
+    tag: &str,
+) -> Proc {
     let log = std::env::temp_dir().join(format!(
         "ssm-flags-test-{}-{}-{tag}.log",
         std::process::id(),
@@ -149,6 +160,7 @@ pub fn spawn_process(
     let file = std::fs::File::create(&log).expect("log file");
     let err = file.try_clone().expect("log file");
     let child = Command::new(binary)
+        .args(args)
         .env_clear()
         .envs(base)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

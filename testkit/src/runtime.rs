@@ -19,13 +19,11 @@
 //! ```
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use lambda_simulator::{FreezeMode, Simulator};
 use serde_json::Value;
 
-use crate::free_port;
 use crate::lambda::{Proc, simulator, wait_complete};
 
 /// Spawns `program args` with the simulator's Lambda environment (`AWS_LAMBDA_RUNTIME_API`,
@@ -38,26 +36,11 @@ pub fn spawn_command(
     env: &[(String, String)],
     tag: &str,
 ) -> Proc {
-    let log = std::env::temp_dir().join(format!(
-        "ssm-flags-test-{}-{}-{tag}.log",
-        std::process::id(),
-        free_port()
-    ));
-    let file = std::fs::File::create(&log).expect("log file");
-    let err = file.try_clone().expect("log file");
-    let child = Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(sim.lambda_env_vars())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(file)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+    let proc = crate::lambda::spawn_with_args(program, args, sim.lambda_env_vars(), env, tag);
     if sim.freeze_mode() == FreezeMode::Process {
-        sim.register_freeze_pid(child.id());
+        sim.register_freeze_pid(proc.child.id());
     }
-    Proc { child, log }
+    proc
 }
 
 /// A simulated function running a command as its runtime, with no extension.
