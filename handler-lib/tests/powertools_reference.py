@@ -118,7 +118,7 @@ OBJECTS = [
     {}, {"a": 1}, {"a": 1.0}, {"premium": True}, {"a": "b", "c": [1]}, {"ab": None}, {"1": 1},
     {"日本": "é"}, {"abc": {"a": []}},
 ]
-CONTEXT_KEYS = ["tier", "user_id", "count", "tags", "region", "score", "日本", "CURRENT_TIME"]
+CONTEXT_KEYS = ["tier", "user_id", "count", "tags", "region", "score", "日本", "CURRENT_TIME", "targetingKey"]
 
 
 def pool_value(rng: random.Random, allow_null: bool = True):
@@ -243,6 +243,8 @@ def schedule_value(rng: random.Random, clock: Clock, action: str, zones: list[st
                 days = [d for d in DAYS if d in days or d in weekdays]
         if rng.random() < 0.1:
             days = days + days[:1]  # a repeated day
+        if rng.random() < 0.05:
+            days = days + ["DAYS"]  # a member of Powertools' day enum: valid, never today
         if rng.random() < 0.3:
             rng.shuffle(days)
         value = {"DAYS": days}
