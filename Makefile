@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour ctl venv node flagd-ref test lint template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour ctl venv node flagd-ref test lint docs package template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -53,11 +53,17 @@ $(FLAGD_REF)/%/.installed: $(FLAGD_TESTS)/requirements-%.txt
 	$(FLAGD_REF)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-test: venv node flagd-ref lint template-lint deploy-lint vectors unit ## Everything CI runs: lint, template lint, bucketing vectors, all tests (moto as SSM)
+test: venv node flagd-ref lint docs package template-lint deploy-lint vectors unit ## Everything CI runs: lint, docs, packaging, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+docs: ## Every crate's API docs, warnings as errors (broken intra-doc links, missing docs), every feature on
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+
+package: ## Every publishable crate packaged and built from its .crate alone (cargo publish --dry-run; the workspace's own crates resolve locally)
+	$(CARGO) publish --workspace --dry-run --locked --allow-dirty
 
 template-lint: venv ## sam validate --lint and cfn-lint on template.yaml (offline)
 	cd $(ROOT) && $(VENV)/bin/sam validate --lint --template template.yaml

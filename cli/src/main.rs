@@ -43,12 +43,24 @@ use sources::Spec;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The extension's sources log through `tracing`: warnings reach stderr, nothing else.
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    // The extension's sources log through `tracing`: warnings reach stderr, nothing else. The
+    // SDK's configuration loader warns at length (debug structs) while it looks for a region:
+    // its errors only — a missing region is one line of ours (`aws::Aws::clients`).
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::WARN)
+            .with_target("aws_config", tracing::Level::ERROR);
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .with(filter)
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,7 +145,7 @@ async fn locate(
         return sources::find(aws, &Spec::parse(raw)?, flag).await;
     }
     let path = marked.map(|(p, _)| p);
-    let stored = match param::read(&aws.ssm, &param::resolve(flag, path)?, "").await {
+    let stored = match param::read(aws.ssm().await?, &param::resolve(flag, path)?, "").await {
         Ok(stored) => stored,
         // Not a parameter of its own: a flag in a document that declares flagd's `$schema`
         // (read as flagd on any path, as the extension does), found by loading the path.
@@ -169,7 +181,7 @@ async fn run(cli: Cli) -> Outcome {
         region: global.region.clone(),
         endpoint_url: global.endpoint_url.clone(),
     };
-    let aws = connection.connect().await;
+    let aws = aws::Aws::new(connection);
     let name = |flag: &str| param::resolve(flag, path.as_ref());
     match cli.command {
         Command::Lint(args) => {
@@ -192,7 +204,7 @@ async fn run(cli: Cli) -> Outcome {
             show::list(&sources::load(&aws, &spec, true).await?, json)
         }
         Command::Get(args) => {
-            let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
+            let stored = param::read(aws.ssm().await?, &name(&args.flag)?, "").await?;
             show::get(&stored, args.show_secret, json)
         }
         Command::Explain(args) => {
@@ -271,7 +283,7 @@ async fn run(cli: Cli) -> Outcome {
             if let Some(target) =
                 flagd_edit::locate(&aws, path.as_ref(), format, &args.flag).await?
             {
-                let stored = param::read(&aws.ssm, &target.parameter, "").await?;
+                let stored = param::read(aws.ssm().await?, &target.parameter, "").await?;
                 let new_flag = flagd_edit::parse_definition(&value, &target.key)?;
                 let undo = (!stored.is_secure()).then(|| {
                     let old = flagd_edit::definition(&stored.value, &target)
@@ -281,7 +293,13 @@ async fn run(cli: Cli) -> Outcome {
                 });
                 let action = flagd_edit::Action::Set;
                 return flagd_edit::write(
-                    &aws.ssm, &stored, &target, &new_flag, action, options, undo,
+                    aws.ssm().await?,
+                    &stored,
+                    &target,
+                    &new_flag,
+                    action,
+                    options,
+                    undo,
                 )
                 .await;
             }
@@ -295,12 +313,27 @@ async fn run(cli: Cli) -> Outcome {
                 flagd_edit::check_new(key, &value, bucketing)?;
             }
             let hint = " (pass --create to create it; check the name and --path)";
-            match param::read(&aws.ssm, &name, hint).await {
+            match param::read(aws.ssm().await?, &name, hint).await {
                 Ok(stored) => {
-                    change::apply(&aws.ssm, &stored, &value, change::Action::Set, options).await
+                    change::apply(
+                        aws.ssm().await?,
+                        &stored,
+                        &value,
+                        change::Action::Set,
+                        options,
+                    )
+                    .await
                 }
                 Err(CtlError::NotFound { .. }) if args.create => {
-                    create(&aws.ssm, &name, &value, args.kind, args.key_id, options).await
+                    create(
+                        aws.ssm().await?,
+                        &name,
+                        &value,
+                        args.kind,
+                        args.key_id,
+                        options,
+                    )
+                    .await
                 }
                 Err(error) => Err(error),
             }
@@ -311,7 +344,7 @@ async fn run(cli: Cli) -> Outcome {
                 .await?
             {
                 Some(target) => {
-                    let stored = param::read(&aws.ssm, &target.parameter, "").await?;
+                    let stored = param::read(aws.ssm().await?, &target.parameter, "").await?;
                     let flag = flagd_edit::definition(&stored.value, &target)?;
                     let variant =
                         flagd_edit::ramped_variant(&flag, args.variant.as_deref(), &target.key)?;
@@ -329,7 +362,7 @@ async fn run(cli: Cli) -> Outcome {
             let steps = match (&args.steps, args.step) {
                 (Some(raw), _) => ramp::parse_steps(raw)?,
                 (None, Some(step)) => {
-                    let stored = param::read(&aws.ssm, &name, "").await?;
+                    let stored = param::read(aws.ssm().await?, &name, "").await?;
                     let current = match (&knob, stored.parsed()) {
                         (ramp::Knob::Share { .. }, _) => ramp::current(&knob, &stored)?,
                         (_, Ok(flags::FlagValue::Json(flag))) => {
@@ -341,9 +374,12 @@ async fn run(cli: Cli) -> Outcome {
                 }
                 (None, None) => return Err(CtlError::usage("ramp: give --steps or --step")),
             };
-            let guard =
-                alarms::Guard::new(aws.cloudwatch.clone(), args.alarms, args.insufficient_data)
-                    .await?;
+            let guard = alarms::Guard::new(
+                aws.cloudwatch().await?.clone(),
+                args.alarms,
+                args.insufficient_data,
+            )
+            .await?;
             let plan = ramp::Plan {
                 steps,
                 every: args.every,
@@ -351,14 +387,14 @@ async fn run(cli: Cli) -> Outcome {
                 restart: args.restart,
                 json,
             };
-            ramp::run(&aws.ssm, &guard, &name, &plan, &knob).await
+            ramp::run(aws.ssm().await?, &guard, &name, &plan, &knob).await
         }
 
         Command::Kill(args) => {
             if let Some(target) =
                 flagd_edit::locate(&aws, path.as_ref(), format, &args.flag).await?
             {
-                let stored = param::read(&aws.ssm, &target.parameter, "").await?;
+                let stored = param::read(aws.ssm().await?, &target.parameter, "").await?;
                 let old = flagd_edit::definition(&stored.value, &target)?;
                 let new_flag = flagd_edit::killed(&old, args.variant.as_deref(), &target.key)?;
                 // Restores both the default variant and the targeting.
@@ -376,7 +412,7 @@ async fn run(cli: Cli) -> Outcome {
                 };
                 let action = flagd_edit::Action::Kill;
                 return flagd_edit::write(
-                    &aws.ssm,
+                    aws.ssm().await?,
                     &stored,
                     &target,
                     &new_flag,
@@ -386,7 +422,7 @@ async fn run(cli: Cli) -> Outcome {
                 )
                 .await;
             }
-            let stored = param::read(&aws.ssm, &name(&args.flag)?, "").await?;
+            let stored = param::read(aws.ssm().await?, &name(&args.flag)?, "").await?;
             let options = change::Options {
                 dry_run: args.dry_run,
                 change_kind: false,
@@ -394,7 +430,14 @@ async fn run(cli: Cli) -> Outcome {
             };
             match change::killed(&stored)? {
                 Some(value) => {
-                    change::apply(&aws.ssm, &stored, &value, change::Action::Kill, options).await
+                    change::apply(
+                        aws.ssm().await?,
+                        &stored,
+                        &value,
+                        change::Action::Kill,
+                        options,
+                    )
+                    .await
                 }
                 None => {
                     if json {
@@ -428,17 +471,24 @@ async fn run(cli: Cli) -> Outcome {
             let b = sources::load(&aws, &Spec::parse(&args.b)?, false).await?;
             diff::diff(&a, &b, json)
         }
-        Command::History(args) => show::history(&aws.ssm, &name(&args.flag)?, json).await,
+        Command::History(args) => show::history(aws.ssm().await?, &name(&args.flag)?, json).await,
         Command::Rollback(args) => {
             let name = name(&args.flag)?;
-            let stored = param::read(&aws.ssm, &name, "").await?;
-            let value = param::read_version(&aws.ssm, &name, args.to_version).await?;
+            let stored = param::read(aws.ssm().await?, &name, "").await?;
+            let value = param::read_version(aws.ssm().await?, &name, args.to_version).await?;
             let options = change::Options {
                 dry_run: args.dry_run,
                 change_kind: args.change_kind,
                 json,
             };
-            change::apply(&aws.ssm, &stored, &value, change::Action::Rollback, options).await
+            change::apply(
+                aws.ssm().await?,
+                &stored,
+                &value,
+                change::Action::Rollback,
+                options,
+            )
+            .await
         }
     }
 }

@@ -171,15 +171,15 @@ pub async fn results(aws: &Aws, found: &Found, request: &Request<'_>) -> Outcome
         flag: &design.flag,
         event: request.event,
     };
-    let seen = metrics::variants_seen(&aws.cloudwatch, series).await?;
+    let seen = metrics::variants_seen(aws.cloudwatch().await?, series).await?;
     let (variants, control) = variants_and_control(&design, &seen, request.control)?;
-    let observed = metrics::read(&aws.cloudwatch, series, &variants, window).await?;
+    let observed = metrics::read(aws.cloudwatch().await?, series, &variants, window).await?;
     let definition = match &found.parameter {
         Some(parameter) => DefinitionCheck {
             checked: true,
             reason: None,
             changes: history::changes(
-                &aws.ssm,
+                aws.ssm().await?,
                 parameter,
                 found.format,
                 &design.flag,

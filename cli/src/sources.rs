@@ -147,16 +147,16 @@ pub async fn load(aws: &Aws, spec: &Spec, with_meta: bool) -> Result<Flags, CtlE
     let (fetched, meta, format) = match spec {
         Spec::File(file) => return load_file(spec, file, envelope),
         Spec::Path(path, format) => {
-            let source = SsmSource::new(aws.ssm.clone(), vec![path.clone()]);
+            let source = SsmSource::new(aws.ssm().await?.clone(), vec![path.clone()]);
             let fetched = fetch(&source, "ssm:GetParametersByPath").await?;
             let meta = match with_meta {
-                true => metadata(&aws.ssm, path).await,
+                true => metadata(aws.ssm().await?, path).await,
                 false => HashMap::new(),
             };
             (fetched, meta, *format)
         }
         Spec::Profile(id) => {
-            let profile = AppConfigProfile::new(id.clone(), aws.appconfig.clone());
+            let profile = AppConfigProfile::new(id.clone(), aws.appconfig().await?.clone());
             let source = Sources::<SsmSource>::new(None, vec![profile]);
             let action = "appconfig:StartConfigurationSession";
             (fetch(&source, action).await?, HashMap::new(), id.format)

@@ -118,7 +118,8 @@ pub struct Config {
     /// `AWS_REGION` (set by Lambda): the region the local API's evaluations use for a request
     /// that names none, as the handler library does.
     pub region: Option<String>,
-    /// `SSM_FLAGS_METRICS` (default `emf`; or `off`): freshness metrics as CloudWatch Embedded
+    /// `SSM_FLAGS_METRICS` (default `emf`, or `off` with `SSM_FLAGS_LOG_FORMAT=text`; `emf` or
+    /// `off` when set): freshness metrics as CloudWatch Embedded
     /// Metric Format lines, in `SSM_FLAGS_METRICS_NAMESPACE` (default `ssm-flags`) with the
     /// dimension `FunctionName` (`AWS_LAMBDA_FUNCTION_NAME`, else `ssm-flags`); experiment
     /// metrics in the same namespace (see [`crate::experiments`]).
@@ -307,6 +308,12 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
             Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
             Some(v) => return Err(invalid("SSM_FLAGS_LOG_FORMAT", v, "use json or text")),
+        };
+        // Metric lines are JSON on stdout: in a text log (a terminal, a local run) they are
+        // noise unless asked for.
+        let metrics = match (log_format, get("SSM_FLAGS_METRICS")) {
+            (LogFormat::Text, None) => None,
+            _ => metrics,
         };
         let mode = match get("SSM_FLAGS_MODE") {
             None => Mode::Lambda,
@@ -513,6 +520,17 @@ mod tests {
         assert!(bad.to_string().starts_with("SSM_FLAGS_SERVICE="), "{bad}");
         let off = config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_METRICS", "OFF")]).expect("valid");
         assert_eq!(off.metrics, None);
+        // A text log carries no metric lines unless they are asked for.
+        let text =
+            config(&[("SSM_FLAGS_PATH", "/a"), ("SSM_FLAGS_LOG_FORMAT", "text")]).expect("valid");
+        assert_eq!(text.metrics, None);
+        let asked = config(&[
+            ("SSM_FLAGS_PATH", "/a"),
+            ("SSM_FLAGS_LOG_FORMAT", "text"),
+            ("SSM_FLAGS_METRICS", "emf"),
+        ])
+        .expect("valid");
+        assert!(asked.metrics.is_some());
         assert!(
             config(&[
                 ("SSM_FLAGS_PATH", "/a"),

@@ -57,6 +57,11 @@ pub enum LifecycleError {
         "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path); outside Lambda, run it with SSM_FLAGS_MODE=sidecar"
     )]
     RuntimeApi(String),
+    /// No AWS region in the environment (Lambda always sets one).
+    #[error(
+        "no AWS region: set AWS_REGION (Lambda sets it; a sidecar's environment must), or a region in the AWS profile"
+    )]
+    NoRegion,
     /// The Extensions API refused or failed the registration.
     #[error("cannot register with the Lambda Extensions API: {0}")]
     Register(String),
@@ -67,7 +72,15 @@ pub enum LifecycleError {
 
 /// Runs the extension with flags from SSM until SHUTDOWN (or SIGTERM / Ctrl-C).
 pub async fn run(config: Config) -> Result<(), LifecycleError> {
+    // Where it runs is checked before any AWS configuration is loaded: outside Lambda, without
+    // SSM_FLAGS_MODE=sidecar, the one error says so (no credential or region lookup first).
+    if config.host.events().is_some() {
+        check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
+    }
     let sdk = crate::source::sdk_config(config.refresh_timeout).await;
+    if sdk.region().is_none() {
+        return Err(LifecycleError::NoRegion);
+    }
     let ssm = SsmSource::new(aws_sdk_ssm::Client::new(&sdk), config.paths.clone())
         .with_max_parameters(config.max_parameters);
     if config.appconfig.is_empty() {

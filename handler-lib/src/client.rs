@@ -27,7 +27,7 @@
 //! [`crate::endpoint`]), else `SSM_FLAGS_PORT` (default [`DEFAULT_PORT`]),
 //! `SSM_FLAGS_CLIENT_TIMEOUT_MS` (default 50: the wait for the extension's answer),
 //! `SSM_FLAGS_CLIENT_MAX_BODY_MIB` (default 64), `SSM_FLAGS_CLIENT_WAIT_S` (default 30, 1–300:
-//! how long one long poll of [`watch`] is held), and the token sent in [`TOKEN_HEADER`]:
+//! how long one long poll of [`watch`] is held), and the token sent in [`TOKEN_HEADER`](crate::wire::TOKEN_HEADER):
 //! `SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN`, else the one the extension generated, read from
 //! `SSM_FLAGS_TOKEN_FILE` (default [`DEFAULT_TOKEN_FILE`]).
 

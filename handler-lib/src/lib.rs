@@ -25,13 +25,13 @@
 //!
 //! | floor | module | what it is |
 //! |---|---|---|
-//! | 1 | [`env`] | numbers read from environment variables, one rule for the extension and the client |
-//! | 1 | [`file`] | local files read without following links or blocking; private directories |
+//! | 1 | [`env`](mod@env) | numbers read from environment variables, one rule for the extension and the client |
+//! | 1 | [`file`](mod@file) | local files read without following links or blocking; private directories |
 //! | 1 | [`path`] | flag paths, and a flag's name relative to its path |
 //! | 2 | [`error`] | what is wrong with a flag, or with a snapshot document |
 //! | 2 | [`experiment`] | experiments: exposures and conversions counted per scope (an invocation), written as CloudWatch EMF lines |
 //! | 3 | [`flagd`] | OpenFeature's flag definition format (flagd's): definitions, targeting compiled at load, `fractional` buckets, resolution; Powertools feature-flags documents read into the same definitions (`flagd::powertools`) |
-//! | 4 | [`format`] | how a source's values are read: declared markers (`#flagd`, `#flagd-v2`, `#powertools`) and flagd's `$schema` |
+//! | 4 | [`format`](mod@format) | how a source's values are read: declared markers (`#flagd`, `#flagd-v2`, `#powertools`) and flagd's `$schema` |
 //! | 4 | [`model`] | what an operator stores, parsed into [`FlagValue`]s and [`Rules`] |
 //! | 5 | [`eval`] | targeting and the deterministic percentage rollout ([`bucket`]) |
 //! | 5 | [`appconfig`] | flags from an AppConfig profile's document (freeform or feature flags) |
@@ -45,8 +45,11 @@
 //! | 12 | `openfeature` | (feature `openfeature`) an OpenFeature provider over the snapshot |
 //! | 12 | `client` | (feature `client`, on by default) [`sync`], [`watch`] and [`FlagsLayer`] keep the snapshot current from the `ssm-flags` extension: its connection (`client::connection`), the sync and watch policy (`client`), the tower layer (`client::layer`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod appconfig;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 pub mod endpoint;
 pub mod env;
@@ -60,6 +63,7 @@ pub mod format;
 pub(crate) mod global;
 pub mod model;
 #[cfg(feature = "openfeature")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openfeature")))]
 pub mod openfeature;
 pub mod path;
 pub mod snapshot;
@@ -71,6 +75,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{FlagsLayer, FlagsService, Synced, WatchError, sync, watch};
 pub use error::{FlagError, LoadError, Problem};
 pub use eval::{Context, Evaluation, Reason, bucket};

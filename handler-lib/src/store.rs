@@ -1,6 +1,6 @@
 //! The [`Store`] that holds the current [`Snapshot`] and swaps in a new one atomically: readers
 //! never block and never see a half-applied update; installs are one at a time, and a store
-//! whose readers cache what they read numbers them ([`Installs`]) so that no reader on a thread
+//! whose readers cache what they read numbers them (`Installs`) so that no reader on a thread
 //! answers from older flags than it has seen.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ pub struct Store {
     current: ArcSwap<Snapshot>,
     default_region: Option<Arc<str>>,
     /// The count this store numbers its installs with, for readers that cache what they read
-    /// (the process-wide store's, read through each thread's view: [`crate::global`]).
+    /// (the process-wide store's, read through each thread's view: `crate::global`).
     installs: Option<&'static Installs>,
     /// Held by an install from its decision to its count: installs are decided and numbered in
     /// the order they swap snapshots in.
@@ -67,7 +67,7 @@ impl Store {
 
     /// Runs `read` on the current snapshot, through an arc-swap guard. Lock-free; no
     /// allocation, no I/O. (The process-wide store is read through each thread's own view
-    /// instead: [`crate::global`].)
+    /// instead: `crate::global`.)
     #[inline]
     pub fn read<R>(&self, mut read: impl FnMut(&Snapshot) -> R) -> R {
         let snapshot = self.current.load();

@@ -131,7 +131,7 @@ pub enum TrackError {
     TooManyEvents(String),
 }
 
-/// Checks an event name: 1 to [`MAX_EVENT_LEN`] printable ASCII characters, not all spaces
+/// Checks an event name: 1 to `MAX_EVENT_LEN` printable ASCII characters, not all spaces
 /// (CloudWatch's rule for a dimension value, [`dimension_value`]).
 pub fn validate_event(name: &str) -> Result<(), TrackError> {
     dimension_value(name, MAX_EVENT_LEN).map_err(|problem| TrackError::Event {

@@ -10,7 +10,7 @@
 //! Powertools rejects the whole document when one feature is invalid; here only that feature is
 //! rejected (an error naming the feature, rule and condition) and the others load.
 //!
-//! Conditions compare as Python does ([`python`]); schedules resolve zones and read the clock as
+//! Conditions compare as Python does (`python`); schedules resolve zones and read the clock as
 //! `dateutil` and `datetime` do (`schedule`, `isoformat`). The README's "Powertools
 //! documents" lists the quirks kept on purpose.
 //!
