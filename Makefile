@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour ctl venv node flagd-ref test lint docs package template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour ctl venv node flagd-ref test lint docs book package template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -53,7 +53,7 @@ $(FLAGD_REF)/%/.installed: $(FLAGD_TESTS)/requirements-%.txt
 	$(FLAGD_REF)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-test: venv node flagd-ref lint docs package template-lint deploy-lint vectors unit ## Everything CI runs: lint, docs, packaging, template lint, bucketing vectors, all tests (moto as SSM)
+test: venv node flagd-ref lint docs book package template-lint deploy-lint vectors unit ## Everything CI runs: lint, docs, packaging, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -61,6 +61,18 @@ lint: ## rustfmt and clippy, warnings are errors
 
 docs: ## Every crate's API docs, warnings as errors (broken intra-doc links, missing docs), every feature on
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+
+TOOLS := $(ROOT)/.tools
+MDBOOK := $(TOOLS)/bin/mdbook
+MDBOOK_VERSION := 0.5.4
+
+$(MDBOOK):
+	$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(TOOLS)
+
+book: $(MDBOOK) ## The book (docs/, mdBook) into target/book, its internal links and anchors checked, its Rust snippets compiled and run
+	$(MDBOOK) build $(ROOT)/docs
+	python3 $(ROOT)/docs/check_links.py $(ROOT)/target/book $(ROOT)
+	$(CARGO) test -p docs-snippets --doc
 
 package: ## Every publishable crate packaged and built from its .crate alone (cargo publish --dry-run; the workspace's own crates resolve locally)
 	$(CARGO) publish --workspace --dry-run --locked --allow-dirty

@@ -11,8 +11,8 @@
 //! rejected (an error naming the feature, rule and condition) and the others load.
 //!
 //! Conditions compare as Python does (`python`); schedules resolve zones and read the clock as
-//! `dateutil` and `datetime` do (`schedule`, `isoformat`). The README's "Powertools
-//! documents" lists the quirks kept on purpose.
+//! `dateutil` and `datetime` do (`schedule`, `isoformat`). The book's chapter "Powertools
+//! documents" (`docs/src/powertools.md`) lists the quirks kept on purpose.
 //!
 //! ```
 //! use std::sync::Arc;
