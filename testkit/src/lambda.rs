@@ -126,11 +126,7 @@ impl Drop for Proc {
 /// Spawns `binary` with the simulator's Lambda environment plus `env` and nothing else of this
 /// process's environment (a developer's `AWS_PROFILE` must not leak in), logging to a file.
 pub fn spawn(sim: &Simulator, binary: &Path, env: &[(String, String)], tag: &str) -> Proc {
-    let proc = spawn_process(binary, sim.lambda_env_vars(), env, tag);
-    if sim.freeze_mode() == FreezeMode::Process {
-        sim.register_freeze_pid(proc.child.id());
-    }
-    proc
+    crate::runtime::spawn_command(sim, binary, &[], env, tag)
 }
 
 /// Spawns `binary` with `base` then `env` (later values win) and nothing else of this process's
@@ -312,6 +308,21 @@ impl Function {
         extra: &[(&str, &str)],
         runtime: &str,
     ) -> Self {
+        let program = binary(runtime);
+        Self::start_program(ssm_port, path, max_age_s, freeze, extra, &program, &[]).await
+    }
+
+    /// [`Function::start_with`] running `program args` as the function's runtime: a binary
+    /// built outside the workspace, or an interpreter and its script (Python, Node).
+    pub async fn start_program(
+        ssm_port: u16,
+        path: &str,
+        max_age_s: u64,
+        freeze: FreezeMode,
+        extra: &[(&str, &str)],
+        program: &Path,
+        args: &[&str],
+    ) -> Self {
         let sim = simulator(freeze).await;
         let flags_port = free_port();
         let mut env = function_env(ssm_port, path, flags_port, max_age_s);
@@ -326,7 +337,9 @@ impl Function {
             .await
             .unwrap_or_else(|e| panic!("{e}:\n{}", extension.log()));
         let ready_in = started.elapsed();
-        let runtime = Some(spawn(&sim, &binary(runtime), &env, "fn"));
+        let runtime = Some(crate::runtime::spawn_command(
+            &sim, program, args, &env, "fn",
+        ));
         Self {
             sim,
             extension,
