@@ -36,10 +36,16 @@ $(VENV)/.installed: $(ROOT)/requirements-dev.txt
 
 NODE_CHECK := $(ROOT)/extension/tests/ofrep-node
 
-node: $(NODE_CHECK)/node_modules/.installed ## OpenFeature's published Node SDK and OFREP provider (npm, into extension/tests/ofrep-node)
+NODE_FUNCTION := $(ROOT)/examples/node-function
+
+node: $(NODE_CHECK)/node_modules/.installed $(NODE_FUNCTION)/node_modules/.installed ## OpenFeature's published Node SDK and OFREP provider (npm, into extension/tests/ofrep-node and examples/node-function)
 
 $(NODE_CHECK)/node_modules/.installed: $(NODE_CHECK)/package.json $(NODE_CHECK)/package-lock.json
 	cd $(NODE_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(NODE_FUNCTION)/node_modules/.installed: $(NODE_FUNCTION)/package.json $(NODE_FUNCTION)/package-lock.json
+	cd $(NODE_FUNCTION) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 FLAGD_REF := $(ROOT)/.venv-flagd

@@ -277,7 +277,9 @@ async fn the_python_and_rust_examples_answer_alike() {
     )
     .await;
 
-    let bootstrap = workspace().join("examples/powertools/python/bootstrap.py");
+    let bootstrap = workspace().join("examples/python-runtime/bootstrap.py");
+    let task_root = workspace().join("examples/powertools/python");
+    let task_root = task_root.to_str().expect("a UTF-8 path");
     let mut env: Vec<(String, String)> = aws_env(standin.port);
     env.extend(
         [
@@ -290,6 +292,7 @@ async fn the_python_and_rust_examples_answer_alike() {
             ("APPCONFIG_PROFILE", PROFILE),
             ("FEATURES_MAX_AGE_SECONDS", "300"),
             ("_HANDLER", "app.handler"),
+            ("LAMBDA_TASK_ROOT", task_root),
             // No __pycache__ in the examples' directory.
             ("PYTHONDONTWRITEBYTECODE", "1"),
             ("PYTHONUNBUFFERED", "1"),

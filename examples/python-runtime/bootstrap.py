@@ -1,10 +1,11 @@
-"""A minimal Lambda Runtime API loop (standard library only) for running `app.py` where no
-Python runtime interface client is installed: under the Lambda emulator in the tests, or as a
-custom runtime's `bootstrap`. On Lambda's managed Python runtimes, set the handler to
-`app.handler` instead; this file is not needed there.
+"""A minimal Lambda Runtime API loop (standard library only) for running a Python handler where
+no Python runtime interface client is installed: under the Lambda emulator in the tests (the
+examples `powertools/python` and `python-function`), or as a custom runtime's `bootstrap`. On
+Lambda's managed Python runtimes, set the handler (`app.handler`) instead; this file is not
+needed there.
 
 `_HANDLER` names the handler (`module.function`, default `app.handler`), the module looked up
-next to this file. The loop follows the Runtime API (2018-06-01): `GET invocation/next`, call
+in `LAMBDA_TASK_ROOT` (the function's code, as on Lambda), else next to this file. The loop follows the Runtime API (2018-06-01): `GET invocation/next`, call
 the handler, `POST invocation/{id}/response`, or `.../error` when it raised; an import failure
 is reported to `init/error` and ends the process.
 """
@@ -60,7 +61,7 @@ def error_body(exc: BaseException) -> dict[str, Any]:
 
 
 def load_handler() -> Any:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT") or os.path.dirname(os.path.abspath(__file__)))
     module, _, function = os.environ.get("_HANDLER", "app.handler").rpartition(".")
     return getattr(importlib.import_module(module), function)
 
