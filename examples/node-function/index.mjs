@@ -9,9 +9,21 @@
 // flag's value, variant and reason.
 import { OpenFeature } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
+import { readFileSync } from "node:fs";
 
 const port = process.env.SSM_FLAGS_PORT ?? "2774";
-const token = () => process.env.SSM_FLAGS_TOKEN || process.env.AWS_SESSION_TOKEN || "";
+
+// SSM_FLAGS_TOKEN, else AWS_SESSION_TOKEN (on-demand Lambda), else the token file the extension
+// writes where there is no session token (Managed Instances, SnapStart).
+const token = () => {
+  const set = process.env.SSM_FLAGS_TOKEN || process.env.AWS_SESSION_TOKEN;
+  if (set) return set;
+  try {
+    return readFileSync(process.env.SSM_FLAGS_TOKEN_FILE ?? "/tmp/ssm-flags/token", "utf8").trim();
+  } catch {
+    return "";
+  }
+};
 
 // Once per execution environment.
 await OpenFeature.setProviderAndWait(

@@ -1,7 +1,8 @@
 """A Python Lambda function reading ssm-flags through the layer, with OpenFeature's published
 Python SDK and OFREP provider (`openfeature-sdk`, `openfeature-provider-ofrep`): the extension in
 the layer serves the flags on 127.0.0.1:2774, and every request carries the function's token
-(`AWS_SESSION_TOKEN`, set by Lambda; or `SSM_FLAGS_TOKEN` when the function sets one).
+(`AWS_SESSION_TOKEN`, set by Lambda; or `SSM_FLAGS_TOKEN` when the function sets one; or,
+with neither, the token file the extension writes).
 
 Package `openfeature-sdk` and `openfeature-provider-ofrep` with the function (or in a layer of
 their own), add the ssm-flags layer, set `SSM_FLAGS_PATH`, and set the handler to `app.handler`.
@@ -22,7 +23,17 @@ PORT = os.environ.get("SSM_FLAGS_PORT", "2774")
 
 
 def _token() -> str:
-    return os.environ.get("SSM_FLAGS_TOKEN") or os.environ.get("AWS_SESSION_TOKEN", "")
+    """`SSM_FLAGS_TOKEN`, else `AWS_SESSION_TOKEN` (on-demand Lambda), else the token file the
+    extension writes where there is no session token (Managed Instances, SnapStart)."""
+    token = os.environ.get("SSM_FLAGS_TOKEN") or os.environ.get("AWS_SESSION_TOKEN")
+    if token:
+        return token
+    path = os.environ.get("SSM_FLAGS_TOKEN_FILE", "/tmp/ssm-flags/token")
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except OSError:
+        return ""
 
 
 # Once per execution environment: the provider keeps its connection to the extension.

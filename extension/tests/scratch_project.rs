@@ -14,7 +14,7 @@ use serde_json::json;
 use testkit::lambda::{Function, ssm_client};
 use testkit::{Moto, workspace};
 
-/// The Cargo.toml a user writes from the book: the three lines it names.
+/// The Cargo.toml a user writes from the book: the dependencies its handler section lists.
 const MANIFEST: &str = r#"[package]
 name = "scratch-handler"
 version = "0.1.0"
