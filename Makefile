@@ -13,7 +13,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 LAMBDA_ARCH ?= arm64
 ARCH_FLAG := $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 
-.PHONY: help demo tour ctl venv node flagd-ref test lint docs book package template-lint deploy-lint unit vectors bench layer sam-build fuzz storm
+.PHONY: help demo tour ctl venv node flagd-ref test lint docs book package template-lint deploy-lint unit vectors bench layer sam-build fuzz storm layer-lint publish-layer add-layer-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -171,3 +171,90 @@ fuzz: ## Fuzz the flag parser, wire format and evaluator, then flagd definitions
 
 storm: venv ## Long variant of the cold-start storm: 200 extensions x 100 flags against 40 requests/s
 	STORM_FLAGS=100 $(CARGO) test -p ssm-flags-extension --test storm -- --nocapture
+
+# The layer for any function: a stack of the layer alone, publishing it, adding it to a function.
+
+# SAM's translation of a template, to stdout, local code given an S3 URI as `sam package` leaves
+# it. cfn-lint checks SAM resources against SAM's schema alone, which lets any runtime name (and
+# any number of them) through; on the translation it checks what Lambda receives.
+SAM_TO_CFN = AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python -c 'import json, sys; \
+  from samtranslator.translator.transform import transform; \
+  from samtranslator.yaml_helper import yaml_parse; \
+  t = yaml_parse(open(sys.argv[1]).read()); \
+  [r["Properties"].update({k: "s3://bucket/code.zip"}) for r in t["Resources"].values() for k in ("ContentUri", "CodeUri") if k in r.get("Properties", {})]; \
+  json.dump(transform(t, {}, None), sys.stdout, indent=1)'
+
+layer-lint: venv ## The layer-only stack, deploy/layer.yaml: sam validate --lint and cfn-lint, also on SAM's translation (runtime names, at most 15)
+	cd $(ROOT) && $(VENV)/bin/sam validate --lint --template deploy/layer.yaml
+	$(VENV)/bin/cfn-lint $(ROOT)/deploy/layer.yaml
+	@# The translation writes the LayerName parameter's default into the names: the parameter
+	@# then looks unused (W2001) and their Fn::Sub needless (W1020).
+	tmp=$$(mktemp --suffix .json) && $(SAM_TO_CFN) $(ROOT)/deploy/layer.yaml > $$tmp && \
+	  $(VENV)/bin/cfn-lint $$tmp --ignore-checks W2001 W1020; rc=$$?; rm -f $$tmp; exit $$rc
+
+AWS := $(VENV)/bin/aws
+LAYER_NAME ?= ssm-flags
+# The runtimes `make publish-layer` lists: deploy/layer.yaml's CompatibleRuntimes, which says why
+# they are the Amazon Linux 2023 ones (tests/publish_layer.rs holds the two lists equal).
+LAYER_RUNTIMES := provided.al2023 python3.14 python3.13 python3.12 nodejs24.x nodejs22.x java25 java21 dotnet10 ruby4.0 ruby3.4 ruby3.3
+# Published: LAYER_ARCHS when given, else this machine's architecture (an arm64 zip needs an
+# aarch64 Rust standard library).
+PUBLISH_ARCHS := $(if $(filter command line environment environment override,$(origin LAYER_ARCHS)),$(LAYER_ARCHS),$(HOST_ARCH))
+# no: publish the zips already in target/lambda/<arch> (e.g. built on another machine).
+LAYER_BUILD ?= yes
+SHARE_WITH_ACCOUNT ?=
+SHARE_WITH_ORG ?=
+
+publish-layer: venv ## Build and publish the layer for LAYER_ARCHS (default: this machine's) as LAYER_NAME-<arch> (aws CLI, the usual AWS_* settings); SHARE_WITH_ACCOUNT=<ids|*>, SHARE_WITH_ORG=<o-…> grant its use
+	@# Checked before anything is built or published (set -f: a `*` stays a `*`).
+	@set -f; for account in $(SHARE_WITH_ACCOUNT); do [[ $$account =~ ^([0-9]{12}|\*)$$ ]] || \
+	  { echo "SHARE_WITH_ACCOUNT: $$account is not a 12-digit account ID or *" >&2; exit 1; }; done; \
+	for org in $(SHARE_WITH_ORG); do [[ $$org =~ ^o-[a-z0-9]{10,32}$$ ]] || \
+	  { echo "SHARE_WITH_ORG: $$org is not an organization ID (o-…)" >&2; exit 1; }; done; \
+	for arch in $(PUBLISH_ARCHS); do [[ $$arch =~ ^(x86_64|arm64)$$ ]] || \
+	  { echo "LAYER_ARCHS: $$arch is not x86_64 or arm64" >&2; exit 1; }; done
+	@if [ "$(LAYER_BUILD)" != no ]; then $(MAKE) --no-print-directory layer LAYER_ARCHS="$(PUBLISH_ARCHS)"; fi
+	@set -ef; version=$$($(CARGO) pkgid --offline -p ssm-flags-extension | sed 's/.*[@#]//'); \
+	for arch in $(PUBLISH_ARCHS); do \
+	  name=$(LAYER_NAME)-$$arch; zip=$(ROOT)/target/lambda/$$arch/extensions/ssm-flags.zip; \
+	  [ -f $$zip ] || { echo "$$zip missing: make layer LAYER_ARCHS=$$arch" >&2; exit 1; }; \
+	  arn=$$($(AWS) lambda publish-layer-version --layer-name $$name \
+	    --description "ssm-flags $$version Lambda extension: feature flags from SSM Parameter Store and AppConfig ($$arch)" \
+	    --license-info "MIT OR Apache-2.0" --compatible-architectures $$arch \
+	    --compatible-runtimes $(LAYER_RUNTIMES) --zip-file fileb://$$zip \
+	    --query LayerVersionArn --output text); \
+	  number=$${arn##*:}; \
+	  for account in $(SHARE_WITH_ACCOUNT); do \
+	    sid=share-with-$$( [ "$$account" = '*' ] && echo everyone || echo account-$$account ); \
+	    $(AWS) lambda add-layer-version-permission --layer-name $$name --version-number $$number \
+	      --statement-id $$sid --action lambda:GetLayerVersion --principal "$$account" >/dev/null; \
+	    echo "$$name:$$number: shared with $$( [ "$$account" = '*' ] && echo every account || echo account $$account )"; \
+	  done; \
+	  for org in $(SHARE_WITH_ORG); do \
+	    $(AWS) lambda add-layer-version-permission --layer-name $$name --version-number $$number \
+	      --statement-id share-with-org-$$org --action lambda:GetLayerVersion --principal '*' \
+	      --organization-id $$org >/dev/null; \
+	    echo "$$name:$$number: shared with organization $$org"; \
+	  done; \
+	  echo "$$arch: $$arn"; \
+	done
+
+ADD_LAYER := $(ROOT)/examples/add-layer
+CDK_EXAMPLE := $(ADD_LAYER)/cdk
+
+add-layer-check: venv $(CDK_EXAMPLE)/node_modules/.installed ## The ways to add the layer to a function, offline: SAM (lint, translated too), CDK (cdk synth, its template tested and linted), Terraform (python-hcl2). The AWS CLI script runs in tests/publish_layer.rs
+	cd $(ROOT) && $(VENV)/bin/sam validate --lint --template examples/add-layer/sam.yaml
+	$(VENV)/bin/cfn-lint $(ADD_LAYER)/sam.yaml
+	tmp=$$(mktemp --suffix .json) && $(SAM_TO_CFN) $(ADD_LAYER)/sam.yaml > $$tmp && \
+	  $(VENV)/bin/cfn-lint $$tmp; rc=$$?; rm -f $$tmp; exit $$rc
+	@# No telemetry, version check or notices from the CDK CLI: the machines here, and CI, are offline.
+	cd $(CDK_EXAMPLE) && rm -rf dist cdk.out && \
+	  CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1 npm run --silent synth -- --quiet
+	cd $(CDK_EXAMPLE) && npm test --silent
+	@# W3005: the CDK writes a DependsOn beside the GetAtt that already implies it.
+	$(VENV)/bin/cfn-lint $(CDK_EXAMPLE)/cdk.out/SsmFlagsExample.template.json --ignore-checks W3005
+	$(VENV)/bin/python $(ADD_LAYER)/check_terraform.py
+
+$(CDK_EXAMPLE)/node_modules/.installed: $(CDK_EXAMPLE)/package.json $(CDK_EXAMPLE)/package-lock.json
+	cd $(CDK_EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
