@@ -21,10 +21,10 @@ help: ## List the targets
 demo: venv ## The local demo: moto as SSM, the extension and the payment function under cargo-lambda
 	$(VENV)/bin/python $(ROOT)/demo/demo.py
 
-tour: ## A tour of the flags library alone, on the seed's flags (no AWS, no extension)
+tour: ## A tour of the flags library alone, on the article's flags (no AWS, no extension)
 	$(CARGO) run --quiet -p ssm-flags --example demo
 
-ctl: ## Install the operators' CLI, ssm-flags-ctl, into ~/.cargo/bin (see README: Operating flags)
+ctl: ## Install the operators' CLI, ssm-flags-ctl, into ~/.cargo/bin (see docs/src/operating.md)
 	$(CARGO) install --locked --path $(ROOT)/cli
 
 venv: $(VENV)/.installed ## Python tools (moto server) in .venv
@@ -59,7 +59,7 @@ $(FLAGD_REF)/%/.installed: $(FLAGD_TESTS)/requirements-%.txt
 	$(FLAGD_REF)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-test: venv node flagd-ref lint docs book package template-lint deploy-lint vectors unit ## Everything CI runs: lint, docs, packaging, template lint, bucketing vectors, all tests (moto as SSM)
+test: venv node flagd-ref lint docs book package template-lint layer-lint add-layer-check deploy-lint vectors unit ## Everything CI runs: lint, docs, packaging, template lint, bucketing vectors, all tests (moto as SSM)
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
