@@ -12,7 +12,12 @@ fn floors(lib: &str) -> BTreeMap<String, u32> {
         .filter_map(|line| {
             let mut cells = line.strip_prefix("//! |")?.split('|').map(str::trim);
             let floor = cells.next()?.parse::<u32>().ok()?;
-            let name = cells.next()?.trim_matches(['[', ']', '`']);
+            // `[`name`]`, or `[`name`](mod@name)` where a macro shares the name.
+            let name = cells
+                .next()?
+                .split("](")
+                .next()?
+                .trim_matches(['[', ']', '`']);
             Some((name.to_owned(), floor))
         })
         .collect()
