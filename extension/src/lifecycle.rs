@@ -57,11 +57,6 @@ pub enum LifecycleError {
         "AWS_LAMBDA_RUNTIME_API {0}: the extension runs inside Lambda or an emulator that sets it (host:port, or http://host:port/path); outside Lambda, run it with SSM_FLAGS_MODE=sidecar"
     )]
     RuntimeApi(String),
-    /// No AWS region in the environment (Lambda always sets one).
-    #[error(
-        "no AWS region: set AWS_REGION (Lambda sets it; a sidecar's environment must), or a region in the AWS profile"
-    )]
-    NoRegion,
     /// The Extensions API refused or failed the registration.
     #[error("cannot register with the Lambda Extensions API: {0}")]
     Register(String),
@@ -77,10 +72,9 @@ pub async fn run(config: Config) -> Result<(), LifecycleError> {
     if config.host.events().is_some() {
         check_runtime_api(std::env::var("AWS_LAMBDA_RUNTIME_API").ok().as_deref())?;
     }
+    // No region is not fatal: the extension starts degraded, and every refresh says
+    // `no AWS region to read …` with what to set (health's `last_error`, one log line).
     let sdk = crate::source::sdk_config(config.refresh_timeout).await;
-    if sdk.region().is_none() {
-        return Err(LifecycleError::NoRegion);
-    }
     let ssm = SsmSource::new(aws_sdk_ssm::Client::new(&sdk), config.paths.clone())
         .with_max_parameters(config.max_parameters);
     if config.appconfig.is_empty() {

@@ -1,7 +1,7 @@
-//! The binary started where it cannot work says so in one line, before any AWS configuration is
-//! loaded: outside Lambda without `SSM_FLAGS_MODE=sidecar`, and as a sidecar without a region —
-//! with the instance metadata service not disabled, so the SDK's region lookup would reach for
-//! it (and warn at length) were it run first.
+//! The binary started where it cannot work says so in its own words: outside Lambda without
+//! `SSM_FLAGS_MODE=sidecar`, one line before any AWS configuration is loaded; as a sidecar
+//! without a region, degraded, naming `AWS_REGION` — with the instance metadata service not
+//! disabled, so the SDK's region lookup reaches for it, and none of its warnings logged.
 
 use std::process::{Command, Stdio};
 
@@ -42,22 +42,32 @@ fn outside_lambda_the_one_error_names_sidecar_mode() {
     assert!(!text.contains("IMDS"), "{text}");
 }
 
-#[test]
-fn a_sidecar_without_a_region_says_so_in_one_line() {
-    let token_dir = std::env::temp_dir().join(format!("no-aws-token-{}", std::process::id()));
-    let token_file = token_dir.join("token");
-    let token_file = token_file.display().to_string();
-    let port = testkit::free_port().to_string();
-    let (code, text) = run(&[
-        ("SSM_FLAGS_PATH", "/myapp/prod/flags"),
-        ("SSM_FLAGS_MODE", "sidecar"),
-        ("SSM_FLAGS_PORT", &port),
-        ("SSM_FLAGS_TOKEN_FILE", &token_file),
-    ]);
-    assert_eq!(code, Some(1), "{text}");
-    let errors = errors(&text);
-    assert_eq!(errors.len(), 1, "one error line: {text}");
-    assert!(errors[0].contains("AWS_REGION"), "{text}");
-    assert!(!text.contains("IMDS"), "{text}");
-    let _ = std::fs::remove_dir_all(&token_dir);
+/// Without a region a sidecar starts degraded (the flags' defaults) and says what to set — in
+/// its own words, with none of the SDK loader's lookups (instance metadata) logged before them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_without_a_region_says_so_without_the_sdks_noise() {
+    let moto = testkit::Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("no-aws-home-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let home = dir.display().to_string();
+    let env: Vec<(String, String)> = testkit::sidecar::Sidecar::env(
+        moto.port,
+        "/myapp/prod/flags",
+        testkit::free_port(),
+        60,
+        &[("HOME", home.as_str())],
+    )
+    .into_iter()
+    .filter(|(k, _)| k != "AWS_REGION" && k != "AWS_EC2_METADATA_DISABLED")
+    .collect();
+    let sidecar = testkit::sidecar::Sidecar::start_with(env).await;
+    let health = sidecar.health().await.expect("health");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let log = sidecar.proc.log();
+    assert!(
+        log.contains("no AWS region") && log.contains("AWS_REGION"),
+        "{log}"
+    );
+    assert!(!log.contains("IMDS"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
